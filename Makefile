@@ -1,0 +1,33 @@
+# The two commands: `make run` and `make test`. `make bench` prints the benchmark table.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: run test bench lint install clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	scripts/ensure-system-packages.sh
+	$(VENV)/bin/edge up --demo
+
+test: install
+	scripts/test.sh
+
+lint: install
+	$(VENV)/bin/ruff check edge tests bench
+	$(VENV)/bin/ruff format --check edge tests bench
+	$(VENV)/bin/mypy
+
+bench: install
+	EDGE_WITH_BENCH=1 scripts/ensure-system-packages.sh
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .edge

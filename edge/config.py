@@ -1,0 +1,140 @@
+"""All configuration, read once from ``EDGE_*`` environment variables.
+
+Every process builds one :class:`Config` in its composition root and passes it
+down; nothing else reads the environment. The defaults make ``make run`` work on
+a fresh machine: state under ``./.edge``, SQLite, an embedded Redis on a Unix
+socket, loopback ports 8080 (runtime) and 8081 (control plane).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from edge.errors import ConfigError
+
+MIB = 1024 * 1024
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: must be a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value}: must be between {low} and {high}")
+    return value
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: must be a number of seconds") from None
+    if value < 0:
+        raise ConfigError(f"{name}={value}: must not be negative")
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings of one platform or runtime process.
+
+    Attributes mirror the environment variables documented in the README.
+    """
+
+    home: Path
+    database_url: str
+    redis_url: str
+    domain: str = "edge.localhost"
+    region: str = "us-east"
+    bind: str = "127.0.0.1"
+    runtime_port: int = 8080
+    platform_port: int = 8081
+    platform_url: str = "http://127.0.0.1:8081"
+    max_memory_mb: int = 512
+    max_push_bytes: int = 100 * MIB
+    max_body_bytes: int = 10 * MIB
+    deploy_timeout: float = 10.0
+    runtime_workers: int = 2
+    idle_ttl: float = 300.0
+    max_warm_pools: int = 50
+    log_stream_len: int = 10_000
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.home / "repos"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.home / "releases"
+
+    @property
+    def redis_socket(self) -> Path:
+        """Where ``edge up`` puts the embedded Redis server's Unix socket."""
+        return self.home / "redis.sock"
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url == f"unix://{self.redis_socket}"
+
+    def with_changes(self, **changes: object) -> Config:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Build the configuration from ``EDGE_*`` variables (``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
+        home = Path(env.get("EDGE_HOME") or ".edge").expanduser().resolve()
+        platform_port = _int(env, "EDGE_PLATFORM_PORT", 8081, 0, 65535)
+        bind = env.get("EDGE_BIND") or "127.0.0.1"
+        local = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind  # noqa: S104
+        return cls(
+            home=home,
+            database_url=env.get("EDGE_DATABASE_URL") or f"sqlite:///{home / 'edge.db'}",
+            redis_url=env.get("EDGE_REDIS_URL") or f"unix://{home / 'redis.sock'}",
+            domain=(env.get("EDGE_DOMAIN") or "edge.localhost").lower().strip("."),
+            region=env.get("EDGE_REGION") or "us-east",
+            bind=bind,
+            runtime_port=_int(env, "EDGE_RUNTIME_PORT", 8080, 0, 65535),
+            platform_port=platform_port,
+            platform_url=env.get("EDGE_PLATFORM_URL") or f"http://{local}:{platform_port}",
+            max_memory_mb=_int(env, "EDGE_MAX_MEMORY_MB", 512, 16, 1 << 20),
+            max_push_bytes=_int(env, "EDGE_MAX_PUSH_MB", 100, 1, 1 << 20) * MIB,
+            max_body_bytes=_int(env, "EDGE_MAX_BODY_MB", 10, 1, 1 << 20) * MIB,
+            deploy_timeout=_float(env, "EDGE_DEPLOY_TIMEOUT", 10.0),
+            runtime_workers=_int(env, "EDGE_RUNTIME_WORKERS", 2, 1, 256),
+            idle_ttl=_float(env, "EDGE_IDLE_TTL", 300.0),
+            max_warm_pools=_int(env, "EDGE_MAX_WARM_POOLS", 50, 1, 100_000),
+            log_stream_len=_int(env, "EDGE_LOG_STREAM_LEN", 10_000, 10, 10_000_000),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The ``EDGE_*`` variables that reproduce this configuration in a child process."""
+        return {
+            "EDGE_HOME": str(self.home),
+            "EDGE_DATABASE_URL": self.database_url,
+            "EDGE_REDIS_URL": self.redis_url,
+            "EDGE_DOMAIN": self.domain,
+            "EDGE_REGION": self.region,
+            "EDGE_BIND": self.bind,
+            "EDGE_RUNTIME_PORT": str(self.runtime_port),
+            "EDGE_PLATFORM_PORT": str(self.platform_port),
+            "EDGE_PLATFORM_URL": self.platform_url,
+            "EDGE_MAX_MEMORY_MB": str(self.max_memory_mb),
+            "EDGE_MAX_PUSH_MB": str(self.max_push_bytes // MIB),
+            "EDGE_MAX_BODY_MB": str(self.max_body_bytes // MIB),
+            "EDGE_DEPLOY_TIMEOUT": str(self.deploy_timeout),
+            "EDGE_RUNTIME_WORKERS": str(self.runtime_workers),
+            "EDGE_IDLE_TTL": str(self.idle_ttl),
+            "EDGE_MAX_WARM_POOLS": str(self.max_warm_pools),
+            "EDGE_LOG_STREAM_LEN": str(self.log_stream_len),
+        }

@@ -1,0 +1,71 @@
+"""The exception tree of the platform.
+
+::
+
+    EdgeError                      root; message is shown to the user as is
+    ├── ManifestError              edge.toml or function code is invalid (push rejected)
+    ├── ConfigError                an EDGE_* setting is invalid
+    ├── AuthError                  missing token (401)
+    │   └── ForbiddenError         token lacks access to that app (403)
+    ├── NotFoundError              unknown app, environment, release (404)
+    ├── ConflictError              the request conflicts with current state (409)
+    └── PayloadTooLargeError       push or body over the configured limit (413)
+
+The control plane translates these to HTTP in exactly one place
+(``edge.platform.api``); the runtime maps function failures to 5xx there too.
+"""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Root of every error the platform raises on purpose."""
+
+    http_status = 400
+
+
+class ManifestError(EdgeError):
+    """edge.toml or a function's code failed validation.
+
+    Attributes:
+        problems: one line per problem, each naming the file, the key path,
+            the value and the rule broken.
+    """
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class ConfigError(EdgeError):
+    """An EDGE_* environment setting is invalid."""
+
+
+class AuthError(EdgeError):
+    """No valid API token was presented."""
+
+    http_status = 401
+
+
+class ForbiddenError(AuthError):
+    """The token is valid but not allowed to act on this app."""
+
+    http_status = 403
+
+
+class NotFoundError(EdgeError):
+    """An app, environment or release does not exist."""
+
+    http_status = 404
+
+
+class ConflictError(EdgeError):
+    """The request conflicts with the current state."""
+
+    http_status = 409
+
+
+class PayloadTooLargeError(EdgeError):
+    """A push or request body exceeds its configured limit."""
+
+    http_status = 413

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that `make test` and `make run` need, when missing:
+# git (the real client the end-to-end tests push with), PostgreSQL (the
+# at-scale database the store is tested against) and wrk (the bench's load
+# generator). Needs root or sudo; does nothing when everything is present.
+set -euo pipefail
+
+missing=()
+command -v git >/dev/null 2>&1 || missing+=(git)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+if [ "${EDGE_WITH_BENCH:-0}" = 1 ]; then
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing Debian packages: ${missing[*]}" >&2
+sudo_cmd=()
+[ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,216 @@
+"""The ``edge`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edge.config import Config
+from edge.errors import EdgeError
+
+
+class ClientError(Exception):
+    """The control plane answered with an error (its message is shown as is)."""
+
+
+def _token(config: Config) -> str:
+    token = os.environ.get("EDGE_TOKEN")
+    if token:
+        return token
+    path = config.home / "admin.token"
+    if path.is_file():
+        return path.read_text().strip()
+    raise ClientError("no API token: set EDGE_TOKEN, or run this on the platform host "
+                      f"where `edge up` wrote {path}")
+
+
+def api(config: Config, method: str, path: str, body: Any = None) -> Any:
+    """Call the control plane's API with the configured token."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 - the configured platform URL
+        config.platform_url + path, data=data, method=method,
+        headers={"Authorization": f"Bearer {_token(config)}",
+                 "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as resp:  # noqa: S310
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error") or exc.reason
+        except ValueError:
+            message = exc.reason
+        raise ClientError(f"{exc.code}: {message}") from None
+    except urllib.error.URLError as exc:
+        raise ClientError(f"cannot reach the control plane at {config.platform_url}: "
+                          f"{exc.reason} (is `edge up` running? set EDGE_PLATFORM_URL)") from None
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def cmd_up(config: Config, args: argparse.Namespace) -> int:
+    from edge import up  # noqa: PLC0415 - keep `edge --help` fast
+
+    return up.run(config, demo=args.demo)
+
+
+def cmd_platform(config: Config, args: argparse.Namespace) -> int:
+    from edge.platform import server  # noqa: PLC0415
+
+    server.run(config)
+    return 0
+
+
+def cmd_runtime(config: Config, args: argparse.Namespace) -> int:
+    from edge.runtime import server  # noqa: PLC0415
+
+    server.run(config)
+    return 0
+
+
+def cmd_token(config: Config, args: argparse.Namespace) -> int:
+    from edge.platform.store import Store  # noqa: PLC0415
+
+    if not args.admin and not args.app:
+        raise ClientError("say what the token may do: --admin, or --app APP (repeatable)")
+    store = Store.from_url(config.database_url)
+    try:
+        store.migrate()
+        name = args.name or ("admin" if args.admin else ",".join(args.app))
+        print(store.create_token(name, admin=args.admin, apps=tuple(args.app or ())))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_remote(config: Config, args: argparse.Namespace) -> int:
+    url = config.platform_url.replace("://", f"://x:{_token(config)}@")
+    print(f"git remote add edge {url}/git/{args.app}.git")
+    return 0
+
+
+def cmd_apps(config: Config, args: argparse.Namespace) -> int:
+    data = api(config, "GET", "/v1/apps")
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    rows = [{"app": a["name"], "environments": ", ".join(
+        f"{e['name']}@v{e.get('active_version') or '-'}" for e in a.get("environments", []))}
+        for a in data["apps"]]
+    print(table(rows, ["app", "environments"]))
+    return 0
+
+
+def cmd_releases(config: Config, args: argparse.Namespace) -> int:
+    data = api(config, "GET", f"/v1/apps/{args.app}/releases?env={args.env}")
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    rows = []
+    for r in data["releases"]:
+        note = f"rollback to v{r['rollback_of']}" if r.get("rollback_of") else r.get("message", "")
+        rows.append({
+            "version": f"v{r['version']}", "status": r["status"],
+            "commit": (r.get("commit_sha") or "")[:7], "author": r.get("author", ""),
+            "created": str(r.get("created_at", ""))[:19],
+            "functions": ", ".join(f["name"] for f in r.get("functions", [])),
+            "message": note,
+        })
+    print(table(rows, ["version", "status", "commit", "created", "author", "functions",
+                       "message"]))
+    return 0
+
+
+def cmd_rollback(config: Config, args: argparse.Namespace) -> int:
+    body = {} if args.to is None else {"to": args.to}
+    data = api(config, "POST", f"/v1/apps/{args.app}/rollback", body)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    for line in data.get("progress", []):
+        print(line)
+    return 0
+
+
+def cmd_init(config: Config, args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    manifest = folder / "edge.toml"
+    if manifest.exists():
+        raise ClientError(f"{manifest} already exists")
+    (folder / "functions").mkdir(parents=True, exist_ok=True)
+    app = args.app or folder.resolve().name
+    manifest.write_text(f'app = "{app}"\n\n[functions.hello]\nentry = "functions/hello.py"\n'
+                        'routes = ["/", "/hello/:name"]\n')
+    (folder / "functions" / "hello.py").write_text(
+        'def handle(request):\n'
+        '    return {"hello": request.params.get("name", "world")}\n')
+    print(f"created {manifest} and functions/hello.py; next: `edge remote {app}`, then "
+          "git add, commit and `git push edge main`")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edge", description="A git-push edge-function platform.")
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run everything on this machine (Ctrl-C stops)")
+    up.add_argument("--demo", action="store_true", help="also deploy sample-app/ by git push")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("platform", help="run the control plane (git + API)").set_defaults(
+        func=cmd_platform)
+    sub.add_parser("runtime", help="run a runtime node").set_defaults(func=cmd_runtime)
+    token = sub.add_parser("token", help="API tokens")
+    token_sub = token.add_subparsers(dest="action", required=True)
+    create = token_sub.add_parser("create", help="print a new token (and only the token)")
+    create.add_argument("--admin", action="store_true", help="may do anything")
+    create.add_argument("--app", action="append", help="may push to and manage APP")
+    create.add_argument("--name", help="a label shown in release history")
+    create.set_defaults(func=cmd_token)
+    remote = sub.add_parser("remote", help="print the `git remote add edge ...` line")
+    remote.add_argument("app")
+    remote.set_defaults(func=cmd_remote)
+    apps = sub.add_parser("apps", help="list apps")
+    apps.add_argument("--json", action="store_true")
+    apps.set_defaults(func=cmd_apps)
+    releases = sub.add_parser("releases", help="list an app's releases")
+    releases.add_argument("app")
+    releases.add_argument("--env", default="production")
+    releases.add_argument("--json", action="store_true")
+    releases.set_defaults(func=cmd_releases)
+    rollback = sub.add_parser("rollback", help="repoint production to an earlier release")
+    rollback.add_argument("app")
+    rollback.add_argument("--to", type=int, help="release version (default: the previous one)")
+    rollback.add_argument("--json", action="store_true")
+    rollback.set_defaults(func=cmd_rollback)
+    init = sub.add_parser("init", help="create edge.toml and a hello function")
+    init.add_argument("folder", nargs="?", default=".")
+    init.add_argument("--app")
+    init.set_defaults(func=cmd_init)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("EDGE_LOG_LEVEL", "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = Config.from_env()
+        return int(args.func(config, args))
+    except (ClientError, EdgeError) as exc:
+        print(f"edge: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

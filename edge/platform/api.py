@@ -1,0 +1,155 @@
+"""The control plane's HTTP API under ``/v1``, and the one place errors become HTTP."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import falcon
+import redis
+
+from edge.errors import AuthError, EdgeError, ForbiddenError, NotFoundError
+from edge.platform.auth import Identity, token_from_header
+from edge.platform.deploy import PRODUCTION, public_url
+from edge.platform.openapi import OPENAPI
+from edge.platform.services import Platform
+
+logger = logging.getLogger(__name__)
+
+
+def _identity(platform: Platform, req: falcon.Request) -> Identity:
+    token = token_from_header(req.get_header("Authorization"))
+    identity = platform_identity(platform, token) if token else None
+    if identity is None:
+        raise AuthError("missing or invalid API token: send `Authorization: Bearer <token>` "
+                        "(create one with `edge token create`)")
+    return identity
+
+
+def platform_identity(platform: Platform, token: str) -> Identity | None:
+    info = platform.store.authenticate(token)
+    if info is None:
+        return None
+    return Identity(info.name, info.admin, frozenset(info.apps))
+
+
+def _require(platform: Platform, req: falcon.Request, app: str) -> Identity:
+    identity = _identity(platform, req)
+    if not identity.can_access(app):
+        raise ForbiddenError(f"token {identity.name!r} has no access to app {app!r}")
+    return identity
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, list | tuple | frozenset | set):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+class Health:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        checks = {"database": True, "redis": True}
+        try:
+            self.platform.store.routes_version()
+        except Exception:  # any driver error means "down" here
+            checks["database"] = False
+        try:
+            self.platform.redis.ping()
+        except redis.RedisError:
+            checks["redis"] = False
+        resp.media = {"ok": all(checks.values()), **checks}
+        resp.status = falcon.HTTP_200 if all(checks.values()) else falcon.HTTP_503
+
+
+class OpenAPI:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = OPENAPI
+
+
+class Apps:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        identity = _identity(self.platform, req)
+        apps = [a for a in self.platform.store.list_apps() if identity.can_access(a.name)]
+        resp.media = {"apps": _jsonable(apps)}
+
+
+class Releases:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, app: str) -> None:
+        _require(self.platform, req, app)
+        env = req.get_param("env") or PRODUCTION
+        limit = req.get_param_as_int("limit", min_value=1, max_value=1000) or 50
+        self.platform.store.get_app(app)
+        releases = self.platform.store.list_releases(app, env, limit=limit)
+        resp.media = {"app": app, "environment": env, "releases": _jsonable(releases)}
+
+
+class Rollback:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, app: str) -> None:
+        identity = _require(self.platform, req, app)
+        body = req.get_media(default_when_empty={}) or {}
+        to = body.get("to") if isinstance(body, dict) else None
+        if to is not None and (not isinstance(to, int) or isinstance(to, bool) or to < 1):
+            raise EdgeError(f"'to' must be a release version number (got {to!r})")
+        lines: list[str] = []
+        release = self.platform.deployer.rollback(app, to=to, by=identity.name,
+                                                  progress=lines.append)
+        resp.media = {"release": _jsonable(release), "progress": lines,
+                      "url": public_url(self.platform.config, app, PRODUCTION)}
+
+
+class Bundle:
+    """Release bundles for runtime nodes on other hosts (verified by sha256 there)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, digest: str) -> None:
+        identity = _identity(self.platform, req)
+        if not identity.admin:
+            raise ForbiddenError("bundles are served to runtime nodes: use an admin token")
+        path = self.platform.artifacts.bundle_path(digest)
+        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest) \
+                or not path.is_file():
+            raise NotFoundError(f"no release bundle {digest!r}")
+        resp.content_type = "application/x-tar"
+        resp.data = path.read_bytes()
+
+
+def handle_edge_error(req: falcon.Request, resp: falcon.Response, ex: EdgeError,
+                      params: dict[str, Any]) -> None:
+    """The one translation of platform errors to HTTP."""
+    resp.status = falcon.code_to_http_status(ex.http_status)
+    resp.media = {"error": str(ex)}
+    if isinstance(ex, AuthError) and not isinstance(ex, ForbiddenError):
+        resp.set_header("WWW-Authenticate", 'Bearer realm="edge"')
+
+
+def create_api(platform: Platform) -> falcon.App:
+    app = falcon.App()
+    app.add_error_handler(EdgeError, handle_edge_error)
+    app.add_route("/healthz", Health(platform))
+    app.add_route("/v1/openapi.json", OpenAPI())
+    app.add_route("/v1/apps", Apps(platform))
+    app.add_route("/v1/apps/{app}/releases", Releases(platform))
+    app.add_route("/v1/apps/{app}/rollback", Rollback(platform))
+    app.add_route("/v1/bundles/{digest}", Bundle(platform))
+    return app

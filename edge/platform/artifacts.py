@@ -1,0 +1,121 @@
+"""Release artifacts: a commit's tree exported as a content-addressed, read-only folder.
+
+``$EDGE_HOME/releases/<sha256>/`` holds the files; ``<sha256>.tar`` beside it is
+the deterministic bundle that remote runtime nodes fetch and verify. The digest
+is the sha256 of that tar, so two commits with the same files share one artifact.
+
+APPSEC: artifacts are written read-only (no function can change its own code);
+when the platform runs as root they are owned by root with the app's group and
+no access for others, so one app's functions cannot read another app's code.
+Symlinks and submodules in the tree are not exported (a symlink could point
+anywhere on the host).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dulwich.object_store import iter_tree_contents
+
+from edge.runtime.limits import function_ids
+
+
+def _bundle(object_store: Any, tree_id: bytes) -> bytes:
+    """A deterministic tar of the tree's regular files."""
+    buf = io.BytesIO()
+    entries = sorted(
+        (entry for entry in iter_tree_contents(object_store, tree_id)
+         if entry.mode is not None and stat.S_ISREG(entry.mode)),
+        key=lambda entry: entry.path,
+    )
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for entry in entries:
+            data = object_store[entry.sha].as_raw_string()
+            info = tarfile.TarInfo(entry.path.decode("utf-8", errors="surrogateescape"))
+            info.size = len(data)
+            info.mode = 0o555 if entry.mode & 0o111 else 0o444
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class Artifacts:
+    """The folder of release artifacts on one host."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, digest: str) -> Path:
+        return self.root / digest
+
+    def bundle_path(self, digest: str) -> Path:
+        return self.root / f"{digest}.tar"
+
+    def export(self, object_store: Any, tree_id: bytes, app: str) -> str:
+        """Export a git tree; returns its digest. Idempotent."""
+        data = _bundle(object_store, tree_id)
+        digest = hashlib.sha256(data).hexdigest()
+        self.install(digest, data, app)
+        return digest
+
+    def install(self, digest: str, data: bytes, app: str) -> Path:
+        """Unpack a verified bundle as ``<digest>/`` (used by remote nodes too)."""
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise ValueError(f"bundle does not match its digest {digest}")
+        target = self.path(digest)
+        if target.is_dir():
+            return target
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o711)
+        bundle = self.bundle_path(digest)
+        if not bundle.exists():
+            bundle.write_bytes(data)
+            bundle.chmod(0o600)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                tar.extractall(staging, filter="data")
+            _seal(staging, app)
+            try:
+                staging.rename(target)
+            except OSError:
+                if not target.is_dir():  # a concurrent export won the race: fine
+                    raise
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+
+def _seal(folder: Path, app: str) -> None:
+    """Make an unpacked artifact read-only, readable only by its app when root."""
+    as_root = os.geteuid() == 0
+    gid = function_ids(app)[1] if as_root else -1
+    # APPSEC: owner root (or the platform user), group = the app's group, no
+    # write bits anywhere, nothing for others when uid separation is possible.
+    other = 0 if as_root else 0o5
+    for dirpath, dirnames, filenames in os.walk(folder, topdown=False):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            executable = os.stat(path).st_mode & 0o100
+            if as_root:
+                os.chown(path, 0, gid)
+            mode = 0o550 if executable else 0o440
+            os.chmod(path, mode | (other if executable else other & 0o4))
+        for name in dirnames:
+            _seal_dir(os.path.join(dirpath, name), gid, as_root, other)
+    _seal_dir(str(folder), gid, as_root, other)
+
+
+def _seal_dir(path: str, gid: int, as_root: bool, other: int) -> None:
+    if as_root:
+        os.chown(path, 0, gid)
+    os.chmod(path, 0o550 | other)

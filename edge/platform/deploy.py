@@ -1,0 +1,293 @@
+"""The deploy pipeline: validate a pushed commit, then turn it into a live release.
+
+``validate`` runs in the ``update`` step (objects stored, ref not yet moved) and
+raises to reject the ref; ``deploy`` runs after the ref moved: under a per-app
+lock it records release vN, exports the artifact, points the environment at
+it, tells the runtime and waits (bounded) for every worker to serve it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import re
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from dulwich.object_store import iter_tree_contents
+
+from edge import commands
+from edge.config import Config
+from edge.errors import EdgeError, ManifestError
+from edge.manifest import FunctionSpec, GitTreeSource, Manifest, load_manifest
+from edge.platform.artifacts import Artifacts
+from edge.platform.store import FunctionRecord, ReleaseInfo, Store
+from edge.runtime.jscheck import check_js_many
+
+logger = logging.getLogger(__name__)
+
+ZERO_SHA = b"0" * 40
+PRODUCTION = "production"
+Progress = Callable[[str], None]
+
+
+def environment_for_branch(branch: str, app: str) -> str:
+    """``main`` is production; any other branch becomes a DNS-label preview name."""
+    if branch == "main":
+        return PRODUCTION
+    label = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", branch.lower())).strip("-")
+    label = label[: max(1, 63 - len(app) - 2)].strip("-")
+    if not label:
+        label = "branch-" + hashlib.sha256(branch.encode()).hexdigest()[:8]
+    return "production-preview" if label == PRODUCTION else label
+
+
+def hostname(config: Config, app: str, environment: str) -> str:
+    if environment == PRODUCTION:
+        return f"{app}.{config.domain}"
+    return f"{environment}--{app}.{config.domain}"
+
+
+def public_url(config: Config, app: str, environment: str) -> str:
+    port = "" if config.runtime_port == 80 else f":{config.runtime_port}"
+    return f"http://{hostname(config, app, environment)}{port}/"
+
+
+@dataclass(frozen=True)
+class PushedRef:
+    """One ref update of a push, decoded."""
+
+    ref: str
+    old: bytes
+    new: bytes
+
+    @property
+    def branch(self) -> str | None:
+        return self.ref.removeprefix("refs/heads/") if self.ref.startswith("refs/heads/") else None
+
+    @property
+    def deleted(self) -> bool:
+        return self.new == ZERO_SHA
+
+
+class Deployer:
+    """Validates and deploys pushes for every app.
+
+    Args:
+        config: the platform configuration.
+        store: the release store.
+        redis_client: where deploy events go (``None``: no runtime to tell).
+        artifacts: where release folders are exported.
+    """
+
+    def __init__(self, config: Config, store: Store, redis_client: redis.Redis | None,
+                 artifacts: Artifacts) -> None:
+        self.config = config
+        self.store = store
+        self.redis = redis_client
+        self.artifacts = artifacts
+
+    # -- update: validation ------------------------------------------------
+
+    def validate(self, repo: Any, app: str, ref_name: bytes, old: bytes, new: bytes,
+                 object_store: Any = None) -> list[str]:
+        """Check one ref update; returns progress lines, raises EdgeError to reject."""
+        pushed = PushedRef(ref_name.decode(), old, new)
+        if pushed.branch is None:
+            raise EdgeError(f"{pushed.ref}: only branches deploy; push a branch "
+                            "(main for production, any other for a preview)")
+        if pushed.deleted:
+            if pushed.branch == "main":
+                raise EdgeError("deleting main would take production down; "
+                                "use `edge rollback` or push a new commit instead")
+            return []
+        store = object_store if object_store is not None else repo.object_store
+        manifest = self._checked_manifest(store, new, app)
+        names = ", ".join(f.name for f in manifest.functions)
+        return [f"-----> edge.toml valid: {len(manifest.functions)} function(s): {names}"]
+
+    def _checked_manifest(self, object_store: Any, commit_sha: bytes, app: str) -> Manifest:
+        tree_id = object_store[commit_sha].tree
+        source = GitTreeSource(object_store, tree_id)
+        manifest = load_manifest(source, max_memory_mb=self.config.max_memory_mb)
+        problems: list[str] = []
+        if manifest.app is not None and manifest.app != app:
+            problems.append(f"edge.toml: app: {manifest.app!r} does not match the repository "
+                            f"{app!r}; change it to {app!r} or push to /git/{manifest.app}.git")
+        problems.extend(_compile_python(source, manifest))
+        js = {f.path: (source.read(f.path) or b"").decode("utf-8", "replace")
+              for f in manifest.functions if f.runtime == "js"}
+        if js:
+            problems.extend(check_js_many(js).values())
+        if problems:
+            raise ManifestError(problems)
+        return manifest
+
+    # -- post-receive: deployment ------------------------------------------
+
+    def deploy(self, repo: Any, app: str, ref_name: bytes, old: bytes, new: bytes, *,
+               pusher: str, progress: Progress) -> ReleaseInfo | None:
+        """Deploy one accepted ref update; failures are reported, never raised."""
+        pushed = PushedRef(ref_name.decode(), old, new)
+        if pushed.branch is None:
+            return None
+        env = environment_for_branch(pushed.branch, app)
+        try:
+            with self.app_lock(app):
+                if pushed.deleted:
+                    self._teardown(app, env, progress)
+                    return None
+                return self._release(repo, app, env, pushed, pusher, progress)
+        except EdgeError as exc:
+            progress(f"error: deploy of {pushed.branch} failed: {exc}")
+            return None
+
+    def _release(self, repo: Any, app: str, env: str, pushed: PushedRef, pusher: str,
+                 progress: Progress) -> ReleaseInfo:
+        commit = repo.object_store[pushed.new]
+        manifest = load_manifest(GitTreeSource(repo.object_store, commit.tree),
+                                 max_memory_mb=self.config.max_memory_mb)
+        progress(f"-----> Deploying {app} ({env}) from {pushed.branch} "
+                 f"{pushed.new.decode()[:7]}")
+        self.store.get_or_create_app(app, created_by=pusher)
+        self.store.get_or_create_environment(app, env, branch=pushed.branch or "")
+        digest = self.artifacts.export(repo.object_store, commit.tree, app)
+        functions = function_records(repo.object_store, commit.tree, manifest)
+        release = self.store.create_release(
+            app, env, commit_sha=pushed.new.decode(), artifact=digest,
+            manifest_json=manifest.to_json(), functions=functions, created_by=pusher,
+            author=commit.author.decode("utf-8", "replace"),
+            message=commit.message.decode("utf-8", "replace").strip().splitlines()[0]
+            if commit.message.strip() else "",
+        )
+        progress(f"-----> Release v{release.version} recorded "
+                 f"(artifact {digest[:12]}, {len(functions)} function(s))")
+        return self.go_live(app, env, release, progress)
+
+    def go_live(self, app: str, env: str, release: ReleaseInfo, progress: Progress
+                ) -> ReleaseInfo:
+        """Point the environment at ``release``, tell the runtime, wait for it."""
+        previous = self.store.active_release(app, env)
+        routes_version = self.store.point_environment(release.id)
+        ack = self._notify(routes_version)
+        failures = ack.failures() if ack else {}
+        mine = {name: msg for name, msg in failures.items() if name.startswith(f"{app}/{env}/")}
+        if mine:
+            for name, message in mine.items():
+                progress(f"error: function {name.rsplit('/', 1)[-1]} failed to start: {message}")
+            self.store.mark_failed(release.id, "; ".join(mine.values()))
+            if previous is not None:
+                self._notify(self.store.point_environment(previous.id))
+                progress(f"-----> v{release.version} failed; v{previous.version} keeps serving")
+            return self.store.get_release(app, env, release.version)
+        url = public_url(self.config, app, env)
+        if ack is not None and ack.live:
+            self.store.mark_active(release.id)
+            progress(f"-----> v{release.version} live at {url}")
+        elif ack is not None and ack.workers == [] and not ack.waiting:
+            self.store.mark_active(release.id)
+            progress(f"-----> v{release.version} recorded; no runtime node is running: it will "
+                     f"be served at {url} as soon as one starts")
+        else:
+            waiting = ", ".join(ack.waiting) if ack else "all (Redis unreachable)"
+            progress(f"-----> v{release.version} recorded, but runtime workers did not confirm "
+                     f"within {self.config.deploy_timeout:g}s (waiting: {waiting}); it will be "
+                     f"served at {url} as soon as they catch up")
+        return self.store.get_release(app, env, release.version)
+
+    def _notify(self, routes_version: int) -> commands.AckResult | None:
+        if self.redis is None:
+            return None
+        try:
+            commands.send_routes_changed(self.redis, routes_version)
+            return commands.wait_for_version(self.redis, routes_version,
+                                             self.config.deploy_timeout)
+        except redis.RedisError as exc:
+            logger.warning("could not notify the runtime of routes v%s: %s", routes_version, exc)
+            return None
+
+    def _teardown(self, app: str, env: str, progress: Progress) -> None:
+        routes_version = self.store.delete_environment(app, env)
+        self._notify(routes_version)
+        progress(f"-----> preview {hostname(self.config, app, env)} torn down")
+
+    def rollback(self, app: str, *, to: int | None, by: str, progress: Progress
+                 ) -> ReleaseInfo:
+        """Repoint production to an earlier release, recorded as a new release."""
+        with self.app_lock(app):
+            target = self.store.rollback_target(app, PRODUCTION, to)
+            release = self.store.create_release(
+                app, PRODUCTION, commit_sha=target.commit_sha, artifact=target.artifact,
+                manifest_json=target.manifest, functions=list(target.functions),
+                created_by=by, author=target.author,
+                message=f"Rollback to v{target.version}", rollback_of=target.version,
+            )
+            progress(f"-----> Rolling back {app} to v{target.version} as v{release.version}")
+            return self.go_live(app, PRODUCTION, release, progress)
+
+    @contextmanager
+    def app_lock(self, app: str) -> Iterator[None]:
+        """One deploy per app at a time, across processes on this host."""
+        locks = self.config.home / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"{app}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _compile_python(source: GitTreeSource, manifest: Manifest) -> list[str]:
+    problems = []
+    for spec in manifest.functions:
+        if spec.runtime != "python":
+            continue
+        code = source.read(spec.path) or b""
+        try:
+            compile(code, spec.path, "exec", dont_inherit=True)
+        except SyntaxError as exc:
+            problems.append(f"{spec.path}:{exc.lineno or 0}: SyntaxError: {exc.msg}")
+        except ValueError as exc:  # e.g. null bytes in the source
+            problems.append(f"{spec.path}: cannot compile: {exc}")
+    return problems
+
+
+def function_records(object_store: Any, tree_id: bytes, manifest: Manifest
+                     ) -> list[FunctionRecord]:
+    """Store rows for every function, each with its content hash.
+
+    A function's hash covers its own config and every file of the tree except
+    edge.toml and the other functions' entry files: a change to one function's
+    entry file leaves its siblings' hashes (and warm pools) untouched, while a
+    change to a shared module changes them all.
+    """
+    files = sorted(
+        (entry.path.decode("utf-8", "surrogateescape"), entry.sha.decode())
+        for entry in iter_tree_contents(object_store, tree_id)
+        if entry.mode is not None and stat.S_ISREG(entry.mode)
+    )
+    entries = {spec.path for spec in manifest.functions}
+    records = []
+    for spec in manifest.functions:
+        digest = hashlib.sha256(json.dumps(_spec_identity(spec)).encode())
+        for path, sha in files:
+            if path == "edge.toml" or (path in entries and path != spec.path):
+                continue
+            digest.update(f"{path}\0{sha}\n".encode())
+        records.append(FunctionRecord.from_spec(spec, digest.hexdigest()))
+    return records
+
+
+def _spec_identity(spec: FunctionSpec) -> dict[str, Any]:
+    return {
+        "runtime": spec.runtime, "path": spec.path, "handler": spec.handler,
+        "env": spec.env, "memory_mb": spec.memory_mb, "timeout_ms": spec.timeout_ms,
+        "min_warm": spec.min_warm, "max_instances": spec.max_instances,
+    }

@@ -1,0 +1,164 @@
+"""Git over smart HTTP at ``/git/<app>.git``, served by dulwich.
+
+A WSGI app in front of dulwich's ``HTTPGitApplication`` that authenticates the
+API token (HTTP Basic, token as password), maps the validated app name to its
+repository, enforces the push size limit, and swaps in a receive-pack handler
+whose ``update`` step validates the new commit and whose ``post-receive`` step
+deploys it, streaming progress to the pusher as ``remote:`` lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS
+from dulwich.server import Backend, ReceivePackHandler
+from dulwich.web import HTTPGitApplication
+
+from edge.errors import EdgeError
+from edge.platform.auth import Identity, authenticate_environ, challenge
+from edge.platform.deploy import Deployer
+from edge.platform.repos import AppRepos, check_app_name
+
+logger = logging.getLogger(__name__)
+
+GIT_PATH = re.compile(r"^/git/(?P<app>[^/]*)\.git(?P<rest>/.*)?$")
+StartResponse = Callable[..., Any]
+
+
+class AppBackend(Backend):
+    """A dulwich backend bound to one already-validated app.
+
+    Field note: dulwich hands ``open_repository`` the URL path with its leading
+    ``/``, which ``FileSystemBackend`` refuses; we map the app name ourselves.
+    """
+
+    def __init__(self, repos: AppRepos, app: str) -> None:
+        self.repos = repos
+        self.app = app
+
+    def open_repository(self, path: str) -> Any:
+        return self.repos.open(self.app)
+
+
+def receive_handler(deployer: Deployer, app: str, pusher: str) -> type[ReceivePackHandler]:
+    """A receive-pack handler class that validates in ``update`` and deploys after."""
+
+    class EdgeReceivePack(ReceivePackHandler):
+        def _progress(self, text: str) -> None:
+            if self._client_capabilities is None:
+                return
+            try:
+                self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, text.encode() + b"\n")
+            except OSError:  # the pusher went away; the deploy goes on
+                logger.info("pusher disconnected during %s deploy", app)
+
+        def _on_update(self, ref_name: bytes, old_sha: bytes, new_sha: bytes) -> bytes | None:
+            try:
+                for line in deployer.validate(self.repo, app, ref_name, old_sha, new_sha):
+                    self._progress(line)
+            except EdgeError as exc:
+                problems = getattr(exc, "problems", [str(exc)])
+                for problem in problems:
+                    self._progress(f"error: {problem}")
+                summary = problems[0] if len(problems) == 1 else (
+                    f"{problems[0]} (and {len(problems) - 1} more problems, listed above)")
+                return summary.encode()
+            return None
+
+        def _on_post_receive(self, client_refs: list[tuple[bytes, bytes, bytes]]) -> None:
+            for old_sha, new_sha, ref_name in client_refs:
+                deployer.deploy(self.repo, app, ref_name, old_sha, new_sha,
+                                pusher=pusher, progress=self._progress)
+
+    return EdgeReceivePack
+
+
+class _LimitedInput:
+    """Counts what a push sends and stops it past the configured limit."""
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.seen = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.seen += len(data)
+        if self.seen > self.limit:
+            raise OSError(f"push exceeds the {self.limit // (1024 * 1024)} MB limit "
+                          "(EDGE_MAX_PUSH_MB); remove large files from the repository")
+        return bytes(data)
+
+
+class GitServer:
+    """The WSGI application serving every app repository.
+
+    Args:
+        repos: the app repositories.
+        deployer: validates and deploys pushes.
+        authenticate: token -> Identity (or None), from the store.
+        max_push_bytes: the largest push accepted.
+    """
+
+    def __init__(self, repos: AppRepos, deployer: Deployer,
+                 authenticate: Callable[[str], Identity | None], max_push_bytes: int) -> None:
+        self.repos = repos
+        self.deployer = deployer
+        self.authenticate = authenticate
+        self.max_push_bytes = max_push_bytes
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        match = GIT_PATH.match(environ.get("PATH_INFO", ""))
+        if not match:
+            return _text(start_response, "404 Not Found",
+                         "not a repository path: use /git/<app>.git\n")
+        app = match["app"]
+        try:
+            check_app_name(app)
+        except EdgeError as exc:
+            return _text(start_response, "404 Not Found", f"{exc}\n")
+        writing = _is_push(environ)
+        identity = authenticate_environ(environ, self.authenticate)
+        if identity is None:
+            return challenge(start_response)
+        if not identity.can_access(app):
+            return _text(start_response, "403 Forbidden",
+                         f"token {identity.name!r} has no access to app {app!r}\n")
+        if not self.repos.exists(app):
+            if not writing:
+                return _text(start_response, "404 Not Found",
+                             f"app {app!r} does not exist yet: push to it to create it\n")
+            self.repos.create(app)
+        if writing and int(environ.get("CONTENT_LENGTH") or 0) > self.max_push_bytes:
+            return _text(start_response, "413 Request Entity Too Large",
+                         f"push exceeds the {self.max_push_bytes // (1024 * 1024)} MB limit\n")
+        return self._dulwich(environ, start_response, app, identity)
+
+    def _dulwich(self, environ: dict[str, Any], start_response: StartResponse, app: str,
+                 identity: Identity) -> Iterable[bytes]:
+        environ = dict(environ)
+        # Field note: gunicorn has already de-chunked wsgi.input; dulwich would
+        # try again and fail with "Invalid chunk size" if it saw this header.
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ["PATH_INFO"] = GIT_PATH.match(environ["PATH_INFO"])["rest"] or "/"  # type: ignore[index]
+        environ["wsgi.input"] = _LimitedInput(environ["wsgi.input"], self.max_push_bytes)
+        handler = receive_handler(self.deployer, app, identity.name)
+        git_app = HTTPGitApplication(AppBackend(self.repos, app),
+                                     handlers={b"git-receive-pack": handler})
+        return git_app(environ, start_response)
+
+
+def _is_push(environ: dict[str, Any]) -> bool:
+    return ("git-receive-pack" in environ.get("QUERY_STRING", "")
+            or environ.get("PATH_INFO", "").endswith("/git-receive-pack"))
+
+
+def _text(start_response: StartResponse, status: str, body: str) -> list[bytes]:
+    data = body.encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                            ("Content-Length", str(len(data)))])
+    return [data]

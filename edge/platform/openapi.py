@@ -1,0 +1,44 @@
+"""The OpenAPI document served at ``/v1/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"description": "error", "content": {"application/json": {"schema": {
+    "type": "object", "properties": {"error": {"type": "string"}}}}}}
+_AUTH = [{"token": []}]
+
+
+def _op(summary: str, params: list[dict[str, Any]] | None = None,
+        body: dict[str, Any] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary, "security": _AUTH,
+        "parameters": params or [],
+        "responses": {"200": {"description": "ok", "content": {"application/json": {}}},
+                      "401": _ERROR, "403": _ERROR, "404": _ERROR},
+    }
+    if body is not None:
+        op["requestBody"] = {"content": {"application/json": {"schema": body}}}
+    return op
+
+
+_APP = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "Edge control plane", "version": "1"},
+    "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
+    "paths": {
+        "/v1/apps": {"get": _op("List apps and their environments")},
+        "/v1/apps/{app}/releases": {"get": _op("List releases of an environment", [
+            _APP,
+            {"name": "env", "in": "query", "schema": {"type": "string", "default": "production"}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}},
+        ])},
+        "/v1/apps/{app}/rollback": {"post": _op(
+            "Repoint production to an earlier release (default: the previous one)", [_APP],
+            {"type": "object", "properties": {"to": {"type": "integer", "minimum": 1}}})},
+        "/v1/bundles/{digest}": {"get": _op("A release bundle (tar) for runtime nodes", [
+            {"name": "digest", "in": "path", "required": True, "schema": {"type": "string"}}])},
+    },
+}

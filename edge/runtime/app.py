@@ -1,0 +1,139 @@
+"""The runtime's ASGI application: falcon with one sink that routes every request.
+
+Host -> app environment (``<app>.<domain>``, ``<branch>--<app>.<domain>``),
+method + path -> function through the current :class:`RouteTable` snapshot,
+then the function's pool runs it in a separate process (or V8 isolate).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from edge.config import Config
+from edge.runtime.invocation import Invocation, Outcome
+from edge.runtime.node import Node
+from edge.runtime.table import Site, Target
+
+logger = logging.getLogger(__name__)
+
+RESERVED_HEADERS = frozenset({"content-length", "transfer-encoding", "connection",
+                              "keep-alive", "upgrade", "date", "server"})
+
+
+def _error(resp: falcon.asgi.Response, status: int, message: str,
+           extra: dict[str, Any] | None = None) -> None:
+    resp.status = status
+    resp.content_type = "application/json"
+    resp.data = json.dumps({"error": message, **(extra or {})}).encode()
+
+
+class Dispatcher:
+    """The sink: every request that reaches the runtime goes through here."""
+
+    def __init__(self, config: Config, node: Node,
+                 metrics: Callable[[falcon.asgi.Request, falcon.asgi.Response], Any] | None
+                 = None) -> None:
+        self.config = config
+        self.node = node
+        self.metrics = metrics
+        self.suffix = "." + config.domain
+
+    async def __call__(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                       **_: Any) -> None:
+        request_id = os.urandom(8).hex()
+        resp.set_header("x-edge-request-id", request_id)
+        host = req.host.lower()
+        site = self.node.table.site(host)
+        if site is None:
+            await self._platform_path(req, resp, host)
+            return
+        match = site.router.match(req.method, req.path)
+        if match is None:
+            _error(resp, 404, f"no route for {req.method} {req.path} in {site.app} "
+                              f"({site.environment}, v{site.release})")
+            return
+        target, params = match
+        resp.set_header("x-edge-release", f"v{target.release}")
+        if target.version is None:
+            _error(resp, 404, f"function {target.name} does not run in region "
+                              f"{self.config.region}; it runs in: {', '.join(target.regions)}",
+                   {"regions": list(target.regions)})
+            return
+        body = await self._body(req, resp)
+        if body is None:
+            return
+        invocation = Invocation(req.method, req.url, req.path, req.query_string,
+                                _headers(req), body, params, request_id)
+        pool = await self.node.pool(target.version)
+        outcome = await pool.invoke(invocation)
+        self._respond(resp, outcome, site)
+
+    async def _body(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> bytes | None:
+        limit = self.config.max_body_bytes
+        if (req.content_length or 0) > limit:
+            _error(resp, 413, f"request body exceeds the {limit // (1024 * 1024)} MB limit")
+            return None
+        data = await req.stream.read(limit + 1) if req.content_length != 0 else b""
+        if len(data) > limit:
+            _error(resp, 413, f"request body exceeds the {limit // (1024 * 1024)} MB limit")
+            return None
+        return bytes(data)
+
+    def _respond(self, resp: falcon.asgi.Response, outcome: Outcome, site: Site) -> None:
+        resp.status = outcome.status
+        for name, value in outcome.headers:
+            if name.lower() not in RESERVED_HEADERS:
+                resp.append_header(name, value)
+        resp.set_header("x-edge-cold-start", "true" if outcome.cold else "false")
+        if outcome.cold:
+            resp.set_header("x-edge-cold-start-ms", f"{outcome.cold_ms:.2f}")
+        resp.set_header("x-edge-duration-ms", f"{outcome.duration_ms:.2f}")
+        resp.data = outcome.body
+
+    async def _platform_path(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                             host: str) -> None:
+        if req.path == "/healthz":
+            resp.media = {"ok": True, "routes_version": self.node.table.version,
+                          "region": self.config.region, "worker": self.node.worker_id,
+                          "sites": len(self.node.table.sites)}
+            return
+        if req.path == "/metrics" and self.metrics is not None:
+            await self.metrics(req, resp)
+            return
+        if host.endswith(self.suffix):
+            _error(resp, 404, f"no app is deployed at {host}: push one with "
+                              f"`git push edge main`, or check the app and branch name")
+        else:
+            _error(resp, 404, f"unknown host {host!r}: apps live at "
+                              f"<app>{self.suffix} and <branch>--<app>{self.suffix}")
+
+
+def _headers(req: falcon.asgi.Request) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in req.scope.get("headers", ())]
+
+
+class Lifespan:
+    """Starts the node (pools, Redis link) when a worker boots; stops it on exit."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+        await self.node.start()
+
+    async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+        await self.node.stop()
+
+
+def create_app(config: Config, node: Node) -> falcon.asgi.App:
+    app = falcon.asgi.App(middleware=[Lifespan(node)])
+    app.add_sink(Dispatcher(config, node), prefix="/")
+    return app

@@ -1,0 +1,221 @@
+"""One runtime worker's state: the route table, its pools, its link to the platform.
+
+A deploy is a new generation, not an edit: :meth:`Node.reload` reads the
+store's routing snapshot, starts (and pre-warms) pools for function versions it
+does not run yet, switches the table by reference, acknowledges, then drains
+and closes the pools nothing routes to any more. Unchanged functions keep
+their warm pools. If Redis or the database is down, the node keeps serving the
+table it has and catches up when they return (a periodic check of the store's
+routes version covers lost events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+
+import redis.asyncio as redis_async
+from redis.exceptions import RedisError
+
+from edge import commands
+from edge.config import Config
+from edge.platform.store import Store
+from edge.runtime.invocation import FunctionLoadError, FunctionPool, FunctionVersion
+from edge.runtime.table import RouteTable
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_S = commands.WORKER_TTL / 3
+POLL_S = 5.0
+REAP_S = 1.0
+
+
+def async_redis(url: str) -> redis_async.Redis:
+    """A client whose connects time out quickly: a down Redis never stalls a worker."""
+    return redis_async.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=15)
+
+
+class Node:
+    """The per-worker composition of route table, pools and background tasks.
+
+    Args:
+        config: runtime configuration.
+        store: read access to the routing snapshot.
+        redis_client: for commands, heartbeats and acks.
+        pools: the worker's pool registry (``edge.runtime.pool.Pools``).
+    """
+
+    def __init__(self, config: Config, store: Store, redis_client: redis_async.Redis,
+                 pools: object, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.store = store
+        self.redis = redis_client
+        self.pools = pools
+        self.clock = clock
+        self.table = RouteTable.empty()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.failed: dict[str, str] = {}
+        self._wanted = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Load the current routes (if the store answers) and start the background loops."""
+        await self._reload_once()
+        for loop in (self._reloader, self._listen, self._heartbeat, self._reaper, self._poll):
+            self._tasks.append(asyncio.create_task(loop()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(RedisError, OSError):
+            await commands.forget_worker(self.redis, self.worker_id)
+        await self.pools.close()  # type: ignore[attr-defined]
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.aclose()
+        self.store.close()
+
+    async def pool(self, version: FunctionVersion) -> FunctionPool:
+        """The warm pool of ``version``, started on demand (e.g. after LRU eviction)."""
+        return await self.pools.get_or_start(version)  # type: ignore[attr-defined, no-any-return]
+
+    def request_reload(self) -> None:
+        self._wanted.set()
+
+    # -- generations ---------------------------------------------------------
+
+    async def _reloader(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            try:
+                await self._reload_once()
+            except Exception:  # keep serving the old table whatever went wrong
+                logger.exception("reload failed; still serving routes v%s", self.table.version)
+
+    async def _reload_once(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            snapshot = await loop.run_in_executor(None, self.store.routing_snapshot)
+        except Exception as exc:  # the database is down: keep what we have
+            logger.warning("store unreachable (%s); serving routes v%s", exc, self.table.version)
+            return
+        if snapshot.version == self.table.version and self.table.sites:
+            return
+        table = RouteTable.build(snapshot, self.config)
+        failures = await self._start_pools(table)
+        table = self._without_failed(table, failures)
+        old = self.table
+        self.table = table  # the swap: requests from now on see the new generation
+        self.failed = failures
+        logger.info("serving routes v%s (%d sites)", table.version, len(table.sites))
+        self._retire(old, table)
+        await self._report(announce=True)
+
+    async def _start_pools(self, table: RouteTable) -> dict[str, str]:
+        wanted = list(table.versions().values())
+        results = await asyncio.gather(*(self.pools.get_or_start(v)  # type: ignore[attr-defined]
+                                         for v in wanted), return_exceptions=True)
+        failures: dict[str, str] = {}
+        for version, result in zip(wanted, results, strict=True):
+            if isinstance(result, FunctionLoadError):
+                failures[f"{version.app}/{version.environment}/{version.name}"] = str(result)
+            elif isinstance(result, BaseException):
+                failures[f"{version.app}/{version.environment}/{version.name}"] = repr(result)
+        return failures
+
+    def _without_failed(self, table: RouteTable, failures: dict[str, str]) -> RouteTable:
+        """Sites with a function that failed to start keep their previous generation."""
+        if not failures:
+            return table
+        broken = {key.rsplit("/", 1)[0] for key in failures}
+        sites = dict(table.sites)
+        for host, site in table.sites.items():
+            if f"{site.app}/{site.environment}" in broken:
+                previous = self.table.site(host)
+                if previous is None:
+                    del sites[host]
+                else:
+                    sites[host] = previous
+        return RouteTable(table.version, sites)
+
+    def _retire(self, old: RouteTable, new: RouteTable) -> None:
+        keep = new.versions()
+        for key in old.versions():
+            if key not in keep:
+                task = asyncio.create_task(self.pools.retire(key))  # type: ignore[attr-defined]
+                self._retiring.add(task)
+                task.add_done_callback(self._retiring.discard)
+
+    # -- background loops ----------------------------------------------------
+
+    async def _report(self, *, announce: bool) -> None:
+        status = commands.WorkerStatus(self.worker_id, self.config.region, self.table.version,
+                                       self.failed)
+        try:
+            await commands.report_status(self.redis, status, announce=announce)
+        except (RedisError, OSError) as exc:
+            logger.warning("could not report to redis: %s", exc)
+
+    async def _listen(self) -> None:
+        backoff = 0.5
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(commands.COMMANDS)
+                self.request_reload()  # catch up on anything missed while disconnected
+                backoff = 0.5
+                async for message in pubsub.listen():
+                    self.handle_payload(message.get("data"))
+            except (RedisError, OSError) as exc:
+                logger.warning("redis unreachable (%s); retrying in %.1fs", exc, backoff)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def handle_payload(self, data: object) -> None:
+        """Dispatch one command from the control plane."""
+        if not isinstance(data, bytes | str):
+            return
+        payload = commands.parse_command(data)
+        if payload is None:
+            logger.warning("ignoring malformed command %r", data[:200])
+            return
+        if payload["cmd"] == "routes":
+            version = payload.get("version")
+            if not isinstance(version, int) or version != self.table.version:
+                self.request_reload()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            await self._report(announce=False)
+
+    async def _poll(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(POLL_S)
+            try:
+                version = await loop.run_in_executor(None, self.store.routes_version)
+            except Exception:  # database down: keep serving, try again later
+                continue
+            if version != self.table.version:
+                self.request_reload()
+
+    async def _reaper(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_S)
+            try:
+                await self.pools.reap(self.clock())  # type: ignore[attr-defined]
+            except Exception:
+                logger.exception("reaping idle instances failed")

@@ -1,0 +1,102 @@
+"""The route table: an immutable snapshot of what a runtime node serves.
+
+Built from the store's routing snapshot on every deploy event and swapped in by
+reference; requests in flight keep the table they started with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.config import Config
+from edge.platform.store import FunctionRecord, RoutingSnapshot
+from edge.routes import Router, parse_route
+from edge.runtime.invocation import FunctionVersion
+
+PRODUCTION = "production"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A function as a route resolves to it.
+
+    Attributes:
+        version: the pool identity, or ``None`` when the function does not run
+            in this node's region.
+        regions: where the function runs (for the 404 message elsewhere).
+    """
+
+    name: str
+    version: FunctionVersion | None
+    regions: tuple[str, ...]
+    release: int
+
+
+@dataclass(frozen=True)
+class Site:
+    """One app environment reachable at one host name."""
+
+    app: str
+    environment: str
+    release: int
+    router: Router[Target]
+    targets: tuple[Target, ...]
+
+
+class RouteTable:
+    """Host -> :class:`Site`, and through its router, path -> :class:`Target`."""
+
+    __slots__ = ("sites", "version")
+
+    def __init__(self, version: int, sites: dict[str, Site]) -> None:
+        self.version = version
+        self.sites = sites
+
+    @classmethod
+    def empty(cls) -> RouteTable:
+        return cls(0, {})
+
+    def site(self, host: str) -> Site | None:
+        return self.sites.get(host)
+
+    def versions(self) -> dict[str, FunctionVersion]:
+        """Every function version this node must run, by pool key."""
+        found: dict[str, FunctionVersion] = {}
+        for site in self.sites.values():
+            for target in site.targets:
+                if target.version is not None:
+                    found[target.version.key] = target.version
+        return found
+
+    @classmethod
+    def build(cls, snapshot: RoutingSnapshot, config: Config) -> RouteTable:
+        sites: dict[str, Site] = {}
+        for live in snapshot.environments:
+            entries = []
+            targets = []
+            for record in live.functions:
+                target = _target(record, live.app, live.environment, live.release_version,
+                                 config.releases_dir / live.artifact, config.region)
+                targets.append(target)
+                entries.extend((parse_route(text), target) for text in record.routes)
+            host = (f"{live.app}.{config.domain}" if live.environment == PRODUCTION
+                    else f"{live.environment}--{live.app}.{config.domain}")
+            sites[host] = Site(live.app, live.environment, live.release_version, Router(entries),
+                               tuple(targets))
+        return cls(snapshot.version, sites)
+
+
+def _target(record: FunctionRecord, app: str, environment: str, release: int, root: Path,
+            region: str) -> Target:
+    regions = tuple(record.regions)
+    version = None
+    if region in regions:
+        version = FunctionVersion(
+            key=f"{app}:{record.content_hash}", app=app, environment=environment, release=release,
+            name=record.name, runtime=record.runtime, root=root, path=record.path,
+            handler=record.handler, env=dict(record.env), memory_mb=record.memory_mb,
+            timeout_ms=record.timeout_ms, min_warm=record.min_warm,
+            max_instances=record.max_instances,
+        )
+    return Target(record.name, version, regions, release)

@@ -1,0 +1,182 @@
+"""``edge up``: the whole platform on one machine, in the foreground.
+
+Starts the embedded Redis (unless EDGE_REDIS_URL points elsewhere), migrates
+the database, makes sure an admin token exists in ``$EDGE_HOME/admin.token``,
+starts the control plane and the runtime as gunicorn children, and with
+``--demo`` deploys ``sample-app/`` by a real ``git push``. Ctrl-C or SIGTERM
+stops everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from edge.config import Config
+from edge.platform.deploy import PRODUCTION, public_url
+from edge.platform.store import Store
+from edge.redisserver import RedisServer
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_APP = Path(__file__).resolve().parents[1] / "sample-app"
+
+
+def admin_token(config: Config, store: Store) -> str:
+    """The local admin token, created on first start (file readable by its owner only)."""
+    path = config.home / "admin.token"
+    if path.is_file():
+        token = path.read_text().strip()
+        if store.authenticate(token) is not None:
+            return token
+    token = store.create_token("admin", admin=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token
+
+
+def wait_healthy(url: str, timeout: float, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} did not start: the process exited with "
+                               f"{process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - our own URL
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not become healthy in {timeout:.0f}s")
+
+
+class Supervisor:
+    """Owns the child processes of ``edge up`` and stops them all on exit."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.redis: RedisServer | None = None
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.stopping = threading.Event()
+
+    def start(self) -> str:
+        config = self.config
+        config.home.mkdir(parents=True, exist_ok=True)
+        os.chmod(config.home, 0o711)
+        if config.embedded_redis:
+            self.redis = RedisServer(config.redis_socket, config.home / "redis")
+            self.redis.start()
+        store = Store.from_url(config.database_url)
+        try:
+            store.migrate()
+            token = admin_token(config, store)
+        finally:
+            store.close()
+        env = {**os.environ, **config.to_env()}
+        for side in ("platform", "runtime"):
+            self.children.append(subprocess.Popen(
+                [sys.executable, "-m", "edge.cli", side], env=env, stdin=subprocess.DEVNULL))
+        local = "127.0.0.1" if config.bind in ("0.0.0.0", "::") else config.bind  # noqa: S104
+        wait_healthy(f"{config.platform_url}/healthz", 60, self.children[0])
+        wait_healthy(f"http://{local}:{config.runtime_port}/healthz", 60, self.children[1])
+        return token
+
+    def wait(self) -> None:
+        """Block until a signal arrives or a child dies."""
+        while not self.stopping.is_set():
+            for child in self.children:
+                if child.poll() is not None:
+                    logger.error("a platform process exited with %s; stopping", child.returncode)
+                    return
+            self.stopping.wait(0.5)
+
+    def stop(self) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in self.children:
+            try:
+                child.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self.children.clear()
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+
+
+def deploy_demo(config: Config, token: str, source: Path = SAMPLE_APP) -> str:
+    """Deploy ``sample-app/`` as app ``shop`` by a real git push; returns git's output."""
+    work = Path(tempfile.mkdtemp(prefix="edge-demo-"))
+    try:
+        shutil.copytree(source, work, dirs_exist_ok=True)
+        remote = config.platform_url.replace("://", f"://x:{token}@") + "/git/shop.git"
+        git = ["git", "-c", "user.name=Edge Demo", "-c", "user.email=demo@edge.localhost",
+               "-c", "init.defaultBranch=main"]
+        subprocess.run([*git, "init", "-q"], cwd=work, check=True)
+        subprocess.run([*git, "add", "-A"], cwd=work, check=True)
+        subprocess.run([*git, "commit", "-q", "-m", "Deploy the sample app"], cwd=work,
+                       check=True)
+        result = subprocess.run([*git, "push", "--force", remote, "HEAD:main"], cwd=work,
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"demo push failed:\n{result.stderr}")
+        return result.stderr.replace(token, "***")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def banner(config: Config, token_path: Path, demo: bool) -> str:
+    shop = public_url(config, "shop", PRODUCTION).rstrip("/")
+    lines = [
+        "",
+        "Edge is running.",
+        f"  runtime (functions)  http://{config.bind}:{config.runtime_port}",
+        f"  control plane        {config.platform_url}   (git: {config.platform_url}/git/<app>.git)",
+        f"  admin token          {token_path}",
+    ]
+    if demo:
+        lines += [
+            "",
+            "Try the sample app:",
+            f"  curl {shop}/",
+            f"  curl {shop}/api/users/42",
+            f"  curl -X POST {shop}/api/echo -d '{{\"hello\": \"edge\"}}'",
+            f"  curl {shop}/js/hello?name=edge",
+            "",
+            "  edge releases shop        edge rollback shop        edge remote shop",
+        ]
+    lines += ["", "Ctrl-C stops everything."]
+    return "\n".join(lines)
+
+
+def run(config: Config, *, demo: bool) -> int:
+    supervisor = Supervisor(config)
+
+    def on_signal(signum: int, frame: object) -> None:
+        supervisor.stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        token = supervisor.start()
+        if demo:
+            print(deploy_demo(config, token), file=sys.stderr)
+        print(banner(config, config.home / "admin.token", demo), flush=True)
+        supervisor.wait()
+    finally:
+        supervisor.stop()
+    return 0

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
+
+from stack import fresh_postgres_database
 
 from edge.redisserver import RedisServer
 
@@ -23,27 +22,11 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
-def _postgres_admin_url() -> str:
-    url = os.environ.get("EDGE_TEST_POSTGRES_URL")
-    if not url:
-        pytest.fail("EDGE_TEST_POSTGRES_URL is not set: run the suite with `make test`, "
-                    "which starts a private PostgreSQL server")
-    return url
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL to a brand-new, empty PostgreSQL database, dropped after the test."""
-    admin_url = _postgres_admin_url()
-    name = f"edge_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,0 +1,38 @@
+"""A real stack per test module and database backend (apps differ per test)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from stack import Stack, fresh_postgres_database, make_stack
+
+from edge.redisserver import RedisServer
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[Stack]:
+    """Control plane + runtime (gunicorn), real Redis, SQLite or PostgreSQL."""
+    tmp = Path(tmp_path_factory.mktemp(f"stack-{request.param}"))
+    redis = RedisServer(tmp / "redis.sock", tmp / "redis")
+    redis.start()
+    try:
+        if request.param == "sqlite":
+            yield from _running(tmp, f"sqlite:///{tmp / 'edge.db'}", redis.url)
+        else:
+            with fresh_postgres_database() as url:
+                yield from _running(tmp, url, redis.url)
+    finally:
+        redis.stop()
+
+
+def _running(tmp: Path, database_url: str, redis_url: str) -> Iterator[Stack]:
+    stack = make_stack(tmp, database_url, redis_url)
+    try:
+        stack.start("platform")
+        stack.start("runtime")
+        yield stack
+    finally:
+        stack.close()

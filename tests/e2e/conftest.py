@@ -36,3 +36,28 @@ def _running(tmp: Path, database_url: str, redis_url: str) -> Iterator[Stack]:
         yield stack
     finally:
         stack.close()
+
+
+@pytest.fixture(scope="module")
+def runtime_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One stack on SQLite for the runtime tests of a module."""
+    tmp = Path(tmp_path_factory.mktemp("runtime-stack"))
+    redis = RedisServer(tmp / "redis.sock", tmp / "redis")
+    redis.start()
+    try:
+        yield from _running(tmp, f"sqlite:///{tmp / 'edge.db'}", redis.url)
+    finally:
+        redis.stop()
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[tuple[Stack, RedisServer]]:
+    """A stack of the test's own (not started), with its Redis, for tests that break things."""
+    redis = RedisServer(tmp_path / "redis.sock", tmp_path / "redis")
+    redis.start()
+    stack = make_stack(tmp_path, f"sqlite:///{tmp_path / 'edge.db'}", redis.url)
+    try:
+        yield stack, redis
+    finally:
+        stack.close()
+        redis.stop()

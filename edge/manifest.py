@@ -1,18 +1,64 @@
 """edge.toml v1: the schema, its validation, and the frozen result.
 
-INTERFACE (implemented by the manifest work; others code against it).
+:func:`parse_manifest` checks the text alone; :func:`load_manifest` reads it
+from a :class:`Source` (a folder or a git tree) and also checks that every
+entry file is a regular file inside it. Both collect every problem and raise
+one :class:`~edge.errors.ManifestError` whose lines read like::
+
+    edge.toml: functions.users.timeout_ms: 60000 > 30000 (the maximum; lower it)
+
+Choices others rely on:
+
+* ``app`` is ``None`` when absent (the platform then uses the repo name).
+* The built-in ``memory_mb`` default (128) is lowered to the operator's cap
+  when the cap is smaller; a value written in edge.toml above the cap is an error.
+* ``regions`` keep the order written; ``env`` is sorted by name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import difflib
+import json
+import keyword
+import os
+import re
+import stat
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
-from edge.routes import RoutePattern
+from dulwich.objects import S_ISGITLINK, Blob, Tree
+
+from edge.errors import ManifestError
+from edge.routes import RouteError, RoutePattern, parse_route
 
 MANIFEST_FILE = "edge.toml"
+MAX_MANIFEST_BYTES = 1 << 20
 Runtime = Literal["python", "js"]
+Kind = Literal["file", "dir", "symlink"]
+
+MIN_MEMORY_MB = 16
+MAX_TIMEOUT_MS = 30_000
+MAX_INSTANCES_CAP = 64
+BUILTIN_DEFAULTS: MappingProxyType[str, Any] = MappingProxyType({
+    "memory_mb": 128,
+    "timeout_ms": 10_000,
+    "regions": ("us-east",),
+    "min_warm": 0,
+    "max_instances": 8,
+})
+
+_POLICY_KEYS = ("memory_mb", "timeout_ms", "regions", "min_warm", "max_instances")
+_TOP_KEYS = ("app", "env", "defaults", "functions")
+_FUNCTION_KEYS = ("entry", "routes", "memory_mb", "timeout_ms", "regions", "env",
+                  "min_warm", "max_instances")
+_RUNTIMES: dict[str, Runtime] = {".py": "python", ".js": "js", ".mjs": "js"}
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")
+_LABEL_RULE = "lowercase letters, digits and '-', 1-63 chars, not starting or ending with '-'"
 
 
 @dataclass(frozen=True)
@@ -46,6 +92,19 @@ class FunctionSpec:
     def env_dict(self) -> dict[str, str]:
         return dict(self.env)
 
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able form; routes are kept as their text, env as an object."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return data | {"routes": [r.text for r in self.routes], "regions": list(self.regions),
+                       "env": dict(self.env)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FunctionSpec:
+        """The inverse of :meth:`to_json` (trusts its input: it comes from the store)."""
+        return cls(**data | {"routes": tuple(parse_route(text) for text in data["routes"]),
+                             "regions": tuple(data["regions"]),
+                             "env": tuple(sorted(data["env"].items()))})
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -55,15 +114,23 @@ class Manifest:
     functions: tuple[FunctionSpec, ...]
 
     def function(self, name: str) -> FunctionSpec:
-        raise NotImplementedError
+        """The function called ``name``; raises ``KeyError`` if there is none."""
+        for spec in self.functions:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able form that :meth:`from_json` turns back into an equal Manifest."""
-        raise NotImplementedError
+        return {"version": 1, "app": self.app,
+                "functions": [spec.to_json() for spec in self.functions]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
-        raise NotImplementedError
+        """The inverse of :meth:`to_json`; raises ``ValueError`` for another version."""
+        if data.get("version") != 1:
+            raise ValueError(f"unsupported manifest JSON version {data.get('version')!r}")
+        return cls(data["app"], tuple(FunctionSpec.from_json(f) for f in data["functions"]))
 
 
 class Source(Protocol):
@@ -72,32 +139,466 @@ class Source(Protocol):
     def read(self, path: str) -> bytes | None:
         """The file's bytes, or ``None`` if there is no regular file there."""
 
-    def kind(self, path: str) -> Literal["file", "dir", "symlink"] | None:
+    def kind(self, path: str) -> Kind | None:
         """What is at ``path`` (``None`` if nothing)."""
 
 
+def _safe_parts(path: str) -> list[str] | None:
+    """The components of a plain relative POSIX path, or ``None`` if it is not one."""
+    parts = path.split("/")
+    if "\\" in path or "\0" in path or any(p in ("", ".", "..") for p in parts):
+        return None
+    return parts
+
+
 class DirSource:
-    """A working folder (``edge dev``, tests)."""
+    """A working folder (``edge dev``, tests).
+
+    APPSEC: never follows symlinks. :meth:`kind` says ``"symlink"`` when the
+    path or any folder on the way is one, and :meth:`read` then returns ``None``.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    def kind(self, path: str) -> Kind | None:
+        """What is at ``path``: ``"file"``, ``"dir"``, ``"symlink"`` or ``None``."""
+        parts = _safe_parts(path)
+        if parts is None:
+            return None
+        current = self.root
+        mode = 0
+        for part in parts:
+            if mode and not stat.S_ISDIR(mode):
+                return None
+            current = current / part
+            try:
+                mode = os.lstat(current).st_mode
+            except OSError:
+                return None
+            if stat.S_ISLNK(mode):
+                return "symlink"
+        return _mode_kind(mode)
+
+    def read(self, path: str) -> bytes | None:
+        """The bytes of the regular file at ``path``, else ``None``."""
+        if self.kind(path) != "file":
+            return None
+        try:
+            fd = os.open(self.root / path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return handle.read()
+
 
 class GitTreeSource:
-    """A tree in a dulwich object store (the ``update`` hook)."""
+    """A tree in a dulwich object store (the ``update`` hook).
+
+    Symlinks (mode 0o120000) are ``"symlink"``; submodules (gitlinks) are
+    neither file nor folder, so :meth:`kind` returns ``None`` for them.
+    """
 
     def __init__(self, object_store: Any, tree_id: bytes) -> None:
         self.object_store = object_store
         self.tree_id = tree_id
 
+    def kind(self, path: str) -> Kind | None:
+        """What is at ``path``: ``"file"``, ``"dir"``, ``"symlink"`` or ``None``."""
+        return self._lookup(path)[0]
+
+    def read(self, path: str) -> bytes | None:
+        """The bytes of the regular file at ``path``, else ``None``."""
+        kind, sha = self._lookup(path)
+        if kind != "file" or sha is None:
+            return None
+        blob = self._get(sha)
+        return blob.as_raw_string() if isinstance(blob, Blob) else None
+
+    def _get(self, sha: bytes) -> Any:
+        try:
+            return self.object_store[sha]
+        except KeyError:
+            return None
+
+    def _lookup(self, path: str) -> tuple[Kind | None, bytes | None]:
+        parts = _safe_parts(path)
+        if parts is None:
+            return None, None
+        kind: Kind | None = "dir"
+        sha: bytes = self.tree_id
+        for part in parts:
+            if kind != "dir":  # a symlink or a submodule on the way
+                return ("symlink" if kind == "symlink" else None), None
+            tree = self._get(sha)
+            try:
+                mode, sha = tree[part.encode("utf-8")] if isinstance(tree, Tree) else (0, b"")
+            except (KeyError, UnicodeEncodeError):
+                return None, None
+            kind = None if S_ISGITLINK(mode) else _mode_kind(mode)
+        return kind, sha
+
+
+def _mode_kind(mode: int) -> Kind | None:
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file" if stat.S_ISREG(mode) else None
+
+
+def is_dns_label(name: str) -> bool:
+    """True for lowercase a-z, 0-9 and '-', 1..63 chars, no '-' at either end."""
+    return _DNS_LABEL.fullmatch(name) is not None
+
+
+def app_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an app name, or ``None`` if it can."""
+    if not is_dns_label(name):
+        return f"{_show(name)} is not a valid app name ({_LABEL_RULE})"
+    if "--" in name:
+        return f"{_show(name)} must not contain '--' (preview hosts are <branch>--<app>)"
+    return None
+
 
 def parse_manifest(text: str, *, max_memory_mb: int = 512, filename: str = MANIFEST_FILE
                    ) -> Manifest:
-    """Validate edge.toml text alone (no file checks); raises ``ManifestError``."""
-    raise NotImplementedError
+    """Validate edge.toml text alone (no file checks).
+
+    Args:
+        text: the document.
+        max_memory_mb: the operator's cap on ``memory_mb``.
+        filename: how problem lines name the file.
+
+    Raises:
+        ManifestError: with one line per problem found.
+    """
+    check = _Check(filename, max_memory_mb)
+    manifest = check.run(text)
+    if manifest is None:
+        raise ManifestError(check.problems)
+    return manifest
 
 
 def load_manifest(source: Source, *, max_memory_mb: int = 512) -> Manifest:
     """Read and validate edge.toml and check every entry file exists inside the
-    source as a regular file (no symlinks); raises ``ManifestError``."""
-    raise NotImplementedError
+    source as a regular file (no symlinks).
+
+    Args:
+        source: the commit's tree or a folder.
+        max_memory_mb: the operator's cap on ``memory_mb``.
+
+    Raises:
+        ManifestError: with one line per problem, file checks included.
+    """
+    check = _Check(MANIFEST_FILE, max_memory_mb)
+    manifest = check.run(_read_manifest(source))
+    for key_path, path in check.entry_paths:
+        problem = _entry_file_problem(source, path)
+        if problem:
+            check.add(key_path, problem)
+    if manifest is None or check.problems:
+        raise ManifestError(check.problems)
+    return manifest
+
+
+def _read_manifest(source: Source) -> str:
+    kind = source.kind(MANIFEST_FILE)
+    if kind in ("symlink", "dir"):
+        raise ManifestError(f"{MANIFEST_FILE}: is a {kind}; commit a regular file at the repo root")
+    data = source.read(MANIFEST_FILE) if kind == "file" else None
+    if data is None:
+        raise ManifestError(f"{MANIFEST_FILE}: not found; add an {MANIFEST_FILE} at the repo root")
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{MANIFEST_FILE}: {len(data)} bytes > {MAX_MANIFEST_BYTES} "
+                            "(the maximum; shrink it)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{MANIFEST_FILE}: not valid UTF-8 (byte {exc.start})") from None
+
+
+def _entry_file_problem(source: Source, path: str) -> str | None:
+    """APPSEC: the entry and every folder above it are real, inside the repo."""
+    parts = path.split("/")
+    for depth in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:depth])
+        kind = source.kind(prefix)
+        if kind == "symlink":
+            return f"{prefix} is a symlink (entry files must be regular files in the repo)"
+        if kind is None:
+            return f"{prefix} not found in the repo (commit it or fix the path)"
+        if depth < len(parts) and kind != "dir":
+            return f"{prefix} is not a folder"
+    return None if kind == "file" else f"{path} is not a regular file"
+
+
+def _show(value: object, limit: int = 40, depth: int = 0) -> str:
+    """A short, single-line, terminal-safe rendering of a TOML value."""
+    if isinstance(value, str):
+        return json.dumps(value if len(value) <= limit else value[:limit] + "...")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        if depth > 1:
+            return "[...]"
+        items = [_show(item, 12, depth + 1) for item in value[:3]]
+        return "[" + ", ".join(items + (["..."] if len(value) > 3 else [])) + "]"
+    if isinstance(value, dict):
+        return "{...}"
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _join(parent: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    shown = key if _BARE_KEY.fullmatch(key) else _show(key, 30)
+    return f"{parent}.{shown}" if parent else shown
+
+
+def _parse_entry(entry: str) -> tuple[str, str, Runtime]:
+    """(normalised path, handler, runtime), or ``ValueError`` with the rule broken."""
+    path, sep, handler = entry.rpartition(":") if ":" in entry else (entry, "", "")
+    runtime = _RUNTIMES.get(PurePosixPath(path).suffix)
+    if runtime is None:
+        raise ValueError("must end in .py, .js or .mjs (then optionally :name for Python)")
+    if runtime == "js" and sep:
+        raise ValueError("takes no :name (a JS entry must `export default { fetch }`)")
+    if runtime == "python":
+        handler = handler if sep else "handle"
+        if not handler.isidentifier() or keyword.iskeyword(handler):
+            raise ValueError(f"names handler {_show(handler)}, not a Python identifier")
+    return _normalise_entry_path(path), handler, runtime
+
+
+def _normalise_entry_path(path: str) -> str:
+    """APPSEC: entry paths stay inside the repo."""
+    if path.startswith("/"):
+        raise ValueError("must be relative to the repo root, not absolute")
+    if "\\" in path:
+        raise ValueError("must use '/' between folders, not '\\'")
+    if any(ord(char) < 32 or ord(char) == 127 for char in path):
+        raise ValueError("must not contain control characters")
+    parts = path.split("/")
+    if "" in parts:
+        raise ValueError("has an empty path component ('//' or a trailing '/')")
+    if ".." in parts:
+        raise ValueError("must not contain '..' (entries stay inside the repo)")
+    return "/".join(part for part in parts if part != ".")
+
+
+class _Check:
+    """One validation run: walks the document and collects problem lines."""
+
+    def __init__(self, filename: str, max_memory_mb: int) -> None:
+        self.filename = filename
+        self.max_memory_mb = max_memory_mb
+        self.problems: list[str] = []
+        self.entry_paths: list[tuple[str, str]] = []
+        self.route_shapes: dict[tuple[str | None, tuple[str, ...]], tuple[str, str]] = {}
+
+    def add(self, key_path: str, message: str) -> None:
+        self.problems.append(f"{self.filename}: {key_path}: {message}")
+
+    def run(self, text: str) -> Manifest | None:
+        try:
+            doc = tomllib.loads(text)
+        except RecursionError:
+            self.problems.append(f"{self.filename}: invalid TOML: nested too deeply")
+            return None
+        except ValueError as exc:  # TOMLDecodeError, or an integer with too many digits
+            reason = str(exc).splitlines()[0] if str(exc) else "unreadable"
+            self.problems.append(f"{self.filename}: invalid TOML: {reason[:120]}")
+            return None
+        manifest = self.document(doc)
+        return None if self.problems else manifest
+
+    def document(self, doc: dict[str, Any]) -> Manifest | None:
+        self.unknown_keys(doc, _TOP_KEYS, "")
+        app = self.app(doc["app"]) if "app" in doc else None
+        env = self.env(doc.get("env", {}), "env")
+        defaults = self.defaults(doc.get("defaults", {}))
+        specs = self.functions(doc.get("functions"), env, defaults)
+        if self.problems:
+            return None
+        return Manifest(app, tuple(FunctionSpec(**spec) for spec in specs))
+
+    def unknown_keys(self, table: dict[str, Any], allowed: tuple[str, ...], path: str) -> None:
+        for key in table:
+            if key in allowed:
+                continue
+            close = difflib.get_close_matches(key[:64].lower(), allowed, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"allowed: {', '.join(allowed)}"
+            self.add(_join(path, key), f"unknown key ({hint})")
+
+    def table(self, value: object, path: str, example: str) -> dict[str, Any] | None:
+        if isinstance(value, dict):
+            return value
+        self.add(path, f"{_show(value)} must be a table, e.g. {example}")
+        return None
+
+    def app(self, value: object) -> str | None:
+        if not isinstance(value, str):
+            self.add("app", f"{_show(value)} must be a string")
+            return None
+        problem = app_name_problem(value)
+        if problem:
+            self.add("app", problem)
+        return value
+
+    def env(self, value: object, path: str) -> dict[str, str]:
+        table = self.table(value, path, "{ NAME = \"value\" }")
+        if table is None:
+            return {}
+        for name, item in table.items():
+            key_path = _join(path, name)
+            if not _ENV_NAME.fullmatch(name):
+                self.add(key_path, "invalid variable name (use letters, digits and '_', "
+                         "not starting with a digit)")
+            if not isinstance(item, str):
+                self.add(key_path, f"{_show(item)} must be a string (quote it)")
+            elif "\0" in item:
+                self.add(key_path, "must not contain a NUL character")
+        return {k: v for k, v in table.items() if isinstance(v, str)}
+
+    def defaults(self, value: object) -> dict[str, Any]:
+        merged = dict(BUILTIN_DEFAULTS)
+        merged["memory_mb"] = min(merged["memory_mb"], self.max_memory_mb)
+        table = self.table(value, "defaults", "[defaults] with memory_mb = 128")
+        if table is None:
+            return merged
+        self.unknown_keys(table, _POLICY_KEYS, "defaults")
+        merged.update(self.policy(table, "defaults"))
+        self.warm_within_max(merged, "defaults")
+        return merged
+
+    def policy(self, table: dict[str, Any], path: str) -> dict[str, Any]:
+        """The policy keys present in ``table``; invalid ones map to ``None``."""
+        checks = {
+            "memory_mb": lambda p, v: self.integer(p, v, MIN_MEMORY_MB, self.max_memory_mb,
+                                                   "the operator's cap"),
+            "timeout_ms": lambda p, v: self.integer(p, v, 1, MAX_TIMEOUT_MS),
+            "regions": self.regions,
+            "min_warm": lambda p, v: self.integer(p, v, 0, MAX_INSTANCES_CAP),
+            "max_instances": lambda p, v: self.integer(p, v, 1, MAX_INSTANCES_CAP),
+        }
+        return {key: check(_join(path, key), table[key])
+                for key, check in checks.items() if key in table}
+
+    def integer(self, path: str, value: object, low: int, high: int,
+                high_name: str = "the maximum") -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            digits = isinstance(value, str) and value.strip().isascii() and value.strip().isdigit()
+            hint = f" (write {str(value).strip()} without quotes)" if digits else ""
+            self.add(path, f"{_show(value)} must be an integer{hint}")
+            return None
+        if value < low:
+            self.add(path, f"{value} < {low} (the minimum; raise it)")
+            return None
+        if value > high:
+            self.add(path, f"{value} > {high} ({high_name}; lower it)")
+            return None
+        return value
+
+    def regions(self, path: str, value: object) -> tuple[str, ...] | None:
+        if not isinstance(value, list) or not value:
+            self.add(path, f"{_show(value)} must be a non-empty list of region names, "
+                     "e.g. [\"us-east\"]")
+            return None
+        ok = True
+        for i, region in enumerate(value):
+            if not isinstance(region, str) or not is_dns_label(region):
+                self.add(_join(path, i), f"{_show(region)} is not a region name ({_LABEL_RULE})")
+                ok = False
+            elif value.index(region) < i:
+                self.add(_join(path, i), f"{_show(region)} repeats {path}[{value.index(region)}]")
+                ok = False
+        return tuple(value) if ok else None
+
+    def warm_within_max(self, policy: dict[str, Any], path: str) -> None:
+        warm, most = policy["min_warm"], policy["max_instances"]
+        if isinstance(warm, int) and isinstance(most, int) and warm > most:
+            self.add(path, f"min_warm {warm} > max_instances {most} "
+                     "(lower min_warm or raise max_instances)")
+
+    def functions(self, value: object, env: dict[str, str], defaults: dict[str, Any]
+                  ) -> list[dict[str, Any]]:
+        if value is None:
+            self.add("functions", "missing; add a [functions.<name>] table with entry and routes")
+            return []
+        table = self.table(value, "functions", "[functions.hello]")
+        if table is None:
+            return []
+        if not table:
+            self.add("functions", "empty; add a [functions.<name>] table with entry and routes")
+        specs = [self.function(name, body, env, defaults) for name, body in table.items()]
+        return [spec for spec in specs if spec is not None]
+
+    def function(self, name: str, value: object, env: dict[str, str],
+                 defaults: dict[str, Any]) -> dict[str, Any] | None:
+        path = _join("functions", name)
+        if not is_dns_label(name):
+            self.add(path, f"invalid function name ({_LABEL_RULE})")
+        table = self.table(value, path, f"[{path}] with entry and routes")
+        if table is None:
+            return None
+        self.unknown_keys(table, _FUNCTION_KEYS, path)
+        spec: dict[str, Any] = {"name": name, **self.entry(table, path)}
+        spec["routes"] = self.routes(table, path)
+        policy = self.policy(table, path)
+        if "min_warm" in policy or "max_instances" in policy:
+            self.warm_within_max({**defaults, **policy}, path)
+        spec.update({**defaults, **policy})
+        merged_env = {**env, **self.env(table.get("env", {}), _join(path, "env"))}
+        spec["env"] = tuple(sorted(merged_env.items()))
+        return spec
+
+    def entry(self, table: dict[str, Any], path: str) -> dict[str, Any]:
+        key_path = _join(path, "entry")
+        value = table.get("entry")
+        if value is None:
+            self.add(key_path, "missing, e.g. entry = \"functions/hello.py\"")
+            return {}
+        if not isinstance(value, str):
+            self.add(key_path, f"{_show(value)} must be a string")
+            return {}
+        try:
+            file_path, handler, runtime = _parse_entry(value)
+        except ValueError as exc:
+            self.add(key_path, f"{_show(value)} {exc}")
+            return {}
+        self.entry_paths.append((key_path, file_path))
+        return {"entry": value, "path": file_path, "handler": handler, "runtime": runtime}
+
+    def routes(self, table: dict[str, Any], path: str) -> tuple[RoutePattern, ...]:
+        key_path = _join(path, "routes")
+        value = table.get("routes")
+        if not isinstance(value, list) or not value:
+            shown = "missing" if value is None else f"{_show(value)} is not a non-empty list"
+            self.add(key_path, f"{shown}; add at least one route, e.g. routes = [\"/hello\"]")
+            return ()
+        routes = []
+        for i, text in enumerate(value):
+            if not isinstance(text, str):
+                self.add(_join(key_path, i), f"{_show(text)} must be a string")
+                continue
+            try:
+                route = parse_route(text)
+            except RouteError as exc:
+                self.add(_join(key_path, i), str(exc))
+                continue
+            self.unique(route, _join(key_path, i))
+            routes.append(route)
+        return tuple(routes)
+
+    def unique(self, route: RoutePattern, key_path: str) -> None:
+        """Equal patterns anywhere in the manifest are an error naming both places."""
+        first_path, first_text = self.route_shapes.setdefault(route.shape(),
+                                                              (key_path, route.text))
+        if first_path != key_path:
+            self.add(key_path, f"{_show(route.text)} is the same route as "
+                     f"{_show(first_text)} ({first_path})")
+

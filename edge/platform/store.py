@@ -1,0 +1,599 @@
+"""The control plane's store: apps, environments, releases, functions, routes, tokens.
+
+One :class:`Store` per process, built in the composition root from
+``EDGE_DATABASE_URL`` (SQLite by default, PostgreSQL at scale; the same code runs
+on both). Every method runs one short transaction and returns frozen records,
+never ORM objects, so callers never hold a session.
+
+Concurrency is left to the database, never to a Python lock, because writers
+live in several processes: on SQLite every write transaction starts with
+``BEGIN IMMEDIATE`` (one writer at a time, the others wait up to
+``busy_timeout``); on PostgreSQL writers serialise on row locks (``UPDATE ...
+RETURNING`` on an environment's version counter, ``FOR UPDATE`` on activation,
+the single ``platform_state`` row for ``routes_version``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+import edge
+from alembic import command
+from edge.errors import ConflictError, EdgeError, NotFoundError
+from edge.platform.models import (
+    PLATFORM_STATE_ID,
+    App,
+    AppInfo,
+    Environment,
+    EnvironmentInfo,
+    Function,
+    FunctionRecord,
+    LiveEnvironment,
+    PlatformState,
+    Release,
+    ReleaseInfo,
+    Route,
+    RoutingSnapshot,
+    Token,
+    TokenApp,
+    TokenInfo,
+    as_utc,
+    make_engine,
+    utcnow,
+)
+
+__all__ = [
+    "AppInfo",
+    "EnvironmentInfo",
+    "FunctionRecord",
+    "LiveEnvironment",
+    "ReleaseInfo",
+    "RoutingSnapshot",
+    "Store",
+    "TokenInfo",
+]
+
+ALEMBIC_INI = Path(edge.__file__).resolve().parents[1] / "alembic.ini"
+PRODUCTION = "production"
+TOKEN_PREFIX = "edge_"  # noqa: S105 (a prefix, not a secret)
+# Recording every authentication would turn each API call into a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    """The alembic configuration that migrates the database at ``url``."""
+    config = AlembicConfig(str(ALEMBIC_INI))
+    config.attributes["url"] = url
+    config.attributes["configure_logging"] = False
+    return config
+
+
+def hash_token(token: str) -> str:
+    """The sha256 hex digest under which a token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_label(kind: str, name: str) -> None:
+    """Raise :class:`EdgeError` unless ``name`` is a DNS label (a valid app/env name)."""
+    if not _LABEL.fullmatch(name):
+        raise EdgeError(
+            f"{kind} name {name!r}: must be a DNS label: 1-63 lowercase letters, digits "
+            "and '-', starting and ending with a letter or digit"
+        )
+
+
+class Store:
+    """The control plane's database, behind methods that return frozen records."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self._engine = engine
+        self._write_engine = engine.execution_options(edge_write=True)
+        self._url = url
+        self._postgres = engine.dialect.name == "postgresql"
+
+    @classmethod
+    def from_url(cls, url: str) -> Store:
+        """Connect to ``url`` (nothing is created: call :meth:`migrate` for that)."""
+        return cls(make_engine(url), url)
+
+    def migrate(self) -> None:
+        """Upgrade the schema to the newest migration (a no-op when already there).
+
+        Safe when several processes start together (the migration takes a
+        database lock), but not from two threads of one process at once:
+        alembic's context is process-global. Call it from the composition root.
+        """
+        command.upgrade(alembic_config(self._url), "head")
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    @contextmanager
+    def _read(self, *, snapshot: bool = False) -> Iterator[Session]:
+        with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            if snapshot and self._postgres:
+                # One snapshot for every statement, not one per statement.
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # -- tokens -----------------------------------------------------------------
+
+    def create_token(self, name: str, *, admin: bool = False, apps: Iterable[str] = ()) -> str:
+        """Create an API token and return its secret, which is never stored.
+
+        Args:
+            name: who or what the token is for (shown as ``created_by``).
+            admin: may act on every app and create tokens.
+            apps: the apps a non-admin token may act on (they need not exist yet).
+
+        Returns:
+            The plaintext token, ``edge_`` + 43 url-safe characters.
+
+        Raises:
+            EdgeError: the name is empty or an app name is not a DNS label.
+        """
+        scope = sorted(set(apps))
+        for app in scope:
+            check_label("app", app)
+        if not name.strip():
+            raise EdgeError("token name: must not be empty")
+        # APPSEC: only the hash is stored; the secret is shown once, here.
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self._write() as session:
+            token = Token(name=name, token_hash=hash_token(secret), admin=admin,
+                          created_at=utcnow(), last_used_at=None)
+            session.add(token)
+            session.flush()
+            session.add_all(TokenApp(token_id=token.id, app=app) for app in scope)
+        return secret
+
+    def authenticate(self, token: str) -> TokenInfo | None:
+        """The token's identity and scope, or ``None`` if it is unknown or revoked."""
+        with self._read() as session:
+            row = session.scalar(sa.select(Token).where(Token.token_hash == hash_token(token)))
+            if row is None:
+                return None
+            apps = session.scalars(sa.select(TokenApp.app).where(TokenApp.token_id == row.id))
+            info = TokenInfo(id=row.id, name=row.name, admin=row.admin, apps=frozenset(apps))
+            last_used = None if row.last_used_at is None else as_utc(row.last_used_at)
+        now = utcnow()
+        if last_used is None or now - last_used > LAST_USED_RESOLUTION:
+            with self._write() as session:
+                session.execute(
+                    sa.update(Token).where(Token.id == info.id).values(last_used_at=now)
+                )
+        return info
+
+    def revoke_token(self, token_id: int) -> None:
+        """Delete a token: it stops authenticating at once.
+
+        Raises:
+            NotFoundError: no token has that id.
+        """
+        with self._write() as session:
+            token = session.get(Token, token_id)
+            if token is None:
+                raise NotFoundError(f"token #{token_id} not found")
+            session.execute(sa.delete(TokenApp).where(TokenApp.token_id == token_id))
+            session.delete(token)
+
+    # -- apps and environments --------------------------------------------------
+
+    def get_or_create_app(self, name: str, created_by: str) -> AppInfo:
+        """The app called ``name``, created (by ``created_by``) if it does not exist."""
+        check_label("app", name)
+        try:
+            return self._get_or_create_app(name, created_by)
+        except IntegrityError:
+            # A concurrent caller created it between our read and our insert.
+            return self.get_app(name)
+
+    def _get_or_create_app(self, name: str, created_by: str) -> AppInfo:
+        with self._write() as session:
+            row = session.scalar(sa.select(App).where(App.name == name))
+            if row is None:
+                row = App(name=name, created_by=created_by, created_at=utcnow())
+                session.add(row)
+                session.flush()
+            return _app_infos(session, [row])[0]
+
+    def get_app(self, name: str) -> AppInfo:
+        """The app and its live environments.
+
+        Raises:
+            NotFoundError: there is no such app.
+        """
+        with self._read() as session:
+            return _app_infos(session, [_app_row(session, name)])[0]
+
+    def list_apps(self) -> list[AppInfo]:
+        """Every app, by name, with its live environments and their active versions."""
+        with self._read() as session:
+            return _app_infos(session, session.scalars(sa.select(App).order_by(App.name)))
+
+    def get_or_create_environment(self, app: str, name: str, branch: str) -> EnvironmentInfo:
+        """The live environment ``name`` of ``app``, created or undeleted as needed.
+
+        Args:
+            app: the app's name.
+            name: ``"production"`` or the preview's sanitised branch label.
+            branch: the git branch it serves.
+
+        Raises:
+            NotFoundError: there is no such app.
+            ConflictError: a live environment of that name serves another branch.
+        """
+        check_label("environment", name)
+        try:
+            return self._get_or_create_environment(app, name, branch)
+        except IntegrityError:
+            return self._get_or_create_environment(app, name, branch)
+
+    def _get_or_create_environment(self, app: str, name: str, branch: str) -> EnvironmentInfo:
+        with self._write() as session:
+            app_row = _app_row(session, app)
+            env = session.scalar(sa.select(Environment).where(
+                Environment.app_id == app_row.id, Environment.name == name))
+            if env is None:
+                env = Environment(app_id=app_row.id, name=name, branch=branch,
+                                  last_version=0, created_at=utcnow())
+                session.add(env)
+            elif env.deleted_at is not None:
+                env.deleted_at, env.branch = None, branch
+            elif env.branch != branch:
+                raise ConflictError(
+                    f"environment {app}/{name} already serves branch {env.branch!r}; "
+                    f"rename branch {branch!r} so its preview name differs"
+                )
+            session.flush()
+            active = (None if env.active_release_id is None
+                      else session.get_one(Release, env.active_release_id).version)
+            return EnvironmentInfo.from_row(app, env, active)
+
+    def delete_environment(self, app: str, name: str) -> int:
+        """Tear a preview down: it stops serving and its active release is disabled.
+
+        Returns:
+            The new ``routes_version``.
+
+        Raises:
+            NotFoundError: there is no such live environment.
+            ConflictError: ``name`` is production, which is never deleted.
+        """
+        if name == PRODUCTION:
+            raise ConflictError(f"{app}/{PRODUCTION} cannot be deleted; only previews can")
+        with self._write() as session:
+            env = _env_row(session, app, name, live=True, lock=True)
+            if env.active_release_id is not None:
+                session.execute(sa.update(Release)
+                                .where(Release.id == env.active_release_id)
+                                .values(status="disabled"))
+            env.active_release_id = None
+            env.deleted_at = utcnow()
+            return _bump_routes_version(session)
+
+    def list_environments(self, app: str) -> list[EnvironmentInfo]:
+        """The live environments of ``app``, by name.
+
+        Raises:
+            NotFoundError: there is no such app.
+        """
+        return list(self.get_app(app).environments)
+
+    # -- releases ---------------------------------------------------------------
+
+    def create_release(
+        self,
+        app: str,
+        env_name: str,
+        *,
+        commit_sha: str,
+        artifact: str,
+        manifest_json: str,
+        functions: list[FunctionRecord],
+        created_by: str,
+        author: str,
+        message: str,
+        rollback_of: int | None = None,
+    ) -> ReleaseInfo:
+        """Record the next version of an environment, with status ``deploying``.
+
+        The version comes from the environment's counter, incremented in the same
+        transaction as the insert: concurrent callers get distinct versions and a
+        failed insert leaves no gap.
+
+        Args:
+            app: the app's name.
+            env_name: a live environment of the app.
+            commit_sha: the git commit deployed.
+            artifact: sha256 hex of the release bundle.
+            manifest_json: the validated manifest, as JSON text.
+            functions: the functions, each with its route patterns.
+            created_by: the name of the token that pushed.
+            author: the commit's author.
+            message: the commit's subject.
+            rollback_of: the version this release brings back, if it is a rollback.
+
+        Raises:
+            NotFoundError: the app, the environment or ``rollback_of`` is unknown.
+        """
+        with self._write() as session:
+            env = _env_row(session, app, env_name, live=True, lock=True)
+            if rollback_of is not None:
+                _release_row(session, app, env, rollback_of)
+            version = session.execute(
+                sa.update(Environment).where(Environment.id == env.id)
+                .values(last_version=Environment.last_version + 1)
+                .returning(Environment.last_version)
+            ).scalar_one()
+            release = Release(
+                environment_id=env.id, version=version, commit_sha=commit_sha,
+                artifact=artifact, manifest=manifest_json, status="deploying",
+                created_at=utcnow(), created_by=created_by, author=author,
+                message=message, rollback_of=rollback_of)
+            session.add(release)
+            session.flush()
+            _insert_functions(session, release.id, functions)
+            return _release_info(session, app, env_name, release)
+
+    def activate_release(self, release_id: int) -> ReleaseInfo:
+        """Make a release its environment's live one and bump ``routes_version``.
+
+        The previously active release becomes ``superseded``. Activating the
+        release that is already active changes nothing.
+
+        Raises:
+            NotFoundError: no release has that id.
+            ConflictError: the release failed, or its environment was deleted.
+        """
+        with self._write() as session:
+            release, env, app = _release_by_id(session, release_id)
+            # Lock the environment, then re-read the release under that lock.
+            session.refresh(env, with_for_update=True)
+            session.refresh(release)
+            if release.status == "failed":
+                raise ConflictError(f"release v{release.version} of {app}/{env.name} failed "
+                                    f"({release.status_reason}); it cannot be activated")
+            if env.deleted_at is not None:
+                raise ConflictError(f"environment {app}/{env.name} was deleted; "
+                                    "push its branch again to recreate it")
+            if env.active_release_id != release.id or release.status != "active":
+                session.execute(sa.update(Release).where(
+                    Release.environment_id == env.id, Release.status == "active",
+                    Release.id != release.id).values(status="superseded"))
+                release.status, release.status_reason = "active", None
+                env.active_release_id = release.id
+                _bump_routes_version(session)
+            return _release_info(session, app, env.name, release)
+
+    def mark_failed(self, release_id: int, reason: str) -> None:
+        """Record that a release could not be deployed, and why.
+
+        What the environment serves does not change: if the release was already
+        activated, activate the previous one to bring it back.
+
+        Raises:
+            NotFoundError: no release has that id.
+        """
+        with self._write() as session:
+            release = session.get(Release, release_id)
+            if release is None:
+                raise NotFoundError(f"release #{release_id} not found")
+            release.status, release.status_reason = "failed", reason
+
+    def get_release(self, app: str, env_name: str, version: int) -> ReleaseInfo:
+        """Version ``version`` of an environment, with its functions.
+
+        Raises:
+            NotFoundError: the app, environment or version is unknown.
+        """
+        with self._read() as session:
+            env = _env_row(session, app, env_name)
+            release = _release_row(session, app, env, version)
+            return _release_info(session, app, env_name, release)
+
+    def list_releases(self, app: str, env_name: str = PRODUCTION, limit: int = 50
+                      ) -> list[ReleaseInfo]:
+        """The newest ``limit`` releases of an environment, newest first.
+
+        Raises:
+            NotFoundError: the app or environment is unknown.
+        """
+        with self._read() as session:
+            env = _env_row(session, app, env_name)
+            rows = list(session.scalars(
+                sa.select(Release).where(Release.environment_id == env.id)
+                .order_by(Release.version.desc()).limit(limit)))
+            functions = _functions(session, [row.id for row in rows])
+            return [ReleaseInfo.from_row(app, env_name, row, functions[row.id]) for row in rows]
+
+    def active_release(self, app: str, env_name: str) -> ReleaseInfo | None:
+        """The release an environment serves, or ``None`` before its first activation.
+
+        Raises:
+            NotFoundError: the app or environment is unknown.
+        """
+        with self._read() as session:
+            env = _env_row(session, app, env_name)
+            if env.active_release_id is None:
+                return None
+            release = session.get_one(Release, env.active_release_id)
+            return _release_info(session, app, env_name, release)
+
+    # -- runtime ----------------------------------------------------------------
+
+    def routes_version(self) -> int:
+        """The counter bumped whenever what the runtime must serve changes."""
+        with self._read() as session:
+            return _routes_version(session)
+
+    def routing_snapshot(self) -> RoutingSnapshot:
+        """Everything the runtime serves, read in one consistent transaction.
+
+        Three queries, whatever the number of apps: environments, functions, routes.
+        """
+        with self._read(snapshot=True) as session:
+            version = _routes_version(session)
+            rows = session.execute(
+                sa.select(App.name, Environment.name, Release.id, Release.version,
+                          Release.artifact)
+                .join(Environment, Environment.app_id == App.id)
+                .join(Release, Release.id == Environment.active_release_id)
+                .where(Environment.deleted_at.is_(None))
+                .order_by(App.name, Environment.name)).all()
+            live = (sa.select(Environment.active_release_id)
+                    .where(Environment.deleted_at.is_(None)))
+            functions = _functions(session, live)
+        return RoutingSnapshot(version=version, environments=tuple(
+            LiveEnvironment(app=app, environment=env, release_id=release_id, version=number,
+                            artifact=artifact, functions=functions[release_id])
+            for app, env, release_id, number, artifact in rows))
+
+
+# -- rows (inside a session) ---------------------------------------------------
+
+
+def _app_row(session: Session, name: str) -> App:
+    row = session.scalar(sa.select(App).where(App.name == name))
+    if row is None:
+        raise NotFoundError(f"app {name!r} not found; `edge apps` lists them")
+    return row
+
+
+def _env_row(session: Session, app: str, name: str, *, live: bool = False,
+             lock: bool = False) -> Environment:
+    query = (sa.select(Environment).join(App, App.id == Environment.app_id)
+             .where(App.name == app, Environment.name == name))
+    if live:
+        query = query.where(Environment.deleted_at.is_(None))
+    if lock:
+        query = query.with_for_update(of=Environment)
+    env = session.scalar(query)
+    if env is None:
+        _app_row(session, app)
+        raise NotFoundError(f"environment {name!r} of app {app!r} not found; "
+                            f"`edge apps` lists the environments of each app")
+    return env
+
+
+def _release_row(session: Session, app: str, env: Environment, version: int) -> Release:
+    release = session.scalar(sa.select(Release).where(
+        Release.environment_id == env.id, Release.version == version))
+    if release is None:
+        raise NotFoundError(f"release v{version} of {app}/{env.name} not found; "
+                            f"`edge releases {app}` lists them")
+    return release
+
+
+def _release_by_id(session: Session, release_id: int) -> tuple[Release, Environment, str]:
+    row = session.execute(
+        sa.select(Release, Environment, App.name)
+        .join(Environment, Environment.id == Release.environment_id)
+        .join(App, App.id == Environment.app_id)
+        .where(Release.id == release_id)).one_or_none()
+    if row is None:
+        raise NotFoundError(f"release #{release_id} not found")
+    release, env, app = row
+    return release, env, app
+
+
+def _routes_version(session: Session) -> int:
+    return session.execute(sa.select(PlatformState.routes_version)
+                           .where(PlatformState.id == PLATFORM_STATE_ID)).scalar_one()
+
+
+def _bump_routes_version(session: Session) -> int:
+    return session.execute(
+        sa.update(PlatformState).where(PlatformState.id == PLATFORM_STATE_ID)
+        .values(routes_version=PlatformState.routes_version + 1)
+        .returning(PlatformState.routes_version)).scalar_one()
+
+
+def _insert_functions(session: Session, release_id: int,
+                      functions: Iterable[FunctionRecord]) -> None:
+    functions = list(functions)
+    if not functions:
+        return
+    session.execute(sa.insert(Function), [
+        {"release_id": release_id, "name": f.name, "runtime": f.runtime, "entry": f.entry,
+         "path": f.path, "handler": f.handler, "memory_mb": f.memory_mb,
+         "timeout_ms": f.timeout_ms, "regions": list(f.regions), "env": dict(f.env),
+         "min_warm": f.min_warm, "max_instances": f.max_instances,
+         "content_hash": f.content_hash}
+        for f in functions])
+    routes = [
+        {"release_id": release_id, "function_name": f.name, "position": position,
+         "pattern": pattern, "method": method, "path": path}
+        for f in functions
+        for position, pattern in enumerate(f.routes)
+        for method, path in [_split_pattern(pattern)]]
+    if routes:
+        session.execute(sa.insert(Route), routes)
+
+
+def _split_pattern(text: str) -> tuple[str | None, str]:
+    """``"GET /x"`` -> ``("GET", "/x")``; ``"/x"`` -> ``(None, "/x")``."""
+    text = text.strip()
+    if text.startswith("/"):
+        return None, text
+    method, _, path = text.partition(" ")
+    return method.upper(), path.strip()
+
+
+def _functions(session: Session, release_ids: Iterable[int] | sa.Select[Any]
+               ) -> defaultdict[int, tuple[FunctionRecord, ...]]:
+    """The functions of many releases, with their routes, in two queries."""
+    ids = release_ids if isinstance(release_ids, sa.Select) else list(release_ids)
+    patterns: defaultdict[tuple[int, str], list[str]] = defaultdict(list)
+    for release_id, name, pattern in session.execute(
+            sa.select(Route.release_id, Route.function_name, Route.pattern)
+            .where(Route.release_id.in_(ids))
+            .order_by(Route.release_id, Route.function_name, Route.position)):
+        patterns[release_id, name].append(pattern)
+    grouped: defaultdict[int, list[FunctionRecord]] = defaultdict(list)
+    for row in session.scalars(sa.select(Function).where(Function.release_id.in_(ids))
+                               .order_by(Function.release_id, Function.name)):
+        grouped[row.release_id].append(
+            FunctionRecord.from_row(row, tuple(patterns[row.release_id, row.name])))
+    return defaultdict(tuple, {key: tuple(value) for key, value in grouped.items()})
+
+
+def _release_info(session: Session, app: str, env_name: str, row: Release) -> ReleaseInfo:
+    return ReleaseInfo.from_row(app, env_name, row, _functions(session, [row.id])[row.id])
+
+
+def _app_infos(session: Session, apps: Iterable[App]) -> list[AppInfo]:
+    """Apps with their live environments, in one query for all the environments."""
+    apps = list(apps)
+    names = {app.id: app.name for app in apps}
+    envs: defaultdict[int, list[EnvironmentInfo]] = defaultdict(list)
+    for env, version in session.execute(
+            sa.select(Environment, Release.version)
+            .outerjoin(Release, Release.id == Environment.active_release_id)
+            .where(Environment.app_id.in_(names), Environment.deleted_at.is_(None))
+            .order_by(Environment.name)):
+        envs[env.app_id].append(EnvironmentInfo.from_row(names[env.app_id], env, version))
+    return [AppInfo(id=app.id, name=app.name, created_at=as_utc(app.created_at),
+                    created_by=app.created_by, environments=tuple(envs[app.id]))
+            for app in apps]

@@ -158,7 +158,9 @@ def to_response(result: Any) -> Response:
         return result
     if result is None:
         return Response(b"", status=204)
-    if isinstance(result, dict | list | str | bytes | bytearray):
+    if isinstance(result, bytearray):
+        return Response(bytes(result))
+    if isinstance(result, dict | list | str | bytes):
         return Response(result)
     raise TypeError(
         f"handler returned {type(result).__name__}; return a dict, list, str, bytes "

@@ -8,7 +8,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 
-class GunicornServer(BaseApplication):  # type: ignore[misc]
+class GunicornServer(BaseApplication):
     """A gunicorn master whose workers each call ``load_app()`` after forking.
 
     Nothing is preloaded: every worker builds its own engines and clients, so

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dulwich.object_store import iter_tree_contents
+from dulwich.objects import ObjectID
 
 from edge.runtime.limits import function_ids
 
@@ -32,7 +33,7 @@ def _bundle(object_store: Any, tree_id: bytes) -> bytes:
     """A deterministic tar of the tree's regular files."""
     buf = io.BytesIO()
     entries = sorted(
-        (entry for entry in iter_tree_contents(object_store, tree_id)
+        (entry for entry in iter_tree_contents(object_store, ObjectID(tree_id))
          if entry.mode is not None and stat.S_ISREG(entry.mode)),
         key=lambda entry: entry.path,
     )

@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 from dulwich.object_store import iter_tree_contents
+from dulwich.objects import ObjectID
 
 from edge import commands
 from edge.config import Config
@@ -161,7 +162,7 @@ class Deployer:
         functions = function_records(repo.object_store, commit.tree, manifest)
         release = self.store.create_release(
             app, env, commit_sha=pushed.new.decode(), artifact=digest,
-            manifest_json=manifest.to_json(), functions=functions, created_by=pusher,
+            manifest_json=json.dumps(manifest.to_json()), functions=functions, created_by=pusher,
             author=commit.author.decode("utf-8", "replace"),
             message=commit.message.decode("utf-8", "replace").strip().splitlines()[0]
             if commit.message.strip() else "",
@@ -224,7 +225,7 @@ class Deployer:
             target = self.store.rollback_target(app, PRODUCTION, to)
             release = self.store.create_release(
                 app, PRODUCTION, commit_sha=target.commit_sha, artifact=target.artifact,
-                manifest_json=target.manifest, functions=list(target.functions),
+                manifest_json=target.manifest_json, functions=list(target.functions),
                 created_by=by, author=target.author,
                 message=f"Rollback to v{target.version}", rollback_of=target.version,
             )
@@ -270,7 +271,7 @@ def function_records(object_store: Any, tree_id: bytes, manifest: Manifest
     """
     files = sorted(
         (entry.path.decode("utf-8", "surrogateescape"), entry.sha.decode())
-        for entry in iter_tree_contents(object_store, tree_id)
+        for entry in iter_tree_contents(object_store, ObjectID(tree_id))
         if entry.mode is not None and stat.S_ISREG(entry.mode)
     )
     entries = {spec.path for spec in manifest.functions}

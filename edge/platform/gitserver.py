@@ -14,7 +14,9 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from dulwich.objects import ObjectID
 from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS
+from dulwich.refs import Ref
 from dulwich.server import Backend, ReceivePackHandler
 from dulwich.web import HTTPGitApplication
 
@@ -56,7 +58,7 @@ def receive_handler(deployer: Deployer, app: str, pusher: str) -> type[ReceivePa
             except OSError:  # the pusher went away; the deploy goes on
                 logger.info("pusher disconnected during %s deploy", app)
 
-        def _on_update(self, ref_name: bytes, old_sha: bytes, new_sha: bytes) -> bytes | None:
+        def _on_update(self, ref_name: Ref, old_sha: ObjectID, new_sha: ObjectID) -> bytes | None:
             try:
                 for line in deployer.validate(self.repo, app, ref_name, old_sha, new_sha):
                     self._progress(line)
@@ -69,7 +71,7 @@ def receive_handler(deployer: Deployer, app: str, pusher: str) -> type[ReceivePa
                 return summary.encode()
             return None
 
-        def _on_post_receive(self, client_refs: list[tuple[bytes, bytes, bytes]]) -> None:
+        def _on_post_receive(self, client_refs: list[tuple[ObjectID, ObjectID, Ref]]) -> None:
             for old_sha, new_sha, ref_name in client_refs:
                 deployer.deploy(self.repo, app, ref_name, old_sha, new_sha,
                                 pusher=pusher, progress=self._progress)

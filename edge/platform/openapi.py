@@ -6,7 +6,7 @@ from typing import Any
 
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {
     "type": "object", "properties": {"error": {"type": "string"}}}}}}
-_AUTH = [{"token": []}]
+_AUTH: list[dict[str, list[str]]] = [{"token": []}]
 
 
 def _op(summary: str, params: list[dict[str, Any]] | None = None,

@@ -12,6 +12,7 @@ import re
 import sys
 from pathlib import Path
 
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from edge.errors import EdgeError, NotFoundError
@@ -65,7 +66,7 @@ class AppRepos:
         os.chmod(self.root, 0o700)
         repo = Repo.init_bare(str(path), mkdir=True)
         # Field note: init_bare points HEAD at master; clones would check out nothing.
-        repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/main")
+        repo.refs.set_symbolic_ref(Ref(b"HEAD"), Ref(b"refs/heads/main"))
         config = repo.get_config()
         config.set((b"receive",), b"maxInputSize", str(self.max_push_bytes).encode())
         config.set((b"receive",), b"denyDeletes", b"false")

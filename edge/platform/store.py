@@ -358,10 +358,16 @@ class Store:
             return _release_info(session, app, env_name, release)
 
     def activate_release(self, release_id: int) -> ReleaseInfo:
-        """Make a release its environment's live one and bump ``routes_version``.
+        """Point the environment at a release and mark it active, in one step."""
+        self.point_environment(release_id)
+        return self.mark_active(release_id)
 
-        The previously active release becomes ``superseded``. Activating the
-        release that is already active changes nothing.
+    def point_environment(self, release_id: int) -> int:
+        """Make a release what its environment serves; returns the new routes_version.
+
+        The release's status is left as it is: a deploy marks it ``active`` once
+        the runtime has acknowledged (:meth:`mark_active`). Pointing at the
+        release already served changes nothing.
 
         Raises:
             NotFoundError: no release has that id.
@@ -378,14 +384,58 @@ class Store:
             if env.deleted_at is not None:
                 raise ConflictError(f"environment {app}/{env.name} was deleted; "
                                     "push its branch again to recreate it")
-            if env.active_release_id != release.id or release.status != "active":
-                session.execute(sa.update(Release).where(
-                    Release.environment_id == env.id, Release.status == "active",
-                    Release.id != release.id).values(status="superseded"))
-                release.status, release.status_reason = "active", None
-                env.active_release_id = release.id
-                _bump_routes_version(session)
+            if env.active_release_id == release.id:
+                return _routes_version(session)
+            env.active_release_id = release.id
+            return _bump_routes_version(session)
+
+    def mark_active(self, release_id: int) -> ReleaseInfo:
+        """Record that the runtime serves a release: it becomes ``active`` and the
+        environment's previously active release ``superseded``.
+
+        Raises:
+            NotFoundError: no release has that id.
+        """
+        with self._write() as session:
+            release, env, app = _release_by_id(session, release_id)
+            session.refresh(env, with_for_update=True)
+            session.execute(sa.update(Release).where(
+                Release.environment_id == env.id, Release.status == "active",
+                Release.id != release.id).values(status="superseded"))
+            release.status, release.status_reason = "active", None
             return _release_info(session, app, env.name, release)
+
+    def rollback_target(self, app: str, env_name: str, version: int | None) -> ReleaseInfo:
+        """The release a rollback brings back: ``version``, or the one before the
+        release served now (skipping failed releases).
+
+        Raises:
+            NotFoundError: unknown app, environment or version.
+            ConflictError: there is nothing earlier to go back to, or the
+                release named failed.
+        """
+        with self._read() as session:
+            env = _env_row(session, app, env_name)
+            row: Release | None
+            if version is not None:
+                row = _release_row(session, app, env, version)
+            else:
+                current = env.active_release_id or 0
+                active = session.get(Release, current)
+                row = session.scalars(
+                    sa.select(Release).where(
+                        Release.environment_id == env.id, Release.status != "failed",
+                        Release.status != "deploying",
+                        Release.version < (active.version if active else 1 << 62),
+                        Release.artifact != (active.artifact if active else ""))
+                    .order_by(Release.version.desc()).limit(1)).first()
+                if row is None:
+                    raise ConflictError(f"{app}/{env_name} has no earlier release to roll "
+                                        f"back to; `edge releases {app}` lists them")
+            if row.status == "failed":
+                raise ConflictError(f"release v{row.version} of {app}/{env_name} failed "
+                                    f"({row.status_reason}); pick another version")
+            return _release_info(session, app, env_name, row)
 
     def mark_failed(self, release_id: int, reason: str) -> None:
         """Record that a release could not be deployed, and why.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import falcon
@@ -45,8 +45,9 @@ class Dispatcher:
         self.metrics = metrics
         self.suffix = "." + config.domain
 
-    async def __call__(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+    async def __call__(self, req: falcon.asgi.Request, resp: falcon.asgi.Response | None,
                        **_: Any) -> None:
+        assert resp is not None  # falcon always passes one to a sink
         request_id = os.urandom(8).hex()
         resp.set_header("x-edge-request-id", request_id)
         host = req.host.lower()
@@ -126,14 +127,14 @@ class Lifespan:
     def __init__(self, node: Node) -> None:
         self.node = node
 
-    async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+    async def process_startup(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         await self.node.start()
 
-    async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+    async def process_shutdown(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         await self.node.stop()
 
 
 def create_app(config: Config, node: Node) -> falcon.asgi.App:
-    app = falcon.asgi.App(middleware=[Lifespan(node)])
+    app = falcon.asgi.App(middleware=Lifespan(node))
     app.add_sink(Dispatcher(config, node), prefix="/")
     return app

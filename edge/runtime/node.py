@@ -85,7 +85,7 @@ class Node:
 
     async def pool(self, version: FunctionVersion) -> FunctionPool:
         """The warm pool of ``version``, started on demand (e.g. after LRU eviction)."""
-        return await self.pools.get_or_start(version)  # type: ignore[attr-defined, no-any-return]
+        return await self.pools.get_or_start(version)  # type: ignore[attr-defined]
 
     def request_reload(self) -> None:
         self._wanted.set()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edge.config import Config
 from edge.platform.store import FunctionRecord, RoutingSnapshot
-from edge.routes import Router, parse_route
+from edge.routes import RoutePattern, Router, parse_route
 from edge.runtime.invocation import FunctionVersion
 
 PRODUCTION = "production"
@@ -73,16 +73,16 @@ class RouteTable:
     def build(cls, snapshot: RoutingSnapshot, config: Config) -> RouteTable:
         sites: dict[str, Site] = {}
         for live in snapshot.environments:
-            entries = []
+            entries: list[tuple[RoutePattern, Target]] = []
             targets = []
             for record in live.functions:
-                target = _target(record, live.app, live.environment, live.release_version,
+                target = _target(record, live.app, live.environment, live.version,
                                  config.releases_dir / live.artifact, config.region)
                 targets.append(target)
                 entries.extend((parse_route(text), target) for text in record.routes)
             host = (f"{live.app}.{config.domain}" if live.environment == PRODUCTION
                     else f"{live.environment}--{live.app}.{config.domain}")
-            sites[host] = Site(live.app, live.environment, live.release_version, Router(entries),
+            sites[host] = Site(live.app, live.environment, live.version, Router(entries),
                                tuple(targets))
         return cls(snapshot.version, sites)
 

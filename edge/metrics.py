@@ -1,0 +1,502 @@
+"""Per-function metrics, aggregated across every worker and runtime node in Redis.
+
+Each runtime worker owns one :class:`MetricsRecorder`. ``observe()`` updates
+plain in-process counters (no I/O); ``flush()``, run every second by a
+background task, merges them into Redis in one ``MULTI`` pipeline of small Lua
+scripts (``HINCRBY`` per counter and latency bucket, a max for the memory peak).
+
+Why Redis and not ``prometheus_client``'s registry: under gunicorn every worker
+is its own process, so an in-process registry would show whichever worker
+happened to answer ``/metrics``, and ``prometheus_client``'s multiprocess mode
+only sums files on one host. Here every worker adds its counts to the same Redis
+hashes, so any worker of any node, or the control plane, renders the same
+totals; counters only ever grow (``HINCRBY``), which is what Prometheus'
+``rate()`` expects; a worker that dies loses at most its last second.
+
+Redis layout (hashes; ``<node>`` names a runtime node, shared by its workers):
+
+- ``edge:metrics:<app>:<environment>:<function>``: cluster-wide totals;
+- ``edge:metrics-node:<node>:<app>:<environment>:<function>``: one node's share
+  (expires :data:`NODE_TTL` seconds after the node's last flush);
+- ``edge:metrics-index`` and ``edge:metrics-index-node:<node>``: sets of JSON
+  ``[app, environment, function]`` naming the hashes above (no ``SCAN``).
+
+Hash fields: ``invocations``, ``errors`` (status >= 500 or any function fault),
+``cold_starts``, ``timeouts``, ``memory_kills``, ``status:<n>xx``,
+``duration_us`` (sum, microseconds), ``memory_peak_kb`` (max) and ``b:<i>``,
+the latency histogram: bucket ``i`` counts durations in
+``(upper(i - 1), upper(i)]`` with ``upper(i) = 0.01 ms * 10 ** (i / 60)``, i.e.
+60 log-spaced buckets per decade (3.9% wide) from 0.01 ms to 60 s, so a
+quantile interpolated inside its bucket is within ~4% of the exact value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import redis
+import redis.asyncio as redis_async
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from edge.runtime.invocation import FunctionVersion, Outcome
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "edge:metrics:"
+NODE_KEY_PREFIX = "edge:metrics-node:"
+INDEX_KEY = "edge:metrics-index"
+NODE_INDEX_PREFIX = "edge:metrics-index-node:"
+NODE_TTL = 7 * 24 * 3600
+PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+MIN_MS = 0.01
+MAX_MS = 60_000.0
+PER_DECADE = 60
+LAST_BUCKET = math.ceil(math.log10(MAX_MS / MIN_MS) * PER_DECADE)
+OVERFLOW = LAST_BUCKET + 1  # durations past MAX_MS
+# Exposition buckets (seconds): Prometheus does not need 400 of them.
+EXPOSED_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                   1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LABELS = ("app", "environment", "function")
+
+_REDIS_DOWN = (redis.RedisError, OSError)
+_COUNTERS = ("invocations", "errors", "cold_starts", "timeouts", "memory_kills")
+
+# KEYS: cluster hash, node hash, index set, node index set.
+# ARGV: index member, memory peak (KB), node TTL, then field/increment pairs.
+_MERGE = """
+for k = 1, 2 do
+  for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1]) end
+  local peak = tonumber(ARGV[2])
+  if peak > tonumber(redis.call('HGET', KEYS[k], 'memory_peak_kb') or '0') then
+    redis.call('HSET', KEYS[k], 'memory_peak_kb', peak)
+  end
+end
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[4], ARGV[3])
+return 1
+"""
+
+
+def metrics_key(app: str, environment: str, function: str) -> str:
+    """The cluster-wide hash of one function in one environment."""
+    return f"{KEY_PREFIX}{app}:{environment}:{function}"
+
+
+def node_metrics_key(node: str, app: str, environment: str, function: str) -> str:
+    """One runtime node's hash of one function in one environment."""
+    return f"{NODE_KEY_PREFIX}{node}:{app}:{environment}:{function}"
+
+
+def bucket_upper_ms(index: int) -> float:
+    """The inclusive upper bound of histogram bucket ``index``, in ms."""
+    return MIN_MS * 10 ** (index / PER_DECADE)
+
+
+def bucket_index(duration_ms: float) -> int:
+    """The histogram bucket a duration falls in (``OVERFLOW`` past 60 s)."""
+    if not duration_ms > MIN_MS:  # also NaN
+        return 0
+    if duration_ms > MAX_MS * 10:
+        return OVERFLOW
+    index = math.ceil(math.log10(duration_ms / MIN_MS) * PER_DECADE - 1e-9)
+    return min(index, OVERFLOW)
+
+
+def quantile_ms(buckets: Mapping[int, int], q: float) -> float:
+    """The ``q``-quantile (0..1) of a bucket histogram, interpolated in its bucket.
+
+    Interpolation is geometric, matching the log-spaced buckets; 0 when empty.
+    """
+    total = sum(buckets.values())
+    if total == 0:
+        return 0.0
+    rank = q * total
+    seen = 0
+    for index in sorted(buckets):
+        count = buckets[index]
+        if count and seen + count >= rank:
+            return _interpolate(index, (rank - seen) / count)
+        seen += count
+    return _interpolate(max(buckets), 1.0)
+
+
+def _interpolate(index: int, fraction: float) -> float:
+    if index == 0:
+        return MIN_MS * fraction
+    if index >= OVERFLOW:
+        return bucket_upper_ms(LAST_BUCKET)
+    low = bucket_upper_ms(index - 1)
+    return low * (bucket_upper_ms(index) / low) ** fraction
+
+
+_BUCKET_FIELDS = tuple(f"b:{i}" for i in range(OVERFLOW + 1))
+
+
+@dataclass
+class _Cell:
+    """Unflushed counts of one (app, environment, function)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    memory_peak_kb: int = 0
+
+    def merge(self, other: _Cell) -> None:
+        self.counts.update(other.counts)
+        self.memory_peak_kb = max(self.memory_peak_kb, other.memory_peak_kb)
+
+
+class MetricsRecorder:
+    """One worker's in-process metrics, merged into Redis by :meth:`flush`.
+
+    Args:
+        client: an asyncio Redis client, owned (and closed) by the caller.
+        node: the runtime node's name, the same for all of its workers (e.g.
+            ``f"{socket.gethostname()}:{config.runtime_port}"``); its
+            ``/metrics`` shows that node's share.
+        interval: seconds between background flushes.
+    """
+
+    def __init__(self, client: redis_async.Redis, node: str, *, interval: float = 1.0) -> None:
+        self.client = client
+        self.node = node
+        self.interval = interval
+        self._cells: dict[tuple[str, str, str], _Cell] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+        self._failing = False
+
+    def observe(self, app: str, environment: str, function: str, *, status: int,
+                duration_ms: float, cold: bool = False, error: str | None = None,
+                memory_peak_kb: int = 0) -> None:
+        """Count one invocation: O(1), no I/O, never raises for odd values.
+
+        Args:
+            app, environment, function: what ran.
+            status: the HTTP status sent.
+            duration_ms: dispatch to reply.
+            cold: whether it needed a new instance.
+            error: the :class:`~edge.runtime.invocation.Outcome` error, if any;
+                ``"timeout"`` and ``"memory"`` also count as timeouts / memory kills.
+            memory_peak_kb: the instance's peak resident memory (0 if unknown).
+        """
+        if not 0.0 <= duration_ms < math.inf:  # NaN, negative or infinite: a clock glitch
+            duration_ms = 0.0
+        key = (app, environment, function)
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._cells[key] = _Cell()
+        counts = cell.counts
+        counts["invocations"] += 1
+        counts[f"status:{min(max(status // 100, 1), 5)}xx"] += 1
+        counts["errors"] += status >= 500 or error is not None
+        counts["cold_starts"] += bool(cold)
+        counts["timeouts"] += error == "timeout"
+        counts["memory_kills"] += error == "memory"
+        counts["duration_us"] += round(duration_ms * 1000)
+        counts[_BUCKET_FIELDS[bucket_index(duration_ms)]] += 1
+        cell.memory_peak_kb = max(cell.memory_peak_kb, memory_peak_kb)
+
+    def observe_outcome(self, version: FunctionVersion, outcome: Outcome) -> None:
+        """:meth:`observe` one pool answer for ``version``."""
+        self.observe(version.app, version.environment, version.name, status=outcome.status,
+                     duration_ms=outcome.duration_ms, cold=outcome.cold, error=outcome.error,
+                     memory_peak_kb=outcome.memory_peak_kb)
+
+    async def flush(self) -> int:
+        """Merge the local counts into Redis in one transaction.
+
+        Returns:
+            How many invocations were merged. On a Redis failure nothing is
+            merged and nothing is lost: the counts stay local for the next flush.
+        """
+        cells, self._cells = self._cells, {}
+        if not cells:
+            return 0
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                for key, cell in cells.items():
+                    self._queue(pipe, key, cell)
+                await pipe.execute()
+        except _REDIS_DOWN as exc:
+            self._restore(cells)
+            if not self._failing:
+                logger.warning("metrics not flushed, Redis unreachable (%s); kept locally", exc)
+            self._failing = True
+            return 0
+        self._failing = False
+        return sum(cell.counts["invocations"] for cell in cells.values())
+
+    def _queue(self, pipe: Any, key: tuple[str, str, str], cell: _Cell) -> None:
+        keys = (metrics_key(*key), node_metrics_key(self.node, *key), INDEX_KEY,
+                NODE_INDEX_PREFIX + self.node)
+        pairs = [part for name, count in cell.counts.items() if count
+                 for part in (name, count)]
+        pipe.eval(_MERGE, len(keys), *keys, json.dumps(key), cell.memory_peak_kb, NODE_TTL,
+                  *pairs)
+
+    def _restore(self, cells: dict[tuple[str, str, str], _Cell]) -> None:
+        for key, cell in cells.items():
+            current = self._cells.get(key)
+            if current is None:
+                self._cells[key] = cell
+            else:
+                current.merge(cell)
+
+    async def run(self) -> None:
+        """Flush every ``interval`` seconds until :meth:`aclose`, then a last time."""
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.interval)
+            await self.flush()
+
+    def start(self) -> None:
+        """Launch :meth:`run` as a task of the running event loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="edge-metrics")
+
+    async def aclose(self, timeout: float = 2.0) -> None:
+        """Stop :meth:`run` after one last flush, giving up after ``timeout`` seconds.
+
+        A flush is never cancelled half-way (that could lose or double its
+        counts), except at the timeout. Does not close the Redis client.
+        """
+        self._closing.set()
+        task, self._task = self._task, None
+        try:
+            async with asyncio.timeout(timeout):
+                if task is not None:
+                    await task
+                await self.flush()  # what arrived during run()'s last flush
+        except TimeoutError:
+            logger.warning("metrics recorder closed before its last flush finished")
+
+
+@dataclass(frozen=True)
+class _Series:
+    """One function's stored figures, parsed."""
+
+    app: str
+    environment: str
+    function: str
+    counts: dict[str, int]
+    buckets: dict[int, int]
+
+    @classmethod
+    def parse(cls, labels: tuple[str, str, str], raw: Mapping[Any, Any]) -> _Series:
+        counts: dict[str, int] = {}
+        buckets: dict[int, int] = {}
+        for name, value in raw.items():
+            text = name.decode() if isinstance(name, bytes) else str(name)
+            if text.startswith("b:"):
+                buckets[int(text[2:])] = int(value)
+            else:
+                counts[text] = int(value)
+        return cls(*labels, counts, buckets)
+
+    @property
+    def invocations(self) -> int:
+        return self.counts.get("invocations", 0)
+
+    def status_classes(self) -> dict[str, int]:
+        return {name[7:]: count for name, count in sorted(self.counts.items())
+                if name.startswith("status:")}
+
+
+def _labels(members: Iterable[Any], app: str | None,
+            environment: str | None) -> list[tuple[str, str, str]]:
+    found = set()
+    for member in members:
+        try:
+            labels = tuple(str(part) for part in json.loads(member))
+        except (ValueError, TypeError):
+            continue
+        if len(labels) == 3 and app in (None, labels[0]) and environment in (None, labels[1]):
+            found.add((labels[0], labels[1], labels[2]))
+    return sorted(found)
+
+
+def _key_of(node: str | None, labels: tuple[str, str, str]) -> str:
+    return metrics_key(*labels) if node is None else node_metrics_key(node, *labels)
+
+
+def _index_of(node: str | None) -> str:
+    return INDEX_KEY if node is None else NODE_INDEX_PREFIX + node
+
+
+def _load(client: redis.Redis, node: str | None, app: str | None = None,
+          environment: str | None = None) -> list[_Series]:
+    members: Any = client.smembers(_index_of(node))
+    wanted = _labels(members, app, environment)
+    pipe = client.pipeline(transaction=False)
+    for labels in wanted:
+        pipe.hgetall(_key_of(node, labels))
+    hashes = pipe.execute() if wanted else []
+    return [_Series.parse(labels, raw) for labels, raw in zip(wanted, hashes, strict=True) if raw]
+
+
+async def _aload(client: redis_async.Redis, node: str | None) -> list[_Series]:
+    members: Any = await client.smembers(_index_of(node))
+    wanted = _labels(members, None, None)
+    async with client.pipeline(transaction=False) as pipe:
+        for labels in wanted:
+            pipe.hgetall(_key_of(node, labels))
+        hashes = await pipe.execute() if wanted else []
+    return [_Series.parse(labels, raw) for labels, raw in zip(wanted, hashes, strict=True) if raw]
+
+
+def _row(series: _Series) -> dict[str, Any]:
+    n = series.invocations
+    counts = series.counts
+    return {
+        "app": series.app,
+        "environment": series.environment,
+        "function": series.function,
+        "invocations": n,
+        "errors": counts.get("errors", 0),
+        "cold_starts": counts.get("cold_starts", 0),
+        "warm_hit_ratio": round((n - counts.get("cold_starts", 0)) / n, 4) if n else 0.0,
+        "avg_ms": round(counts.get("duration_us", 0) / 1000 / n, 3) if n else 0.0,
+        "p50_ms": round(quantile_ms(series.buckets, 0.50), 3),
+        "p95_ms": round(quantile_ms(series.buckets, 0.95), 3),
+        "p99_ms": round(quantile_ms(series.buckets, 0.99), 3),
+        "memory_peak_kb": counts.get("memory_peak_kb", 0),
+        "timeouts": counts.get("timeouts", 0),
+        "memory_kills": counts.get("memory_kills", 0),
+        "status_classes": series.status_classes(),
+    }
+
+
+def read_metrics(client: redis.Redis, app: str,
+                 environment: str | None = None) -> list[dict[str, Any]]:
+    """Cluster-wide figures for each function of ``app``, sorted by environment, function.
+
+    Args:
+        client: a synchronous Redis client.
+        app: whose functions.
+        environment: only this environment (default: all of them).
+
+    Returns:
+        One dict per function: ``app``, ``environment``, ``function``,
+        ``invocations``, ``errors``, ``cold_starts``, ``warm_hit_ratio``
+        (0..1), ``avg_ms``, ``p50_ms``, ``p95_ms``, ``p99_ms`` (ms, 3 decimals),
+        ``memory_peak_kb``, ``timeouts``, ``memory_kills`` and
+        ``status_classes`` (e.g. ``{"2xx": 10, "5xx": 1}``).
+
+    Raises:
+        redis.RedisError: Redis is unreachable.
+    """
+    return [_row(series) for series in _load(client, None, app, environment)]
+
+
+class _Exposition(Collector):
+    """Prometheus metric families built from stored series."""
+
+    def __init__(self, series: list[_Series]) -> None:
+        self.series = series
+
+    def collect(self) -> Iterator[Metric]:
+        invocations = CounterMetricFamily(
+            "edge_function_invocations", "Function invocations by HTTP status class.",
+            labels=[*LABELS, "status_class"])
+        simple = {name: CounterMetricFamily(f"edge_function_{name}", doc, labels=LABELS)
+                  for name, doc in _SIMPLE_COUNTERS.items()}
+        duration = HistogramMetricFamily(
+            "edge_function_duration_seconds", "Invocation duration, dispatch to reply.",
+            labels=LABELS)
+        memory = GaugeMetricFamily("edge_function_memory_peak_bytes",
+                                   "Highest resident memory of any instance.", labels=LABELS)
+        for series in self.series:
+            labels = [series.app, series.environment, series.function]
+            for status_class, count in series.status_classes().items():
+                invocations.add_metric([*labels, status_class], count)
+            for name, family in simple.items():
+                family.add_metric(labels, series.counts.get(name, 0))
+            duration.add_metric(labels, _exposed_buckets(series),
+                                series.counts.get("duration_us", 0) / 1e6)
+            memory.add_metric(labels, series.counts.get("memory_peak_kb", 0) * 1024)
+        yield invocations
+        yield from simple.values()
+        yield duration
+        yield memory
+
+
+_SIMPLE_COUNTERS = {
+    "errors": "Invocations answered 5xx or ended by a function fault.",
+    "cold_starts": "Invocations that had to start a new instance.",
+    "timeouts": "Invocations killed at the function's timeout.",
+    "memory_kills": "Invocations killed for exceeding the memory limit.",
+}
+
+
+def _exposed_index(fine: int) -> int:
+    """Which exposition bucket a fine bucket's counts go to (len(...) = +Inf)."""
+    if fine >= OVERFLOW:
+        return len(EXPOSED_SECONDS)
+    upper_s = bucket_upper_ms(fine) / 1000 * (1 - 1e-9)
+    return next((i for i, le in enumerate(EXPOSED_SECONDS) if upper_s <= le),
+                len(EXPOSED_SECONDS))
+
+
+_FINE_TO_EXPOSED = tuple(_exposed_index(i) for i in range(OVERFLOW + 1))
+
+
+def _exposed_buckets(series: _Series) -> list[tuple[str, float]]:
+    counts = [0] * (len(EXPOSED_SECONDS) + 1)
+    for fine, count in series.buckets.items():
+        counts[_FINE_TO_EXPOSED[min(max(fine, 0), OVERFLOW)]] += count
+    bounds = [*(repr(le) for le in EXPOSED_SECONDS), "+Inf"]
+    cumulative = 0
+    buckets = []
+    for bound, count in zip(bounds, counts, strict=True):
+        cumulative += count
+        buckets.append((bound, float(cumulative)))
+    return buckets
+
+
+def prometheus_text(client: redis.Redis, node: str | None = None) -> bytes:
+    """The Prometheus text exposition of every function's figures.
+
+    Serve it with ``Content-Type: PROMETHEUS_CONTENT_TYPE``. Safe under
+    gunicorn with any number of workers: it reads Redis, where all of them
+    flush (see the module docstring).
+
+    Args:
+        client: a synchronous Redis client.
+        node: ``None`` for cluster-wide totals (the control plane's
+            ``/metrics``); a node's name for that node's share (a runtime
+            node's ``/metrics``).
+
+    Returns:
+        ``edge_function_invocations_total{app,environment,function,status_class}``,
+        ``edge_function_{errors,cold_starts,timeouts,memory_kills}_total``,
+        ``edge_function_duration_seconds`` (histogram, ``_bucket{le}``/``_sum``/
+        ``_count``) and ``edge_function_memory_peak_bytes`` (gauge), all labelled
+        ``app``, ``environment``, ``function``.
+
+    Raises:
+        redis.RedisError: Redis is unreachable.
+    """
+    return generate_latest(_Exposition(_load(client, node)))
+
+
+async def aprometheus_text(client: redis_async.Redis, node: str | None = None) -> bytes:
+    """:func:`prometheus_text` for an asyncio client (the runtime's ASGI workers)."""
+    return generate_latest(_Exposition(await _aload(client, node)))

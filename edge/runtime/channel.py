@@ -1,0 +1,329 @@
+"""The worker's asyncio ends of the sockets to function processes.
+
+* :class:`ControlChannel`: a seqpacket control socket (to the zygote or a
+  template), read with ``loop.add_reader`` and ``socket.recv_fds`` so passed
+  file descriptors arrive with their message.
+* :class:`InstanceChannel`: the stream socket to one instance, an
+  ``asyncio.Protocol`` (the fastest of the asyncio ways measured: one
+  persistent reader, writes go straight to the socket), plus a pidfd to kill
+  the instance without pid races and an open ``/proc/<pid>/status`` to read
+  its memory peak with one ``pread``.
+
+APPSEC: everything read here comes from untrusted processes; messages are
+decoded by msgpack only and checked by the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from edge.runtime.protocol import (
+    HEADER,
+    MAX_FRAME,
+    PeerClosed,
+    ProtocolError,
+    close_fds,
+    decode,
+    recv_control,
+    send_control,
+)
+
+logger = logging.getLogger(__name__)
+
+MessageCallback = Callable[[Any, list[int]], None]
+
+
+class CallTimeout(Exception):
+    """The instance did not answer within the function's timeout."""
+
+
+class SpawnError(Exception):
+    """An instance or template could not be started."""
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    """How a child process ended, as its parent reported it.
+
+    Attributes:
+        pid: the process id.
+        code: the exit status, or ``None`` if a signal ended it.
+        signal: the signal number, or ``None``.
+        maxrss_kb: its peak resident memory (``ru_maxrss``).
+    """
+
+    pid: int
+    code: int | None
+    signal: int | None
+    maxrss_kb: int = 0
+
+    @classmethod
+    def parse(cls, message: dict[str, Any]) -> ExitInfo | None:
+        """Read an ``exit`` message; ``None`` if it is malformed."""
+        pid, code, sig, rss = (message.get(k) for k in ("pid", "code", "signal", "maxrss_kb"))
+        if not isinstance(pid, int) or not isinstance(rss, int):
+            return None
+        exited = isinstance(code, int) and sig is None
+        if not exited and not (isinstance(sig, int) and code is None):
+            return None
+        return cls(pid, code, sig, max(rss, 0))
+
+    def describe(self) -> str:
+        """``"crashed: SIGSEGV"`` or ``"exited with status 1"``."""
+        if self.signal is not None:
+            try:
+                return f"crashed: {signal.Signals(self.signal).name}"
+            except ValueError:
+                return f"crashed: signal {self.signal}"
+        return f"exited with status {self.code}"
+
+
+class ControlChannel:
+    """The worker's end of a seqpacket control socket.
+
+    Args:
+        sock: the socket (made non-blocking here).
+        on_message: called with each decoded message and the fds passed with
+            it (the callee owns them).
+        on_close: called once when the peer closes, misbehaves, or we close.
+        maxfds: fds accepted per message; more is a protocol error.
+    """
+
+    def __init__(self, sock: socket.socket, on_message: MessageCallback,
+                 on_close: Callable[[], None], *, maxfds: int = 1) -> None:
+        self.sock = sock
+        self._on_message = on_message
+        self._on_close = on_close
+        self._maxfds = maxfds
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
+
+    def start(self) -> None:
+        """Start reading on the running loop."""
+        self.sock.setblocking(False)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.sock.fileno(), self._readable)
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Send one message; a peer that cannot take it is treated as gone.
+
+        Raises:
+            PeerClosed: the channel is (now) closed.
+        """
+        if self.closed:
+            raise PeerClosed("channel closed")
+        try:
+            send_control(self.sock, message)
+        except (OSError, ProtocolError) as exc:
+            self.close()
+            raise PeerClosed(f"could not send: {exc}") from None
+
+    def _readable(self) -> None:
+        while not self.closed:
+            try:
+                message, fds = recv_control(self.sock, self._maxfds)
+            except (BlockingIOError, InterruptedError):
+                return
+            except (PeerClosed, ProtocolError, OSError) as exc:
+                if not isinstance(exc, PeerClosed):
+                    logger.warning("closing a control channel: %s", exc)
+                self.close()
+                return
+            self._on_message(message, fds)
+
+    def close(self) -> None:
+        """Stop reading and close the socket; calls ``on_close`` once."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        self._on_close()
+
+
+class InstanceChannel(asyncio.Protocol):
+    """One instance: its socket as a protocol, a pidfd, its ``/proc`` status.
+
+    Created by :meth:`attach`. One call at a time; a reply nobody asked for,
+    an oversized or undecodable frame, or EOF fails the pending call.
+
+    Attributes:
+        pid: the instance's pid (verified to be a child of its template).
+        last_used: ``time.monotonic()`` of its last release.
+        calls: how many calls it answered.
+        memory_peak_kb: the last known ``VmHWM`` (or ``ru_maxrss`` at exit).
+        base_rss_kb: its resident memory when it started (shared pages included).
+        exit: how it ended, once its template reported it.
+    """
+
+    def __init__(self, pid: int, pidfd: int, status_fd: int,
+                 on_lost: Callable[[InstanceChannel], None]) -> None:
+        self.pid = pid
+        self._pidfd = pidfd
+        self._status_fd = status_fd
+        self._on_lost = on_lost
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[Any] | None = None
+        self._exit_waiter: asyncio.Future[ExitInfo] | None = None
+        self.alive = True
+        self.last_used = 0.0
+        self.calls = 0
+        self.memory_peak_kb = 0
+        self.base_rss_kb = 0
+        self.exit: ExitInfo | None = None
+
+    @classmethod
+    async def attach(cls, sock: socket.socket, pid: int, parent: int,
+                     on_lost: Callable[[InstanceChannel], None]) -> InstanceChannel:
+        """Take over an instance socket received from template ``parent``.
+
+        APPSEC: the pid comes from an untrusted template: it must name a live
+        child of that template, else we would signal or measure a stranger.
+
+        Raises:
+            SpawnError: the pid is not the template's child, or it is gone.
+        """
+        pidfd = status_fd = -1
+        try:
+            pidfd = os.pidfd_open(pid)
+            status_fd = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+            status = _read_status(status_fd)
+            if status.get(b"Tgid") != pid or status.get(b"PPid") != parent:
+                raise SpawnError(f"pid {pid} is not an instance of template {parent}")
+        except (OSError, SpawnError) as exc:
+            close_fds([fd for fd in (pidfd, status_fd) if fd >= 0])
+            sock.close()
+            raise SpawnError(str(exc)) from None
+        channel = cls(pid, pidfd, status_fd, on_lost)
+        channel.base_rss_kb = status.get(b"VmRSS", 0)
+        channel.memory_peak_kb = status.get(b"VmHWM", 0)
+        loop = asyncio.get_running_loop()
+        await loop.connect_accepted_socket(lambda: channel, sock)
+        return channel
+
+    # -- asyncio.Protocol ----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but quack alike.
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        if len(buffer) < HEADER.size:
+            return
+        (size,) = HEADER.unpack_from(buffer)
+        if size > MAX_FRAME:
+            self._fail(ProtocolError(f"reply frame of {size} bytes exceeds {MAX_FRAME}"))
+            return
+        end = HEADER.size + size
+        if len(buffer) < end:
+            return
+        waiter = self._waiter
+        if len(buffer) > end or waiter is None or waiter.done():
+            self._fail(ProtocolError("unsolicited data from the instance"))
+            return
+        payload = bytes(buffer[HEADER.size:end])
+        buffer.clear()
+        try:
+            waiter.set_result(decode(payload))
+        except ProtocolError as exc:
+            self._fail(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(PeerClosed("the instance closed its connection"))
+
+    # -- calls ---------------------------------------------------------------
+
+    async def call(self, frame: bytes, timeout: float) -> Any:
+        """Send one request frame and wait for the decoded reply.
+
+        Raises:
+            CallTimeout: no reply within ``timeout`` seconds.
+            PeerClosed: the instance went away.
+            ProtocolError: it sent something that is not one reply frame.
+        """
+        if not self.alive or self._transport is None:
+            raise PeerClosed("the instance is gone")
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        self._transport.write(frame)
+        timer = loop.call_later(timeout, _expire, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def kill(self) -> None:
+        """SIGKILL the instance (through its pidfd: no pid reuse race) and close."""
+        if self._pidfd >= 0:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        self._fail(PeerClosed("the instance was stopped"))
+
+    def sample_memory(self) -> int:
+        """Refresh :attr:`memory_peak_kb` from ``VmHWM`` (one ``pread``, ~12 us)."""
+        if self._status_fd >= 0:
+            with contextlib.suppress(OSError):
+                peak = _read_status(self._status_fd).get(b"VmHWM", 0)
+                self.memory_peak_kb = max(self.memory_peak_kb, peak)
+        return self.memory_peak_kb
+
+    def set_exit(self, info: ExitInfo) -> None:
+        """Record the exit its template reported."""
+        self.exit = info
+        self.memory_peak_kb = max(self.memory_peak_kb, info.maxrss_kb)
+        if self._exit_waiter is not None and not self._exit_waiter.done():
+            self._exit_waiter.set_result(info)
+
+    async def wait_exit(self, timeout: float) -> ExitInfo | None:
+        """The exit report, waiting up to ``timeout`` seconds for it."""
+        if self.exit is None and timeout > 0:
+            self._exit_waiter = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exit_waiter, timeout)
+        return self.exit
+
+    def _fail(self, exc: Exception) -> None:
+        """Fail the pending call with ``exc`` and release every resource, once."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        if not self.alive:
+            return
+        self.alive = False
+        if not isinstance(exc, PeerClosed) and self._pidfd >= 0:
+            with contextlib.suppress(OSError):  # a misbehaving instance is not reused
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        if self._transport is not None:
+            self._transport.abort()
+        self.sample_memory()
+        close_fds([self._pidfd, self._status_fd])
+        self._pidfd = self._status_fd = -1
+        self._on_lost(self)
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(CallTimeout())
+
+
+def _read_status(fd: int) -> dict[bytes, int]:
+    """The numeric fields of a ``/proc/<pid>/status`` we use, in kB or as ids."""
+    fields: dict[bytes, int] = {}
+    for line in os.pread(fd, 4096, 0).splitlines():
+        name, _, rest = line.partition(b":")
+        if name in (b"Tgid", b"PPid", b"VmRSS", b"VmHWM"):
+            fields[name] = int(rest.split()[0])
+    return fields

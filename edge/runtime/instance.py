@@ -1,0 +1,258 @@
+"""A function instance: the forked process that runs one request at a time.
+
+Runs in a child forked from a template (see ``edge.runtime.template``), which
+already imported the function and set up the sandbox. Frames on the instance
+socket are length-prefixed msgpack (``edge.runtime.protocol``):
+
+* request: ``{method, url, path, query, headers, body, params, id}``
+* reply: ``{status, headers, body, logs, error}`` where ``logs`` is a list of
+  ``[ts, level, message]`` and ``error`` is ``None``, ``"exception"`` (an
+  uncaught exception, answered 500 with a generic body) or ``"memory"`` (the
+  instance then exits with :data:`EXIT_MEMORY`).
+
+Everything written to ``sys.stdout`` (level ``info``), ``sys.stderr``
+(``error``) and Python ``logging`` (``debug``, ``info``, ``warning``,
+``error``, ``critical``) during a call is sent back with its reply.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from edge.function import Request, to_response
+from edge.runtime.protocol import HEADER, MAX_FRAME, ProtocolError, decode, encode
+
+# Reserved exit code: the instance hit its memory limit (cf. gunicorn's
+# WORKER_BOOT_ERROR for a reserved "failed to boot" code).
+EXIT_MEMORY = 4
+
+MAX_RECORDS = 1000
+MAX_MESSAGE = 16 * 1024
+# Freed on MemoryError, so that reporting it does not need new memory. Made
+# with bytes(), i.e. calloc: it counts against RLIMIT_DATA but its pages are
+# never touched, so it costs no time at fork.
+BALLAST_BYTES = 256 * 1024
+_JSON = [("content-type", "application/json")]
+
+Handler = Callable[[Request], Any]
+
+
+def _level(levelno: int) -> str:
+    if levelno >= logging.CRITICAL:
+        return "critical"
+    if levelno >= logging.ERROR:
+        return "error"
+    if levelno >= logging.WARNING:
+        return "warning"
+    return "info" if levelno >= logging.INFO else "debug"
+
+
+class _Stream(io.TextIOBase):
+    """``sys.stdout``/``sys.stderr`` replacement: one log record per line."""
+
+    def __init__(self, capture: Capture, level: str) -> None:
+        super().__init__()
+        self._capture = capture
+        self._level = level
+        self._partial = ""
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._capture.add(self._level, line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._capture.add(self._level, self._partial)
+            self._partial = ""
+
+
+class _LogHandler(logging.Handler):
+    def __init__(self, capture: Capture) -> None:
+        super().__init__(logging.DEBUG)
+        self._capture = capture
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._capture.add(_level(record.levelno), self.format(record), record.created)
+        except Exception:  # a bad log call must not fail the request
+            self.handleError(record)
+
+
+class Capture:
+    """Collects what a function writes, as ``[ts, level, message]`` records."""
+
+    def __init__(self) -> None:
+        self.records: list[list[Any]] = []
+        self.dropped = 0
+        self._streams: list[_Stream] = []
+
+    def install(self) -> None:
+        """Replace ``sys.stdout``/``sys.stderr`` and attach to the root logger."""
+        import sys  # noqa: PLC0415 - keep module globals free of the real streams
+
+        self._streams = [_Stream(self, "info"), _Stream(self, "error")]
+        sys.stdout, sys.stderr = self._streams
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        root.addHandler(_LogHandler(self))
+        root.setLevel(logging.INFO)
+        logging.lastResort = None
+
+    def add(self, level: str, message: str, ts: float | None = None) -> None:
+        if len(self.records) >= MAX_RECORDS:
+            self.dropped += 1
+            return
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + " [truncated]"
+        self.records.append([time.time() if ts is None else ts, level, message])
+
+    def take(self) -> list[list[Any]]:
+        """The records so far (flushing partial lines); starts a new batch."""
+        for stream in self._streams:
+            stream.flush()
+        records = self.records
+        if self.dropped:
+            records.append([time.time(), "warning", f"{self.dropped} more log lines dropped"])
+        self.records = []
+        self.dropped = 0
+        return records
+
+
+class Instance:
+    """The request loop of one forked instance.
+
+    Args:
+        sock: the connected stream socket to the worker.
+        handler: the function's callable (sync or async).
+        env: the function's variables, passed as ``request.env``.
+        capture: the installed output capture.
+    """
+
+    def __init__(self, sock: socket.socket, handler: Handler, env: Mapping[str, str],
+                 capture: Capture) -> None:
+        self.sock = sock
+        self.handler = handler
+        self.env = dict(env)
+        self.capture = capture
+        self.pid = os.getpid()
+        self._buffer = bytearray()
+        self._loop: Any = None
+        self._ballast: bytes | None = None
+
+    def run(self) -> int:
+        """Serve requests until the worker closes the socket; returns the exit code."""
+        self._ballast = bytes(BALLAST_BYTES)
+        os.register_at_fork(after_in_child=self._forked)
+        try:
+            return self._serve()
+        except MemoryError:
+            self._ballast = None
+            self._reply_memory()
+            return EXIT_MEMORY
+
+    def _serve(self) -> int:
+        while True:
+            try:
+                frame = self._read_frame()
+            except (ProtocolError, OSError):
+                return 1
+            if frame is None:
+                return 0
+            reply = self._answer(frame)
+            if os.getpid() != self.pid:
+                return 0  # a child the function forked came back here: never reply twice
+            self.sock.sendall(reply)
+
+    def _forked(self) -> None:
+        """In a process the function forked: let go of the instance socket."""
+        self.sock.close()
+
+    def _read_frame(self) -> bytes | None:
+        buffer = self._buffer
+        while True:
+            if len(buffer) >= HEADER.size:
+                (size,) = HEADER.unpack_from(buffer)
+                if size > MAX_FRAME:
+                    raise ProtocolError(f"request frame of {size} bytes")
+                end = HEADER.size + size
+                if len(buffer) >= end:
+                    frame = bytes(buffer[HEADER.size:end])
+                    del buffer[:end]
+                    return frame
+            chunk = self.sock.recv(262144)
+            if not chunk:
+                return None
+            buffer += chunk
+
+    def _answer(self, frame: bytes) -> bytes:
+        message = decode(frame)
+        request = Request(
+            method=message["method"], url=message["url"], path=message["path"],
+            query_string=message["query"], headers=[tuple(h) for h in message["headers"]],
+            params=message["params"], body=message["body"], env=self.env,
+            request_id=message["id"],
+        )
+        self.capture.take()
+        try:
+            reply = self._call(request)
+            return encode({**reply, "logs": self.capture.take()})
+        except MemoryError:
+            raise
+        except BaseException:  # any failure of function code is a 500
+            self.capture.add("error", traceback.format_exc())
+            return encode({**_internal_error(request.request_id), "logs": self.capture.take()})
+
+    def _call(self, request: Request) -> dict[str, Any]:
+        result = self.handler(request)
+        if isinstance(result, Awaitable):
+            result = self._await(result)
+        status, headers, body = to_response(result).encode()
+        return {"status": status, "headers": headers, "body": body, "error": None}
+
+    def _await(self, awaitable: Awaitable[Any]) -> Any:
+        """Run an async handler's awaitable on this instance's one event loop."""
+        import asyncio  # noqa: PLC0415 - only async functions pay for asyncio
+
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+
+        async def wrapper() -> Any:
+            return await awaitable
+
+        return self._loop.run_until_complete(wrapper())
+
+    def _reply_memory(self) -> None:
+        try:
+            self.capture.records = []
+            self.sock.sendall(encode({"status": 502, "headers": [], "body": b"", "logs": [],
+                                      "error": "memory"}))
+        except BaseException:  # the worker sees the exit status instead
+            return
+
+
+def _internal_error(request_id: str) -> dict[str, Any]:
+    body = json.dumps({"error": "internal error", "request_id": request_id}).encode()
+    return {"status": 500, "headers": _JSON, "body": body, "error": "exception"}

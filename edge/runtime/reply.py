@@ -1,0 +1,98 @@
+"""What crosses the instance socket: request frames out, untrusted replies in.
+
+APPSEC: a reply comes from function code. It is decoded by msgpack only and
+checked here field by field before any of it reaches the HTTP response.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from edge.runtime.invocation import Invocation, LogRecord, Outcome
+from edge.runtime.protocol import encode
+
+_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
+MAX_LOG_RECORDS = 1000
+MAX_LOG_MESSAGE = 16 * 1024
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_UNSAFE_VALUE = re.compile(r"[\x00\r\n]")
+# APPSEC: framing is the server's business; a function must not desync it.
+_HOP_BY_HOP = frozenset({"connection", "content-length", "keep-alive", "proxy-connection",
+                         "te", "trailer", "transfer-encoding", "upgrade"})
+_JSON = ("content-type", "application/json")
+
+
+class InvalidReply(Exception):
+    """An instance's reply frame is not a valid response."""
+
+
+def parse_reply(reply: Any) -> tuple[int, list[tuple[str, str]], bytes, str | None,
+                                     list[LogRecord]]:
+    """Check an untrusted reply: ``(status, headers, body, error, logs)``.
+
+    APPSEC: exact types only; no CR/LF/NUL in header values, header names are
+    HTTP tokens, hop-by-hop headers are dropped.
+
+    Raises:
+        InvalidReply: saying what is wrong.
+    """
+    if not isinstance(reply, dict):
+        raise InvalidReply("the reply is not a map")
+    status, body, error = reply.get("status"), reply.get("body"), reply.get("error")
+    if type(status) is not int or not 100 <= status <= 599:
+        raise InvalidReply(f"status {status!r} is not an HTTP status (100-599)")
+    if not isinstance(body, bytes):
+        raise InvalidReply("the body is not bytes")
+    if error not in (None, "exception", "memory"):
+        raise InvalidReply("unknown error kind")
+    return status, _parse_headers(reply.get("headers")), body, error, parse_logs(reply.get("logs"))
+
+
+def _parse_headers(raw: Any) -> list[tuple[str, str]]:
+    if not isinstance(raw, list):
+        raise InvalidReply("headers are not a list")
+    headers = []
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 2
+                and isinstance(item[0], str) and isinstance(item[1], str)):
+            raise InvalidReply("a header is not a [name, value] pair of strings")
+        name, value = item
+        if not _TOKEN.fullmatch(name):
+            raise InvalidReply(f"header name {name[:100]!r} is not a valid HTTP token")
+        if _UNSAFE_VALUE.search(value):
+            raise InvalidReply(f"header {name} has a CR, LF or NUL in its value")
+        if name.lower() not in _HOP_BY_HOP:
+            headers.append((name, value))
+    return headers
+
+
+def request_frame(invocation: Invocation) -> bytes:
+    """The frame an instance receives for ``invocation``."""
+    return encode({"method": invocation.method, "url": invocation.url, "path": invocation.path,
+                   "query": invocation.query_string, "headers": invocation.headers,
+                   "body": invocation.body, "params": invocation.params,
+                   "id": invocation.request_id})
+
+
+def parse_logs(raw: object) -> list[LogRecord]:
+    """Untrusted ``[[ts, level, message], ...]`` as LogRecords; bad entries are dropped."""
+    if not isinstance(raw, list):
+        return []
+    records = []
+    for item in raw[:MAX_LOG_RECORDS]:
+        if isinstance(item, list) and len(item) == 3:
+            ts, level, message = item
+            if isinstance(ts, int | float) and isinstance(message, str):
+                level = level if level in _LEVELS else "info"
+                records.append(LogRecord(float(ts), level, message[:MAX_LOG_MESSAGE]))
+    return records
+
+
+def error_outcome(invocation: Invocation, status: int, error: str, message: str,
+                  headers: list[tuple[str, str]] | None = None) -> Outcome:
+    """A platform-made answer: ``{"error", "message", "request_id"}`` as JSON."""
+    body = json.dumps({"error": error, "message": message,
+                       "request_id": invocation.request_id}).encode()
+    return Outcome(status, [_JSON, *(headers or [])], body, error=error)

@@ -1,0 +1,209 @@
+"""A function template: the forked process that imported one function version.
+
+Forked by the zygote per :class:`~edge.runtime.invocation.FunctionVersion`. It
+enters the sandbox (``edge.runtime.limits``), imports the entry module and
+resolves the handler, tells the worker ``ready`` (or ``error`` with the
+traceback, then exits with :data:`EXIT_BOOT_ERROR`), and from then on forks an
+instance for every ``spawn`` the worker sends: the fork is the cold start. The
+worker gets the instance's socket by ``SCM_RIGHTS`` and talks to it directly;
+the template reaps instances and reports each exit.
+
+To keep the fork and the instance's setup off the cold path, the template
+keeps one spare instance forked ahead (sandboxed, blocked reading its socket):
+a ``spawn`` hands the spare over at once. The next spare is forked once the
+template has been idle for ``SPARE_DELAY_MS``, so that fork does not compete
+for CPU with the first request of the instance just handed over.
+
+Control messages (seqpacket, see ``edge.runtime.protocol``):
+
+* template -> worker: ``{op: ready, logs}`` | ``{op: error, message, logs}``,
+  ``{op: spawned, pid}`` + the instance socket, ``{op: spawn_failed, message}``,
+  ``{op: exit, pid, code, signal, maxrss_kb}``.
+* worker -> template: ``{op: spawn}``. EOF means: kill the instances and exit.
+
+APPSEC: from the moment it imports function code, a template is untrusted:
+the worker validates everything it sends and never signals a pid it names.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import socket
+import sys
+import traceback
+from pathlib import PurePosixPath
+from types import ModuleType
+from typing import Any
+
+from edge.runtime import limits
+from edge.runtime.instance import Capture, Handler, Instance
+from edge.runtime.supervisor import Supervisor
+
+# Reserved exit code: the function failed to boot (gunicorn's WORKER_BOOT_ERROR).
+EXIT_BOOT_ERROR = 3
+MAX_ERROR_TEXT = 32 * 1024
+SPARE_DELAY_MS = 5
+_IMPORT_FRAMES = ("<frozen importlib._bootstrap", __file__)
+
+
+class LoadError(Exception):
+    """The function's module or handler could not be loaded."""
+
+
+class Template(Supervisor):
+    """One function version, imported, forking instances on request.
+
+    Args:
+        sock: the seqpacket socket to the worker.
+        spec: the version as the zygote received it (``key``, ``app``,
+            ``name``, ``root``, ``path``, ``handler``, ``env``, ``memory_mb``,
+            ``nofile``, ``nproc``).
+    """
+
+    def __init__(self, sock: socket.socket, spec: dict[str, Any]) -> None:
+        super().__init__(sock)
+        self.spec = spec
+        self.capture = Capture()
+        self.pins = limits.PathPins()
+        self.handler: Handler | None = None
+        self.spare: tuple[int, socket.socket] | None = None
+
+    def main(self) -> int:
+        """Sandbox, load, serve; returns the exit code."""
+        try:
+            self.enter_sandbox()
+            self.handler = self.load()
+        except BaseException as exc:  # every boot failure is reported
+            self.send({"op": "error", "message": _describe(exc)[-MAX_ERROR_TEXT:],
+                       "logs": self.capture.take()[-100:]})
+            return EXIT_BOOT_ERROR
+        self.send({"op": "ready", "logs": self.capture.take()[-100:]})
+        self.install_signals()
+        self.spare = self._fork_instance()
+        self.run()
+        return 0
+
+    def enter_sandbox(self) -> None:
+        """Everything before function code runs. APPSEC: order matters."""
+        spec = self.spec
+        os.setsid()  # own session: terminal signals to the platform do not reach it
+        limits.redirect_stdio()
+        root = spec["root"]
+        self.pins.pin([*sys.path, root])
+        limits.close_inherited_fds([self.sock.fileno(), *self.pins.fds()])
+        os.chdir(root)
+        separate = limits.privileged()
+        limits.limit_resources(limits.Limits(spec["nofile"], spec["nproc"]), separate_uid=separate)
+        if separate:
+            limits.drop_privileges(*limits.function_ids(spec["app"]))
+        limits.harden()
+        limits.die_with_parent(os.getppid())
+        limits.become_subreaper()
+        sys.path.insert(0, root)
+        self.pins.apply()
+        sys.dont_write_bytecode = True
+        os.environ.clear()
+        os.environ.update(spec["env"])
+
+    def load(self) -> Handler:
+        """Import the entry module under the memory limit and resolve the handler."""
+        spec = self.spec
+        self.capture.install()
+        limits.limit_memory(spec["memory_mb"])
+        module = _import_entry(sys.path[0], spec["path"])
+        handler = getattr(module, spec["handler"], None)
+        where = f"{spec['path']}:{spec['handler']}"
+        if handler is None:
+            raise LoadError(f"{where}: {spec['path']} defines no {spec['handler']!r}")
+        if not callable(handler):
+            raise LoadError(f"{where} is a {type(handler).__name__}, not a function")
+        if inspect.iscoroutinefunction(handler):
+            import asyncio  # noqa: F401, PLC0415 - instances then fork with it imported
+        return handler
+
+    def handle_spawn(self, message: dict[str, Any]) -> None:
+        """Hand the worker an instance: the spare, else a fresh fork."""
+        instance, self.spare = self.spare or self._fork_instance(), None
+        if instance is None:
+            self.send({"op": "spawn_failed", "message": "fork failed (process limit reached?)"})
+            return
+        pid, ours = instance
+        self.children.add(pid)
+        self.send({"op": "spawned", "pid": pid}, [ours.fileno()])
+        ours.close()
+
+    def idle_timeout_ms(self) -> int | None:
+        return None if self.spare is not None else SPARE_DELAY_MS
+
+    def on_idle(self) -> None:
+        self.spare = self._fork_instance()
+
+    def on_other_exit(self, pid: int) -> None:
+        if self.spare is not None and self.spare[0] == pid:
+            self.spare[1].close()
+            self.spare = None
+
+    def shutdown(self) -> None:
+        if self.spare is not None:
+            self.children.add(self.spare[0])
+            self.spare[1].close()
+            self.spare = None
+        super().shutdown()
+
+    def _fork_instance(self) -> tuple[int, socket.socket] | None:
+        """Fork an instance; returns its pid and our end of its socket."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            pid = os.fork()
+        except OSError:  # e.g. RLIMIT_NPROC reached
+            ours.close()
+            theirs.close()
+            return None
+        if pid == 0:
+            code = 1
+            try:
+                ours.close()
+                code = self._instance(theirs)
+            finally:
+                os._exit(code)
+        theirs.close()
+        return pid, ours
+
+    def _instance(self, sock: socket.socket) -> int:
+        parent = os.getppid()
+        self.forget_signals()
+        os.setpgid(0, 0)  # its own group: killing it kills what it forked
+        limits.close_inherited_fds([sock.fileno(), *self.pins.fds()])
+        limits.die_with_parent(parent)
+        assert self.handler is not None
+        return Instance(sock, self.handler, self.spec["env"], self.capture).run()
+
+
+def _import_entry(root: str, path: str) -> ModuleType:
+    """Execute ``root/path`` as a module named after its path (``functions.users``)."""
+    parts = PurePosixPath(path).with_suffix("").parts
+    name = ".".join(parts) if all(p.isidentifier() for p in parts) else "edge_function"
+    if name in sys.modules:  # e.g. an entry named json.py must not shadow the stdlib
+        name = "edge_function"
+    location = os.path.join(root, path)
+    if not os.path.isfile(location):
+        raise LoadError(f"{path}: no such file in the release")
+    spec = importlib.util.spec_from_file_location(name, location)
+    if spec is None or spec.loader is None:
+        raise LoadError(f"{path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _describe(exc: BaseException) -> str:
+    """The traceback of a load failure, without the platform's own frames."""
+    if isinstance(exc, LoadError | limits.SandboxError):
+        return str(exc)
+    info = traceback.TracebackException.from_exception(exc)
+    info.stack = traceback.StackSummary.from_list(
+        [frame for frame in info.stack if not frame.filename.startswith(_IMPORT_FRAMES)])
+    return "".join(info.format()).rstrip()

@@ -1,0 +1,284 @@
+"""JavaScript modules: the source transform, the deploy-time check, evaluation.
+
+A function's ``.js``/``.mjs`` entry is an ES module in the Cloudflare Workers
+style. mini-racer only runs classic scripts, so the module is transformed
+minimally, line for line (line numbers in errors and stacks stay the user's):
+
+* ``export default <expr>`` becomes ``__edge_exports.default = <expr>`` (this
+  covers ``export default { fetch }``, ``export default function ...`` and
+  ``export default class ...``, as expressions);
+* ``export`` in front of ``function``, ``async function``, ``class``,
+  ``const``, ``let`` or ``var`` is dropped (named exports are not used);
+* ``export { a, b as default }`` is dropped, and ``b`` becomes the default;
+* ``import`` statements and re-exports (``export * from``, ``export {..} from``)
+  are rejected: bundle the code into one file (``esbuild --bundle --format=esm``).
+
+These forms are recognised at the start of a line only. The module body then
+runs inside ``async function (__edge_exports) { "use strict"; ... }``, so
+top-level ``await`` works and top-level names stay private to the module.
+
+:func:`check_js` and :func:`check_js_many` parse modules in V8 inside a
+short-lived ``python -m edge.runtime.v8host --check`` process, because the
+caller (the git hook, a runtime worker) may fork and V8 must not be
+initialised in a process that later forks. :func:`evaluate_module` runs a module
+in an isolate of the V8 host (:mod:`edge.runtime.v8host`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from py_mini_racer import JSEvalException, JSOOMException, JSParseException, MiniRacer
+
+from edge.runtime.isolate import host_command, host_env
+
+logger = logging.getLogger(__name__)
+
+CHECK_TIMEOUT_S = 60.0
+_IMPORT = re.compile(r"^[ \t]*import(?=[ \t]*[\w{*'\"$])(?![ \t]*[.(])", re.M)
+_REEXPORT = re.compile(r"^[ \t]*export[ \t]*(?:\*|\{[^}]*\}[ \t]*from\b)", re.M)
+_EXPORT_DEFAULT = re.compile(r"^([ \t]*)export[ \t]+default\b[ \t]*", re.M)
+_EXPORT_DECL = re.compile(
+    r"^([ \t]*)export(?=[ \t]+(?:async[ \t]+function|function|class|const|let|var)\b)", re.M
+)
+_EXPORT_LIST = re.compile(r"^[ \t]*export[ \t]*\{([^}]*)\}[ \t]*;?", re.M)
+_DEFAULT_ALIAS = re.compile(r"^([A-Za-z_$][\w$]*)\s+as\s+default$")
+DEFAULT_TARGET = "__edge_exports.default = "
+HINT = "bundle the module into one file (e.g. esbuild --bundle --format=esm)"
+
+
+class ModuleSourceError(Exception):
+    """The module uses a form this platform does not support; the message is
+    one line, ``<file>:<line>: <problem>``."""
+
+
+def _line_of(source: str, offset: int) -> int:
+    return source.count("\n", 0, offset) + 1
+
+
+def _blank(text: str) -> str:
+    """Spaces in place of ``text``, keeping its newlines (so lines stay put)."""
+    return re.sub(r"[^\n]", " ", text)
+
+
+def transform_module(source: str, filename: str) -> str:
+    """Rewrite an ES module into the body of the module function (see above).
+
+    Raises:
+        ModuleSourceError: on ``import``, re-exports, or no default export.
+    """
+    for pattern, what in ((_IMPORT, "import statements"), (_REEXPORT, "re-exports")):
+        match = pattern.search(source)
+        if match:
+            line = _line_of(source, match.start())
+            raise ModuleSourceError(f"{filename}:{line}: {what} are not supported; {HINT}")
+    defaults: list[str] = []
+
+    def export_list(match: re.Match[str]) -> str:
+        for spec in match.group(1).split(","):
+            alias = _DEFAULT_ALIAS.match(spec.strip())
+            if alias:
+                defaults.append(alias.group(1))
+        return _blank(match.group(0))
+
+    code = _EXPORT_LIST.sub(export_list, source)
+    code, count = _EXPORT_DEFAULT.subn(lambda m: m.group(1) + DEFAULT_TARGET, code)
+    code = _EXPORT_DECL.sub(lambda m: m.group(1) + "      ", code)
+    if count + len(defaults) == 0:
+        raise ModuleSourceError(
+            f"{filename}: no `export default` found; a function module must end in "
+            "`export default { async fetch(request, env, ctx) { ... } }`"
+        )
+    if count + len(defaults) > 1:
+        raise ModuleSourceError(f"{filename}: more than one `export default`")
+    if defaults:
+        code += f"\n;{DEFAULT_TARGET}{defaults[0]};"
+    return code
+
+
+def source_url(filename: str) -> str:
+    """The ``//# sourceURL=`` comment naming the file in V8 messages and stacks."""
+    # APPSEC: the name comes from the pushed repo; keep it on one line.
+    return "\n//# sourceURL=" + re.sub(r"[\x00-\x20\x7f]", "_", filename)
+
+
+def module_script(code: str, filename: str) -> str:
+    """The classic script that defines the module function (line 1 stays line 1)."""
+    return (
+        '__edgeInternal.moduleFn = (async function (__edge_exports) {"use strict";'
+        + code
+        + "\n});"
+        + source_url(filename)
+    )
+
+
+def first_line(message: str, filename: str | None = None) -> str:
+    """The first line of a V8 message, naming ``filename`` where V8 said ``<anonymous>``.
+
+    (V8 takes the ``sourceURL`` comment into account only when it got that far.)
+    """
+    line = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    if filename is not None and line.startswith("<anonymous>:"):
+        line = filename + line[len("<anonymous>"):]
+    return line
+
+
+def check_in_v8(source: str, filename: str) -> str | None:
+    """Parse one module in V8 (call only inside the check process).
+
+    The module is first compiled as a strict classic script that throws before
+    running anything, which gives exact line numbers even for unbalanced braces;
+    if that fails only for module-specific reasons (top-level ``await``, a name
+    that clashes with a script global), the runtime's wrapper decides.
+    """
+    try:
+        code = transform_module(source, filename)
+    except ModuleSourceError as exc:
+        return str(exc)
+    with MiniRacer() as mr:
+        try:
+            mr.eval('"use strict";throw 0;' + code + source_url(filename))
+        except JSParseException as exc:
+            message = first_line(str(exc), filename)
+            if "await is only valid" not in message and "already been declared" not in message:
+                return message
+        except JSEvalException:
+            return None  # it parsed and then threw 0, as planned
+        try:
+            mr.eval("var __edgeInternal = {};" + module_script(code, filename))
+        except JSEvalException as exc:
+            return first_line(str(exc), filename)
+    return None
+
+
+def serve_checks(stdin: BinaryIO, stdout: BinaryIO) -> int:
+    """The ``--check`` mode: JSON ``{file: source}`` in, ``{file: error}`` out."""
+    files = json.loads(stdin.read().decode("utf-8"))
+    errors: dict[str, str] = {}
+    for filename, source in files.items():
+        problem = check_in_v8(source, filename)
+        if problem is not None:
+            errors[filename] = problem
+    stdout.write(json.dumps(errors).encode("utf-8"))
+    stdout.flush()
+    return 0
+
+
+def check_js_many(files: dict[str, str]) -> dict[str, str]:
+    """Check many modules in one subprocess.
+
+    Args:
+        files: file name (as shown in messages, e.g. ``functions/hello.js``) to source.
+
+    Returns:
+        The files that do not load, each with a one-line message such as
+        ``functions/hello.js:3: SyntaxError: Unexpected token '}'``.
+    """
+    if not files:
+        return {}
+    try:
+        done = subprocess.run(
+            host_command("--check"), input=json.dumps(files).encode("utf-8"),
+            capture_output=True, timeout=CHECK_TIMEOUT_S, env=host_env(), cwd="/", check=False,
+        )
+        result: Any = json.loads(done.stdout.decode("utf-8")) if done.returncode == 0 else None
+    except (subprocess.TimeoutExpired, ValueError) as exc:
+        logger.error("JavaScript check failed: %s", exc)
+        result = None
+    if not isinstance(result, dict):
+        # APPSEC: a checker that cannot run must reject the push, never wave it through.
+        reason = "the V8 syntax check did not complete"
+        return {name: f"{name}: {reason}" for name in files}
+    return {str(k): str(v) for k, v in result.items()}
+
+
+def check_js(source: str, filename: str) -> str | None:
+    """Check one module: ``None`` when it loads, else a one-line message."""
+    return check_js_many({filename: source}).get(filename)
+
+
+def main() -> int:
+    """Entry for ``python -m edge.runtime.v8host --check``."""
+    return serve_checks(sys.stdin.buffer, sys.stdout.buffer)
+
+
+class LoadError(Exception):
+    """A module did not compile or evaluate in its isolate; the message is one line."""
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """A function version as the V8 host loads it."""
+
+    name: str
+    filename: str
+    source: str
+    memory_mb: int
+    timeout_ms: int
+    env: dict[str, str]
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> ModuleSpec:
+        return cls(str(raw["name"]), str(raw["filename"]), str(raw["source"]),
+                   int(raw["memory_mb"]), int(raw["timeout_ms"]),
+                   {str(k): str(v) for k, v in raw["env"].items()})
+
+
+def _too_slow(spec: ModuleSpec) -> LoadError:
+    return LoadError(f"{spec.filename}: module evaluation exceeded {spec.timeout_ms} ms")
+
+
+async def eval_limited(mr: MiniRacer, code: str, spec: ModuleSpec, timeout_s: float) -> Any:
+    """Evaluate load-time code, turning every failure into a one-line LoadError."""
+    try:
+        return await asyncio.wait_for(mr.eval_cancelable(code), timeout_s)
+    except TimeoutError:
+        raise _too_slow(spec) from None
+    except JSOOMException:
+        raise LoadError(f"{spec.filename}: memory limit of {spec.memory_mb} MB exceeded") from None
+    except JSEvalException as exc:
+        raise LoadError(first_line(str(exc), spec.filename)) from None
+
+
+async def evaluate_module(mr: MiniRacer, spec: ModuleSpec, pinged: asyncio.Event) -> None:
+    """Evaluate ``spec``'s module in ``mr`` (which has the runtime prelude and a ping).
+
+    The module body is an async function (top-level ``await``), so evaluation
+    finishes when its promise settles; ``pinged`` is set when that happens.
+
+    Raises:
+        LoadError: a syntax error, an exception, no fetch handler, or a limit.
+    """
+    deadline = time.monotonic() + spec.timeout_ms / 1000
+    seed = base64.b64encode(os.urandom(44)).decode()  # ChaCha20 key + nonce for crypto.*
+    await eval_limited(mr, f"__edge.setup({json.dumps({'env': spec.env, 'seed': seed})})",
+                       spec, spec.timeout_ms / 1000)
+    try:
+        code = transform_module(spec.source, spec.filename)
+    except ModuleSourceError as exc:
+        raise LoadError(str(exc)) from None
+    for step in (module_script(code, spec.filename),
+                 f"__edgeInternal.runModule({json.dumps(spec.filename)})"):
+        await eval_limited(mr, step, spec, max(deadline - time.monotonic(), 0.001))
+    while True:
+        pinged.clear()
+        status = json.loads(str(await eval_limited(
+            mr, "__edgeInternal.loadStatus()", spec, max(deadline - time.monotonic(), 0.001))))
+        if status["state"] == "ok":
+            return
+        if status["state"] == "error":
+            raise LoadError(f"{spec.filename}: {first_line(status['error'])}")
+        try:
+            await asyncio.wait_for(pinged.wait(), deadline - time.monotonic())
+        except TimeoutError:
+            raise _too_slow(spec) from None

@@ -1,0 +1,519 @@
+"""The V8 host process: all JavaScript isolates of one runtime worker.
+
+Run as ``python -m edge.runtime.v8host --fd N`` by :class:`edge.runtime.isolate.V8Host`
+(frames are described there), or with ``--check`` by :mod:`edge.runtime.jscheck`.
+V8 is initialised only here, in a fresh process that never forks.
+
+One :class:`Isolate` (a ``MiniRacer`` context on this process's loop) per function
+version. Requests queue per isolate and enter V8 in batches: one ``eval`` of
+``__edge.d(...)`` (``js/dispatch.js``) starts every queued request and returns
+every finished response, so a busy function pays one thread hand-off per batch,
+not per request. Handlers that finish later send a ping; the next ``d()``
+collects them. Limits are enforced from outside the JavaScript:
+
+* V8's hard heap limit (``memory_mb``) on every isolate; when hit, the isolate
+  is replaced and its requests get 502 "memory limit of N MB exceeded";
+* a deadline per request (``timeout_ms``, then 504): a batch still running at
+  its first deadline is terminated (``TerminateExecution``) and the isolate,
+  probed, keeps serving; one still busy past every live deadline (an endless
+  loop in a promise continuation or a timer) is replaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import os
+import resource
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from contextlib import ExitStack
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import uvloop
+from py_mini_racer import (
+    JSEvalException,
+    JSFunction,
+    JSOOMException,
+    MiniRacer,
+    init_mini_racer,
+    mini_racer,
+)
+from py_mini_racer._exc import JSTerminatedException
+
+from edge.runtime import jscheck
+from edge.runtime.isolate import FrameProtocol
+from edge.runtime.jscheck import LoadError, ModuleSpec
+
+logger = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+NOBODY = 65534
+PRELUDE_TIMEOUT_S = 10.0
+MIN_GRACE_S = 0.1
+PEAK_STEP = 1.25
+RUNTIME_FILES = ("prelude.js", "url.js", "dispatch.js")
+LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
+TEXT = [["content-type", "text/plain; charset=utf-8"]]
+FAULTS = {  # error -> (status, what happened)
+    "timeout": (504, "time limit of {timeout_ms} ms exceeded"),
+    "memory": (502, "memory limit of {memory_mb} MB exceeded"),
+    "crash": (502, "isolate crashed and was replaced"),
+    "unavailable": (503, "is not loaded"),
+}
+
+
+def runtime_script() -> str:
+    """The Web API prelude, URL and dispatcher, as one classic script."""
+    folder = resources.files("edge.runtime").joinpath("js")
+    parts = [folder.joinpath(name).read_text(encoding="utf-8") for name in RUNTIME_FILES]
+    return "\n".join(parts) + "\n//# sourceURL=edge:runtime.js"
+
+
+@dataclass(eq=False)
+class Call:
+    """One request: its frame id, its item for ``d()``, and its deadline."""
+
+    rid: int
+    item: list[Any]
+    deadline: float
+    timer: asyncio.TimerHandle | None = None
+    cold_ms: float = 0.0
+
+
+def _body_item(body: bytes) -> tuple[int, str]:
+    if not body:
+        return 0, ""
+    try:
+        return 1, body.decode("utf-8")
+    except UnicodeDecodeError:
+        return 2, base64.b64encode(body).decode("ascii")
+
+
+def _new_racer(stack: ExitStack, loop: asyncio.AbstractEventLoop) -> MiniRacer:
+    """A context whose callbacks land on ``loop`` (called in a thread: it blocks ~3 ms)."""
+    return stack.enter_context(mini_racer(event_loop=loop))
+
+
+def _validated(item: list[Any]) -> tuple[int, list[list[str]], bytes, list[Any], str | None]:
+    """Type-check one finished response from JavaScript (untrusted)."""
+    _, status, headers, kind, body, logs, error = item
+    if type(status) is not int or not 200 <= status <= 599:
+        raise ValueError(f"bad status {status!r}")
+    pairs = [[str(k), str(v)] for k, v in headers]
+    # APPSEC: no CR/LF/NUL in header names or values (response splitting).
+    if any(not k or any(c in k + v for c in "\r\n\0") for k, v in pairs):
+        raise ValueError("invalid header")
+    data = body.encode("utf-8") if kind == 1 else b""
+    if kind == 2:
+        data = base64.b64decode(body, validate=True)
+    records = [[float(ts) / 1000, level if level in LOG_LEVELS else "info", str(msg)]
+               for ts, level, msg in logs]
+    return status, pairs, data, records, "exception" if error is not None else None
+
+
+class Isolate:
+    """One function version's isolate, its request queue and its limits."""
+
+    def __init__(self, spec: ModuleSpec, runtime_js: str, send: Any) -> None:
+        self.spec = spec
+        self._runtime_js = runtime_js
+        self._send = send
+        self.mr: MiniRacer | None = None
+        self._stack: ExitStack | None = None
+        self.queue: deque[Call] = deque()
+        self.live: dict[int, Call] = {}
+        self.forget: list[int] = []
+        self.check: list[int] = []
+        self.collect = False
+        self.inflight: asyncio.Task[None] | None = None
+        self._overdue_timer: asyncio.TimerHandle | None = None
+        self.starting: asyncio.Future[float] | None = None
+        self._load_ping = asyncio.Event()
+        self.peak_kb = 0
+        self._mark_kb = 0
+        self._closing: set[asyncio.Task[None]] = set()
+        self.closed = False
+
+    # ---- lifecycle ----
+
+    def ensure_started(self) -> asyncio.Future[float]:
+        """Start the isolate unless running or starting; resolves to cold-start ms."""
+        if self.starting is None:
+            self.starting = asyncio.ensure_future(self._start())
+            self.starting.add_done_callback(self._started)
+        return self.starting
+
+    async def _start(self) -> float:
+        began = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        stack = ExitStack()
+        try:
+            creating = loop.run_in_executor(None, _new_racer, stack, loop)
+            try:
+                mr = await asyncio.shield(creating)
+            except asyncio.CancelledError:
+                await asyncio.wait({creating})  # let the thread finish entering the stack
+                raise
+            # APPSEC: always a hard heap limit; without one a memory bomb aborts the process.
+            mr.set_hard_memory_limit(self.spec.memory_mb * MIB)
+            await self._load(mr, stack)
+        except BaseException:
+            stack.close()
+            raise
+        self.mr, self._stack = mr, stack
+        return (time.perf_counter() - began) * 1000
+
+    def _started(self, fut: asyncio.Future[float]) -> None:
+        self.starting = None
+        if fut.cancelled():
+            return
+        if fut.exception() is not None:
+            logger.error("%s: isolate failed to start: %s", self.spec.name, fut.exception())
+            while self.queue:
+                self._fault(self.queue.popleft(), "crash")
+            return
+        for call in self.queue:
+            call.cold_ms = fut.result()
+        self._pump()
+
+    async def _load(self, mr: MiniRacer, stack: ExitStack) -> None:
+        await jscheck.eval_limited(mr, self._runtime_js, self.spec, PRELUDE_TIMEOUT_S)
+        self._watch_memory(mr)
+        # mini-racer 0.14 (pinned in pyproject) has no public API for a JS->Python
+        # notification that does not block its loop; this private one is the same
+        # mechanism its Promise support uses.
+        assert mr._ctx is not None
+        ping = stack.enter_context(mr._ctx._register_js_notification(self._on_ping))
+        set_ping = await mr.eval_cancelable("__edge.setPing")
+        assert isinstance(set_ping, JSFunction)
+        await set_ping.cancelable()(ping)
+        await jscheck.evaluate_module(mr, self.spec, self._load_ping)
+
+    def close(self) -> None:
+        """Dispose of the isolate, failing whatever is still waiting."""
+        self.closed = True
+        if self.starting is not None:
+            self.starting.cancel()
+        for call in [*self.queue, *self.live.values()]:
+            self._fault(call, "unavailable")
+        self.queue.clear()
+        self.live.clear()
+        self._dispose()
+
+    def _dispose(self) -> None:
+        task, self.inflight = self.inflight, None
+        stack, self._stack, self.mr = self._stack, None, None
+        if self._overdue_timer is not None:
+            self._overdue_timer.cancel()
+        if stack is None:
+            return
+        if task is None or task.done():
+            stack.close()  # TerminateExecution, then joins the isolate's thread
+            return
+        # Free the context only once the eval's callback is unregistered: a
+        # callback delivered after mr_free_context would read freed memory.
+        task.cancel()
+        task.add_done_callback(lambda _: stack.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def wait_closed(self) -> None:
+        """Wait until every disposed context is freed."""
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    def _reset(self, reason: str) -> None:
+        """Replace the isolate; its in-flight requests fail with ``reason``."""
+        logger.warning("%s: isolate replaced: %s", self.spec.name,
+                       FAULTS[reason][1].format(**vars(self.spec)))
+        if reason == "memory":
+            self.peak_kb = max(self.peak_kb, self.spec.memory_mb * 1024)
+        now = asyncio.get_running_loop().time()
+        for call in self.live.values():
+            self._fault(call, reason if reason == "memory" or call.deadline <= now else "crash")
+        self.live.clear()
+        self.forget, self.check, self.collect = [], [], False
+        self._dispose()
+        self._pump()
+
+    # ---- requests ----
+
+    def submit(self, rid: int, request: list[Any]) -> None:
+        """Queue ``[method, url, headers, body, params]``; one ``resp`` frame answers it."""
+        loop = asyncio.get_running_loop()
+        method, url, headers, body, params = request
+        kind, text = _body_item(body)
+        call = Call(rid, [rid, method, url, headers, kind, text, params],
+                    loop.time() + self.spec.timeout_ms / 1000)
+        call.timer = loop.call_at(call.deadline, self._expire, call)
+        self.queue.append(call)
+        self._pump()
+
+    def _pump(self) -> None:
+        if self.inflight is not None or self.closed:
+            return
+        if self.mr is None:
+            if self.queue:
+                self.ensure_started()
+            return
+        if not (self.queue or self.collect or self.forget or self.check):
+            return
+        loop = asyncio.get_running_loop()
+        batch = list(self.queue)
+        self.queue.clear()
+        for call in batch:
+            self.live[call.rid] = call
+        payload = [[call.item for call in batch], self.forget, self.check]
+        self.forget, self.check, self.collect = [], [], False
+        if batch:
+            overdue = min(call.deadline for call in batch)
+        else:
+            overdue = max([loop.time() + MIN_GRACE_S, *(c.deadline for c in self.live.values())])
+        task = asyncio.ensure_future(self._dispatch(f"__edge.d({json.dumps(payload)})", batch))
+        self.inflight = task
+        self._overdue_timer = loop.call_at(overdue, self._overdue, task, bool(batch))
+
+    async def _dispatch(self, code: str, batch: list[Call]) -> None:
+        mr = self.mr
+        assert mr is not None
+        raw: Any = None
+        try:
+            raw = await mr.eval_cancelable(code)
+        except (asyncio.CancelledError, JSTerminatedException, JSOOMException):
+            pass  # terminated on purpose (or by the heap limit): probe next
+        except JSEvalException as exc:
+            logger.error("%s: dispatcher failed: %s", self.spec.name, exc)
+            raw = False
+        if mr is not self.mr:
+            return  # replaced meanwhile
+        self.inflight = None
+        if self._overdue_timer is not None:
+            self._overdue_timer.cancel()
+        if mr.was_hard_memory_limit_reached() or raw is False:
+            self._reset("memory" if mr.was_hard_memory_limit_reached() else "crash")
+            return
+        if raw is None:
+            self.check.extend(call.rid for call in batch if call.rid in self.live)
+        else:
+            self._deliver(str(raw))
+        self._track_memory(mr)
+        self._pump()
+
+    def _overdue(self, task: asyncio.Task[None], has_batch: bool) -> None:
+        if task is not self.inflight:
+            return
+        if has_batch:
+            task.cancel()  # mini-racer cancels the V8 task: TerminateExecution if running
+        else:
+            self._reset("timeout")  # JS kept running past every live deadline
+
+    def _expire(self, call: Call) -> None:
+        call.timer = None
+        if self.mr is not None and self.mr.was_hard_memory_limit_reached():
+            self._reset("memory")
+            return
+        if call in self.queue:
+            self.queue.remove(call)
+        elif self.live.pop(call.rid, None) is not None:
+            self.forget.append(call.rid)
+        else:
+            return
+        self._fault(call, "timeout")
+        self._pump()
+
+    def _on_ping(self, _handle: Any) -> None:
+        self._load_ping.set()
+        self.collect = True
+        self._pump()
+
+    def _deliver(self, raw: str) -> None:
+        done, collect, unknown = json.loads(raw)
+        for item in done:
+            call = self.live.pop(item[0], None)
+            if call is not None:
+                self._respond(call, item)
+        self.collect = self.collect or bool(collect)
+        lost = [self.live.pop(rid) for rid in unknown if rid in self.live]
+        self.queue.extendleft(reversed(lost))
+
+    def _respond(self, call: Call, item: list[Any]) -> None:
+        try:
+            status, headers, body, logs, error = _validated(item)
+        except (TypeError, ValueError, binascii.Error) as exc:
+            logger.error("%s: invalid response from JavaScript: %s", self.spec.name, exc)
+            status, headers, body, error = 500, TEXT, b"Internal Server Error", "exception"
+            logs = [[time.time(), "error", f"invalid response from the function: {exc}"]]
+        self._reply(call, status, headers, body, logs=logs, error=error)
+
+    def _fault(self, call: Call, error: str) -> None:
+        status, what = FAULTS[error]
+        text = what.format(**vars(self.spec))
+        body = f"function '{self.spec.name}': {text}\n".encode()
+        logs = [[time.time(), "error", f"killed: {text}"]]
+        self._reply(call, status, TEXT, body, logs=logs, error=error)
+
+    def _reply(self, call: Call, status: int, headers: list[Any], body: bytes, *,
+               logs: list[Any], error: str | None) -> None:
+        if call.timer is not None:
+            call.timer.cancel()
+            call.timer = None
+        self._send(["resp", call.rid, status, headers, body, logs, error, self.peak_kb,
+                    call.cold_ms])
+
+    # The heap peak is tracked without ever blocking on the isolate: mini-racer's
+    # heap_stats() waits for the isolate's thread, which a runaway promise
+    # continuation can hold forever (and a waiter then keeps the context alive,
+    # so it can never be terminated). heap_stats() is read once, right after the
+    # prelude, when only our code has run; after that V8's soft memory limit
+    # (checked after every GC, readable without blocking) is a ratchet: each time
+    # the heap passes the mark, the peak is at least the mark and the mark rises.
+
+    def _watch_memory(self, mr: MiniRacer) -> None:
+        used_kb = int(mr.heap_stats()["used_heap_size"]) // 1024
+        self.peak_kb = max(self.peak_kb, used_kb)
+        self._mark_kb = int(max(self.peak_kb, used_kb) * PEAK_STEP)
+        mr.set_soft_memory_limit(self._mark_kb * 1024)
+
+    def _track_memory(self, mr: MiniRacer) -> None:
+        if mr.was_soft_memory_limit_reached():
+            self.peak_kb = max(self.peak_kb, self._mark_kb)
+            self._mark_kb = min(int(self._mark_kb * PEAK_STEP), self.spec.memory_mb * 1024)
+            mr.set_soft_memory_limit(self._mark_kb * 1024)
+
+
+class Host:
+    """Routes frames from the worker to isolates, one per function version."""
+
+    def __init__(self, runtime_js: str) -> None:
+        self._runtime_js = runtime_js
+        self.isolates: dict[str, Isolate] = {}
+        self.conn: FrameProtocol | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def send(self, frame: list[Any]) -> None:
+        if self.conn is not None:
+            self.conn.send(frame)
+
+    def on_frame(self, frame: Any) -> None:
+        """Handle one frame (APPSEC: shape-checked; a bad frame is logged and dropped)."""
+        try:
+            op, rid, key, *args = frame
+            if op == "invoke":
+                self._invoke(rid, key, args)
+            elif op == "load":
+                task = asyncio.ensure_future(self._load(rid, key, ModuleSpec.parse(args[0])))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            elif op == "unload":
+                isolate = self.isolates.pop(key, None)
+                if isolate is not None:
+                    isolate.close()
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            logger.error("dropping malformed frame: %s", exc)
+
+    def _invoke(self, rid: int, key: str, args: list[Any]) -> None:
+        method, url, headers, body, params = args
+        isolate = self.isolates.get(key)
+        if isolate is None:
+            body = b"function is not loaded\n"
+            self.send(["resp", rid, 503, TEXT, body, [], "unavailable", 0, 0.0])
+            return
+        isolate.submit(rid, [str(method), str(url), [[str(k), str(v)] for k, v in headers],
+                             bytes(body), {str(k): str(v) for k, v in params.items()}])
+
+    async def _load(self, rid: int, key: str, spec: ModuleSpec) -> None:
+        isolate = self.isolates.get(key)
+        if isolate is None or isolate.spec != spec:
+            if isolate is not None:
+                isolate.close()
+            isolate = self.isolates[key] = Isolate(spec, self._runtime_js, self.send)
+        try:
+            cold_ms = await isolate.ensure_started() if isolate.mr is None else 0.0
+        except LoadError as exc:
+            if self.isolates.get(key) is isolate:
+                del self.isolates[key]
+            self.send(["err", rid, str(exc)])
+            return
+        except asyncio.CancelledError:
+            self.send(["err", rid, f"{spec.filename}: unloaded while loading"])
+            return
+        self.send(["ok", rid, {"cold_ms": cold_ms, "memory_peak_kb": isolate.peak_kb}])
+
+    async def close(self) -> None:
+        isolates = list(self.isolates.values())
+        self.isolates.clear()
+        for isolate in isolates:
+            isolate.close()
+        for isolate in isolates:
+            await isolate.wait_closed()
+
+
+async def serve(fd: int, runtime_js: str) -> None:
+    """Serve the worker on the inherited socket ``fd`` until it closes."""
+    loop = asyncio.get_running_loop()
+    lost: asyncio.Future[None] = loop.create_future()
+    host = Host(runtime_js)
+
+    def on_lost() -> None:
+        if not lost.done():
+            lost.set_result(None)
+
+    _, conn = await loop.create_connection(
+        lambda: FrameProtocol(host.on_frame, on_lost), sock=socket.socket(fileno=fd))
+    host.conn = conn
+    await lost
+    await host.close()
+
+
+def _harden() -> None:
+    # APPSEC: defence in depth on top of the scrubbed environment the worker
+    # passes: no EDGE_* settings, no core dumps (heap contents), few files.
+    for name in [k for k in os.environ if k.startswith("EDGE_")]:
+        del os.environ[name]
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = 1024 if hard == resource.RLIM_INFINITY else min(hard, 1024)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we stop
+
+
+def _drop_privileges() -> None:
+    # APPSEC: V8 runs untrusted code; a root host would make a V8 escape a node
+    # takeover. Everything this process needs from disk is loaded by now.
+    if os.geteuid() == 0:
+        os.setgroups([])
+        os.setresgid(NOBODY, NOBODY, NOBODY)
+        os.setresuid(NOBODY, NOBODY, NOBODY)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``--fd N`` serves a worker, ``--check`` checks modules."""
+    parser = argparse.ArgumentParser(prog="python -m edge.runtime.v8host")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--fd", type=int, help="inherited socket to serve")
+    mode.add_argument("--check", action="store_true", help="check modules (JSON on stdin)")
+    args = parser.parse_args(argv)
+    _harden()
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="v8host[%(process)d] %(levelname)s %(name)s: %(message)s")
+    init_mini_racer(ignore_duplicate_init=True)
+    script = runtime_script()
+    _drop_privileges()
+    if args.check:
+        return jscheck.main()
+    uvloop.run(serve(args.fd, script))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""JavaScript faults: time and memory limits, runaway continuations, a killed host.
+
+Each scenario runs a misbehaving function next to a well-behaved neighbour in
+the same V8 host, concurrently, and checks that the neighbour keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from edge.runtime.invocation import FunctionVersion, Invocation, Outcome
+from edge.runtime.isolate import JsPool, V8Host
+
+BAD = """\
+export default {
+  async fetch(request) {
+    const path = new URL(request.url).pathname;
+    if (path === "/loop") { while (true) {} }
+    const keep = [];
+    if (path === "/bomb") { while (true) keep.push("x".repeat(1024) + keep.length); }
+    if (path === "/later-loop") { await null; while (true) {} }
+    if (path === "/later-bomb") { await null; while (true) keep.push({ n: keep.length }); }
+    if (path === "/hang") { await new Promise(() => {}); }
+    if (path === "/slow") { await new Promise((r) => setTimeout(r, 5000)); }
+    return new Response("fine");
+  },
+};
+"""
+NEIGHBOUR = 'export default { async fetch() { return new Response("neighbour") } };\n'
+
+
+def version(root: Path, name: str, source: str, **overrides: Any) -> FunctionVersion:
+    (root / f"{name}.js").write_text(source)
+    fields: dict[str, Any] = {
+        "key": name, "app": "shop", "environment": "production", "release": 1, "name": name,
+        "runtime": "js", "root": root, "path": f"{name}.js", "handler": "", "env": {},
+        "memory_mb": 64, "timeout_ms": 1000,
+    }
+    fields.update(overrides)
+    return FunctionVersion(**fields)
+
+
+def request(path: str) -> Invocation:
+    return Invocation(method="GET", url=f"http://shop.edge.localhost{path}", path=path,
+                      query_string="", headers=[], body=b"", params={}, request_id="r")
+
+
+def run(root: Path, scenario: Callable[[JsPool, JsPool, V8Host], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        host = V8Host()
+        bad = JsPool(version(root, "bad", BAD), host)
+        neighbour = JsPool(version(root, "neighbour", NEIGHBOUR), host)
+        try:
+            await bad.start()
+            await neighbour.start()
+            return await scenario(bad, neighbour, host)
+        finally:
+            await host.close()
+
+    return asyncio.run(main())
+
+
+async def while_serving(neighbour: JsPool, fault: Awaitable[Outcome]) -> tuple[Outcome, int]:
+    """Run ``fault`` while the neighbour is called back to back; both must finish."""
+    task = asyncio.ensure_future(fault)
+    served = 0
+    while not task.done():
+        outcome = await neighbour.invoke(request("/"))
+        assert (outcome.status, outcome.body) == (200, b"neighbour"), outcome
+        served += 1
+    return task.result(), served
+
+
+def assert_killed(outcome: Outcome, status: int, error: str, text: str) -> None:
+    assert (outcome.status, outcome.error) == (status, error), outcome
+    assert text in outcome.body.decode(), outcome.body
+    assert any(text in log.message for log in outcome.logs)
+
+
+def test_infinite_loop_is_504_and_the_neighbour_keeps_serving(tmp_path: Path) -> None:
+    async def scenario(bad: JsPool, neighbour: JsPool, host: V8Host) -> Any:
+        began = time.monotonic()
+        outcome, served = await while_serving(neighbour, bad.invoke(request("/loop")))
+        elapsed = time.monotonic() - began
+        return outcome, served, elapsed, await bad.invoke(request("/"))
+
+    outcome, served, elapsed, after = run(tmp_path, scenario)
+    assert_killed(outcome, 504, "timeout", "time limit of 1000 ms exceeded")
+    assert "'bad'" in outcome.body.decode(), "the body names the function"
+    assert 0.9 < elapsed < 5
+    assert served > 10, "the neighbour was served while the loop ran"
+    assert (after.status, after.body) == (200, b"fine"), "the isolate still serves"
+
+
+def test_memory_bomb_is_502_and_the_neighbour_keeps_serving(tmp_path: Path) -> None:
+    async def scenario(bad: JsPool, neighbour: JsPool, host: V8Host) -> Any:
+        outcome, served = await while_serving(neighbour, bad.invoke(request("/bomb")))
+        return outcome, served, await bad.invoke(request("/"))
+
+    outcome, served, after = run(tmp_path, scenario)
+    assert_killed(outcome, 502, "memory", "memory limit of 64 MB exceeded")
+    assert outcome.memory_peak_kb >= 64 * 1024
+    assert served >= 1
+    assert (after.status, after.body) == (200, b"fine"), "a fresh isolate replaced it"
+
+
+def test_runaway_promise_continuations_are_stopped(tmp_path: Path) -> None:
+    async def scenario(bad: JsPool, neighbour: JsPool, host: V8Host) -> Any:
+        outcomes = []
+        for path in ("/later-loop", "/later-bomb", "/hang"):
+            outcome, _ = await while_serving(neighbour, bad.invoke(request(path)))
+            outcomes.append(outcome)
+            outcomes.append(await bad.invoke(request("/")))
+        return outcomes
+
+    loop, after_loop, bomb, after_bomb, hang, after_hang = run(tmp_path, scenario)
+    assert_killed(loop, 504, "timeout", "time limit of 1000 ms exceeded")
+    assert_killed(bomb, 502, "memory", "memory limit of 64 MB exceeded")
+    assert_killed(hang, 504, "timeout", "time limit of 1000 ms exceeded")
+    for after in (after_loop, after_bomb, after_hang):
+        assert (after.status, after.body) == (200, b"fine")
+
+
+def test_requests_queued_behind_a_loop_are_served_after_it(tmp_path: Path) -> None:
+    async def scenario(bad: JsPool, neighbour: JsPool, host: V8Host) -> list[Outcome]:
+        looping = asyncio.ensure_future(bad.invoke(request("/loop")))
+        await asyncio.sleep(0.3)  # the loop runs; these queue with later deadlines
+        queued = [bad.invoke(request("/")) for _ in range(5)]
+        return await asyncio.gather(looping, *queued)
+
+    looping, *queued = run(tmp_path, scenario)
+    assert looping.status == 504
+    assert [(o.status, o.body) for o in queued] == [(200, b"fine")] * 5
+
+
+def test_killed_host_fails_in_flight_requests_and_restarts(tmp_path: Path) -> None:
+    async def scenario(bad: JsPool, neighbour: JsPool, host: V8Host) -> Any:
+        first_pid = host.pid
+        assert first_pid is not None
+        in_flight = asyncio.ensure_future(bad.invoke(request("/slow")))
+        await asyncio.sleep(0.1)
+        os.kill(first_pid, signal.SIGKILL)
+        failed = await in_flight
+        deadline = time.monotonic() + 10
+        while host.pid is not None:  # the worker notices the host is gone
+            assert time.monotonic() < deadline, "the worker never noticed the dead host"
+            await asyncio.sleep(0.01)
+        again = await neighbour.invoke(request("/"))
+        return failed, again, host.pid, first_pid, host.restarts
+
+    failed, again, pid, first_pid, restarts = run(tmp_path, scenario)
+    assert (failed.status, failed.error) == (502, "crash")
+    assert (again.status, again.body) == (200, b"neighbour")
+    assert again.cold and again.cold_ms > 0, "the isolate was recreated in the new host"
+    assert pid is not None and pid != first_pid and restarts == 1

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from edge.runtime.instance import EXIT_MEMORY
 from edge.runtime.protocol import (
     HEADER,
     MAX_FRAME,
@@ -75,6 +76,19 @@ class ExitInfo:
         if not exited and not (isinstance(sig, int) and code is None):
             return None
         return cls(pid, code, sig, max(rss, 0))
+
+    def out_of_memory(self, base_rss_kb: int, memory_mb: int) -> bool:
+        """Whether this death means "memory limit exceeded".
+
+        The instance says so itself (``EXIT_MEMORY``) when it can catch the
+        MemoryError; when it cannot (an abort or a crash in C code under memory
+        pressure, the kernel's OOM killer), an abnormal death after growing by
+        half its limit or more (from ``base_rss_kb`` at its start) counts too.
+        """
+        if self.code == EXIT_MEMORY:
+            return True
+        abnormal = self.signal is not None or self.code != 0
+        return abnormal and self.maxrss_kb - base_rss_kb >= memory_mb * 1024 // 2
 
     def describe(self) -> str:
         """``"crashed: SIGSEGV"`` or ``"exited with status 1"``."""

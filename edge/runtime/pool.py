@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import Any
 
 from edge.runtime.channel import CallTimeout, ExitInfo, InstanceChannel, SpawnError
-from edge.runtime.instance import EXIT_MEMORY
 from edge.runtime.invocation import (
     FunctionLoadError,
     FunctionPool,
@@ -105,8 +104,7 @@ class PythonPool:
         """Run one request; function faults become 5xx Outcomes, never exceptions."""
         self.last_used = time.monotonic()
         if self._closing:
-            return error_outcome(invocation, 503, "unavailable",
-                               f"function {self.version.name} is shutting down")
+            return self._shutting_down(invocation)
         self._inflight += 1
         try:
             try:
@@ -197,8 +195,7 @@ class PythonPool:
         if got is _EXPIRED:
             raise _Refused(self._overloaded(invocation))
         if got is _CLOSED:
-            raise _Refused(error_outcome(invocation, 503, "unavailable",
-                                       f"function {self.version.name} is shutting down"))
+            raise _Refused(self._shutting_down(invocation))
         if got is None:  # a slot was freed and reserved for us: start an instance
             return await self._cold(invocation, reserved=True)
         return got, None
@@ -288,7 +285,7 @@ class PythonPool:
             logger.warning("function %s: instance %d killed: timed out after %d ms",
                            self._label, instance.pid, timeout_ms)
             return error_outcome(invocation, 504, "timeout",
-                               f"function {self.version.name} timed out after {timeout_ms} ms")
+                                 f"function {self.version.name} timed out after {timeout_ms} ms")
         except PeerClosed:
             return await self._died(instance, invocation)
         except ProtocolError as exc:
@@ -312,10 +309,9 @@ class PythonPool:
 
     async def _died(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
         if self._closing:
-            return error_outcome(invocation, 503, "unavailable",
-                               f"function {self.version.name} is shutting down")
+            return self._shutting_down(invocation)
         info = await instance.wait_exit(EXIT_REPORT_WAIT_S)
-        if info is not None and self._memory_death(instance, info):
+        if info is not None and info.out_of_memory(instance.base_rss_kb, self.version.memory_mb):
             return self._memory(instance, invocation, [])
         reason = info.describe() if info is not None else "closed its connection"
         logger.warning("function %s: instance %d %s", self._label, instance.pid, reason)
@@ -323,27 +319,14 @@ class PythonPool:
         outcome.memory_peak_kb = instance.memory_peak_kb
         return outcome
 
-    def _memory_death(self, instance: InstanceChannel, info: ExitInfo) -> bool:
-        """Whether a death means "out of memory".
-
-        The instance says so itself (EXIT_MEMORY) when it can catch the
-        MemoryError; when it cannot (an abort, a crash in C code under memory
-        pressure, the kernel's OOM killer), an abnormal death after growing by
-        half its limit or more is reported as memory too.
-        """
-        if info.code == EXIT_MEMORY:
-            return True
-        abnormal = info.signal is not None or info.code != 0
-        grown_kb = info.maxrss_kb - instance.base_rss_kb
-        return abnormal and grown_kb >= self.version.memory_mb * 1024 // 2
-
     def _memory(self, instance: InstanceChannel, invocation: Invocation,
                 logs: list[LogRecord]) -> Outcome:
         limit = self.version.memory_mb
         logger.warning("function %s: instance %d killed: memory limit %d MB exceeded",
                        self._label, instance.pid, limit)
-        outcome = error_outcome(invocation, 502, "memory",
-                              f"function {self.version.name}: memory limit of {limit} MB exceeded")
+        outcome = error_outcome(
+            invocation, 502, "memory",
+            f"function {self.version.name}: memory limit of {limit} MB exceeded")
         outcome.logs = logs
         outcome.memory_peak_kb = instance.memory_peak_kb
         return outcome
@@ -353,9 +336,13 @@ class PythonPool:
         logger.warning("function %s: instance %d killed: invalid response: %s",
                        self._label, instance.pid, why)
         outcome = error_outcome(invocation, 502, "crash",
-                              f"invalid response from function {self.version.name}")
+                                f"invalid response from function {self.version.name}")
         outcome.logs = [LogRecord(time.time(), "error", f"invalid response: {why}")]
         return outcome
+
+    def _shutting_down(self, invocation: Invocation) -> Outcome:
+        return error_outcome(invocation, 503, "unavailable",
+                             f"function {self.version.name} is shutting down")
 
     def _overloaded(self, invocation: Invocation) -> Outcome:
         return error_outcome(

@@ -125,6 +125,7 @@ class Template(Supervisor):
 
     def handle_spawn(self, message: dict[str, Any]) -> None:
         """Hand the worker an instance: the spare, else a fresh fork."""
+        self.reap()  # a spare that died meanwhile must not be handed over
         instance, self.spare = self.spare or self._fork_instance(), None
         if instance is None:
             self.send({"op": "spawn_failed", "message": "fork failed (process limit reached?)"})

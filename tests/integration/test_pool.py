@@ -296,19 +296,23 @@ def test_max_instances_then_a_bounded_queue_then_503(functions: Functions) -> No
     functions.run(scenario)
 
 
-def test_a_queued_request_gets_503_when_no_instance_frees_up_in_time(
+def test_a_queued_request_waits_at_most_the_timeout_then_gets_503(
         functions: Functions) -> None:
-    version = functions.version(SLOW, max_instances=1, timeout_ms=1500)
+    version = functions.version(SLOW, max_instances=1, timeout_ms=1000)
+
+    async def timed(pool: PythonPool) -> tuple[Outcome, float]:
+        started = time.monotonic()
+        outcome = await pool.invoke(invocation(query="s=0.8"))
+        return outcome, time.monotonic() - started
 
     async def scenario(pools: Pools) -> None:
         pool = await pools.get_or_start(version)
-        busy = asyncio.ensure_future(pool.invoke(invocation(query="s=1.2")))
-        await async_wait_for(lambda: isinstance(pool, PythonPool) and pool.instance_pids())
-        waited = await pool.invoke(invocation(query="s=1.2"))  # waits 1.5 s at most
-        assert (await busy).status == 200
-        assert waited.status in (200, 503)  # 1.2 s + 1.2 s > 1.5 s: normally 503
-        if waited.status == 503:
-            assert waited.error == "overloaded"
+        assert isinstance(pool, PythonPool)
+        # A runs 0-0.8 s; B waits, then runs 0.8-1.6 s; C is still waiting at 1 s.
+        (a, _), (b, b_took), (c, c_took) = await asyncio.gather(
+            timed(pool), timed(pool), timed(pool))
+        assert (a.status, b.status) == (200, 200) and 1.5 < b_took < 2.5
+        assert c.status == 503 and c.error == "overloaded" and 1.0 <= c_took < 1.5
 
     functions.run(scenario)
 

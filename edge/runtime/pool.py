@@ -88,7 +88,7 @@ class PythonPool:
         self._inflight = 0
         self._drained = asyncio.Event()
         self._closing = False
-        self._closed = False
+        self._close_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- FunctionPool --------------------------------------------------------
@@ -121,18 +121,24 @@ class PythonPool:
 
     def reap_idle(self, now: float, ttl: float) -> int:
         """Stop instances idle longer than ``ttl`` seconds, keeping ``min_warm``."""
-        spare = len(self._idle) + len(self._busy) - self.version.min_warm
+        surplus = len(self._idle) + len(self._busy) - self.version.min_warm
         idle = sorted(self._idle, key=lambda instance: instance.last_used)
-        victims = [i for i in idle if now - i.last_used > ttl][:max(spare, 0)]
+        victims = [i for i in idle if now - i.last_used > ttl][:max(surplus, 0)]
         for instance in victims:
             instance.kill()
         return len(victims)
 
     async def close(self, drain: bool = True) -> None:
-        """Stop taking requests; with ``drain`` let in-flight (and queued) ones finish."""
-        if self._closing:
-            return
-        self._closing = True
+        """Stop taking requests; with ``drain`` let in-flight (and queued) ones finish.
+
+        Concurrent calls share one close (shielded from their cancellation).
+        """
+        if self._close_task is None:
+            self._closing = True
+            self._close_task = asyncio.get_running_loop().create_task(self._close(drain))
+        await asyncio.shield(self._close_task)
+
+    async def _close(self, drain: bool) -> None:
         while drain and self._inflight:
             self._drained.clear()
             await self._drained.wait()
@@ -146,7 +152,6 @@ class PythonPool:
         for instance in [*self._idle, *self._busy]:
             instance.kill()
         await self._templates.stop(TEMPLATE_EXIT_WAIT_S)
-        self._closed = True
 
     # -- views ---------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from edge.errors import AuthError, EdgeError, ForbiddenError, NotFoundError
 from edge.platform.auth import Identity, token_from_header
 from edge.platform.deploy import PRODUCTION, public_url
 from edge.platform.openapi import OPENAPI
+from edge.platform.repos import check_app_name
 from edge.platform.services import Platform
 
 logger = logging.getLogger(__name__)
@@ -122,11 +123,12 @@ class Bundle:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, digest: str) -> None:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, app: str, digest: str) -> None:
         identity = _identity(self.platform, req)
         if not identity.admin:
             raise ForbiddenError("bundles are served to runtime nodes: use an admin token")
-        path = self.platform.artifacts.bundle_path(digest)
+        check_app_name(app)
+        path = self.platform.artifacts.bundle_path(app, digest)
         if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest) \
                 or not path.is_file():
             raise NotFoundError(f"no release bundle {digest!r}")
@@ -151,5 +153,5 @@ def create_api(platform: Platform) -> falcon.App:
     app.add_route("/v1/apps", Apps(platform))
     app.add_route("/v1/apps/{app}/releases", Releases(platform))
     app.add_route("/v1/apps/{app}/rollback", Rollback(platform))
-    app.add_route("/v1/bundles/{digest}", Bundle(platform))
+    app.add_route("/v1/bundles/{app}/{digest}", Bundle(platform))
     return app

@@ -1,8 +1,10 @@
 """Release artifacts: a commit's tree exported as a content-addressed, read-only folder.
 
-``$EDGE_HOME/releases/<sha256>/`` holds the files; ``<sha256>.tar`` beside it is
-the deterministic bundle that remote runtime nodes fetch and verify. The digest
-is the sha256 of that tar, so two commits with the same files share one artifact.
+``$EDGE_HOME/releases/<app>/<sha256>/`` holds the files; ``<sha256>.tar`` beside
+it is the deterministic bundle that remote runtime nodes fetch and verify. The
+digest is the sha256 of that tar, so two commits of an app with the same files
+share one artifact. Artifacts are per app (not shared across apps even when
+identical) because each app's folder is readable by that app's group only.
 
 APPSEC: artifacts are written read-only (no function can change its own code);
 when the platform runs as root they are owned by root with the app's group and
@@ -54,11 +56,11 @@ class Artifacts:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def path(self, digest: str) -> Path:
-        return self.root / digest
+    def path(self, app: str, digest: str) -> Path:
+        return self.root / app / digest
 
-    def bundle_path(self, digest: str) -> Path:
-        return self.root / f"{digest}.tar"
+    def bundle_path(self, app: str, digest: str) -> Path:
+        return self.root / app / f"{digest}.tar"
 
     def export(self, object_store: Any, tree_id: bytes, app: str) -> str:
         """Export a git tree; returns its digest. Idempotent."""
@@ -71,16 +73,21 @@ class Artifacts:
         """Unpack a verified bundle as ``<digest>/`` (used by remote nodes too)."""
         if hashlib.sha256(data).hexdigest() != digest:
             raise ValueError(f"bundle does not match its digest {digest}")
-        target = self.path(digest)
+        target = self.path(app, digest)
         if target.is_dir():
             return target
-        self.root.mkdir(parents=True, exist_ok=True)
+        folder = target.parent
+        folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o711)
-        bundle = self.bundle_path(digest)
+        if os.geteuid() == 0:
+            # APPSEC: other apps cannot even list this app's releases.
+            os.chown(folder, 0, _gid(app))
+            os.chmod(folder, 0o750)
+        bundle = self.bundle_path(app, digest)
         if not bundle.exists():
             bundle.write_bytes(data)
             bundle.chmod(0o600)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
         try:
             with tarfile.open(fileobj=io.BytesIO(data)) as tar:
                 tar.extractall(staging, filter="data")
@@ -99,7 +106,7 @@ class Artifacts:
 def _seal(folder: Path, app: str) -> None:
     """Make an unpacked artifact read-only, readable only by its app when root."""
     as_root = os.geteuid() == 0
-    gid = function_ids(app)[1] if as_root else -1
+    gid = _gid(app)
     # APPSEC: owner root (or the platform user), group = the app's group, no
     # write bits anywhere, nothing for others when uid separation is possible.
     other = 0 if as_root else 0o5
@@ -114,6 +121,10 @@ def _seal(folder: Path, app: str) -> None:
         for name in dirnames:
             _seal_dir(os.path.join(dirpath, name), gid, as_root, other)
     _seal_dir(str(folder), gid, as_root, other)
+
+
+def _gid(app: str) -> int:
+    return function_ids(app)[1] if os.geteuid() == 0 else -1
 
 
 def _seal_dir(path: str, gid: int, as_root: bool, other: int) -> None:

@@ -38,7 +38,7 @@ OPENAPI: dict[str, Any] = {
         "/v1/apps/{app}/rollback": {"post": _op(
             "Repoint production to an earlier release (default: the previous one)", [_APP],
             {"type": "object", "properties": {"to": {"type": "integer", "minimum": 1}}})},
-        "/v1/bundles/{digest}": {"get": _op("A release bundle (tar) for runtime nodes", [
-            {"name": "digest", "in": "path", "required": True, "schema": {"type": "string"}}])},
+        "/v1/bundles/{app}/{digest}": {"get": _op("A release bundle (tar) for runtime nodes", [
+            _APP, {"name": "digest", "in": "path", "required": True, "schema": {"type": "string"}}])},
     },
 }

@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import falcon
 import falcon.asgi
+from redis.exceptions import RedisError
 
 from edge.config import Config
-from edge.runtime.invocation import Invocation, Outcome
+from edge.logstream import outcome_entries
+from edge.metrics import PROMETHEUS_CONTENT_TYPE, aprometheus_text
+from edge.runtime.invocation import FunctionLoadError, Invocation, Outcome
 from edge.runtime.node import Node
-from edge.runtime.table import Site, Target
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +39,9 @@ def _error(resp: falcon.asgi.Response, status: int, message: str,
 class Dispatcher:
     """The sink: every request that reaches the runtime goes through here."""
 
-    def __init__(self, config: Config, node: Node,
-                 metrics: Callable[[falcon.asgi.Request, falcon.asgi.Response], Any] | None
-                 = None) -> None:
+    def __init__(self, config: Config, node: Node) -> None:
         self.config = config
         self.node = node
-        self.metrics = metrics
         self.suffix = "." + config.domain
 
     async def __call__(self, req: falcon.asgi.Request, resp: falcon.asgi.Response | None,
@@ -55,7 +54,9 @@ class Dispatcher:
         if site is None:
             await self._platform_path(req, resp, host)
             return
-        match = site.router.match(req.method, req.path)
+        # The router wants the raw (still percent-encoded) path: it decodes params itself.
+        raw = req.scope.get("raw_path")
+        match = site.router.match(req.method, raw.decode("latin-1") if raw else req.path)
         if match is None:
             _error(resp, 404, f"no route for {req.method} {req.path} in {site.app} "
                               f"({site.environment}, v{site.release})")
@@ -72,9 +73,16 @@ class Dispatcher:
             return
         invocation = Invocation(req.method, req.url, req.path, req.query_string,
                                 _headers(req), body, params, request_id)
-        pool = await self.node.pool(target.version)
+        try:
+            pool = await self.node.pool(target.version)
+        except FunctionLoadError as exc:
+            _error(resp, 502, f"function {target.name} failed to start: {exc}")
+            return
         outcome = await pool.invoke(invocation)
-        self._respond(resp, outcome, site)
+        self.node.metrics.observe_outcome(target.version, outcome)
+        if outcome.logs or outcome.error:
+            self.node.logs.emit_many(outcome_entries(target.version, request_id, outcome))
+        self._respond(resp, outcome)
 
     async def _body(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> bytes | None:
         limit = self.config.max_body_bytes
@@ -87,7 +95,7 @@ class Dispatcher:
             return None
         return bytes(data)
 
-    def _respond(self, resp: falcon.asgi.Response, outcome: Outcome, site: Site) -> None:
+    def _respond(self, resp: falcon.asgi.Response, outcome: Outcome) -> None:
         resp.status = outcome.status
         for name, value in outcome.headers:
             if name.lower() not in RESERVED_HEADERS:
@@ -105,8 +113,12 @@ class Dispatcher:
                           "region": self.config.region, "worker": self.node.worker_id,
                           "sites": len(self.node.table.sites)}
             return
-        if req.path == "/metrics" and self.metrics is not None:
-            await self.metrics(req, resp)
+        if req.path == "/metrics":
+            try:
+                resp.data = await aprometheus_text(self.node.redis, self.node.node_name)
+                resp.content_type = PROMETHEUS_CONTENT_TYPE
+            except (RedisError, OSError) as exc:
+                _error(resp, 503, f"metrics unavailable: redis unreachable ({exc})")
             return
         if host.endswith(self.suffix):
             _error(resp, 404, f"no app is deployed at {host}: push one with "

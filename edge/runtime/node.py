@@ -17,13 +17,15 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio as redis_async
 from redis.exceptions import RedisError
 
 from edge import commands
 from edge.config import Config
+from edge.logstream import LogWriter, platform_event
+from edge.metrics import MetricsRecorder
 from edge.platform.store import Store
 from edge.runtime.invocation import FunctionLoadError, FunctionPool, FunctionVersion
 from edge.runtime.table import RouteTable
@@ -51,14 +53,19 @@ class Node:
     """
 
     def __init__(self, config: Config, store: Store, redis_client: redis_async.Redis,
-                 pools: object, clock: Callable[[], float] = time.monotonic) -> None:
+                 pools: object, *, clock: Callable[[], float] = time.monotonic,
+                 closing: list[Callable[[], Awaitable[None]]] | None = None) -> None:
         self.config = config
         self.store = store
         self.redis = redis_client
         self.pools = pools
         self.clock = clock
         self.table = RouteTable.empty()
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.node_name = f"{socket.gethostname()}:{config.runtime_port}"
+        self.worker_id = f"{self.node_name}:{os.getpid()}"
+        self.logs = LogWriter(redis_client, config.log_stream_len)
+        self.metrics = MetricsRecorder(redis_client, self.node_name)
+        self._closing = list(closing or ())
         self.failed: dict[str, str] = {}
         self._wanted = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -66,6 +73,8 @@ class Node:
 
     async def start(self) -> None:
         """Load the current routes (if the store answers) and start the background loops."""
+        self.logs.start()
+        self.metrics.start()
         await self._reload_once()
         for loop in (self._reloader, self._listen, self._heartbeat, self._reaper, self._poll):
             self._tasks.append(asyncio.create_task(loop()))
@@ -79,6 +88,10 @@ class Node:
         with contextlib.suppress(RedisError, OSError):
             await commands.forget_worker(self.redis, self.worker_id)
         await self.pools.close()  # type: ignore[attr-defined]
+        for close in self._closing:
+            await close()
+        await self.logs.aclose()
+        await self.metrics.aclose()
         with contextlib.suppress(RedisError, OSError):
             await self.redis.aclose()
         self.store.close()
@@ -126,10 +139,12 @@ class Node:
                                          for v in wanted), return_exceptions=True)
         failures: dict[str, str] = {}
         for version, result in zip(wanted, results, strict=True):
-            if isinstance(result, FunctionLoadError):
-                failures[f"{version.app}/{version.environment}/{version.name}"] = str(result)
-            elif isinstance(result, BaseException):
-                failures[f"{version.app}/{version.environment}/{version.name}"] = repr(result)
+            if isinstance(result, BaseException):
+                message = str(result) if isinstance(result, FunctionLoadError) else repr(result)
+                failures[f"{version.app}/{version.environment}/{version.name}"] = message
+                self.logs.emit(platform_event(
+                    version.app, version.environment, f"failed to start: {message}",
+                    release=version.release, level="error", function=version.name))
         return failures
 
     def _without_failed(self, table: RouteTable, failures: dict[str, str]) -> RouteTable:
@@ -207,7 +222,8 @@ class Node:
             await asyncio.sleep(POLL_S)
             try:
                 version = await loop.run_in_executor(None, self.store.routes_version)
-            except Exception:  # database down: keep serving, try again later
+            except Exception as exc:  # database down: keep serving, try again later
+                logger.debug("routes version check failed: %s", exc)
                 continue
             if version != self.table.version:
                 self.request_reload()

@@ -12,13 +12,22 @@ def load_app(config: Config) -> object:
     from edge.runtime.app import create_app  # noqa: PLC0415
     from edge.runtime.node import Node, async_redis  # noqa: PLC0415
 
+    pools, v8host = build_pools(config)
     node = Node(config, Store.from_url(config.database_url), async_redis(config.redis_url),
-                build_pools(config))
+                pools, closing=[v8host.close])  # type: ignore[attr-defined]
     return create_app(config, node)
 
 
-def build_pools(config: Config) -> object:
-    raise NotImplementedError
+def build_pools(config: Config) -> tuple[object, object]:
+    """The worker's pool registry and the V8 host its JavaScript pools share."""
+    from edge.runtime.isolate import JsPool, V8Host  # noqa: PLC0415
+    from edge.runtime.link import Zygote  # noqa: PLC0415
+    from edge.runtime.pool import Pools  # noqa: PLC0415
+
+    host = V8Host()
+    pools = Pools(Zygote, max_pools=config.max_warm_pools, idle_ttl=config.idle_ttl,
+                  js_factory=lambda version: JsPool(version, host))
+    return pools, host
 
 
 def run(config: Config) -> None:

@@ -77,7 +77,7 @@ class RouteTable:
             targets = []
             for record in live.functions:
                 target = _target(record, live.app, live.environment, live.version,
-                                 config.releases_dir / live.artifact, config.region)
+                                 config.releases_dir / live.app / live.artifact, config.region)
                 targets.append(target)
                 entries.extend((parse_route(text), target) for text in record.routes)
             host = (f"{live.app}.{config.domain}" if live.environment == PRODUCTION

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from pathlib import Path
 from edge.runtime.invocation import FunctionVersion, Invocation
 from edge.runtime.isolate import JsPool, V8Host
 
-HELLO = 'export default { async fetch(request) { return new Response("hello world") } };\n'
+HELLO = os.environ.get("HELLO_SRC", 'export default { async fetch(request) { return new Response("hello world") } };\n')
 HANDLER = "var handler = function (req) { return {status: 200, body: 'hello ' + req.url}; };"
 
 

@@ -183,7 +183,7 @@ class V8Host:
         """
         fut = self._loaded.get(key)
         if fut is not None:
-            return await asyncio.shield(fut), False
+            return (fut.result() if fut.done() else await asyncio.shield(fut)), False
         fut = asyncio.get_running_loop().create_future()
         self._loaded[key] = fut
         try:
@@ -335,19 +335,23 @@ class JsPool:
         Raises:
             FunctionLoadError: the module does not compile or evaluate, with V8's message.
         """
-        if not self._registered:
-            self._host.register(self.version.key, self._spec())
-            self._registered = True
+        self._register()
         try:
             await self._host.load(self.version.key)
         except HostDiedError as exc:
             raise FunctionLoadError(f"{self.version.path}: {exc}") from None
 
+    def _register(self) -> None:
+        if not self._registered:
+            self._host.register(self.version.key, self._spec())
+            self._registered = True
+
     async def invoke(self, invocation: Invocation) -> Outcome:
-        """Run one request in the version's isolate; faults become 5xx outcomes."""
+        """Run one request in the version's isolate (loading it on first use);
+        faults become 5xx outcomes."""
         started = time.perf_counter()
         self.last_used = time.monotonic()
-        if self._closed or not self._registered:
+        if self._closed:
             return self._fail(503, "unavailable", "is not available", started)
         if self._inflight >= MAX_INFLIGHT:
             return self._fail(503, "overloaded", "is overloaded", started)
@@ -365,10 +369,11 @@ class JsPool:
         headers = [[k.lower(), v] for k, v in inv.headers]
         frame = [inv.method, _request_url(inv), headers, inv.body, inv.params]
         try:
+            self._register()
             info, cold = await self._host.load(key)
             reply = await self._host.invoke(key, frame)
         except FunctionLoadError as exc:
-            logger.error("%s: reload failed: %s", self.version.name, exc)
+            logger.error("%s: load failed: %s", self.version.name, exc)
             return self._fail(502, "crash", "failed to load", started)
         except HostDiedError:
             return self._fail(502, "crash", "crashed (the V8 host process died)", started)

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import base64
 import binascii
+import importlib
 import json
 import logging
 import os
@@ -58,9 +59,12 @@ logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 NOBODY = 65534
+LATE_IMPORTS = ("concurrent.futures.thread", "encodings.ascii", "encodings.latin_1")
 PRELUDE_TIMEOUT_S = 10.0
 MIN_GRACE_S = 0.1
 PEAK_STEP = 1.25
+ISOLATE_DATA = 96 * MIB  # address space one isolate maps (thread stacks, heap reservations)
+DATA_SLACK = 512 * MIB  # this interpreter, frames in flight, an isolate being replaced
 RUNTIME_FILES = ("prelude.js", "url.js", "dispatch.js")
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
 TEXT = [["content-type", "text/plain; charset=utf-8"]]
@@ -99,6 +103,12 @@ def _body_item(body: bytes) -> tuple[int, str]:
         return 2, base64.b64encode(body).decode("ascii")
 
 
+def _data_size() -> int:
+    with open("/proc/self/status", "rb") as status:
+        line = next(x for x in status if x.startswith(b"VmData:"))
+    return int(line.split()[1]) * 1024
+
+
 def _new_racer(stack: ExitStack, loop: asyncio.AbstractEventLoop) -> MiniRacer:
     """A context whose callbacks land on ``loop`` (called in a thread: it blocks ~3 ms)."""
     return stack.enter_context(mini_racer(event_loop=loop))
@@ -118,7 +128,7 @@ def _validated(item: list[Any]) -> tuple[int, list[list[str]], bytes, list[Any],
         data = base64.b64decode(body, validate=True)
     records = [[float(ts) / 1000, level if level in LOG_LEVELS else "info", str(msg)]
                for ts, level, msg in logs]
-    return status, pairs, data, records, "exception" if error is not None else None
+    return status, pairs, data, records, None if error is None else str(error)
 
 
 class Isolate:
@@ -279,7 +289,8 @@ class Isolate:
             overdue = min(call.deadline for call in batch)
         else:
             overdue = max([loop.time() + MIN_GRACE_S, *(c.deadline for c in self.live.values())])
-        task = asyncio.ensure_future(self._dispatch(f"__edge.d({json.dumps(payload)})", batch))
+        code = f"__edge.d({json.dumps(payload, ensure_ascii=False)})"  # JSON is valid JS
+        task = asyncio.ensure_future(self._dispatch(code, batch))
         self.inflight = task
         self._overdue_timer = loop.call_at(overdue, self._overdue, task, bool(batch))
 
@@ -353,13 +364,16 @@ class Isolate:
             logger.error("%s: invalid response from JavaScript: %s", self.spec.name, exc)
             status, headers, body, error = 500, TEXT, b"Internal Server Error", "exception"
             logs = [[time.time(), "error", f"invalid response from the function: {exc}"]]
-        self._reply(call, status, headers, body, logs=logs, error=error)
+        if error == "memory":  # an ArrayBuffer allocation failed (see Host._budget)
+            self._fault(call, "memory", logs)
+            return
+        self._reply(call, status, headers, body, logs=logs, error=error and "exception")
 
-    def _fault(self, call: Call, error: str) -> None:
+    def _fault(self, call: Call, error: str, logs: list[Any] | None = None) -> None:
         status, what = FAULTS[error]
         text = what.format(**vars(self.spec))
         body = f"function '{self.spec.name}': {text}\n".encode()
-        logs = [[time.time(), "error", f"killed: {text}"]]
+        logs = [*(logs or []), [time.time(), "error", f"killed: {text}"]]
         self._reply(call, status, TEXT, body, logs=logs, error=error)
 
     def _reply(self, call: Call, status: int, headers: list[Any], body: bytes, *,
@@ -396,6 +410,7 @@ class Host:
 
     def __init__(self, runtime_js: str) -> None:
         self._runtime_js = runtime_js
+        self._base_data = _data_size()
         self.isolates: dict[str, Isolate] = {}
         self.conn: FrameProtocol | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -418,6 +433,7 @@ class Host:
                 isolate = self.isolates.pop(key, None)
                 if isolate is not None:
                     isolate.close()
+                    self._budget()
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
             logger.error("dropping malformed frame: %s", exc)
 
@@ -437,6 +453,7 @@ class Host:
             if isolate is not None:
                 isolate.close()
             isolate = self.isolates[key] = Isolate(spec, self._runtime_js, self.send)
+            self._budget()
         try:
             cold_ms = await isolate.ensure_started() if isolate.mr is None else 0.0
         except LoadError as exc:
@@ -448,6 +465,20 @@ class Host:
             self.send(["err", rid, f"{spec.filename}: unloaded while loading"])
             return
         self.send(["ok", rid, {"cold_ms": cold_ms, "memory_peak_kb": isolate.peak_kb}])
+
+    def _budget(self) -> None:
+        """Cap this process's data size to what its isolates may use.
+
+        APPSEC: V8's hard limit covers its heap, not ArrayBuffer memory, which is
+        malloc'd outside it. RLIMIT_DATA makes an ArrayBuffer bomb fail with a
+        RangeError (answered as a memory fault) instead of growing this process
+        until the node runs out of memory.
+        """
+        need = self._base_data + DATA_SLACK + sum(
+            ISOLATE_DATA + 2 * isolate.spec.memory_mb * MIB for isolate in self.isolates.values())
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard == resource.RLIM_INFINITY or need <= hard:
+            resource.setrlimit(resource.RLIMIT_DATA, (need, hard))
 
     async def close(self) -> None:
         isolates = list(self.isolates.values())
@@ -491,6 +522,8 @@ def _drop_privileges() -> None:
     # APPSEC: V8 runs untrusted code; a root host would make a V8 escape a node
     # takeover. Everything this process needs from disk is loaded by now.
     if os.geteuid() == 0:
+        for name in LATE_IMPORTS:  # the interpreter may live where nobody cannot read
+            importlib.import_module(name)
         os.setgroups([])
         os.setresgid(NOBODY, NOBODY, NOBODY)
         os.setresuid(NOBODY, NOBODY, NOBODY)

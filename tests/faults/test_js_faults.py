@@ -26,6 +26,7 @@ export default {
     if (path === "/bomb") { while (true) keep.push("x".repeat(1024) + keep.length); }
     if (path === "/later-loop") { await null; while (true) {} }
     if (path === "/later-bomb") { await null; while (true) keep.push({ n: keep.length }); }
+    if (path === "/buffers") { while (true) keep.push(new Uint8Array(32 << 20)); }
     if (path === "/hang") { await new Promise(() => {}); }
     if (path === "/slow") { await new Promise((r) => setTimeout(r, 5000)); }
     return new Response("fine");
@@ -108,6 +109,22 @@ def test_memory_bomb_is_502_and_the_neighbour_keeps_serving(tmp_path: Path) -> N
     assert outcome.memory_peak_kb >= 64 * 1024
     assert served >= 1
     assert (after.status, after.body) == (200, b"fine"), "a fresh isolate replaced it"
+
+
+def test_array_buffer_bomb_is_502_and_the_host_stays_small(tmp_path: Path) -> None:
+    """ArrayBuffers live outside V8's heap limit; the host's data budget stops them."""
+
+    async def scenario(bad: JsPool, neighbour: JsPool, host: V8Host) -> Any:
+        outcome, served = await while_serving(neighbour, bad.invoke(request("/buffers")))
+        status = Path(f"/proc/{host.pid}/status").read_text()
+        vm_data_kb = int(next(x for x in status.splitlines() if x.startswith("VmData:")).split()[1])
+        return outcome, served, vm_data_kb, await bad.invoke(request("/"))
+
+    outcome, served, vm_data_kb, after = run(tmp_path, scenario)
+    assert_killed(outcome, 502, "memory", "memory limit of 64 MB exceeded")
+    assert "Array buffer allocation failed" in outcome.logs[0].message
+    assert vm_data_kb < 2 * 1024 * 1024, "the bomb was stopped well before 2 GiB"
+    assert (after.status, after.body) == (200, b"fine")
 
 
 def test_runaway_promise_continuations_are_stopped(tmp_path: Path) -> None:

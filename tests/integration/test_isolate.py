@@ -320,6 +320,19 @@ def test_idle_isolate_is_reaped_and_cold_started_again(tmp_path: Path) -> None:
     assert outcome.status == 200 and outcome.cold and outcome.cold_ms > 0
 
 
+def test_first_request_loads_an_unstarted_pool(tmp_path: Path) -> None:
+    source = 'export default { fetch() { return new Response("lazy") } };\n'
+
+    async def scenario(host: V8Host) -> list[Outcome]:
+        pool = JsPool(version(tmp_path, write(tmp_path, "lazy.js", source)), host)
+        return [await pool.invoke(request()), await pool.invoke(request())]
+
+    first, second = run(scenario)
+    assert (first.status, first.body, first.cold) == (200, b"lazy", True)
+    assert first.cold_ms > 0
+    assert (second.status, second.cold) == (200, False)
+
+
 def test_host_environment_is_scrubbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDGE_API_TOKEN", "platform-secret")
     source = 'export default { fetch() { return new Response("x") } };\n'

@@ -60,7 +60,9 @@
     }
     if (failed) {
       rec.logs.push([Date.now(), "error", errorText(err)]);
-      out = [rec.id, 500, [["content-type", "text/plain;charset=UTF-8"]], 1, "Internal Server Error", null, "exception"];
+      const oom = err instanceof RangeError && /allocation failed/.test(err.message);
+      out = [rec.id, 500, [["content-type", "text/plain;charset=UTF-8"]], 1, "Internal Server Error", null,
+        oom ? "memory" : "exception"];
     } else {
       const [kind, body] = encodeBody(res[BODY]);
       const status = res.type === "error" ? 502 : res.status;

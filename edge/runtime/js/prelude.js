@@ -2,8 +2,9 @@
 //
 // Defines: TextEncoder, TextDecoder, atob, btoa, DOMException, console (captured
 // per invocation), crypto (getRandomValues, randomUUID; ChaCha20 seeded by the
-// host from os.urandom), structuredClone, queueMicrotask, Headers, Request,
-// Response. The host wires these to requests in dispatch.js.
+// host from os.urandom), structuredClone, queueMicrotask, setTimeout/setInterval,
+// Headers, Request, Response, and a fetch() that explains outbound requests are
+// not available. dispatch.js wires these to requests.
 (function () {
   "use strict";
   const define = (name, value) => {
@@ -541,6 +542,9 @@
     get [Symbol.toStringTag]() { return "Response"; }
   }
   internal.BODY = BODY;
+  define("fetch", async () => {
+    throw new TypeError("fetch() is not available: edge functions cannot make outbound requests");
+  });
   define("Request", Request);
   define("Response", Response);
 })();

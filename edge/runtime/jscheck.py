@@ -260,14 +260,14 @@ async def evaluate_module(mr: MiniRacer, spec: ModuleSpec, pinged: asyncio.Event
         LoadError: a syntax error, an exception, no fetch handler, or a limit.
     """
     deadline = time.monotonic() + spec.timeout_ms / 1000
-    seed = base64.b64encode(os.urandom(44)).decode()  # ChaCha20 key + nonce for crypto.*
-    await eval_limited(mr, f"__edge.setup({json.dumps({'env': spec.env, 'seed': seed})})",
-                       spec, spec.timeout_ms / 1000)
     try:
         code = transform_module(spec.source, spec.filename)
     except ModuleSourceError as exc:
         raise LoadError(str(exc)) from None
+    seed = base64.b64encode(os.urandom(44)).decode()  # ChaCha20 key + nonce for crypto.*
+    setup = json.dumps({"env": spec.env, "seed": seed})
     for step in (module_script(code, spec.filename),
+                 f"__edgeInternal.setup({setup}), "
                  f"__edgeInternal.runModule({json.dumps(spec.filename)})"):
         await eval_limited(mr, step, spec, max(deadline - time.monotonic(), 0.001))
     while True:

@@ -43,7 +43,7 @@ from typing import Any
 import uvloop
 from py_mini_racer import (
     JSEvalException,
-    JSFunction,
+    JSMappedObject,
     JSOOMException,
     MiniRacer,
     init_mini_racer,
@@ -197,16 +197,13 @@ class Isolate:
         self._pump()
 
     async def _load(self, mr: MiniRacer, stack: ExitStack) -> None:
-        await jscheck.eval_limited(mr, self._runtime_js, self.spec, PRELUDE_TIMEOUT_S)
+        internal = await jscheck.eval_limited(mr, self._runtime_js, self.spec, PRELUDE_TIMEOUT_S)
         self._watch_memory(mr)
         # mini-racer 0.14 (pinned in pyproject) has no public API for a JS->Python
         # notification that does not block its loop; this private one is the same
         # mechanism its Promise support uses.
-        assert mr._ctx is not None
-        ping = stack.enter_context(mr._ctx._register_js_notification(self._on_ping))
-        set_ping = await mr.eval_cancelable("__edge.setPing")
-        assert isinstance(set_ping, JSFunction)
-        await set_ping.cancelable()(ping)
+        assert mr._ctx is not None and isinstance(internal, JSMappedObject)
+        internal["ping"] = stack.enter_context(mr._ctx._register_js_notification(self._on_ping))
         await jscheck.evaluate_module(mr, self.spec, self._load_ping)
 
     def close(self) -> None:

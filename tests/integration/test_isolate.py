@@ -157,6 +157,8 @@ export default {
 
     outcomes = run(scenario)
     assert [o.body for o in outcomes] == [str(n * n).encode() for n in range(60)]
+    assert [[log.message for log in o.logs] for o in outcomes] == [
+        [f"request {n}"] for n in range(60)], "each log line reaches its own request"
 
 
 def test_console_levels_are_captured_per_invocation(tmp_path: Path) -> None:

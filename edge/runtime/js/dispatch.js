@@ -25,13 +25,27 @@
     inTask: false, expectCollect: false, pinged: false, ping: null,
   };
 
+  // Which request is logging: the one running synchronously, the only one in
+  // flight, or the one whose handler's async stack (awaited by a function named
+  // after the request, see start()) the log call is on. Otherwise the line goes
+  // to the next response that finishes.
   internal.logSink = (level, line) => {
     let rec = state.current;
     if (!rec && state.known.size === 1) rec = state.known.values().next().value;
+    if (!rec && state.known.size > 1) rec = fromAsyncStack();
     const logs = rec ? rec.logs : state.stray;
     if (logs.length < MAX_LOG_LINES) logs.push([Date.now(), level, line]);
     else if (logs.length === MAX_LOG_LINES) logs.push([Date.now(), "warning", "[edge] further log lines dropped"]);
   };
+
+  function fromAsyncStack() {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 100;
+    const stack = String(new Error().stack);
+    Error.stackTraceLimit = limit;
+    const match = /__edge_request_(\d+)/.exec(stack);
+    return match ? state.known.get(Number(match[1])) : undefined;
+  }
 
   function describe(v) {
     if (v === undefined) return "undefined";
@@ -110,7 +124,12 @@
       state.current = null;
     }
     if (result && typeof result.then === "function") {
-      Promise.resolve(result).then((r) => finish(rec, r, null, false), (e) => finish(rec, null, e, true));
+      const name = `__edge_request_${id}`;
+      ({
+        async [name]() {
+          try { finish(rec, await result, null, false); } catch (e) { finish(rec, null, e, true); }
+        },
+      })[name]();
       return true;
     }
     finish(rec, result, null, false);
@@ -134,10 +153,14 @@
     return stringify([out, pending > 0 ? 1 : 0, unknown]);
   }
 
-  function setup(cfg) {
+  // The host puts its ping function on internal.ping right after this script;
+  // setup() moves it out of reach, since user code can see __edgeInternal.
+  internal.setup = (cfg) => {
     state.env = Object.freeze(Object.assign(Object.create(null), cfg.env));
     internal.seed(cfg.seed);
-  }
+    state.ping = internal.ping;
+    delete internal.ping;
+  };
   function bind(exports, filename) {
     const mod = exports.default;
     if (!mod || typeof mod.fetch !== "function") {
@@ -146,7 +169,6 @@
     }
     state.module = mod;
   }
-  const setPing = (fn) => { state.ping = fn; };
 
   // Module evaluation: the host compiles the module into internal.moduleFn (an
   // async function, so top-level await works), then calls runModule and polls
@@ -165,6 +187,7 @@
   internal.loadStatus = () => stringify(load);
 
   Object.defineProperty(globalThis, "__edge", {
-    value: Object.freeze({ d, setup, bind, setPing }), configurable: false, writable: false,
+    value: Object.freeze({ d }), configurable: false, writable: false,
   });
 })();
+__edgeInternal;  // the script's value: the host sets internal.ping on it

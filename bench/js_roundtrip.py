@@ -12,15 +12,14 @@ Prints, measured in this one run:
   an equivalent handler (JSON in/out), and an ``eval_cancelable`` from
   mini-racer's own loop.
 
-Usage: ``python bench/js_roundtrip.py [-n 3000] [--concurrency 32] [--loop uvloop|asyncio]``
+Usage: ``python bench/js_roundtrip.py [-n 3000] [--concurrency 32] [--loop uvloop|asyncio]
+[--handler async|sync]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import statistics
 import sys
 import tempfile
 import time
@@ -30,7 +29,10 @@ from pathlib import Path
 from edge.runtime.invocation import FunctionVersion, Invocation
 from edge.runtime.isolate import JsPool, V8Host
 
-HELLO = os.environ.get("HELLO_SRC", 'export default { async fetch(request) { return new Response("hello world") } };\n')
+HELLO = {
+    "async": 'export default { async fetch(request) { return new Response("hello world") } };\n',
+    "sync": 'export default { fetch(request) { return new Response("hello world") } };\n',
+}
 HANDLER = "var handler = function (req) { return {status: 200, body: 'hello ' + req.url}; };"
 
 
@@ -132,6 +134,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    parser.add_argument("--handler", choices=sorted(HELLO), default="async",
+                        help="an `async fetch` (the usual) or a plain `fetch`")
     args = parser.parse_args()
     if args.loop == "uvloop":
         import uvloop  # noqa: PLC0415
@@ -139,7 +143,7 @@ def main() -> None:
         uvloop.install()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        (root / "hello.js").write_text(HELLO)
+        (root / "hello.js").write_text(HELLO[args.handler])
         pool = asyncio.run(measure_pool(root, args.n, args.concurrency))
     base = asyncio.run(measure_baseline(args.n))
     call_p50 = base["mr.call"][0]  # type: ignore[index]
@@ -157,8 +161,8 @@ def main() -> None:
           f"(one worker's asyncio loop + one V8 host)")
     print("first JsPool.start, including the V8 host process start: "
           f"{pool['host_start_ms']:.1f} ms")
-    print(f"python {sys.version.split()[0]}, loop {args.loop}; samples: n={args.n}, "
-          f"mean warm {statistics.mean([pool['warm'][0]]):.3f} ms")  # type: ignore[index]
+    print(f"python {sys.version.split()[0]}, loop {args.loop}, {args.handler} fetch handler; "
+          f"samples: n={args.n} warm, 30 cold")
 
 
 if __name__ == "__main__":

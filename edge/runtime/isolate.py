@@ -52,6 +52,7 @@ from edge.runtime.protocol import HEADER, MAX_FRAME, ProtocolError, decode, enco
 logger = logging.getLogger(__name__)
 
 MAX_INFLIGHT = 1024
+ERRORS = frozenset({None, "exception", "timeout", "memory", "crash", "unavailable"})
 TEXT = [("content-type", "text/plain; charset=utf-8")]
 
 
@@ -207,7 +208,7 @@ class V8Host:
         return await self._call(["invoke", 0, key, *frame])
 
     async def _call(self, frame: list[Any]) -> list[Any]:
-        conn = await self._connection()
+        conn = self._conn or await self._connection()
         rid = frame[1] = self._new_id()
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
@@ -380,14 +381,22 @@ class JsPool:
         return self._outcome(reply, info["cold_ms"] if cold else 0.0, started)
 
     def _outcome(self, reply: list[Any], load_ms: float, started: float) -> Outcome:
-        _, _, status, headers, body, logs, error, peak_kb, cold_ms = reply
-        cold_ms = max(cold_ms, load_ms)
-        return Outcome(
-            status=status, headers=[(k, v) for k, v in headers], body=body,
-            cold=cold_ms > 0, cold_ms=cold_ms,
-            duration_ms=(time.perf_counter() - started) * 1000, error=error,
-            logs=[LogRecord(ts, level, msg) for ts, level, msg in logs], memory_peak_kb=peak_kb,
-        )
+        # APPSEC: the host runs untrusted code, so its frames are checked like input.
+        try:
+            _, _, status, headers, body, logs, error, peak_kb, cold_ms = reply
+            if not (isinstance(status, int) and isinstance(body, bytes) and error in ERRORS):
+                raise TypeError("bad reply")
+            cold_ms = max(float(cold_ms), load_ms)
+            return Outcome(
+                status=status, headers=[(str(k), str(v)) for k, v in headers], body=body,
+                cold=cold_ms > 0, cold_ms=cold_ms,
+                duration_ms=(time.perf_counter() - started) * 1000, error=error,
+                logs=[LogRecord(float(ts), str(level), str(msg)) for ts, level, msg in logs],
+                memory_peak_kb=int(peak_kb),
+            )
+        except (TypeError, ValueError) as exc:
+            logger.error("%s: malformed reply from the V8 host: %s", self.version.name, exc)
+            return self._fail(502, "crash", "crashed (malformed reply)", started)
 
     def _fail(self, status: int, error: str, what: str, started: float) -> Outcome:
         body = f"function '{self.version.name}' {what}\n".encode()

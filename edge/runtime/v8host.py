@@ -119,9 +119,10 @@ def _validated(item: list[Any]) -> tuple[int, list[list[str]], bytes, list[Any],
     _, status, headers, kind, body, logs, error = item
     if type(status) is not int or not 200 <= status <= 599:
         raise ValueError(f"bad status {status!r}")
-    pairs = [[str(k), str(v)] for k, v in headers]
+    pairs = [[k, v] for k, v in headers]
+    flat = "".join([k + v + ("" if k else "\n") for k, v in pairs])  # TypeError unless str
     # APPSEC: no CR/LF/NUL in header names or values (response splitting).
-    if any(not k or any(c in k + v for c in "\r\n\0") for k, v in pairs):
+    if "\n" in flat or "\r" in flat or "\0" in flat:
         raise ValueError("invalid header")
     data = body.encode("utf-8") if kind == 1 else b""
     if kind == 2:
@@ -259,7 +260,7 @@ class Isolate:
         """Queue ``[method, url, headers, body, params]``; one ``resp`` frame answers it."""
         loop = asyncio.get_running_loop()
         method, url, headers, body, params = request
-        kind, text = _body_item(body)
+        kind, text = _body_item(body) if body else (0, "")
         call = Call(rid, [rid, method, url, headers, kind, text, params],
                     loop.time() + self.spec.timeout_ms / 1000)
         call.timer = loop.call_at(call.deadline, self._expire, call)
@@ -441,8 +442,7 @@ class Host:
             body = b"function is not loaded\n"
             self.send(["resp", rid, 503, TEXT, body, [], "unavailable", 0, 0.0])
             return
-        isolate.submit(rid, [str(method), str(url), [[str(k), str(v)] for k, v in headers],
-                             bytes(body), {str(k): str(v) for k, v in params.items()}])
+        isolate.submit(rid, [method, url, headers, body, params])  # the worker is trusted
 
     async def _load(self, rid: int, key: str, spec: ModuleSpec) -> None:
         isolate = self.isolates.get(key)

@@ -257,13 +257,14 @@ export default {
     params.sort();
     const clone = structuredClone({ d: new Date(0), m: new Map([[1, [2]]]) });
     const rnd = crypto.getRandomValues(new Uint8Array(8));
+    const outbound = await fetch("https://example.com/").catch((e) => e.message);
     return Response.json({
       text: new TextDecoder().decode(enc), bytes: enc.length, ids: ids.size,
       uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
         .test([...ids][0]),
       b64: btoa("hi!") + atob("aGkh"), header: h.get("X-a"), has: h.has("x-A"),
       params: params.toString(), host: new URL("../x?y#z", "https://Ex.COM:443/a/b").href,
-      clone: [clone.d.getTime(), clone.m.get(1)[0]], rnd: rnd.length,
+      clone: [clone.d.getTime(), clone.m.get(1)[0]], rnd: rnd.length, outbound,
     });
   },
 };
@@ -276,7 +277,9 @@ export default {
     data = json.loads(run(scenario).body)
     assert data == {"text": "π≈3.14 𝄞", "bytes": 14, "ids": 100, "uuid": True,
                     "b64": "aGkhhi!", "header": "1, 2", "has": True, "params": "a=1+2&b=2",
-                    "host": "https://ex.com/x?y#z", "clone": [0, 2], "rnd": 8}
+                    "host": "https://ex.com/x?y#z", "clone": [0, 2], "rnd": 8,
+                    "outbound": "fetch() is not available: edge functions cannot make "
+                                "outbound requests"}
 
 
 def test_syntax_error_fails_start_with_the_line(tmp_path: Path) -> None:

@@ -156,6 +156,7 @@
   // The host puts its ping function on internal.ping right after this script;
   // setup() moves it out of reach, since user code can see __edgeInternal.
   internal.setup = (cfg) => {
+    if (state.ping) return;  // once
     state.env = Object.freeze(Object.assign(Object.create(null), cfg.env));
     internal.seed(cfg.seed);
     state.ping = internal.ping;

@@ -8,8 +8,9 @@ import logging
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +33,20 @@ def _token(config: Config) -> str:
                       f"where `edge up` wrote {path}")
 
 
-def api(config: Config, method: str, path: str, body: Any = None) -> Any:
-    """Call the control plane's API with the configured token."""
+def _request(config: Config, method: str, path: str, body: Any = None
+             ) -> urllib.request.Request:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(  # noqa: S310 - the configured platform URL
+    return urllib.request.Request(  # noqa: S310 - the configured platform URL
         config.platform_url + path, data=data, method=method,
         headers={"Authorization": f"Bearer {_token(config)}",
                  "Content-Type": "application/json"})
+
+
+def api(config: Config, method: str, path: str, body: Any = None) -> Any:
+    """Call the control plane's API with the configured token."""
     try:
-        with urllib.request.urlopen(request, timeout=120) as resp:  # noqa: S310
+        with urllib.request.urlopen(_request(config, method, path, body),  # noqa: S310
+                                    timeout=120) as resp:
             return json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
         try:
@@ -144,6 +150,63 @@ def cmd_rollback(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logs(config: Config, args: argparse.Namespace) -> int:
+    from edge.logstream import format_record  # noqa: PLC0415
+
+    query = {"function": args.function, "since": args.since, "env": args.env,
+             "limit": args.limit, "follow": "1" if args.follow else None}
+    path = f"/v1/apps/{args.app}/logs?" + urllib.parse.urlencode(
+        {k: v for k, v in query.items() if v is not None})
+    show = (lambda r: json.dumps(r)) if args.json else format_record
+    if not args.follow:
+        for record in api(config, "GET", path)["records"]:
+            print(show(record))
+        return 0
+    try:
+        for record in _stream(config, path):
+            print(show(record), flush=True)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _stream(config: Config, path: str) -> Iterator[dict[str, Any]]:
+    """Records from a Server-Sent Events response, as they arrive."""
+    try:
+        resp = urllib.request.urlopen(_request(config, "GET", path),  # noqa: S310
+                                      timeout=None)
+    except urllib.error.HTTPError as exc:
+        raise ClientError(f"{exc.code}: {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise ClientError(f"cannot reach the control plane at {config.platform_url}: "
+                          f"{exc.reason}") from None
+    with resp:
+        for raw in resp:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if line.startswith("data: "):
+                yield json.loads(line[len("data: "):])
+
+
+def cmd_metrics(config: Config, args: argparse.Namespace) -> int:
+    suffix = f"?env={urllib.parse.quote(args.env)}" if args.env else ""
+    data = api(config, "GET", f"/v1/apps/{args.app}/metrics{suffix}")
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    rows = [{
+        "function": r["function"], "env": r["environment"], "invocations": r["invocations"],
+        "errors": r["errors"], "cold": r["cold_starts"],
+        "warm hit": f"{r['warm_hit_ratio'] * 100:.1f}%", "avg ms": r["avg_ms"],
+        "p50 ms": r["p50_ms"], "p95 ms": r["p95_ms"], "p99 ms": r["p99_ms"],
+        "mem peak MB": f"{r['memory_peak_kb'] / 1024:.1f}", "timeouts": r["timeouts"],
+        "mem kills": r["memory_kills"],
+    } for r in data["functions"]]
+    columns = ["function", "env", "invocations", "errors", "cold", "warm hit", "avg ms",
+               "p50 ms", "p95 ms", "p99 ms", "mem peak MB", "timeouts", "mem kills"]
+    print(table(rows, columns) if rows else f"no invocations of {args.app} yet")
+    return 0
+
+
 def cmd_init(config: Config, args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     manifest = folder / "edge.toml"
@@ -193,6 +256,20 @@ def parser() -> argparse.ArgumentParser:
     rollback.add_argument("--to", type=int, help="release version (default: the previous one)")
     rollback.add_argument("--json", action="store_true")
     rollback.set_defaults(func=cmd_rollback)
+    logs = sub.add_parser("logs", help="an app's function logs and platform events")
+    logs.add_argument("app")
+    logs.add_argument("--function", "-F", help="only this function")
+    logs.add_argument("--env", help="only this environment (production, a preview)")
+    logs.add_argument("--since", help="only newer than this: 30s, 10m, 2h, 1d")
+    logs.add_argument("--limit", type=int, help="at most this many past records")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new records")
+    logs.add_argument("--json", action="store_true")
+    logs.set_defaults(func=cmd_logs)
+    metrics = sub.add_parser("metrics", help="per-function invocations, latency, errors")
+    metrics.add_argument("app")
+    metrics.add_argument("--env", help="only this environment")
+    metrics.add_argument("--json", action="store_true")
+    metrics.set_defaults(func=cmd_metrics)
     init = sub.add_parser("init", help="create edge.toml and a hello function")
     init.add_argument("folder", nargs="?", default=".")
     init.add_argument("--app")

@@ -68,6 +68,7 @@ class Config:
     idle_ttl: float = 300.0
     max_warm_pools: int = 50
     log_stream_len: int = 10_000
+    access_log: str = ""
 
     @property
     def repos_dir(self) -> Path:
@@ -115,6 +116,7 @@ class Config:
             idle_ttl=_float(env, "EDGE_IDLE_TTL", 300.0),
             max_warm_pools=_int(env, "EDGE_MAX_WARM_POOLS", 50, 1, 100_000),
             log_stream_len=_int(env, "EDGE_LOG_STREAM_LEN", 10_000, 10, 10_000_000),
+            access_log=env.get("EDGE_ACCESS_LOG") or str(home / "logs" / "access.log"),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -137,4 +139,5 @@ class Config:
             "EDGE_IDLE_TTL": str(self.idle_ttl),
             "EDGE_MAX_WARM_POOLS": str(self.max_warm_pools),
             "EDGE_LOG_STREAM_LEN": str(self.log_stream_len),
+            "EDGE_ACCESS_LOG": self.access_log,
         }

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import falcon
 import redis
 
 from edge.errors import AuthError, EdgeError, ForbiddenError, NotFoundError
+from edge.logstream import follow_batches, read_logs
+from edge.metrics import PROMETHEUS_CONTENT_TYPE, prometheus_text, read_metrics
 from edge.platform.auth import Identity, token_from_header
 from edge.platform.deploy import PRODUCTION, public_url
 from edge.platform.openapi import OPENAPI
@@ -136,6 +140,88 @@ class Bundle:
         resp.data = path.read_bytes()
 
 
+def parse_since(text: str | None) -> float | None:
+    """``"90s"``, ``"10m"``, ``"2h"``, ``"1d"`` or plain seconds -> seconds."""
+    if not text:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise EdgeError(f"since={text!r}: use a duration like 30s, 10m, 2h or 1d") from None
+    if value <= 0:
+        raise EdgeError(f"since={text!r}: must be positive")
+    return value
+
+
+class Logs:
+    """An app's logs; ``?follow=1`` streams new records as Server-Sent Events."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, app: str) -> None:
+        _require(self.platform, req, app)
+        self.platform.store.get_app(app)
+        function = req.get_param("function") or None
+        environment = req.get_param("env") or None
+        limit = req.get_param_as_int("limit", min_value=1, max_value=10_000) or 1000
+        records = read_logs(self.platform.redis, app, function=function,
+                            environment=environment,
+                            since_seconds=parse_since(req.get_param("since")), limit=limit)
+        if not req.get_param_as_bool("follow"):
+            resp.media = {"app": app, "records": records}
+            return
+        last_id = records[-1]["id"] if records else "$"
+        resp.content_type = "text/event-stream"
+        resp.set_header("Cache-Control", "no-store")
+        resp.stream = self._events(records, app, function, environment, last_id)
+
+    def _events(self, backlog: list[dict[str, Any]], app: str, function: str | None,
+                environment: str | None, last_id: str) -> Iterator[bytes]:
+        for record in backlog:
+            yield _sse(record)
+        # A client that goes away makes the next write fail, which ends this generator.
+        for batch in follow_batches(self.platform.redis, app, function=function,
+                                    environment=environment, last_id=last_id):
+            if not batch:
+                yield b": keep-alive\n\n"
+            for record in batch:
+                yield _sse(record)
+
+
+def _sse(record: dict[str, Any]) -> bytes:
+    return f"id: {record['id']}\ndata: {json.dumps(record)}\n\n".encode()
+
+
+class Metrics:
+    """Per-function figures of an app, aggregated over every runtime node."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, app: str) -> None:
+        _require(self.platform, req, app)
+        self.platform.store.get_app(app)
+        rows = read_metrics(self.platform.redis, app, req.get_param("env") or None)
+        resp.media = {"app": app, "functions": rows}
+
+
+class Prometheus:
+    """``/metrics``: every function's figures, cluster-wide, for Prometheus."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        try:
+            resp.data = prometheus_text(self.platform.redis)
+        except redis.RedisError as exc:
+            raise EdgeError(f"metrics unavailable: redis unreachable ({exc})") from None
+        resp.content_type = PROMETHEUS_CONTENT_TYPE
+
+
 def handle_edge_error(req: falcon.Request, resp: falcon.Response, ex: EdgeError,
                       params: dict[str, Any]) -> None:
     """The one translation of platform errors to HTTP."""
@@ -154,4 +240,7 @@ def create_api(platform: Platform) -> falcon.App:
     app.add_route("/v1/apps/{app}/releases", Releases(platform))
     app.add_route("/v1/apps/{app}/rollback", Rollback(platform))
     app.add_route("/v1/bundles/{app}/{digest}", Bundle(platform))
+    app.add_route("/v1/apps/{app}/logs", Logs(platform))
+    app.add_route("/v1/apps/{app}/metrics", Metrics(platform))
+    app.add_route("/metrics", Prometheus(platform))
     return app

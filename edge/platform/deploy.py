@@ -26,6 +26,7 @@ from dulwich.objects import ObjectID
 from edge import commands
 from edge.config import Config
 from edge.errors import EdgeError, ManifestError
+from edge.logstream import emit_sync, platform_event
 from edge.manifest import FunctionSpec, GitTreeSource, Manifest, load_manifest
 from edge.platform.artifacts import Artifacts
 from edge.platform.store import FunctionRecord, ReleaseInfo, Store
@@ -109,7 +110,13 @@ class Deployer:
                                 "use `edge rollback` or push a new commit instead")
             return []
         store = object_store if object_store is not None else repo.object_store
-        manifest = self._checked_manifest(store, new, app)
+        try:
+            manifest = self._checked_manifest(store, new, app)
+        except EdgeError as exc:
+            env = environment_for_branch(pushed.branch, app)
+            self._event(app, env, f"push of {pushed.branch} {new.decode()[:7]} rejected: {exc}",
+                        level="error")
+            raise
         names = ", ".join(f.name for f in manifest.functions)
         return [f"-----> edge.toml valid: {len(manifest.functions)} function(s): {names}"]
 
@@ -183,11 +190,16 @@ class Deployer:
             for name, message in mine.items():
                 progress(f"error: function {name.rsplit('/', 1)[-1]} failed to start: {message}")
             self.store.mark_failed(release.id, "; ".join(mine.values()))
+            self._event(app, env, f"v{release.version} failed: {'; '.join(mine.values())}",
+                        release=release.version, level="error")
             if previous is not None:
                 self._notify(self.store.point_environment(previous.id))
                 progress(f"-----> v{release.version} failed; v{previous.version} keeps serving")
             return self.store.get_release(app, env, release.version)
         url = public_url(self.config, app, env)
+        self._event(app, env, f"v{release.version} deployed ({release.commit_sha[:7]})"
+                    + (f", rolled back to v{release.rollback_of}" if release.rollback_of else ""),
+                    release=release.version)
         if ack is not None and ack.live:
             self.store.mark_active(release.id)
             progress(f"-----> v{release.version} live at {url}")
@@ -216,6 +228,7 @@ class Deployer:
     def _teardown(self, app: str, env: str, progress: Progress) -> None:
         routes_version = self.store.delete_environment(app, env)
         self._notify(routes_version)
+        self._event(app, env, f"preview {env} torn down")
         progress(f"-----> preview {hostname(self.config, app, env)} torn down")
 
     def rollback(self, app: str, *, to: int | None, by: str, progress: Progress
@@ -231,6 +244,13 @@ class Deployer:
             )
             progress(f"-----> Rolling back {app} to v{target.version} as v{release.version}")
             return self.go_live(app, PRODUCTION, release, progress)
+
+    def _event(self, app: str, env: str, message: str, *, release: int = 0,
+               level: str = "info") -> None:
+        """A platform event in the app's log stream (never fails a deploy)."""
+        if self.redis is not None:
+            emit_sync(self.redis, platform_event(app, env, message, release=release,
+                                                 level=level), self.config.log_stream_len)
 
     @contextmanager
     def app_lock(self, app: str) -> Iterator[None]:

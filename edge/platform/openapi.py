@@ -38,6 +38,19 @@ OPENAPI: dict[str, Any] = {
         "/v1/apps/{app}/rollback": {"post": _op(
             "Repoint production to an earlier release (default: the previous one)", [_APP],
             {"type": "object", "properties": {"to": {"type": "integer", "minimum": 1}}})},
+        "/v1/apps/{app}/logs": {"get": _op(
+            "An app's function logs and platform events; follow=1 streams Server-Sent Events", [
+                _APP,
+                {"name": "function", "in": "query", "schema": {"type": "string"}},
+                {"name": "env", "in": "query", "schema": {"type": "string"}},
+                {"name": "since", "in": "query", "schema": {"type": "string"},
+                 "description": "e.g. 30s, 10m, 2h, 1d"},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 1000}},
+                {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
+            ])},
+        "/v1/apps/{app}/metrics": {"get": _op(
+            "Per-function invocations, errors, cold starts, latency quantiles, memory peak", [
+                _APP, {"name": "env", "in": "query", "schema": {"type": "string"}}])},
         "/v1/bundles/{app}/{digest}": {"get": _op("A release bundle (tar) for runtime nodes", [
             _APP, {"name": "digest", "in": "path", "required": True, "schema": {"type": "string"}}])},
     },

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,6 +84,13 @@ class Dispatcher:
         if outcome.logs or outcome.error:
             self.node.logs.emit_many(outcome_entries(target.version, request_id, outcome))
         self._respond(resp, outcome)
+        self.node.access.record({
+            "ts": time.time(), "request_id": request_id, "host": host, "method": req.method,
+            "path": req.path, "status": outcome.status, "duration_ms": round(
+                outcome.duration_ms, 3), "cold": outcome.cold, "region": self.config.region,
+            "app": site.app, "environment": site.environment, "release": target.release,
+            "function": target.name, "error": outcome.error,
+        })
 
     async def _body(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> bytes | None:
         limit = self.config.max_body_bytes

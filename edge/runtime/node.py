@@ -26,6 +26,7 @@ from edge import commands
 from edge.config import Config
 from edge.logstream import LogWriter, platform_event
 from edge.metrics import MetricsRecorder
+from edge.runtime.accesslog import AccessLog
 from edge.platform.store import Store
 from edge.runtime.invocation import FunctionLoadError, FunctionPool, FunctionVersion
 from edge.runtime.table import RouteTable
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_S = commands.WORKER_TTL / 3
 POLL_S = 5.0
 REAP_S = 1.0
+ACCESS_FLUSH_S = 0.5
 
 
 def async_redis(url: str) -> redis_async.Redis:
@@ -65,6 +67,7 @@ class Node:
         self.worker_id = f"{self.node_name}:{os.getpid()}"
         self.logs = LogWriter(redis_client, config.log_stream_len)
         self.metrics = MetricsRecorder(redis_client, self.node_name)
+        self.access = AccessLog(config.access_log)
         self._closing = list(closing or ())
         self.failed: dict[str, str] = {}
         self._wanted = asyncio.Event()
@@ -76,7 +79,8 @@ class Node:
         self.logs.start()
         self.metrics.start()
         await self._reload_once()
-        for loop in (self._reloader, self._listen, self._heartbeat, self._reaper, self._poll):
+        for loop in (self._reloader, self._listen, self._heartbeat, self._reaper, self._poll,
+                     self._flush_access):
             self._tasks.append(asyncio.create_task(loop()))
 
     async def stop(self) -> None:
@@ -90,6 +94,7 @@ class Node:
         await self.pools.close()  # type: ignore[attr-defined]
         for close in self._closing:
             await close()
+        self.access.close()
         await self.logs.aclose()
         await self.metrics.aclose()
         with contextlib.suppress(RedisError, OSError):
@@ -227,6 +232,14 @@ class Node:
                 continue
             if version != self.table.version:
                 self.request_reload()
+
+    async def _flush_access(self) -> None:
+        while True:
+            await asyncio.sleep(ACCESS_FLUSH_S)
+            try:
+                self.access.flush()
+            except OSError as exc:
+                logger.warning("could not write the access log: %s", exc)
 
     async def _reaper(self) -> None:
         while True:

@@ -157,7 +157,7 @@ def cmd_logs(config: Config, args: argparse.Namespace) -> int:
              "limit": args.limit, "follow": "1" if args.follow else None}
     path = f"/v1/apps/{args.app}/logs?" + urllib.parse.urlencode(
         {k: v for k, v in query.items() if v is not None})
-    show = (lambda r: json.dumps(r)) if args.json else format_record
+    show = json.dumps if args.json else format_record
     if not args.follow:
         for record in api(config, "GET", path)["records"]:
             print(show(record))

@@ -135,7 +135,8 @@ class Response:
     @classmethod
     def json(cls, data: Any, status: int = 200, headers: Mapping[str, str] | None = None
              ) -> Response:
-        return cls(json.dumps(data), status, {"content-type": "application/json", **(headers or {})})
+        merged = {"content-type": "application/json", **(headers or {})}
+        return cls(json.dumps(data), status, merged)
 
     def encode(self) -> tuple[int, list[tuple[str, str]], bytes]:
         """The status, headers (with a content-type) and body bytes to send."""

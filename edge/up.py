@@ -74,7 +74,8 @@ class Supervisor:
     def start(self) -> str:
         config = self.config
         config.home.mkdir(parents=True, exist_ok=True)
-        os.chmod(config.home, 0o711)
+        # APPSEC: function uids may traverse EDGE_HOME to their release, never list it.
+        os.chmod(config.home, 0o711)  # noqa: S103
         if config.embedded_redis:
             self.redis = RedisServer(config.redis_socket, config.home / "redis")
             self.redis.start()
@@ -145,7 +146,8 @@ def banner(config: Config, token_path: Path, demo: bool) -> str:
         "",
         "Edge is running.",
         f"  runtime (functions)  http://{config.bind}:{config.runtime_port}",
-        f"  control plane        {config.platform_url}   (git: {config.platform_url}/git/<app>.git)",
+        f"  control plane        {config.platform_url}"
+        f"   (git: {config.platform_url}/git/<app>.git)",
         f"  admin token          {token_path}",
     ]
     if demo:

@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,7 +69,7 @@ def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: f
             value = condition()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+        except Exception as exc:
             last_error = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}"
@@ -118,10 +118,8 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         # Function processes may outlive a crashed master: kill the whole group.
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def close(self) -> None:
         for side in list(self.processes):
@@ -182,7 +180,7 @@ class Workdir:
         self.git("config", "user.email", "pusher@example.com")
 
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["git", *args], cwd=self.path, env=self.env,
+        result = subprocess.run(["git", *args], check=False, cwd=self.path, env=self.env,
                                 capture_output=True, text=True, timeout=120)
         if check and result.returncode != 0:
             raise AssertionError(f"git {' '.join(args)} failed ({result.returncode}):\n"

@@ -97,7 +97,7 @@ class Deployer:
 
     # -- update: validation ------------------------------------------------
 
-    def validate(self, repo: Any, app: str, ref_name: bytes, old: bytes, new: bytes,
+    def validate(self, repo: Any, app: str, ref_name: bytes, old: bytes, new: bytes, *,
                  object_store: Any = None) -> list[str]:
         """Check one ref update; returns progress lines, raises EdgeError to reject."""
         pushed = PushedRef(ref_name.decode(), old, new)
@@ -151,12 +151,12 @@ class Deployer:
                 if pushed.deleted:
                     self._teardown(app, env, progress)
                     return None
-                return self._release(repo, app, env, pushed, pusher, progress)
+                return self._release(repo, app, env, pushed, pusher=pusher, progress=progress)
         except EdgeError as exc:
             progress(f"error: deploy of {pushed.branch} failed: {exc}")
             return None
 
-    def _release(self, repo: Any, app: str, env: str, pushed: PushedRef, pusher: str,
+    def _release(self, repo: Any, app: str, env: str, pushed: PushedRef, *, pusher: str,
                  progress: Progress) -> ReleaseInfo:
         commit = repo.object_store[pushed.new]
         manifest = load_manifest(GitTreeSource(repo.object_store, commit.tree),

@@ -115,14 +115,12 @@ class GitServer:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         match = GIT_PATH.match(environ.get("PATH_INFO", ""))
-        if not match:
-            return _text(start_response, "404 Not Found",
-                         "not a repository path: use /git/<app>.git\n")
-        app = match["app"]
+        app = match["app"] if match else ""
         try:
             check_app_name(app)
         except EdgeError as exc:
-            return _text(start_response, "404 Not Found", f"{exc}\n")
+            reason = f"{exc}\n" if match else "not a repository path: use /git/<app>.git\n"
+            return _text(start_response, "404 Not Found", reason)
         writing = _is_push(environ)
         identity = authenticate_environ(environ, self.authenticate)
         if identity is None:

@@ -52,6 +52,8 @@ OPENAPI: dict[str, Any] = {
             "Per-function invocations, errors, cold starts, latency quantiles, memory peak", [
                 _APP, {"name": "env", "in": "query", "schema": {"type": "string"}}])},
         "/v1/bundles/{app}/{digest}": {"get": _op("A release bundle (tar) for runtime nodes", [
-            _APP, {"name": "digest", "in": "path", "required": True, "schema": {"type": "string"}}])},
+            _APP,
+            {"name": "digest", "in": "path", "required": True, "schema": {"type": "string"}},
+        ])},
     },
 }

@@ -76,8 +76,9 @@ class RouteTable:
             entries: list[tuple[RoutePattern, Target]] = []
             targets = []
             for record in live.functions:
-                target = _target(record, live.app, live.environment, live.version,
-                                 config.releases_dir / live.app / live.artifact, config.region)
+                target = _target(record, app=live.app, environment=live.environment,
+                                 release=live.version, region=config.region,
+                                 root=config.releases_dir / live.app / live.artifact)
                 targets.append(target)
                 entries.extend((parse_route(text), target) for text in record.routes)
             host = (f"{live.app}.{config.domain}" if live.environment == PRODUCTION
@@ -87,7 +88,7 @@ class RouteTable:
         return cls(snapshot.version, sites)
 
 
-def _target(record: FunctionRecord, app: str, environment: str, release: int, root: Path,
+def _target(record: FunctionRecord, *, app: str, environment: str, release: int, root: Path,
             region: str) -> Target:
     regions = tuple(record.regions)
     version = None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
-import json
 import threading
 import uuid
 from pathlib import Path
@@ -143,7 +143,8 @@ def test_print_reaches_logs_with_the_request_id(runtime_stack: Stack, app: str) 
 
 def test_logs_follow_streams_new_lines(runtime_stack: Stack, app: str) -> None:
     follower = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "logs", app, "-f", "--function", "talk", "--since", "1s"],
+        [sys.executable, "-m", "edge.cli", "logs", app, "-f", "--function", "talk",
+         "--since", "1s"],
         env={**runtime_stack.env, "EDGE_TOKEN": runtime_stack.token},
         stdout=subprocess.PIPE, text=True)
     try:

@@ -96,7 +96,8 @@ def test_redeploy_under_load_drops_nothing_and_keeps_unchanged_pools(
     def pids(path: str, rounds: int = 60) -> set[int]:
         seen = set()
         for _ in range(rounds):  # fresh connections spread over both workers
-            seen.add(httpx.get(runtime_stack.runtime_url + path, headers={"Host": host}).json()["pid"])
+            resp = httpx.get(runtime_stack.runtime_url + path, headers={"Host": host})
+            seen.add(resp.json()["pid"])
         return seen
 
     stable_before = pids("/stable")
@@ -146,7 +147,8 @@ def test_idle_instances_are_reaped_and_lru_pools_evicted(own_stack: tuple[Stack,
     stack.start("runtime")
     app = app_name()
     work = Workdir(tmp_path / app)
-    manifest = "".join(f'[functions.f{i}]\nentry = "f{i}.py"\nroutes = ["/f{i}"]\n' for i in range(3))
+    manifest = "".join(f'[functions.f{i}]\nentry = "f{i}.py"\nroutes = ["/f{i}"]\n'
+                       for i in range(3))
     work.commit("three", {"edge.toml": manifest, **{
         f"f{i}.py": "import os\ndef handle(request):\n    return {'pid': os.getpid()}\n"
         for i in range(3)}})
@@ -198,7 +200,8 @@ def test_sigkill_of_a_worker_loses_only_that_worker(own_stack: tuple[Stack, Redi
     wait_for(lambda: len(worker_pids(master.pid) - {victim}) == 2, timeout=30,
              message="gunicorn to replace the killed worker")
     for _ in range(50):
-        assert httpx.get(stack.runtime_url + "/changing", headers={"Host": host}).json()["v"] == "c2"
+        resp = httpx.get(stack.runtime_url + "/changing", headers={"Host": host})
+        assert resp.json()["v"] == "c2"
 
 
 def test_runtime_keeps_serving_without_redis_and_catches_up(

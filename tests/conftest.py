@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from stack import fresh_postgres_database
 
 from edge.redisserver import RedisServer

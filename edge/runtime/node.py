@@ -26,8 +26,8 @@ from edge import commands
 from edge.config import Config
 from edge.logstream import LogWriter, platform_event
 from edge.metrics import MetricsRecorder
-from edge.runtime.accesslog import AccessLog
 from edge.platform.store import Store
+from edge.runtime.accesslog import AccessLog
 from edge.runtime.invocation import FunctionLoadError, FunctionPool, FunctionVersion
 from edge.runtime.table import RouteTable
 

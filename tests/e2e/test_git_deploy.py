@@ -61,7 +61,7 @@ def test_first_push_creates_app_and_second_push_deploys_v2(stack: Stack, tmp_pat
     work = Workdir(tmp_path / "w")
     work.commit("first", hello_files("one", greeting="hey"))
     first = work.push(stack.remote(app))
-    assert f"Release v1 recorded" in first.stderr
+    assert "Release v1 recorded" in first.stderr
     assert f"v1 live at http://{app}.edge.localhost:{stack.config.runtime_port}/" in first.stderr
     resp = stack.get(stack.host(app), "/hello/ada")
     assert resp.status_code == 200

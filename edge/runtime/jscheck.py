@@ -1,4 +1,4 @@
-"""JavaScript modules: the source transform, the deploy-time check, evaluation.
+"""JavaScript modules: transform, deploy-time check, evaluation, and the d() contract.
 
 A function's ``.js``/``.mjs`` entry is an ES module in the Cloudflare Workers
 style. mini-racer only runs classic scripts, so the module is transformed
@@ -21,13 +21,15 @@ top-level ``await`` works and top-level names stay private to the module.
 short-lived ``python -m edge.runtime.v8host --check`` process, because the
 caller (the git hook, a runtime worker) may fork and V8 must not be
 initialised in a process that later forks. :func:`evaluate_module` runs a module
-in an isolate of the V8 host (:mod:`edge.runtime.v8host`).
+in an isolate of the V8 host (:mod:`edge.runtime.v8host`); the functions at
+the end encode requests for, and check responses from, ``js/dispatch.js``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import json
 import logging
 import os
@@ -36,9 +38,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any, BinaryIO
 
 from py_mini_racer import JSEvalException, JSOOMException, JSParseException, MiniRacer
+from py_mini_racer._exc import JSTerminatedException
 
 from edge.runtime.isolate import host_command, host_env
 
@@ -55,6 +59,10 @@ _EXPORT_LIST = re.compile(r"^[ \t]*export[ \t]*\{([^}]*)\}[ \t]*;?", re.M)
 _DEFAULT_ALIAS = re.compile(r"^([A-Za-z_$][\w$]*)\s+as\s+default$")
 DEFAULT_TARGET = "__edge_exports.default = "
 HINT = "bundle the module into one file (e.g. esbuild --bundle --format=esm)"
+RUNTIME_FILES = ("prelude.js", "url.js", "dispatch.js")
+LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
+COLLECT = "__edge.d([[], [], []])"
+RESPONSE_ERRORS = (TypeError, ValueError, binascii.Error)
 
 
 class ModuleSourceError(Exception):
@@ -282,3 +290,52 @@ async def evaluate_module(mr: MiniRacer, spec: ModuleSpec, pinged: asyncio.Event
             await asyncio.wait_for(pinged.wait(), deadline - time.monotonic())
         except TimeoutError:
             raise _too_slow(spec) from None
+
+
+def runtime_script() -> str:
+    """The Web API prelude, URL and dispatcher, as one classic script."""
+    folder = resources.files("edge.runtime").joinpath("js")
+    parts = [folder.joinpath(name).read_text(encoding="utf-8") for name in RUNTIME_FILES]
+    return "\n".join(parts) + "\n//# sourceURL=edge:runtime.js"
+
+
+def request_body(body: bytes) -> tuple[int, str]:
+    """A request body for d(): UTF-8 text as is (kind 1), other bytes as base64 (kind 2)."""
+    try:
+        return 1, body.decode("utf-8")
+    except UnicodeDecodeError:
+        return 2, base64.b64encode(body).decode("ascii")
+
+
+async def dispatch_result(task: asyncio.Future[Any], name: str) -> str | bool | None:
+    """A d() call's JSON, ``None`` if it was terminated, ``False`` if it failed."""
+    try:
+        return str(await task)
+    except (asyncio.CancelledError, JSTerminatedException, JSOOMException):
+        return None  # terminated on purpose (or by the heap limit): probe next
+    except JSEvalException as exc:
+        logger.error("%s: dispatcher failed: %s", name, exc)
+        return False
+
+
+def response_fields(item: list[Any]) -> tuple[int, list[list[str]], bytes, list[Any], str | None]:
+    """Type-check one finished response from d() (untrusted, from the function).
+
+    Raises:
+        TypeError, ValueError, binascii.Error: the item is malformed.
+    """
+    _, status, headers, kind, body, logs, error = item
+    if type(status) is not int or not 200 <= status <= 599:
+        raise ValueError(f"bad status {status!r}")
+    pairs = [[k, v] for k, v in headers]
+    flat = "".join([k + v + ("" if k else "\n") for k, v in pairs])  # TypeError unless str
+    # APPSEC: no CR/LF/NUL in header names or values (response splitting).
+    if "\n" in flat or "\r" in flat or "\0" in flat:
+        raise ValueError("invalid header")
+    data = body.encode("utf-8") if kind == 1 else b""
+    if kind == 2:
+        data = base64.b64decode(body, validate=True)
+    records = [[float(ts) / 1000, level if level in LOG_LEVELS else "info", str(msg)]
+               for ts, level, msg in logs]
+    return status, pairs, data, records, None if error is None else str(error)
+

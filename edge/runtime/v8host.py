@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import binascii
 import importlib
 import json
 import logging
@@ -37,19 +35,10 @@ import time
 from collections import deque
 from contextlib import ExitStack
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import uvloop
-from py_mini_racer import (
-    JSEvalException,
-    JSMappedObject,
-    JSOOMException,
-    MiniRacer,
-    init_mini_racer,
-    mini_racer,
-)
-from py_mini_racer._exc import JSTerminatedException
+from py_mini_racer import JSMappedObject, MiniRacer, init_mini_racer, mini_racer
 
 from edge.runtime import jscheck
 from edge.runtime.isolate import FrameProtocol
@@ -65,8 +54,6 @@ MIN_GRACE_S = 0.1
 PEAK_STEP = 1.25
 ISOLATE_DATA = 96 * MIB  # address space one isolate maps (thread stacks, heap reservations)
 DATA_SLACK = 512 * MIB  # this interpreter, frames in flight, an isolate being replaced
-RUNTIME_FILES = ("prelude.js", "url.js", "dispatch.js")
-LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
 TEXT = [["content-type", "text/plain; charset=utf-8"]]
 FAULTS = {  # error -> (status, what happened)
     "timeout": (504, "time limit of {timeout_ms} ms exceeded"),
@@ -74,13 +61,6 @@ FAULTS = {  # error -> (status, what happened)
     "crash": (502, "isolate crashed and was replaced"),
     "unavailable": (503, "is not loaded"),
 }
-
-
-def runtime_script() -> str:
-    """The Web API prelude, URL and dispatcher, as one classic script."""
-    folder = resources.files("edge.runtime").joinpath("js")
-    parts = [folder.joinpath(name).read_text(encoding="utf-8") for name in RUNTIME_FILES]
-    return "\n".join(parts) + "\n//# sourceURL=edge:runtime.js"
 
 
 @dataclass(eq=False)
@@ -94,15 +74,6 @@ class Call:
     cold_ms: float = 0.0
 
 
-def _body_item(body: bytes) -> tuple[int, str]:
-    if not body:
-        return 0, ""
-    try:
-        return 1, body.decode("utf-8")
-    except UnicodeDecodeError:
-        return 2, base64.b64encode(body).decode("ascii")
-
-
 def _data_size() -> int:
     with open("/proc/self/status", "rb") as status:
         line = next(x for x in status if x.startswith(b"VmData:"))
@@ -112,24 +83,6 @@ def _data_size() -> int:
 def _new_racer(stack: ExitStack, loop: asyncio.AbstractEventLoop) -> MiniRacer:
     """A context whose callbacks land on ``loop`` (called in a thread: it blocks ~3 ms)."""
     return stack.enter_context(mini_racer(event_loop=loop))
-
-
-def _validated(item: list[Any]) -> tuple[int, list[list[str]], bytes, list[Any], str | None]:
-    """Type-check one finished response from JavaScript (untrusted)."""
-    _, status, headers, kind, body, logs, error = item
-    if type(status) is not int or not 200 <= status <= 599:
-        raise ValueError(f"bad status {status!r}")
-    pairs = [[k, v] for k, v in headers]
-    flat = "".join([k + v + ("" if k else "\n") for k, v in pairs])  # TypeError unless str
-    # APPSEC: no CR/LF/NUL in header names or values (response splitting).
-    if "\n" in flat or "\r" in flat or "\0" in flat:
-        raise ValueError("invalid header")
-    data = body.encode("utf-8") if kind == 1 else b""
-    if kind == 2:
-        data = base64.b64decode(body, validate=True)
-    records = [[float(ts) / 1000, level if level in LOG_LEVELS else "info", str(msg)]
-               for ts, level, msg in logs]
-    return status, pairs, data, records, None if error is None else str(error)
 
 
 class Isolate:
@@ -146,6 +99,7 @@ class Isolate:
         self.forget: list[int] = []
         self.check: list[int] = []
         self.collect = False
+        self._async = False
         self.inflight: asyncio.Task[None] | None = None
         self._overdue_timer: asyncio.TimerHandle | None = None
         self.starting: asyncio.Future[float] | None = None
@@ -260,7 +214,7 @@ class Isolate:
         """Queue ``[method, url, headers, body, params]``; one ``resp`` frame answers it."""
         loop = asyncio.get_running_loop()
         method, url, headers, body, params = request
-        kind, text = _body_item(body) if body else (0, "")
+        kind, text = jscheck.request_body(body) if body else (0, "")
         call = Call(rid, [rid, method, url, headers, kind, text, params],
                     loop.time() + self.spec.timeout_ms / 1000)
         call.timer = loop.call_at(call.deadline, self._expire, call)
@@ -295,14 +249,22 @@ class Isolate:
     async def _dispatch(self, code: str, batch: list[Call]) -> None:
         mr = self.mr
         assert mr is not None
-        raw: Any = None
+        first = asyncio.ensure_future(mr.eval_cancelable(code))
+        # Async handlers settle in V8's microtask checkpoint right after ``first``.
+        # Under load (a batch of several), queue the collecting d() right away, so
+        # V8 runs it without waiting for this loop; alone, a request is faster
+        # without the second task contending for the GIL.
+        pipelined = self._async and len(batch) > 1
+        then = asyncio.ensure_future(mr.eval_cancelable(jscheck.COLLECT)) if pipelined else None
         try:
-            raw = await mr.eval_cancelable(code)
-        except (asyncio.CancelledError, JSTerminatedException, JSOOMException):
-            pass  # terminated on purpose (or by the heap limit): probe next
-        except JSEvalException as exc:
-            logger.error("%s: dispatcher failed: %s", self.spec.name, exc)
-            raw = False
+            raw = await jscheck.dispatch_result(first, self.spec.name)
+            if then is not None and isinstance(raw, str):
+                self._deliver(raw, batch)
+                self.collect = False  # ``then`` is that collection
+                raw = await jscheck.dispatch_result(then, self.spec.name)
+        finally:
+            if then is not None:
+                then.cancel()
         if mr is not self.mr:
             return  # replaced meanwhile
         self.inflight = None
@@ -311,10 +273,10 @@ class Isolate:
         if mr.was_hard_memory_limit_reached() or raw is False:
             self._reset("memory" if mr.was_hard_memory_limit_reached() else "crash")
             return
-        if raw is None:
-            self.check.extend(call.rid for call in batch if call.rid in self.live)
+        if isinstance(raw, str):
+            self._deliver(raw, [] if pipelined else batch)
         else:
-            self._deliver(str(raw))
+            self.check.extend(call.rid for call in batch if call.rid in self.live)
         self._track_memory(mr)
         self._pump()
 
@@ -345,8 +307,10 @@ class Isolate:
         self.collect = True
         self._pump()
 
-    def _deliver(self, raw: str) -> None:
+    def _deliver(self, raw: str, batch: list[Call]) -> None:
         done, collect, unknown = json.loads(raw)
+        if batch:
+            self._async = bool(collect)  # this function's handlers return promises
         for item in done:
             call = self.live.pop(item[0], None)
             if call is not None:
@@ -357,8 +321,8 @@ class Isolate:
 
     def _respond(self, call: Call, item: list[Any]) -> None:
         try:
-            status, headers, body, logs, error = _validated(item)
-        except (TypeError, ValueError, binascii.Error) as exc:
+            status, headers, body, logs, error = jscheck.response_fields(item)
+        except jscheck.RESPONSE_ERRORS as exc:
             logger.error("%s: invalid response from JavaScript: %s", self.spec.name, exc)
             status, headers, body, error = 500, TEXT, b"Internal Server Error", "exception"
             logs = [[time.time(), "error", f"invalid response from the function: {exc}"]]
@@ -537,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="v8host[%(process)d] %(levelname)s %(name)s: %(message)s")
     init_mini_racer(ignore_duplicate_init=True)
-    script = runtime_script()
+    script = jscheck.runtime_script()
     _drop_privileges()
     if args.check:
         return jscheck.main()

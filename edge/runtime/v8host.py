@@ -263,8 +263,9 @@ class Isolate:
                 self.collect = False  # ``then`` is that collection
                 raw = await jscheck.dispatch_result(then, self.spec.name)
         finally:
-            if then is not None:
-                then.cancel()
+            if then is not None and not then.done():
+                then.cancel()  # and wait: its callback must be gone before any context free
+                await asyncio.wait({then})
         if mr is not self.mr:
             return  # replaced meanwhile
         self.inflight = None

@@ -157,6 +157,23 @@ def test_requests_queued_behind_a_loop_are_served_after_it(tmp_path: Path) -> No
     assert [(o.status, o.body) for o in queued] == [(200, b"fine")] * 5
 
 
+def test_loop_inside_a_busy_batch_is_stopped(tmp_path: Path) -> None:
+    """A runaway among concurrent requests (one V8 batch, collected in a pipeline)."""
+
+    async def scenario(bad: JsPool, neighbour: JsPool, host: V8Host) -> Any:
+        warm = await asyncio.gather(*(bad.invoke(request("/")) for _ in range(10)))
+        mixed = await asyncio.gather(bad.invoke(request("/loop")),
+                                     *(bad.invoke(request("/")) for _ in range(10)))
+        return warm, mixed, await bad.invoke(request("/"))
+
+    warm, (looping, *others), after = run(tmp_path, scenario)
+    assert {o.status for o in warm} == {200}
+    assert looping.status == 504
+    # Those queued behind the loop in its batch share its deadline: served or 504, never lost.
+    assert {o.status for o in others} <= {200, 504}
+    assert (after.status, after.body) == (200, b"fine")
+
+
 def test_killed_host_fails_in_flight_requests_and_restarts(tmp_path: Path) -> None:
     async def scenario(bad: JsPool, neighbour: JsPool, host: V8Host) -> Any:
         first_pid = host.pid

@@ -1,0 +1,67 @@
+"""The Edge apps the bench deploys, as ``{path: text}`` file maps."""
+
+from __future__ import annotations
+
+HELLO_PY = """\
+from edge import Response
+
+
+def handle(request):
+    return Response("hello world", headers={"content-type": "text/plain"})
+"""
+
+HELLO_JS = """\
+export default {
+  async fetch(request) {
+    return new Response("hello world", { headers: { "content-type": "text/plain" } });
+  },
+};
+"""
+
+LIVE_PY = """\
+def handle(request):
+    return {{"push": {push}}}
+"""
+
+
+def _function(name: str, entry: str, route: str, **policy: int) -> str:
+    lines = [f"[functions.{name}]", f'entry = "{entry}"', f'routes = ["GET {route}"]']
+    lines += [f"{key} = {value}" for key, value in policy.items()]
+    return "\n".join(lines) + "\n"
+
+
+def bench_app(min_warm: int, cold_functions: int) -> dict[str, str]:
+    """App ``bench``: the hello functions (always warm) and the cold-start functions.
+
+    ``GET /py`` and ``GET /js`` are the hello functions; ``GET /cold/<lang>/<i>``
+    are ``cold_functions`` Python and as many JS functions with ``min_warm = 0``.
+    """
+    parts = [
+        'app = "bench"\n',
+        _function(
+            "hello-py", "functions/hello.py", "/py", min_warm=min_warm, max_instances=min_warm
+        ),
+        _function("hello-js", "functions/hello.js", "/js", min_warm=1),
+    ]
+    files = {"functions/hello.py": HELLO_PY, "functions/hello.js": HELLO_JS}
+    for i in range(cold_functions):
+        # Each needs an entry file of its own: functions with the same files and
+        # settings share one content hash, hence one pool (and its warm instances).
+        for language, comment in (("py", "#"), ("js", "//")):
+            entry = f"functions/cold_{language}_{i}.{language}"
+            parts.append(_function(f"cold-{language}-{i}", entry, f"/cold/{language}/{i}"))
+            files[entry] = (
+                f"{comment} cold-start function {i}\n" + files[f"functions/hello.{language}"]
+            )
+    return {"edge.toml": "\n".join(parts), **files}
+
+
+def cold_paths(language: str, cold_functions: int) -> list[str]:
+    """The routes of the cold-start functions of ``language`` ("py" or "js")."""
+    return [f"/cold/{language}/{i}" for i in range(cold_functions)]
+
+
+def live_app(push: int) -> dict[str, str]:
+    """App ``live``: one warm function answering ``{"push": <push>}`` at ``GET /``."""
+    manifest = 'app = "live"\n\n' + _function("live", "functions/live.py", "/", min_warm=1)
+    return {"edge.toml": manifest, "functions/live.py": LIVE_PY.format(push=push)}

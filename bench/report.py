@@ -1,0 +1,125 @@
+"""The one markdown table a bench run prints, and what it was measured with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench.coldstart import ColdSamples
+from bench.pushlive import PushSamples
+from bench.stats import percentile
+from bench.throughput import Measured
+
+TIMES = "\u00d7"  # the multiplication sign, as the README's tables write ratios
+HEADER = (
+    "| measurement | req/s | " + TIMES + " {baseline} | p50 ms | p99 ms | notes |\n"
+    "|---|---:|---:|---:|---:|---|"
+)
+BLANK = "—"
+
+
+@dataclass(frozen=True)
+class Results:
+    """Everything one run measured."""
+
+    baseline: str
+    throughput: Sequence[Measured]
+    unavailable: Sequence[str]
+    cold: dict[str, ColdSamples]
+    push: PushSamples
+
+
+def ms(value: float) -> str:
+    """Milliseconds with the precision that matters at that size."""
+    if value < 10:
+        return f"{value:.2f}"
+    return f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def row(*cells: str) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def throughput_row(measured: Measured) -> str:
+    target = measured.target
+    notes = [f"{measured.errors} errors" if measured.errors else "no errors"]
+    if target.start_ms is not None:
+        notes.append(f"start → first 200: {ms(target.start_ms)} ms")
+    return row(
+        target.label,
+        f"{measured.median('rps'):,.0f}",
+        f"{measured.ratio:.2f}",
+        ms(measured.median("p50_ms")),
+        ms(measured.median("p99_ms")),
+        "; ".join(notes),
+    )
+
+
+def cold_rows(language: str, samples: ColdSamples) -> list[str]:
+    if not samples.server_ms:
+        return [
+            row(
+                f"Edge {language} cold start",
+                BLANK,
+                BLANK,
+                BLANK,
+                BLANK,
+                f"none of {samples.requests} first requests was cold",
+            )
+        ]
+    n = len(samples.server_ms)
+    return [
+        row(
+            f"Edge {language} cold start, server side (`x-edge-cold-start-ms`)",
+            BLANK,
+            BLANK,
+            ms(percentile(samples.server_ms, 50)),
+            ms(percentile(samples.server_ms, 99)),
+            f"{n} cold of {samples.requests} first requests",
+        ),
+        row(
+            f"Edge {language} cold request, client-observed",
+            BLANK,
+            BLANK,
+            ms(percentile(samples.client_ms, 50)),
+            ms(percentile(samples.client_ms, 99)),
+            f"next (warm) request: p50 {ms(percentile(samples.warm_ms, 50))} ms",
+        ),
+    ]
+
+
+def push_row(samples: PushSamples) -> str:
+    return row(
+        "Edge push-to-live (`git push` → new answer served)",
+        BLANK,
+        BLANK,
+        ms(percentile(samples.live_ms, 50)),
+        ms(max(samples.live_ms)),
+        f"{len(samples.live_ms)} pushes, p99 column is the max; `git push` alone: "
+        f"p50 {ms(percentile(samples.push_ms, 50))} ms",
+    )
+
+
+def table(results: Results) -> str:
+    """The markdown table: throughput rows, then cold starts, then push-to-live."""
+    lines = [HEADER.format(baseline=results.baseline)]
+    lines += [throughput_row(m) for m in results.throughput]
+    lines += [
+        row(f"workerd: unavailable ({why})", BLANK, BLANK, BLANK, BLANK, "")
+        for why in results.unavailable
+    ]
+    for language, samples in results.cold.items():
+        lines += cold_rows(language, samples)
+    lines.append(push_row(results.push))
+    return "\n".join(lines)
+
+
+def footer(command: str, wrk: str, facts: dict[str, str]) -> str:
+    """How the table was made: the command, the load, the machine."""
+    machine = ", ".join(f"{key} {value}" for key, value in facts.items())
+    return (
+        f"Command: `{command}`; load: `{wrk}` on loopback, wrk sharing the cores "
+        "with the servers; req/s, p50 and p99 are medians over rounds, each ratio is "
+        "computed within its round (median shown).\n\n"
+        f"Machine: {machine}."
+    )

@@ -103,9 +103,12 @@ def transform_module(source: str, filename: str) -> str:
     code, count = _EXPORT_DEFAULT.subn(lambda m: m.group(1) + DEFAULT_TARGET, code)
     code = _EXPORT_DECL.sub(lambda m: m.group(1) + "      ", code)
     if count + len(defaults) == 0:
+        inline = re.search(r"\bexport\s*(?:\{|default\b)", code)
         raise ModuleSourceError(
-            f"{filename}: no `export default` found; a function module must end in "
-            "`export default { async fetch(request, env, ctx) { ... } }`"
+            f"{filename}: no `export default` found"
+            + (" at the start of a line (is the module minified onto one line?)" if inline else
+               "; a function module must end in "
+               "`export default { async fetch(request, env, ctx) { ... } }`")
         )
     if count + len(defaults) > 1:
         raise ModuleSourceError(f"{filename}: more than one `export default`")
@@ -138,6 +141,9 @@ def first_line(message: str, filename: str | None = None) -> str:
     line = message.strip().splitlines()[0] if message.strip() else "unknown error"
     if filename is not None and line.startswith("<anonymous>:"):
         line = filename + line[len("<anonymous>"):]
+    if line.endswith(("Unexpected token 'export'", "Cannot use import statement outside a module")):
+        line += " (import/export are recognised only at the start of a line; bundle without "
+        line += "putting the whole module on one line)"
     return line
 
 

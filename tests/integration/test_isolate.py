@@ -361,12 +361,16 @@ def test_check_js_messages() -> None:
         "functions/imports.js": "// util\nimport { x } from './x.js';\nexport default {};\n",
         "functions/none.js": "const fetch = () => 1;\n",
         "functions/tla.js": "const v = await Promise.resolve(1);\n" + good,
+        "functions/min.js": "var a={fetch(){}};export{a as default};\n",
     })
     assert errors == {
         "functions/hello.js": "functions/hello.js:4: SyntaxError: Unexpected token '}'",
         "functions/imports.js": (
             "functions/imports.js:2: import statements are not supported; "
             "bundle the module into one file (e.g. esbuild --bundle --format=esm)"),
+        "functions/min.js": (
+            "functions/min.js: no `export default` found at the start of a line "
+            "(is the module minified onto one line?)"),
         "functions/none.js": (
             "functions/none.js: no `export default` found; a function module "
             "must end in `export default { async fetch(request, env, ctx) { ... } }`"),

@@ -246,8 +246,12 @@ class V8Host:
         finally:
             theirs.close()
         loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(
-            lambda: FrameProtocol(self._on_frame, self._on_lost), sock=ours)
+        try:
+            _, conn = await loop.create_connection(
+                lambda: FrameProtocol(self._on_frame, self._on_lost), sock=ours)
+        except BaseException:
+            ours.close()
+            raise
         self._conn = conn
         logger.info("started V8 host pid %s", self._proc.pid)
         return conn
@@ -283,11 +287,12 @@ class V8Host:
     async def close(self) -> None:
         """Stop the host process and wait for it."""
         self._closed = True
+        if self._starting is not None:
+            self._starting.cancel()
+            await asyncio.wait({self._starting})  # so a host being started is seen below
         conn, proc = self._conn, self._proc
         if conn is not None:
             conn.close()
-        if self._starting is not None:
-            self._starting.cancel()
         if proc is not None and proc.returncode is None:
             proc.kill()
             await proc.wait()

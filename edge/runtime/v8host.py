@@ -16,7 +16,9 @@ collects them. Limits are enforced from outside the JavaScript:
 * a deadline per request (``timeout_ms``, then 504): a batch still running at
   its first deadline is terminated (``TerminateExecution``) and the isolate,
   probed, keeps serving; one still busy past every live deadline (an endless
-  loop in a promise continuation or a timer) is replaced.
+  loop in a promise continuation or a timer) is replaced;
+* ArrayBuffers live outside V8's heap: a process-wide RLIMIT_DATA budget turns
+  an ArrayBuffer bomb into a failed allocation, answered as a memory fault.
 """
 
 from __future__ import annotations

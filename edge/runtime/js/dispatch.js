@@ -9,6 +9,7 @@
 //     check:  ids whose fate the host wants to know after an aborted batch
 //   returns JSON [done, collectNow, unknown]
 //     done:   [[id, status, headerPairs, bodyKind, body, logs, error], ...]
+//             error: null, "exception" (500, stack in logs) or "memory"
 //     collectNow: 1 when handlers of this batch are still pending, so the host
 //             calls d() again right away (it runs after V8's microtask checkpoint)
 //     unknown: the ids from `check` this isolate never started

@@ -211,6 +211,28 @@ export default {
     assert "Error: boom: 12" in stack.message and "functions/boom.js:4:" in stack.message
 
 
+def test_response_bodies_pass_through_and_read_once(tmp_path: Path) -> None:
+    source = """\
+export default {
+  async fetch(request) {
+    const inner = new Response("inner body", { status: 203, headers: { "x-inner": "1" } });
+    const copy = new Response(inner.body, inner);
+    const text = await inner.clone().text();
+    const again = await inner.text().then(() => inner.text()).catch((e) => e.message);
+    return new Response(`${text}|${again}|${await copy.text()}`, copy);
+  },
+};
+"""
+
+    async def scenario(host: V8Host) -> Outcome:
+        pool = await started(tmp_path, "pass.js", source, host)
+        return await pool.invoke(request())
+
+    outcome = run(scenario)
+    assert outcome.status == 203 and header(outcome, "x-inner") == ["1"]
+    assert outcome.body == b"inner body|Body has already been used|inner body"
+
+
 def test_non_response_return_is_a_500(tmp_path: Path) -> None:
     source = 'export default { fetch() { return { not: "a response" } } };\n'
 

@@ -457,6 +457,7 @@
   // A minimal one-chunk reader so `await response.body.getReader().read()` works.
   function bodyStream(owner) {
     return {
+      [BODY]: owner[BODY],  // so `new Response(other.body)` passes the body through
       locked: false,
       getReader() {
         let done = false;

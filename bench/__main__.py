@@ -23,7 +23,7 @@ from bench.baselines import Unavailable, install_workerd, start_falcon, start_wo
 from bench.client import get
 from bench.coldstart import measure_cold
 from bench.edgestack import EdgeStack, start_edge
-from bench.facts import machine_facts
+from bench.facts import load_average, machine_facts
 from bench.gitwork import Workdir
 from bench.procs import Processes, exit_on_signals
 from bench.pushlive import measure_push
@@ -56,6 +56,7 @@ def deploy_apps(stack: EdgeStack, tmp: Path, settings: Settings) -> Workdir:
 
 
 def edge_targets(stack: EdgeStack, settings: Settings) -> list[Target]:
+    """The hello functions of app ``bench``, reached through the runtime."""
     workers = f"{settings.workers} workers"
     return [
         Target(
@@ -176,6 +177,7 @@ def main() -> int:
     settings = Settings.from_env()
     facts = machine_facts(wrk=wrk_version())
     results = measure_all(settings)
+    facts["load average at end"] = load_average()
     facts["workerd"] = "unavailable" if results.unavailable else install_workerd()[1]
     command = " ".join(filter(None, [settings.overrides(), "make bench"]))
     load = " ".join(wrk_command(settings, settings.duration, "URL")[:-2])

@@ -35,6 +35,11 @@ def edge_revision() -> str:
     return result.stdout.strip() or "unknown"
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews every figure."""
+    return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
 def machine_facts(**versions: str) -> dict[str, str]:
     """nproc, CPU, kernel, load, Python, date, the Edge revision, plus ``versions``."""
     return {
@@ -42,7 +47,7 @@ def machine_facts(**versions: str) -> dict[str, str]:
         "nproc": str(len(os.sched_getaffinity(0))),
         "cpu": cpu_model(),
         "kernel": f"{platform.system()} {platform.release()}",
-        "load average at start": "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
+        "load average at start": load_average(),
         "python": platform.python_version(),
         "edge": edge_revision(),
         **versions,

@@ -37,12 +37,15 @@ def ms(value: float) -> str:
 
 
 def row(*cells: str) -> str:
+    """One markdown table row."""
     return "| " + " | ".join(cells) + " |"
 
 
 def throughput_row(measured: Measured) -> str:
+    """A system's medians, its ratio, errors, each round's req/s, and its start time."""
     target = measured.target
-    notes = [f"{measured.errors} errors" if measured.errors else "no errors"]
+    rounds = " / ".join(f"{r.rps:,.0f}" for r in measured.rounds)
+    notes = [f"{measured.errors} errors" if measured.errors else "no errors", f"rounds: {rounds}"]
     if target.start_ms is not None:
         notes.append(f"start → first 200: {ms(target.start_ms)} ms")
     return row(
@@ -56,6 +59,7 @@ def throughput_row(measured: Measured) -> str:
 
 
 def cold_rows(language: str, samples: ColdSamples) -> list[str]:
+    """The runtime's and the client's view of the cold requests of one language."""
     if not samples.server_ms:
         return [
             row(
@@ -89,6 +93,7 @@ def cold_rows(language: str, samples: ColdSamples) -> list[str]:
 
 
 def push_row(samples: PushSamples) -> str:
+    """Push-to-live: median and worst of a few pushes."""
     return row(
         "Edge push-to-live (`git push` → new answer served)",
         BLANK,
@@ -120,6 +125,9 @@ def footer(command: str, wrk: str, facts: dict[str, str]) -> str:
     return (
         f"Command: `{command}`; load: `{wrk}` on loopback, wrk sharing the cores "
         "with the servers; req/s, p50 and p99 are medians over rounds, each ratio is "
-        "computed within its round (median shown).\n\n"
+        "computed within its round (median shown). Cold starts: Python's server side is "
+        "the instance start (a fork from the function's template), JS's the isolate "
+        "creation and module evaluation; with fewer than 100 samples p99 is the maximum."
+        "\n\n"
         f"Machine: {machine}."
     )

@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -94,6 +95,7 @@ class Deployer:
         self.store = store
         self.redis = redis_client
         self.artifacts = artifacts
+        self._held = threading.local()
 
     # -- update: validation ------------------------------------------------
 
@@ -254,14 +256,24 @@ class Deployer:
 
     @contextmanager
     def app_lock(self, app: str) -> Iterator[None]:
-        """One deploy per app at a time, across processes on this host."""
+        """One push or deploy per app at a time, across processes on this host.
+
+        Reentrant within a thread: a push holds it from the first ref update to
+        the end of its deploy, and the deploy takes it again.
+        """
+        held = self._held.__dict__.setdefault("apps", set())
+        if app in held:
+            yield
+            return
         locks = self.config.home / "locks"
         locks.mkdir(parents=True, exist_ok=True)
         with open(locks / f"{app}.lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
+            held.add(app)
             try:
                 yield
             finally:
+                held.discard(app)
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 

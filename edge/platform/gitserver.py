@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from dulwich.objects import ObjectID
@@ -27,6 +27,8 @@ from edge.platform.repos import AppRepos, check_app_name
 
 logger = logging.getLogger(__name__)
 
+STALE = (b"the branch moved while you pushed (another push landed first): "
+         b"fetch, then push again")
 GIT_PATH = re.compile(r"^/git/(?P<app>[^/]*)\.git(?P<rest>/.*)?$")
 StartResponse = Callable[..., Any]
 
@@ -57,6 +59,17 @@ def receive_handler(deployer: Deployer, app: str, pusher: str) -> type[ReceivePa
                 self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, text.encode() + b"\n")
             except OSError:  # the pusher went away; the deploy goes on
                 logger.info("pusher disconnected during %s deploy", app)
+
+        def handle(self) -> None:
+            # The whole push (validation, ref moves, deploy) holds the app's lock:
+            # concurrent pushes to one app queue instead of racing on ref files.
+            with deployer.app_lock(app):
+                super().handle()
+
+        def _apply_pack(self, refs: list[tuple[ObjectID, ObjectID, Ref]]
+                        ) -> Iterator[tuple[bytes, bytes]]:
+            for ref, status in super()._apply_pack(refs):
+                yield ref, STALE if status == b"failed to write" else status
 
         def _on_update(self, ref_name: Ref, old_sha: ObjectID, new_sha: ObjectID) -> bytes | None:
             try:

@@ -9,6 +9,7 @@ import threading
 import uuid
 from pathlib import Path
 
+import httpx
 from stack import Stack, Workdir, wait_for
 
 from edge.platform.store import Store
@@ -151,24 +152,41 @@ def test_git_revert_redeploys_old_code_and_rollback_is_instant(
     assert "rollback to v2" in shown.stdout
 
 
-def test_concurrent_pushes_get_distinct_ordered_versions(stack: Stack, tmp_path: Path) -> None:
+def test_concurrent_deploys_get_distinct_ordered_versions(stack: Stack, tmp_path: Path) -> None:
+    """Two pushes to main and a rollback at once: releases never share a version, and
+    a push whose base moved under it is refused cleanly, as git itself does."""
     app = app_name()
-    deploy(stack, tmp_path, app, "base")
+    base = deploy(stack, tmp_path, app, "base")
+    base.commit("second", hello_files("second"))
+    base.push(stack.remote(app))
     works = []
     for i in range(2):
         work = Workdir(tmp_path / f"w{i}")
         work.commit(f"c{i}", hello_files(f"c{i}"))
         works.append(work)
-    results: list[subprocess.CompletedProcess[str]] = []
-    threads = [threading.Thread(target=lambda w=w: results.append(
-        w.push(stack.remote(app), "main", "--force"))) for w in works]
+    pushes: list[subprocess.CompletedProcess[str]] = []
+    rollback: list[httpx.Response] = []
+    threads = [threading.Thread(target=lambda w=w: pushes.append(
+        w.push(stack.remote(app), "main", "--force", check=False))) for w in works]
+    threads.append(threading.Thread(target=lambda: rollback.append(stack.http.post(
+        f"http://127.0.0.1:{stack.config.platform_port}/v1/apps/{app}/rollback",
+        json={"to": 1}, headers={"Authorization": f"Bearer {stack.token}"}))))
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert all(r.returncode == 0 for r in results)
-    versions = sorted(r["version"] for r in releases(stack, app))
-    assert versions == [1, 2, 3]
+    assert rollback[0].status_code == 200, rollback[0].text
+    landed = [p for p in pushes if p.returncode == 0]
+    assert landed, [p.stderr for p in pushes]
+    for push in pushes:
+        assert push.returncode == 0 or "fetch, then push again" in push.stderr, push.stderr
+    listed = releases(stack, app)
+    versions = sorted(r["version"] for r in listed)
+    assert versions == list(range(1, 3 + len(landed) + 1))
+    newest = max(listed, key=lambda r: r["version"])
+    assert newest["status"] == "active"
+    expected = "base" if newest["rollback_of"] == 1 else newest["message"]
+    assert served_version(stack, app) == expected
 
 
 def test_wrong_token_is_rejected_and_nothing_is_stored(stack: Stack, tmp_path: Path) -> None:

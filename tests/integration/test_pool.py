@@ -346,7 +346,8 @@ def test_pools_reap_uses_the_idle_ttl(functions: Functions) -> None:
         assert await pools.reap(time.monotonic() + 2) == 1
         second = await call(pools, version)
         assert second.cold and as_json(second)["count"] == 1  # type: ignore[index]
-        assert not alive(first["pid"])  # type: ignore[index]
+        await async_wait_for(lambda: not alive(first["pid"]),  # type: ignore[index]
+                             message="the reaped instance to exit")
 
     functions.run(scenario, idle_ttl=1.0)
 

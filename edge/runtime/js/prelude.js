@@ -3,6 +3,7 @@
 // Defines: TextEncoder, TextDecoder, atob, btoa, DOMException, console (captured
 // per invocation), crypto (getRandomValues, randomUUID; ChaCha20 seeded by the
 // host from os.urandom), structuredClone, queueMicrotask, setTimeout/setInterval,
+// performance.now, navigator.userAgent,
 // Headers, Request, Response, and a fetch() that explains outbound requests are
 // not available. dispatch.js wires these to requests.
 (function () {
@@ -334,6 +335,9 @@
     memo.set(v, out);
     return out;
   }
+  const timeOrigin = Date.now();
+  define("performance", { timeOrigin, now: () => Date.now() - timeOrigin });
+  define("navigator", { userAgent: "edge-functions" });
   define("structuredClone", (value) => clone(value, new Map()));
   define("queueMicrotask", (fn) => { Promise.resolve().then(fn); });
 

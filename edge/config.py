@@ -87,6 +87,18 @@ class Config:
     def embedded_redis(self) -> bool:
         return self.redis_url == f"unix://{self.redis_socket}"
 
+    def prepare_home(self) -> None:
+        """Create ``EDGE_HOME`` for a platform or runtime process, privately.
+
+        APPSEC: every file the platform creates from here on (the database and
+        its WAL, tokens, logs, repositories) is private to the platform user
+        (umask 077). The home itself is traversable but not listable (0711), so
+        a function's uid can reach its own release folder by path and nothing else.
+        """
+        os.umask(0o077)
+        self.home.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.home, 0o711)  # noqa: S103 - see the APPSEC note above
+
     def with_changes(self, **changes: object) -> Config:
         return replace(self, **changes)  # type: ignore[arg-type]
 

@@ -73,9 +73,7 @@ class Supervisor:
 
     def start(self) -> str:
         config = self.config
-        config.home.mkdir(parents=True, exist_ok=True)
-        # APPSEC: function uids may traverse EDGE_HOME to their release, never list it.
-        os.chmod(config.home, 0o711)  # noqa: S103
+        config.prepare_home()
         if config.embedded_redis:
             self.redis = RedisServer(config.redis_socket, config.home / "redis")
             self.redis.start()

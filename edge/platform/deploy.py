@@ -320,7 +320,7 @@ def function_records(object_store: Any, tree_id: bytes, manifest: Manifest
 
 def _spec_identity(spec: FunctionSpec) -> dict[str, Any]:
     return {
-        "runtime": spec.runtime, "path": spec.path, "handler": spec.handler,
+        "name": spec.name, "runtime": spec.runtime, "path": spec.path, "handler": spec.handler,
         "env": spec.env, "memory_mb": spec.memory_mb, "timeout_ms": spec.timeout_ms,
         "min_warm": spec.min_warm, "max_instances": spec.max_instances,
     }

@@ -26,7 +26,7 @@ def run(config: Config, workers: int = 2) -> None:
     from edge.platform.services import save_settings  # noqa: PLC0415
     from edge.platform.store import Store  # noqa: PLC0415
 
-    config.home.mkdir(parents=True, exist_ok=True)
+    config.prepare_home()
     store = Store.from_url(config.database_url)
     store.migrate()
     store.close()

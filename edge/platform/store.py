@@ -119,6 +119,19 @@ class Store:
         alembic's context is process-global. Call it from the composition root.
         """
         command.upgrade(alembic_config(self._url), "head")
+        self._make_private()
+
+    def _make_private(self) -> None:
+        """APPSEC: a SQLite database (and its WAL and shared-memory files, which
+        SQLite creates with the database's mode) is readable by the platform
+        user only: it holds token hashes and every app's configuration."""
+        database = self._engine.url.database
+        if self._engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            return
+        for suffix in ("", "-wal", "-shm"):
+            path = Path(database + suffix)
+            if path.exists():
+                path.chmod(0o600)
 
     def close(self) -> None:
         """Close every pooled connection."""

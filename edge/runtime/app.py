@@ -94,12 +94,16 @@ class Dispatcher:
 
     async def _body(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> bytes | None:
         limit = self.config.max_body_bytes
-        if (req.content_length or 0) > limit:
+        too_large = (req.content_length or 0) > limit
+        data = b""
+        if not too_large and req.content_length != 0:
+            data = await req.stream.read(limit + 1)
+            too_large = len(data) > limit
+        if too_large:
             _error(resp, 413, f"request body exceeds the {limit // (1024 * 1024)} MB limit")
-            return None
-        data = await req.stream.read(limit + 1) if req.content_length != 0 else b""
-        if len(data) > limit:
-            _error(resp, 413, f"request body exceeds the {limit // (1024 * 1024)} MB limit")
+            # The rest of the body stays unread, so this connection cannot carry
+            # another request: say so, or a keep-alive client would reuse it.
+            resp.set_header("Connection", "close")
             return None
         return bytes(data)
 

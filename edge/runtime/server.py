@@ -31,6 +31,7 @@ def build_pools(config: Config) -> tuple[object, object]:
 
 
 def run(config: Config) -> None:
+    config.prepare_home()
     serve(lambda: load_app(config), {
         "bind": f"{config.bind}:{config.runtime_port}",
         "workers": config.runtime_workers,

@@ -503,10 +503,7 @@ def test_a_function_sees_only_its_own_env_and_cannot_read_platform_secrets(
     assert seen["settings"] == {"error": "PermissionError"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "platform bug: $EDGE_HOME/edge.db (and -wal, -shm) are created 0644 under the "
-    "default umask, and EDGE_HOME is 0711, so any function uid can read the whole "
-    "platform database by its well-known path"))
+
 def test_a_function_cannot_read_the_platform_database(faults: Faults) -> None:
     """Same setup as above: the database file is root's, the function is not root."""
     with neighbour_keeps_serving(faults):
@@ -567,11 +564,7 @@ def _read_response(sock: socket.socket) -> str | None:
     return head.decode("latin-1")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime bug (edge/runtime/app.py, with gunicorn 27's asgi worker): a 413 sent "
-    "before the body was read leaves the body unread, so gunicorn closes the "
-    "connection after the response, but the response does not say "
-    "'Connection: close'; a keep-alive client's next request on it then fails"))
+
 def test_a_connection_that_got_413_is_closed_cleanly_or_stays_usable(faults: Faults) -> None:
     limit = MAX_BODY_MB * 1024 * 1024
     port = faults.stack.config.runtime_port

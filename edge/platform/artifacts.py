@@ -62,14 +62,14 @@ class Artifacts:
     def bundle_path(self, app: str, digest: str) -> Path:
         return self.root / app / f"{digest}.tar"
 
-    def export(self, object_store: Any, tree_id: bytes, app: str) -> str:
+    def export(self, object_store: Any, tree_id: bytes, app: str, app_id: int = 0) -> str:
         """Export a git tree; returns its digest. Idempotent."""
         data = _bundle(object_store, tree_id)
         digest = hashlib.sha256(data).hexdigest()
-        self.install(digest, data, app)
+        self.install(digest, data, app, app_id)
         return digest
 
-    def install(self, digest: str, data: bytes, app: str) -> Path:
+    def install(self, digest: str, data: bytes, app: str, app_id: int = 0) -> Path:
         """Unpack a verified bundle as ``<digest>/`` (used by remote nodes too)."""
         if hashlib.sha256(data).hexdigest() != digest:
             raise ValueError(f"bundle does not match its digest {digest}")
@@ -81,7 +81,7 @@ class Artifacts:
         os.chmod(self.root, 0o711)  # noqa: S103 - traversable, not listable: apps reach only their own
         if os.geteuid() == 0:
             # APPSEC: other apps cannot even list this app's releases.
-            os.chown(folder, 0, _gid(app))
+            os.chown(folder, 0, _gid(app, app_id))
             os.chmod(folder, 0o750)  # noqa: S103 - root:app-group, nothing for others
         bundle = self.bundle_path(app, digest)
         if not bundle.exists():
@@ -91,7 +91,7 @@ class Artifacts:
         try:
             with tarfile.open(fileobj=io.BytesIO(data)) as tar:
                 tar.extractall(staging, filter="data")
-            _seal(staging, app)
+            _seal(staging, _gid(app, app_id))
             try:
                 staging.rename(target)
             except OSError:
@@ -103,10 +103,9 @@ class Artifacts:
         return target
 
 
-def _seal(folder: Path, app: str) -> None:
+def _seal(folder: Path, gid: int) -> None:
     """Make an unpacked artifact read-only, readable only by its app when root."""
     as_root = os.geteuid() == 0
-    gid = _gid(app)
     # APPSEC: owner root (or the platform user), group = the app's group, no
     # write bits anywhere, nothing for others when uid separation is possible.
     other = 0 if as_root else 0o5
@@ -123,8 +122,8 @@ def _seal(folder: Path, app: str) -> None:
     _seal_dir(str(folder), gid, as_root, other)
 
 
-def _gid(app: str) -> int:
-    return function_ids(app)[1] if os.geteuid() == 0 else -1
+def _gid(app: str, app_id: int) -> int:
+    return function_ids(app, app_id)[1] if os.geteuid() == 0 else -1
 
 
 def _seal_dir(path: str, gid: int, as_root: bool, other: int) -> None:

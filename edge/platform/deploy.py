@@ -165,9 +165,9 @@ class Deployer:
                                  max_memory_mb=self.config.max_memory_mb)
         progress(f"-----> Deploying {app} ({env}) from {pushed.branch} "
                  f"{pushed.new.decode()[:7]}")
-        self.store.get_or_create_app(app, created_by=pusher)
+        app_info = self.store.get_or_create_app(app, created_by=pusher)
         self.store.get_or_create_environment(app, env, branch=pushed.branch or "")
-        digest = self.artifacts.export(repo.object_store, commit.tree, app)
+        digest = self.artifacts.export(repo.object_store, commit.tree, app, app_info.id)
         functions = function_records(repo.object_store, commit.tree, manifest)
         release = self.store.create_release(
             app, env, commit_sha=pushed.new.decode(), artifact=digest,

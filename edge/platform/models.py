@@ -430,6 +430,7 @@ class LiveEnvironment:
     version: int
     artifact: str
     functions: tuple[FunctionRecord, ...]
+    app_id: int = 0
 
 
 @dataclass(frozen=True)

@@ -520,7 +520,7 @@ class Store:
             version = _routes_version(session)
             rows = session.execute(
                 sa.select(App.name, Environment.name, Release.id, Release.version,
-                          Release.artifact)
+                          Release.artifact, App.id)
                 .join(Environment, Environment.app_id == App.id)
                 .join(Release, Release.id == Environment.active_release_id)
                 .where(Environment.deleted_at.is_(None))
@@ -530,8 +530,8 @@ class Store:
             functions = _functions(session, live)
         return RoutingSnapshot(version=version, environments=tuple(
             LiveEnvironment(app=app, environment=env, release_id=release_id, version=number,
-                            artifact=artifact, functions=functions[release_id])
-            for app, env, release_id, number, artifact in rows))
+                            artifact=artifact, functions=functions[release_id], app_id=app_id)
+            for app, env, release_id, number, artifact, app_id in rows))
 
 
 # -- rows (inside a session) ---------------------------------------------------

@@ -26,6 +26,7 @@ class FunctionVersion:
         handler: the Python callable's name (``""`` for JS).
         env: the function's variables, and nothing else.
         memory_mb, timeout_ms, min_warm, max_instances: limits and pool policy.
+        app_id: the app's store id; its functions run as uid/gid 200000 + app_id.
     """
 
     key: str
@@ -42,6 +43,7 @@ class FunctionVersion:
     timeout_ms: int
     min_warm: int = 0
     max_instances: int = 8
+    app_id: int = 0
 
 
 @dataclass

@@ -73,19 +73,27 @@ class SandboxError(Exception):
     """The sandbox of a function process could not be set up."""
 
 
-def function_ids(app: str) -> tuple[int, int]:
+def function_ids(app: str, app_id: int = 0) -> tuple[int, int]:
     """The uid and gid the functions of ``app`` run as (when the platform is root).
 
     Deterministic, so every runtime node and the artifact exporter agree
     without coordination. Two apps collide with probability about
     ``n**2 / (2 * FUNCTION_ID_SPAN)`` for ``n`` apps (0.6% at 100 apps).
 
+    With ``app_id`` (the app's id in the store, which every node and the
+    exporter see alike) ids never collide; without it (tools and tests that have
+    no store) they are derived from the name.
+
     Args:
         app: the app name (a DNS label).
+        app_id: the app's store id, or 0 when unknown.
 
     Returns:
         ``(uid, gid)``, equal, in ``[FUNCTION_ID_BASE, FUNCTION_ID_BASE + FUNCTION_ID_SPAN)``.
     """
+    if 0 < app_id < FUNCTION_ID_SPAN:
+        # The store's id of the app: unique, and the same on every node.
+        return FUNCTION_ID_BASE + app_id, FUNCTION_ID_BASE + app_id
     digest = hashlib.sha256(app.encode()).digest()
     n = FUNCTION_ID_BASE + int.from_bytes(digest[:8], "big") % FUNCTION_ID_SPAN
     return n, n

@@ -76,7 +76,8 @@ class RouteTable:
             entries: list[tuple[RoutePattern, Target]] = []
             targets = []
             for record in live.functions:
-                target = _target(record, app=live.app, environment=live.environment,
+                target = _target(record, app=live.app, app_id=live.app_id,
+                                 environment=live.environment,
                                  release=live.version, region=config.region,
                                  root=config.releases_dir / live.app / live.artifact)
                 targets.append(target)
@@ -88,8 +89,8 @@ class RouteTable:
         return cls(snapshot.version, sites)
 
 
-def _target(record: FunctionRecord, *, app: str, environment: str, release: int, root: Path,
-            region: str) -> Target:
+def _target(record: FunctionRecord, *, app: str, app_id: int, environment: str, release: int,
+            root: Path, region: str) -> Target:
     regions = tuple(record.regions)
     version = None
     if region in regions:
@@ -98,6 +99,6 @@ def _target(record: FunctionRecord, *, app: str, environment: str, release: int,
             name=record.name, runtime=record.runtime, root=root, path=record.path,
             handler=record.handler, env=dict(record.env), memory_mb=record.memory_mb,
             timeout_ms=record.timeout_ms, min_warm=record.min_warm,
-            max_instances=record.max_instances,
+            max_instances=record.max_instances, app_id=app_id,
         )
     return Target(record.name, version, regions, release)

@@ -97,7 +97,7 @@ class Template(Supervisor):
         separate = limits.privileged()
         limits.limit_resources(limits.Limits(spec["nofile"], spec["nproc"]), separate_uid=separate)
         if separate:
-            limits.drop_privileges(*limits.function_ids(spec["app"]))
+            limits.drop_privileges(*limits.function_ids(spec["app"], spec["app_id"]))
         limits.harden()
         limits.die_with_parent(os.getppid())
         limits.become_subreaper()

@@ -36,6 +36,7 @@ import pytest
 from function_harness import processes_of
 from stack import Stack, Workdir, make_stack, wait_for
 
+from edge.errors import NotFoundError
 from edge.platform.store import Store
 from edge.redisserver import RedisServer
 from edge.runtime.limits import Limits, function_ids
@@ -266,8 +267,20 @@ def _comm(pid: int) -> str:
         return ""
 
 
-def bomb_processes() -> list[int]:
-    return [pid for pid in processes_of(function_ids(APP)[0]) if _comm(pid) == BOMB_COMM]
+def app_uid(stack: Stack, app: str) -> int | None:
+    """The uid an app's functions run as: from its id in the store (None if unknown)."""
+    store = Store.from_url(stack.config.database_url)
+    try:
+        return function_ids(app, store.get_app(app).id)[0]
+    except NotFoundError:
+        return None
+    finally:
+        store.close()
+
+
+def bomb_processes(faults: Faults) -> list[int]:
+    uid = app_uid(faults.stack, APP)
+    return [pid for pid in processes_of(uid) if _comm(pid) == BOMB_COMM] if uid else []
 
 
 def kill_all(pids: list[int]) -> None:
@@ -307,11 +320,13 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
         _deploy(result, tmp / "app")
         yield result
     finally:
+        uids = [app_uid(stack, app) for app in (APP, IMPORTER)] if stack else []
         if stack is not None:
             stack.close()
         # Function processes are in sessions of their own: make sure none outlives the stack.
-        for app in (APP, IMPORTER):
-            kill_all(processes_of(function_ids(app)[0]))
+        for uid in uids:
+            if uid is not None:
+                kill_all(processes_of(uid))
         redis.stop()
         shutil.rmtree(base, ignore_errors=True)
 
@@ -436,14 +451,15 @@ def test_a_crash_is_502_with_the_reason(faults: Faults, name: str, reason: str) 
 
 
 def test_a_fork_bomb_is_contained_to_the_apps_process_limit(faults: Faults) -> None:
-    uid = function_ids(APP)[0]
+    uid = app_uid(faults.stack, APP)
+    assert uid is not None
     nproc = Limits().nproc
     peak = 0
 
     def bombing() -> int:
         nonlocal peak
         peak = max(peak, len(processes_of(uid)))
-        return len(bomb_processes())
+        return len(bomb_processes(faults))
 
     try:
         with neighbour_keeps_serving(faults), ThreadPoolExecutor(1) as pool:
@@ -455,7 +471,7 @@ def test_a_fork_bomb_is_contained_to_the_apps_process_limit(faults: Faults) -> N
             # The instance's process group is killed with it: nothing of the bomb is left.
             wait_for(lambda: not bombing(), timeout=10, message="the bomb's processes to die")
     finally:
-        kill_all(bomb_processes())
+        kill_all(bomb_processes(faults))
     assert resp.status_code == 504, resp.text
     assert message(resp) == f"function fork-bomb timed out after {TIMEOUT_MS} ms"
     assert peak <= nproc, f"{peak} processes of the app's uid, over RLIMIT_NPROC {nproc}"
@@ -490,7 +506,8 @@ def test_a_function_sees_only_its_own_env_and_cannot_read_platform_secrets(
            "TOKEN_PATH": str(home / "admin.token"), "SETTINGS_PATH": str(home / "platform.json")}
     assert seen["environ"] == own
     assert seen["request_env"] == own
-    assert (seen["uid"], seen["gid"], seen["groups"]) == (*function_ids(APP), [])
+    uid = app_uid(faults.stack, APP)
+    assert (seen["uid"], seen["gid"], seen["groups"]) == (uid, uid, [])
     # /proc/self/environ is the zygote's exec-time env: scrubbed (or unreadable,
     # since function processes are not dumpable).
     environ = seen["proc_self_environ"]

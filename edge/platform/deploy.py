@@ -28,10 +28,11 @@ from edge import commands
 from edge.config import Config
 from edge.errors import EdgeError, ManifestError
 from edge.logstream import emit_sync, platform_event
-from edge.manifest import FunctionSpec, GitTreeSource, Manifest, load_manifest
+from edge.manifest import FunctionSpec, Manifest, load_manifest
 from edge.platform.artifacts import Artifacts
 from edge.platform.store import FunctionRecord, ReleaseInfo, Store
 from edge.runtime.jscheck import check_js_many
+from edge.sources import GitTreeSource
 
 logger = logging.getLogger(__name__)
 

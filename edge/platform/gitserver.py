@@ -9,6 +9,7 @@ deploys it, streaming progress to the pusher as ``remote:`` lines.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -48,48 +49,62 @@ class AppBackend(Backend):
         return self.repos.open(self.app)
 
 
-def receive_handler(deployer: Deployer, app: str, pusher: str) -> type[ReceivePackHandler]:
-    """A receive-pack handler class that validates in ``update`` and deploys after."""
+class EdgeReceivePack(ReceivePackHandler):
+    """receive-pack that validates each ref in ``update`` and deploys after.
 
-    class EdgeReceivePack(ReceivePackHandler):
-        def _progress(self, text: str) -> None:
-            if self._client_capabilities is None:
-                return
-            try:
-                self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, text.encode() + b"\n")
-            except OSError:  # the pusher went away; the deploy goes on
-                logger.info("pusher disconnected during %s deploy", app)
+    Built per request through :func:`receive_handler`, which binds the deployer,
+    the (validated) app and the pusher's token name.
+    """
 
-        def handle(self) -> None:
-            # The whole push (validation, ref moves, deploy) holds the app's lock:
-            # concurrent pushes to one app queue instead of racing on ref files.
-            with deployer.app_lock(app):
-                super().handle()
+    def __init__(self, backend: Backend, args: Any, proto: Any, stateless_rpc: bool = False,
+                 advertise_refs: bool = False, *, deployer: Deployer, app: str,
+                 pusher: str) -> None:
+        super().__init__(backend, args, proto, stateless_rpc, advertise_refs)
+        self.deployer = deployer
+        self.app = app
+        self.pusher = pusher
 
-        def _apply_pack(self, refs: list[tuple[ObjectID, ObjectID, Ref]]
-                        ) -> Iterator[tuple[bytes, bytes]]:
-            for ref, status in super()._apply_pack(refs):
-                yield ref, STALE if status == b"failed to write" else status
+    def _progress(self, text: str) -> None:
+        if self._client_capabilities is None:
+            return
+        try:
+            self.proto.write_sideband(SIDE_BAND_CHANNEL_PROGRESS, text.encode() + b"\n")
+        except OSError:  # the pusher went away; the deploy goes on
+            logger.info("pusher disconnected during %s deploy", self.app)
 
-        def _on_update(self, ref_name: Ref, old_sha: ObjectID, new_sha: ObjectID) -> bytes | None:
-            try:
-                for line in deployer.validate(self.repo, app, ref_name, old_sha, new_sha):
-                    self._progress(line)
-            except EdgeError as exc:
-                problems = getattr(exc, "problems", [str(exc)])
-                for problem in problems:
-                    self._progress(f"error: {problem}")
-                summary = problems[0] if len(problems) == 1 else (
-                    f"{problems[0]} (and {len(problems) - 1} more problems, listed above)")
-                return summary.encode()
-            return None
+    def handle(self) -> None:
+        # The whole push (validation, ref moves, deploy) holds the app's lock:
+        # concurrent pushes to one app queue instead of racing on ref files.
+        with self.deployer.app_lock(self.app):
+            super().handle()
 
-        def _on_post_receive(self, client_refs: list[tuple[ObjectID, ObjectID, Ref]]) -> None:
-            for old_sha, new_sha, ref_name in client_refs:
-                deployer.deploy(self.repo, app, ref_name, old_sha, new_sha,
-                                pusher=pusher, progress=self._progress)
+    def _apply_pack(self, refs: list[tuple[ObjectID, ObjectID, Ref]]
+                    ) -> Iterator[tuple[bytes, bytes]]:
+        for ref, status in super()._apply_pack(refs):
+            yield ref, STALE if status == b"failed to write" else status
 
-    return EdgeReceivePack
+    def _on_update(self, ref_name: Ref, old_sha: ObjectID, new_sha: ObjectID) -> bytes | None:
+        try:
+            for line in self.deployer.validate(self.repo, self.app, ref_name, old_sha, new_sha):
+                self._progress(line)
+        except EdgeError as exc:
+            problems = getattr(exc, "problems", [str(exc)])
+            for problem in problems:
+                self._progress(f"error: {problem}")
+            summary = problems[0] if len(problems) == 1 else (
+                f"{problems[0]} (and {len(problems) - 1} more problems, listed above)")
+            return summary.encode()
+        return None
+
+    def _on_post_receive(self, client_refs: list[tuple[ObjectID, ObjectID, Ref]]) -> None:
+        for old_sha, new_sha, ref_name in client_refs:
+            self.deployer.deploy(self.repo, self.app, ref_name, old_sha, new_sha,
+                                 pusher=self.pusher, progress=self._progress)
+
+
+def receive_handler(deployer: Deployer, app: str, pusher: str) -> Callable[..., EdgeReceivePack]:
+    """The handler constructor dulwich calls for ``git-receive-pack`` of one push."""
+    return functools.partial(EdgeReceivePack, deployer=deployer, app=app, pusher=pusher)
 
 
 class _LimitedInput:

@@ -18,15 +18,14 @@ from hypothesis import strategies as st
 
 from edge.errors import ManifestError
 from edge.manifest import (
-    DirSource,
     FunctionSpec,
-    GitTreeSource,
     Manifest,
     app_name_problem,
     is_dns_label,
     load_manifest,
     parse_manifest,
 )
+from edge.sources import DirSource, GitTreeSource
 
 FULL = """\
 app = "shop"

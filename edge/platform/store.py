@@ -18,12 +18,10 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from alembic.config import Config as AlembicConfig
@@ -34,19 +32,16 @@ from sqlalchemy.orm import Session
 import edge
 from alembic import command
 from edge.errors import ConflictError, EdgeError, NotFoundError
+from edge.platform import rows as q
 from edge.platform.models import (
-    PLATFORM_STATE_ID,
     App,
     AppInfo,
     Environment,
     EnvironmentInfo,
-    Function,
     FunctionRecord,
     LiveEnvironment,
-    PlatformState,
     Release,
     ReleaseInfo,
-    Route,
     RoutingSnapshot,
     Token,
     TokenApp,
@@ -229,7 +224,7 @@ class Store:
                 row = App(name=name, created_by=created_by, created_at=utcnow())
                 session.add(row)
                 session.flush()
-            return _app_infos(session, [row])[0]
+            return q.app_infos(session, [row])[0]
 
     def get_app(self, name: str) -> AppInfo:
         """The app and its live environments.
@@ -238,12 +233,12 @@ class Store:
             NotFoundError: there is no such app.
         """
         with self._read() as session:
-            return _app_infos(session, [_app_row(session, name)])[0]
+            return q.app_infos(session, [q.app_row(session, name)])[0]
 
     def list_apps(self) -> list[AppInfo]:
         """Every app, by name, with its live environments and their active versions."""
         with self._read() as session:
-            return _app_infos(session, session.scalars(sa.select(App).order_by(App.name)))
+            return q.app_infos(session, session.scalars(sa.select(App).order_by(App.name)))
 
     def get_or_create_environment(self, app: str, name: str, branch: str) -> EnvironmentInfo:
         """The live environment ``name`` of ``app``, created or undeleted as needed.
@@ -265,7 +260,7 @@ class Store:
 
     def _get_or_create_environment(self, app: str, name: str, branch: str) -> EnvironmentInfo:
         with self._write() as session:
-            app_row = _app_row(session, app)
+            app_row = q.app_row(session, app)
             env = session.scalar(sa.select(Environment).where(
                 Environment.app_id == app_row.id, Environment.name == name))
             if env is None:
@@ -297,14 +292,14 @@ class Store:
         if name == PRODUCTION:
             raise ConflictError(f"{app}/{PRODUCTION} cannot be deleted; only previews can")
         with self._write() as session:
-            env = _env_row(session, app, name, live=True, lock=True)
+            env = q.env_row(session, app, name, live=True, lock=True)
             if env.active_release_id is not None:
                 session.execute(sa.update(Release)
                                 .where(Release.id == env.active_release_id)
                                 .values(status="disabled"))
             env.active_release_id = None
             env.deleted_at = utcnow()
-            return _bump_routes_version(session)
+            return q.bump_routes_version(session)
 
     def list_environments(self, app: str) -> list[EnvironmentInfo]:
         """The live environments of ``app``, by name.
@@ -352,9 +347,9 @@ class Store:
             NotFoundError: the app, the environment or ``rollback_of`` is unknown.
         """
         with self._write() as session:
-            env = _env_row(session, app, env_name, live=True, lock=True)
+            env = q.env_row(session, app, env_name, live=True, lock=True)
             if rollback_of is not None:
-                _release_row(session, app, env, rollback_of)
+                q.release_row(session, app, env, rollback_of)
             version = session.execute(
                 sa.update(Environment).where(Environment.id == env.id)
                 .values(last_version=Environment.last_version + 1)
@@ -367,8 +362,8 @@ class Store:
                 message=message, rollback_of=rollback_of)
             session.add(release)
             session.flush()
-            _insert_functions(session, release.id, functions)
-            return _release_info(session, app, env_name, release)
+            q.insert_functions(session, release.id, functions)
+            return q.release_info(session, app, env_name, release)
 
     def activate_release(self, release_id: int) -> ReleaseInfo:
         """Point the environment at a release and mark it active, in one step."""
@@ -387,7 +382,7 @@ class Store:
             ConflictError: the release failed, or its environment was deleted.
         """
         with self._write() as session:
-            release, env, app = _release_by_id(session, release_id)
+            release, env, app = q.release_by_id(session, release_id)
             # Lock the environment, then re-read the release under that lock.
             session.refresh(env, with_for_update=True)
             session.refresh(release)
@@ -398,9 +393,9 @@ class Store:
                 raise ConflictError(f"environment {app}/{env.name} was deleted; "
                                     "push its branch again to recreate it")
             if env.active_release_id == release.id:
-                return _routes_version(session)
+                return q.routes_version(session)
             env.active_release_id = release.id
-            return _bump_routes_version(session)
+            return q.bump_routes_version(session)
 
     def mark_active(self, release_id: int) -> ReleaseInfo:
         """Record that the runtime serves a release: it becomes ``active`` and the
@@ -410,13 +405,13 @@ class Store:
             NotFoundError: no release has that id.
         """
         with self._write() as session:
-            release, env, app = _release_by_id(session, release_id)
+            release, env, app = q.release_by_id(session, release_id)
             session.refresh(env, with_for_update=True)
             session.execute(sa.update(Release).where(
                 Release.environment_id == env.id, Release.status == "active",
                 Release.id != release.id).values(status="superseded"))
             release.status, release.status_reason = "active", None
-            return _release_info(session, app, env.name, release)
+            return q.release_info(session, app, env.name, release)
 
     def rollback_target(self, app: str, env_name: str, version: int | None) -> ReleaseInfo:
         """The release a rollback brings back: ``version``, or the one before the
@@ -428,10 +423,10 @@ class Store:
                 release named failed.
         """
         with self._read() as session:
-            env = _env_row(session, app, env_name)
+            env = q.env_row(session, app, env_name)
             row: Release | None
             if version is not None:
-                row = _release_row(session, app, env, version)
+                row = q.release_row(session, app, env, version)
             else:
                 current = env.active_release_id or 0
                 active = session.get(Release, current)
@@ -448,7 +443,7 @@ class Store:
             if row.status == "failed":
                 raise ConflictError(f"release v{row.version} of {app}/{env_name} failed "
                                     f"({row.status_reason}); pick another version")
-            return _release_info(session, app, env_name, row)
+            return q.release_info(session, app, env_name, row)
 
     def mark_failed(self, release_id: int, reason: str) -> None:
         """Record that a release could not be deployed, and why.
@@ -472,9 +467,9 @@ class Store:
             NotFoundError: the app, environment or version is unknown.
         """
         with self._read() as session:
-            env = _env_row(session, app, env_name)
-            release = _release_row(session, app, env, version)
-            return _release_info(session, app, env_name, release)
+            env = q.env_row(session, app, env_name)
+            release = q.release_row(session, app, env, version)
+            return q.release_info(session, app, env_name, release)
 
     def list_releases(self, app: str, env_name: str = PRODUCTION, limit: int = 50
                       ) -> list[ReleaseInfo]:
@@ -484,11 +479,11 @@ class Store:
             NotFoundError: the app or environment is unknown.
         """
         with self._read() as session:
-            env = _env_row(session, app, env_name)
+            env = q.env_row(session, app, env_name)
             rows = list(session.scalars(
                 sa.select(Release).where(Release.environment_id == env.id)
                 .order_by(Release.version.desc()).limit(limit)))
-            functions = _functions(session, [row.id for row in rows])
+            functions = q.functions(session, [row.id for row in rows])
             return [ReleaseInfo.from_row(app, env_name, row, functions[row.id]) for row in rows]
 
     def active_release(self, app: str, env_name: str) -> ReleaseInfo | None:
@@ -498,18 +493,18 @@ class Store:
             NotFoundError: the app or environment is unknown.
         """
         with self._read() as session:
-            env = _env_row(session, app, env_name)
+            env = q.env_row(session, app, env_name)
             if env.active_release_id is None:
                 return None
             release = session.get_one(Release, env.active_release_id)
-            return _release_info(session, app, env_name, release)
+            return q.release_info(session, app, env_name, release)
 
     # -- runtime ----------------------------------------------------------------
 
     def routes_version(self) -> int:
         """The counter bumped whenever what the runtime must serve changes."""
         with self._read() as session:
-            return _routes_version(session)
+            return q.routes_version(session)
 
     def routing_snapshot(self) -> RoutingSnapshot:
         """Everything the runtime serves, read in one consistent transaction.
@@ -517,7 +512,7 @@ class Store:
         Three queries, whatever the number of apps: environments, functions, routes.
         """
         with self._read(snapshot=True) as session:
-            version = _routes_version(session)
+            version = q.routes_version(session)
             rows = session.execute(
                 sa.select(App.name, Environment.name, Release.id, Release.version,
                           Release.artifact, App.id)
@@ -527,136 +522,8 @@ class Store:
                 .order_by(App.name, Environment.name)).all()
             live = (sa.select(Environment.active_release_id)
                     .where(Environment.deleted_at.is_(None)))
-            functions = _functions(session, live)
+            functions = q.functions(session, live)
         return RoutingSnapshot(version=version, environments=tuple(
             LiveEnvironment(app=app, environment=env, release_id=release_id, version=number,
                             artifact=artifact, functions=functions[release_id], app_id=app_id)
             for app, env, release_id, number, artifact, app_id in rows))
-
-
-# -- rows (inside a session) ---------------------------------------------------
-
-
-def _app_row(session: Session, name: str) -> App:
-    row = session.scalar(sa.select(App).where(App.name == name))
-    if row is None:
-        raise NotFoundError(f"app {name!r} not found; `edge apps` lists them")
-    return row
-
-
-def _env_row(session: Session, app: str, name: str, *, live: bool = False,
-             lock: bool = False) -> Environment:
-    query = (sa.select(Environment).join(App, App.id == Environment.app_id)
-             .where(App.name == app, Environment.name == name))
-    if live:
-        query = query.where(Environment.deleted_at.is_(None))
-    if lock:
-        query = query.with_for_update(of=Environment)
-    env = session.scalar(query)
-    if env is None:
-        _app_row(session, app)
-        raise NotFoundError(f"environment {name!r} of app {app!r} not found; "
-                            f"`edge apps` lists the environments of each app")
-    return env
-
-
-def _release_row(session: Session, app: str, env: Environment, version: int) -> Release:
-    release = session.scalar(sa.select(Release).where(
-        Release.environment_id == env.id, Release.version == version))
-    if release is None:
-        raise NotFoundError(f"release v{version} of {app}/{env.name} not found; "
-                            f"`edge releases {app}` lists them")
-    return release
-
-
-def _release_by_id(session: Session, release_id: int) -> tuple[Release, Environment, str]:
-    row = session.execute(
-        sa.select(Release, Environment, App.name)
-        .join(Environment, Environment.id == Release.environment_id)
-        .join(App, App.id == Environment.app_id)
-        .where(Release.id == release_id)).one_or_none()
-    if row is None:
-        raise NotFoundError(f"release #{release_id} not found")
-    release, env, app = row
-    return release, env, app
-
-
-def _routes_version(session: Session) -> int:
-    return session.execute(sa.select(PlatformState.routes_version)
-                           .where(PlatformState.id == PLATFORM_STATE_ID)).scalar_one()
-
-
-def _bump_routes_version(session: Session) -> int:
-    return session.execute(
-        sa.update(PlatformState).where(PlatformState.id == PLATFORM_STATE_ID)
-        .values(routes_version=PlatformState.routes_version + 1)
-        .returning(PlatformState.routes_version)).scalar_one()
-
-
-def _insert_functions(session: Session, release_id: int,
-                      functions: Iterable[FunctionRecord]) -> None:
-    functions = list(functions)
-    if not functions:
-        return
-    session.execute(sa.insert(Function), [
-        {"release_id": release_id, "name": f.name, "runtime": f.runtime, "entry": f.entry,
-         "path": f.path, "handler": f.handler, "memory_mb": f.memory_mb,
-         "timeout_ms": f.timeout_ms, "regions": list(f.regions), "env": dict(f.env),
-         "min_warm": f.min_warm, "max_instances": f.max_instances,
-         "content_hash": f.content_hash}
-        for f in functions])
-    routes = [
-        {"release_id": release_id, "function_name": f.name, "position": position,
-         "pattern": pattern, "method": method, "path": path}
-        for f in functions
-        for position, pattern in enumerate(f.routes)
-        for method, path in [_split_pattern(pattern)]]
-    if routes:
-        session.execute(sa.insert(Route), routes)
-
-
-def _split_pattern(text: str) -> tuple[str | None, str]:
-    """``"GET /x"`` -> ``("GET", "/x")``; ``"/x"`` -> ``(None, "/x")``."""
-    text = text.strip()
-    if text.startswith("/"):
-        return None, text
-    method, _, path = text.partition(" ")
-    return method.upper(), path.strip()
-
-
-def _functions(session: Session, release_ids: Iterable[int] | sa.Select[Any]
-               ) -> defaultdict[int, tuple[FunctionRecord, ...]]:
-    """The functions of many releases, with their routes, in two queries."""
-    ids = release_ids if isinstance(release_ids, sa.Select) else list(release_ids)
-    patterns: defaultdict[tuple[int, str], list[str]] = defaultdict(list)
-    for release_id, name, pattern in session.execute(
-            sa.select(Route.release_id, Route.function_name, Route.pattern)
-            .where(Route.release_id.in_(ids))
-            .order_by(Route.release_id, Route.function_name, Route.position)):
-        patterns[release_id, name].append(pattern)
-    grouped: defaultdict[int, list[FunctionRecord]] = defaultdict(list)
-    for row in session.scalars(sa.select(Function).where(Function.release_id.in_(ids))
-                               .order_by(Function.release_id, Function.name)):
-        grouped[row.release_id].append(
-            FunctionRecord.from_row(row, tuple(patterns[row.release_id, row.name])))
-    return defaultdict(tuple, {key: tuple(value) for key, value in grouped.items()})
-
-
-def _release_info(session: Session, app: str, env_name: str, row: Release) -> ReleaseInfo:
-    return ReleaseInfo.from_row(app, env_name, row, _functions(session, [row.id])[row.id])
-
-
-def _app_infos(session: Session, apps: Iterable[App]) -> list[AppInfo]:
-    """Apps with their live environments, in one query for all the environments."""
-    apps = list(apps)
-    names = {app.id: app.name for app in apps}
-    envs: defaultdict[int, list[EnvironmentInfo]] = defaultdict(list)
-    for env, version in session.execute(
-            sa.select(Environment, Release.version)
-            .outerjoin(Release, Release.id == Environment.active_release_id)
-            .where(Environment.app_id.in_(names), Environment.deleted_at.is_(None))
-            .order_by(Environment.name)):
-        envs[env.app_id].append(EnvironmentInfo.from_row(names[env.app_id], env, version))
-    return [AppInfo(id=app.id, name=app.name, created_at=as_utc(app.created_at),
-                    created_by=app.created_by, environments=tuple(envs[app.id]))
-            for app in apps]

@@ -15,6 +15,7 @@ anywhere on the host).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -22,6 +23,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +32,60 @@ from dulwich.objects import ObjectID
 
 from edge.runtime.limits import function_ids
 
+SKIPPED_FOLDERS = frozenset({".git", ".edge", "__pycache__", "node_modules", ".venv"})
 
-def _bundle(object_store: Any, tree_id: bytes) -> bytes:
-    """A deterministic tar of the tree's regular files."""
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One regular file of a release: relative POSIX path, mode bit, bytes."""
+
+    path: str
+    executable: bool
+    data: bytes
+
+    @functools.cached_property
+    def digest(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def git_files(object_store: Any, tree_id: bytes) -> list[SourceFile]:
+    """The regular files of a git tree, sorted by path (symlinks, submodules left out)."""
+    return sorted((
+        SourceFile(entry.path.decode("utf-8", errors="surrogateescape"),
+                   bool(entry.mode & 0o111), object_store[entry.sha].as_raw_string())
+        for entry in iter_tree_contents(object_store, ObjectID(tree_id))
+        if entry.mode is not None and stat.S_ISREG(entry.mode)
+    ), key=lambda f: f.path)
+
+
+def folder_files(root: Path) -> list[SourceFile]:
+    """The regular files under a working folder (``edge dev``), sorted by path.
+
+    Symlinks are never followed, and tool folders (``.git``, ``.venv``,
+    ``__pycache__``...) are skipped.
+    """
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_FOLDERS)
+        for name in filenames:
+            path = Path(dirpath) / name
+            info = path.lstat()
+            if stat.S_ISREG(info.st_mode):
+                found.append(SourceFile(path.relative_to(root).as_posix(),
+                                        bool(info.st_mode & 0o111), path.read_bytes()))
+    return sorted(found, key=lambda f: f.path)
+
+
+def _bundle(files: list[SourceFile]) -> bytes:
+    """A deterministic tar of the files."""
     buf = io.BytesIO()
-    entries = sorted(
-        (entry for entry in iter_tree_contents(object_store, ObjectID(tree_id))
-         if entry.mode is not None and stat.S_ISREG(entry.mode)),
-        key=lambda entry: entry.path,
-    )
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for entry in entries:
-            data = object_store[entry.sha].as_raw_string()
-            info = tarfile.TarInfo(entry.path.decode("utf-8", errors="surrogateescape"))
-            info.size = len(data)
-            info.mode = 0o555 if entry.mode & 0o111 else 0o444
+        for file in files:
+            info = tarfile.TarInfo(file.path)
+            info.size = len(file.data)
+            info.mode = 0o555 if file.executable else 0o444
             info.mtime = 0
-            tar.addfile(info, io.BytesIO(data))
+            tar.addfile(info, io.BytesIO(file.data))
     return buf.getvalue()
 
 
@@ -62,9 +101,9 @@ class Artifacts:
     def bundle_path(self, app: str, digest: str) -> Path:
         return self.root / app / f"{digest}.tar"
 
-    def export(self, object_store: Any, tree_id: bytes, app: str, app_id: int = 0) -> str:
-        """Export a git tree; returns its digest. Idempotent."""
-        data = _bundle(object_store, tree_id)
+    def export(self, files: list[SourceFile], app: str, app_id: int = 0) -> str:
+        """Export a release's files; returns the bundle's digest. Idempotent."""
+        data = _bundle(files)
         digest = hashlib.sha256(data).hexdigest()
         self.install(digest, data, app, app_id)
         return digest

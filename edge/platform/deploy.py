@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import re
-import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,15 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from dulwich.object_store import iter_tree_contents
-from dulwich.objects import ObjectID
 
 from edge import commands
 from edge.config import Config
 from edge.errors import EdgeError, ManifestError
 from edge.logstream import emit_sync, platform_event
 from edge.manifest import FunctionSpec, Manifest, load_manifest
-from edge.platform.artifacts import Artifacts
+from edge.platform.artifacts import Artifacts, SourceFile, git_files
 from edge.platform.store import FunctionRecord, ReleaseInfo, Store
 from edge.runtime.jscheck import check_js_many
 from edge.sources import GitTreeSource
@@ -168,8 +165,9 @@ class Deployer:
                  f"{pushed.new.decode()[:7]}")
         app_info = self.store.get_or_create_app(app, created_by=pusher)
         self.store.get_or_create_environment(app, env, branch=pushed.branch or "")
-        digest = self.artifacts.export(repo.object_store, commit.tree, app, app_info.id)
-        functions = function_records(repo.object_store, commit.tree, manifest)
+        files = git_files(repo.object_store, commit.tree)
+        digest = self.artifacts.export(files, app, app_info.id)
+        functions = function_records(files, manifest)
         release = self.store.create_release(
             app, env, commit_sha=pushed.new.decode(), artifact=digest,
             manifest_json=json.dumps(manifest.to_json()), functions=functions, created_by=pusher,
@@ -293,8 +291,7 @@ def _compile_python(source: GitTreeSource, manifest: Manifest) -> list[str]:
     return problems
 
 
-def function_records(object_store: Any, tree_id: bytes, manifest: Manifest
-                     ) -> list[FunctionRecord]:
+def function_records(files: list[SourceFile], manifest: Manifest) -> list[FunctionRecord]:
     """Store rows for every function, each with its content hash.
 
     A function's hash covers its own config and every file of the tree except
@@ -302,19 +299,14 @@ def function_records(object_store: Any, tree_id: bytes, manifest: Manifest
     entry file leaves its siblings' hashes (and warm pools) untouched, while a
     change to a shared module changes them all.
     """
-    files = sorted(
-        (entry.path.decode("utf-8", "surrogateescape"), entry.sha.decode())
-        for entry in iter_tree_contents(object_store, ObjectID(tree_id))
-        if entry.mode is not None and stat.S_ISREG(entry.mode)
-    )
     entries = {spec.path for spec in manifest.functions}
     records = []
     for spec in manifest.functions:
         digest = hashlib.sha256(json.dumps(_spec_identity(spec)).encode())
-        for path, sha in files:
-            if path == "edge.toml" or (path in entries and path != spec.path):
+        for file in files:
+            if file.path == "edge.toml" or (file.path in entries and file.path != spec.path):
                 continue
-            digest.update(f"{path}\0{sha}\n".encode())
+            digest.update(f"{file.path}\0{file.digest}\n".encode())
         records.append(FunctionRecord.from_spec(spec, digest.hexdigest()))
     return records
 

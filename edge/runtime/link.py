@@ -421,7 +421,8 @@ class TemplateSource:
 
     def _spec(self) -> dict[str, Any]:
         v = self.version
-        return {"key": v.key, "app": v.app, "app_id": v.app_id, "name": v.name, "root": str(v.root), "path": v.path,
+        return {"key": v.key, "app": v.app, "app_id": v.app_id, "name": v.name,
+                "root": str(v.root), "path": v.path,
                 "handler": v.handler or "handle", "env": dict(v.env), "memory_mb": v.memory_mb,
                 "nofile": self._limits.nofile, "nproc": self._limits.nproc}
 

@@ -34,8 +34,8 @@ from edge.runtime import limits
 from edge.runtime.supervisor import Supervisor
 from edge.runtime.template import EXIT_BOOT_ERROR, Template
 
-_SPEC_FIELDS = {"key": str, "app": str, "app_id": int, "name": str, "root": str, "path": str, "handler": str,
-                "env": dict, "memory_mb": int, "nofile": int, "nproc": int}
+_SPEC_FIELDS = {"key": str, "app": str, "app_id": int, "name": str, "root": str, "path": str,
+                "handler": str, "env": dict, "memory_mb": int, "nofile": int, "nproc": int}
 
 
 class ZygoteServer(Supervisor):

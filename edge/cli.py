@@ -72,6 +72,12 @@ def cmd_up(config: Config, args: argparse.Namespace) -> int:
     return up.run(config, demo=args.demo)
 
 
+def cmd_dev(config: Config, args: argparse.Namespace) -> int:
+    from edge import dev  # noqa: PLC0415
+
+    return dev.run(config, Path(args.folder), args.app)
+
+
 def cmd_platform(config: Config, args: argparse.Namespace) -> int:
     from edge.platform import server  # noqa: PLC0415
 
@@ -227,9 +233,23 @@ def cmd_init(config: Config, args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge", description="A git-push edge-function platform.")
     sub = p.add_subparsers(dest="command", required=True)
+    _server_commands(sub)
+    _app_commands(sub)
+    _observe_commands(sub)
+    return p
+
+
+Subparsers = Any  # argparse's _SubParsersAction is private
+
+
+def _server_commands(sub: Subparsers) -> None:
     up = sub.add_parser("up", help="run everything on this machine (Ctrl-C stops)")
     up.add_argument("--demo", action="store_true", help="also deploy sample-app/ by git push")
     up.set_defaults(func=cmd_up)
+    dev = sub.add_parser("dev", help="serve a working folder, redeployed on every save")
+    dev.add_argument("folder", nargs="?", default=".")
+    dev.add_argument("--app", help="app name (default: the folder's name)")
+    dev.set_defaults(func=cmd_dev)
     sub.add_parser("platform", help="run the control plane (git + API)").set_defaults(
         func=cmd_platform)
     sub.add_parser("runtime", help="run a runtime node").set_defaults(func=cmd_runtime)
@@ -240,6 +260,13 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--app", action="append", help="may push to and manage APP")
     create.add_argument("--name", help="a label shown in release history")
     create.set_defaults(func=cmd_token)
+
+
+def _app_commands(sub: Subparsers) -> None:
+    init = sub.add_parser("init", help="create edge.toml and a hello function")
+    init.add_argument("folder", nargs="?", default=".")
+    init.add_argument("--app")
+    init.set_defaults(func=cmd_init)
     remote = sub.add_parser("remote", help="print the `git remote add edge ...` line")
     remote.add_argument("app")
     remote.set_defaults(func=cmd_remote)
@@ -256,6 +283,9 @@ def parser() -> argparse.ArgumentParser:
     rollback.add_argument("--to", type=int, help="release version (default: the previous one)")
     rollback.add_argument("--json", action="store_true")
     rollback.set_defaults(func=cmd_rollback)
+
+
+def _observe_commands(sub: Subparsers) -> None:
     logs = sub.add_parser("logs", help="an app's function logs and platform events")
     logs.add_argument("app")
     logs.add_argument("--function", "-F", help="only this function")
@@ -270,11 +300,6 @@ def parser() -> argparse.ArgumentParser:
     metrics.add_argument("--env", help="only this environment")
     metrics.add_argument("--json", action="store_true")
     metrics.set_defaults(func=cmd_metrics)
-    init = sub.add_parser("init", help="create edge.toml and a hello function")
-    init.add_argument("folder", nargs="?", default=".")
-    init.add_argument("--app")
-    init.set_defaults(func=cmd_init)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

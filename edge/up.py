@@ -92,6 +92,15 @@ class Supervisor:
         wait_healthy(f"http://{local}:{config.runtime_port}/healthz", 60, self.children[1])
         return token
 
+    def install_signal_handlers(self) -> None:
+        """Ctrl-C and SIGTERM end :meth:`wait` (handlers only set a flag)."""
+
+        def on_signal(signum: int, frame: object) -> None:
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
     def wait(self) -> None:
         """Block until a signal arrives or a child dies."""
         while not self.stopping.is_set():
@@ -165,12 +174,7 @@ def banner(config: Config, token_path: Path, demo: bool) -> str:
 
 def run(config: Config, *, demo: bool) -> int:
     supervisor = Supervisor(config)
-
-    def on_signal(signum: int, frame: object) -> None:
-        supervisor.stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    supervisor.install_signal_handlers()
     try:
         token = supervisor.start()
         if demo:

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -26,10 +27,10 @@ from edge.config import Config
 from edge.errors import EdgeError, ManifestError
 from edge.logstream import emit_sync, platform_event
 from edge.manifest import FunctionSpec, Manifest, load_manifest
-from edge.platform.artifacts import Artifacts, SourceFile, git_files
+from edge.platform.artifacts import Artifacts, SourceFile, folder_files, git_files
 from edge.platform.store import FunctionRecord, ReleaseInfo, Store
 from edge.runtime.jscheck import check_js_many
-from edge.sources import GitTreeSource
+from edge.sources import DirSource, GitTreeSource, Source
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class Deployer:
             return []
         store = object_store if object_store is not None else repo.object_store
         try:
-            manifest = self._checked_manifest(store, new, app)
+            manifest = self.checked_manifest(GitTreeSource(store, store[new].tree), app)
         except EdgeError as exc:
             env = environment_for_branch(pushed.branch, app)
             self._event(app, env, f"push of {pushed.branch} {new.decode()[:7]} rejected: {exc}",
@@ -120,9 +121,8 @@ class Deployer:
         names = ", ".join(f.name for f in manifest.functions)
         return [f"-----> edge.toml valid: {len(manifest.functions)} function(s): {names}"]
 
-    def _checked_manifest(self, object_store: Any, commit_sha: bytes, app: str) -> Manifest:
-        tree_id = object_store[commit_sha].tree
-        source = GitTreeSource(object_store, tree_id)
+    def checked_manifest(self, source: Source, app: str) -> Manifest:
+        """Validate edge.toml and compile every entry; raises ManifestError with all problems."""
         manifest = load_manifest(source, max_memory_mb=self.config.max_memory_mb)
         problems: list[str] = []
         if manifest.app is not None and manifest.app != app:
@@ -232,6 +232,28 @@ class Deployer:
         self._event(app, env, f"preview {env} torn down")
         progress(f"-----> preview {hostname(self.config, app, env)} torn down")
 
+    def deploy_folder(self, folder: Path, app: str, *, by: str, progress: Progress
+                      ) -> ReleaseInfo:
+        """Deploy a working folder as production of ``app``, with no git (``edge dev``).
+
+        Raises:
+            EdgeError: the folder does not validate; nothing changes then.
+        """
+        with self.app_lock(app):
+            manifest = self.checked_manifest(DirSource(folder), app)
+            app_info = self.store.get_or_create_app(app, created_by=by)
+            self.store.get_or_create_environment(app, PRODUCTION, branch="main")
+            files = folder_files(folder)
+            digest = self.artifacts.export(files, app, app_info.id)
+            release = self.store.create_release(
+                app, PRODUCTION, commit_sha=f"dev-{digest[:12]}", artifact=digest,
+                manifest_json=json.dumps(manifest.to_json()),
+                functions=function_records(files, manifest), created_by=by, author=by,
+                message="edge dev: working folder")
+            progress(f"-----> Release v{release.version} from {folder} "
+                     f"({len(manifest.functions)} function(s))")
+            return self.go_live(app, PRODUCTION, release, progress)
+
     def rollback(self, app: str, *, to: int | None, by: str, progress: Progress
                  ) -> ReleaseInfo:
         """Repoint production to an earlier release, recorded as a new release."""
@@ -276,7 +298,7 @@ class Deployer:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _compile_python(source: GitTreeSource, manifest: Manifest) -> list[str]:
+def _compile_python(source: Source, manifest: Manifest) -> list[str]:
     problems = []
     for spec in manifest.functions:
         if spec.runtime != "python":

@@ -23,9 +23,8 @@ class ClientError(Exception):
 
 
 def _token(config: Config) -> str:
-    token = os.environ.get("EDGE_TOKEN")
-    if token:
-        return token
+    if config.token:
+        return config.token
     path = config.home / "admin.token"
     if path.is_file():
         return path.read_text().strip()

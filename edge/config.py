@@ -69,6 +69,7 @@ class Config:
     max_warm_pools: int = 50
     log_stream_len: int = 10_000
     access_log: str = ""
+    token: str = ""
 
     @property
     def repos_dir(self) -> Path:
@@ -129,6 +130,7 @@ class Config:
             max_warm_pools=_int(env, "EDGE_MAX_WARM_POOLS", 50, 1, 100_000),
             log_stream_len=_int(env, "EDGE_LOG_STREAM_LEN", 10_000, 10, 10_000_000),
             access_log=env.get("EDGE_ACCESS_LOG") or str(home / "logs" / "access.log"),
+            token=env.get("EDGE_TOKEN") or "",
         )
 
     def to_env(self) -> dict[str, str]:

@@ -89,7 +89,8 @@ class Request:
         self.url = url
         self.path = path
         self.query_string = query_string
-        self._query_pairs = parse_qsl(query_string, keep_blank_values=True)
+        self._query_pairs = (parse_qsl(query_string, keep_blank_values=True)
+                             if query_string else [])
         self.query: dict[str, str] = dict(self._query_pairs)
         self.headers = Headers(headers)
         self.params: dict[str, str] = dict(params or {})

@@ -149,6 +149,7 @@ def _interpolate(index: int, fraction: float) -> float:
 
 
 _BUCKET_FIELDS = tuple(f"b:{i}" for i in range(OVERFLOW + 1))
+_STATUS_FIELDS = tuple(f"status:{i}xx" for i in range(6))
 
 
 @dataclass
@@ -205,11 +206,17 @@ class MetricsRecorder:
             cell = self._cells[key] = _Cell()
         counts = cell.counts
         counts["invocations"] += 1
-        counts[f"status:{min(max(status // 100, 1), 5)}xx"] += 1
-        counts["errors"] += status >= 500 or error is not None
-        counts["cold_starts"] += bool(cold)
-        counts["timeouts"] += error == "timeout"
-        counts["memory_kills"] += error == "memory"
+        counts[_STATUS_FIELDS[min(max(status // 100, 1), 5)]] += 1
+        # Zero increments are skipped (a flush drops zero counts anyway): on the
+        # hot path most of these are false.
+        if status >= 500 or error is not None:
+            counts["errors"] += 1
+            if error == "timeout":
+                counts["timeouts"] += 1
+            elif error == "memory":
+                counts["memory_kills"] += 1
+        if cold:
+            counts["cold_starts"] += 1
         counts["duration_us"] += round(duration_ms * 1000)
         counts[_BUCKET_FIELDS[bucket_index(duration_ms)]] += 1
         cell.memory_peak_kb = max(cell.memory_peak_kb, memory_peak_kb)

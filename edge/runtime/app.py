@@ -7,6 +7,7 @@ then the function's pool runs it in a separate process (or V8 isolate).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -44,11 +45,22 @@ class Dispatcher:
         self.config = config
         self.node = node
         self.suffix = "." + config.domain
+        # Request ids: a random per-worker prefix and a counter (16 hex digits)
+        # instead of os.urandom per request. Built in each worker after the fork.
+        self._id_prefix = os.urandom(4).hex()
+        self._ids = itertools.count()
+
+    def _request_id(self) -> str:
+        number = next(self._ids)
+        if number > 0xFFFFFFFF:  # wrapped: a new prefix keeps ids unique
+            self._id_prefix, self._ids = os.urandom(4).hex(), itertools.count(1)
+            number = 0
+        return f"{self._id_prefix}{number:08x}"
 
     async def __call__(self, req: falcon.asgi.Request, resp: falcon.asgi.Response | None,
                        **_: Any) -> None:
         assert resp is not None  # falcon always passes one to a sink
-        request_id = os.urandom(8).hex()
+        request_id = self._request_id()
         resp.set_header("x-edge-request-id", request_id)
         host = req.host.lower()
         site = self.node.table.site(host)
@@ -56,15 +68,18 @@ class Dispatcher:
             await self._platform_path(req, resp, host)
             return
         # The router wants the raw (still percent-encoded) path: it decodes params itself.
-        raw = req.scope.get("raw_path")
-        match = site.router.match(req.method, raw.decode("latin-1") if raw else req.path)
+        scope = req.scope
+        raw = scope.get("raw_path")
+        method, path = req.method, req.path
+        match = site.router.match(method, raw.decode("latin-1") if raw else path)
         if match is None:
-            _error(resp, 404, f"no route for {req.method} {req.path} in {site.app} "
+            _error(resp, 404, f"no route for {method} {path} in {site.app} "
                               f"({site.environment}, v{site.release})")
             return
         target, params = match
+        version = target.version
         resp.set_header("x-edge-release", f"v{target.release}")
-        if target.version is None:
+        if version is None:
             _error(resp, 404, f"function {target.name} does not run in region "
                               f"{self.config.region}; it runs in: {', '.join(target.regions)}",
                    {"regions": list(target.regions)})
@@ -72,25 +87,24 @@ class Dispatcher:
         body = await self._body(req, resp)
         if body is None:
             return
-        invocation = Invocation(req.method, req.url, req.path, req.query_string,
-                                _headers(req), body, params, request_id)
+        headers = [(name.decode("latin-1"), value.decode("latin-1"))
+                   for name, value in scope.get("headers", ())]
+        invocation = Invocation(method, req.url, path, req.query_string, headers, body, params,
+                                request_id)
         try:
-            pool = await self.node.pool(target.version)
+            pool = await self.node.pool(version)
         except FunctionLoadError as exc:
             _error(resp, 502, f"function {target.name} failed to start: {exc}")
             return
         outcome = await pool.invoke(invocation)
-        self.node.metrics.observe_outcome(target.version, outcome)
+        self.node.metrics.observe_outcome(version, outcome)
         if outcome.logs or outcome.error:
-            self.node.logs.emit_many(outcome_entries(target.version, request_id, outcome))
+            self.node.logs.emit_many(outcome_entries(version, request_id, outcome))
         self._respond(resp, outcome)
-        self.node.access.record({
-            "ts": time.time(), "request_id": request_id, "host": host, "method": req.method,
-            "path": req.path, "status": outcome.status, "duration_ms": round(
-                outcome.duration_ms, 3), "cold": outcome.cold, "region": self.config.region,
-            "app": site.app, "environment": site.environment, "release": target.release,
-            "function": target.name, "error": outcome.error,
-        })
+        self.node.access.record((
+            time.time(), request_id, host, method, path, outcome.status,
+            round(outcome.duration_ms, 3), outcome.cold, self.config.region, site.app,
+            site.environment, target.release, target.name, outcome.error))
 
     async def _body(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> bytes | None:
         limit = self.config.max_body_bytes
@@ -138,11 +152,6 @@ class Dispatcher:
         else:
             _error(resp, 404, f"unknown host {host!r}: apps live at "
                               f"<app>{self.suffix} and <branch>--<app>{self.suffix}")
-
-
-def _headers(req: falcon.asgi.Request) -> list[tuple[str, str]]:
-    return [(name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in req.scope.get("headers", ())]
 
 
 class Lifespan:

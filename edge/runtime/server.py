@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from edge.config import Config
 from edge.server import serve
 
@@ -30,9 +33,38 @@ def build_pools(config: Config) -> tuple[object, object]:
     return pools, host
 
 
+def pin_cpus(workers: int) -> bool:
+    """Whether to pin each worker (and the function processes it starts) to one CPU.
+
+    A request crosses from the worker to a function process and back; on the
+    same CPU that hand-off is a cheaper wake-up (measured: +6% req/s, p99 13.7 ->
+    10.6 ms for hello on 2 CPUs). Off by default (``EDGE_PIN_CPUS=1`` turns it
+    on, given at least as many CPUs as workers): pinned, a function that spins
+    until its timeout shares its worker's CPU, slowing that worker's other
+    requests, where unpinned the scheduler moves the worker away.
+    """
+    wanted = os.environ.get("EDGE_PIN_CPUS", "0") == "1"
+    return wanted and workers <= len(os.sched_getaffinity(0))
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """In the master: give the new worker a CPU no live worker is pinned to."""
+    cpus = sorted(os.sched_getaffinity(0))
+    taken = [getattr(w, "edge_cpu", None) for w in server.WORKERS.values()]
+    worker.edge_cpu = next((c for c in cpus if c not in taken), cpus[worker.age % len(cpus)])
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In the worker: stay on its CPU; the zygote and V8 host it starts inherit it."""
+    os.sched_setaffinity(0, {worker.edge_cpu})
+
+
 def run(config: Config) -> None:
     config.prepare_home()
+    hooks = ({"pre_fork": pre_fork, "post_fork": post_fork}
+             if pin_cpus(config.runtime_workers) else {})
     serve(lambda: load_app(config), {
+        **hooks,
         "bind": f"{config.bind}:{config.runtime_port}",
         "workers": config.runtime_workers,
         "worker_class": "asgi",

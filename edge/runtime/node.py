@@ -28,6 +28,7 @@ from edge.logstream import LogWriter, platform_event
 from edge.metrics import MetricsRecorder
 from edge.platform.store import Store
 from edge.runtime.accesslog import AccessLog
+from edge.runtime.bundles import ensure_local
 from edge.runtime.invocation import FunctionLoadError, FunctionPool, FunctionVersion
 from edge.runtime.table import RouteTable
 
@@ -128,8 +129,11 @@ class Node:
             return
         if snapshot.version == self.table.version and self.table.sites:
             return
+        # A node on another host fetches the releases it does not have yet.
+        missing = await loop.run_in_executor(None, ensure_local, self.config, snapshot)
         table = RouteTable.build(snapshot, self.config)
         failures = await self._start_pools(table)
+        failures.update({f"{site}/(release bundle)": error for site, error in missing.items()})
         table = self._without_failed(table, failures)
         old = self.table
         self.table = table  # the swap: requests from now on see the new generation

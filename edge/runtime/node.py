@@ -57,7 +57,8 @@ class Node:
 
     def __init__(self, config: Config, store: Store, redis_client: redis_async.Redis,
                  pools: object, *, clock: Callable[[], float] = time.monotonic,
-                 closing: list[Callable[[], Awaitable[None]]] | None = None) -> None:
+                 closing: list[Callable[[], Awaitable[None]]] | None = None,
+                 logs: LogWriter | None = None) -> None:
         self.config = config
         self.store = store
         self.redis = redis_client
@@ -66,7 +67,7 @@ class Node:
         self.table = RouteTable.empty()
         self.node_name = f"{socket.gethostname()}:{config.runtime_port}"
         self.worker_id = f"{self.node_name}:{os.getpid()}"
-        self.logs = LogWriter(redis_client, config.log_stream_len)
+        self.logs = logs if logs is not None else LogWriter(redis_client, config.log_stream_len)
         self.metrics = MetricsRecorder(redis_client, self.node_name)
         self.access = AccessLog(config.access_log)
         self._closing = list(closing or ())

@@ -419,17 +419,20 @@ class Pools:
         max_pools: warm pools kept; past it the least recently used one is retired.
         idle_ttl: seconds an instance may idle before :meth:`reap` stops it.
         js_factory: builds the pool of a ``"js"`` version (``edge.runtime.isolate``).
+        on_evict: told of each version whose pool goes to make room (a platform event).
         limits: process and file limits of Python function processes.
     """
 
     def __init__(self, zygote: Zygote | Callable[[], Zygote], *, max_pools: int = 50,
                  idle_ttl: float = 300.0, js_factory: PoolFactory | None = None,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None,
+                 on_evict: Callable[[FunctionVersion], None] | None = None) -> None:
         self._zygote = zygote if isinstance(zygote, Zygote) else None
         self._zygote_factory = None if isinstance(zygote, Zygote) else zygote
         self.max_pools = max_pools
         self.idle_ttl = idle_ttl
         self._js_factory = js_factory
+        self._on_evict = on_evict
         self._limits = limits
         self._pools: dict[str, FunctionPool] = {}
         self._starting: dict[str, asyncio.Task[FunctionPool]] = {}
@@ -522,6 +525,8 @@ class Pools:
             victim = min((k for k in self._pools if k != keep),
                          key=lambda k: self._pools[k].last_used)
             logger.info("retiring the least recently used pool %s", victim)
+            if self._on_evict is not None:
+                self._on_evict(self._pools[victim].version)
             self._retire_in_background(victim)
 
     def _retire_in_background(self, key: str) -> asyncio.Task[None] | None:

@@ -6,6 +6,8 @@ import os
 from typing import Any
 
 from edge.config import Config
+from edge.logstream import LogWriter, platform_event
+from edge.runtime.invocation import FunctionVersion
 from edge.server import serve
 
 
@@ -15,21 +17,30 @@ def load_app(config: Config) -> object:
     from edge.runtime.app import create_app  # noqa: PLC0415
     from edge.runtime.node import Node, async_redis  # noqa: PLC0415
 
-    pools, v8host = build_pools(config)
-    node = Node(config, Store.from_url(config.database_url), async_redis(config.redis_url),
-                pools, closing=[v8host.close])  # type: ignore[attr-defined]
+    redis = async_redis(config.redis_url)
+    logs = LogWriter(redis, config.log_stream_len)
+    pools, v8host = build_pools(config, logs)
+    node = Node(config, Store.from_url(config.database_url), redis, pools,
+                closing=[v8host.close], logs=logs)  # type: ignore[attr-defined]
     return create_app(config, node)
 
 
-def build_pools(config: Config) -> tuple[object, object]:
+def build_pools(config: Config, logs: LogWriter) -> tuple[object, object]:
     """The worker's pool registry and the V8 host its JavaScript pools share."""
     from edge.runtime.isolate import JsPool, V8Host  # noqa: PLC0415
     from edge.runtime.link import Zygote  # noqa: PLC0415
     from edge.runtime.pool import Pools  # noqa: PLC0415
 
     host = V8Host()
+
+    def evicted(version: FunctionVersion) -> None:
+        logs.emit(platform_event(
+            version.app, version.environment, f"warm pool of {version.name} evicted "
+            f"(over EDGE_MAX_WARM_POOLS={config.max_warm_pools}); its next request starts cold",
+            release=version.release, function=version.name))
+
     pools = Pools(Zygote, max_pools=config.max_warm_pools, idle_ttl=config.idle_ttl,
-                  js_factory=lambda version: JsPool(version, host))
+                  js_factory=lambda version: JsPool(version, host), on_evict=evicted)
     return pools, host
 
 

@@ -172,6 +172,15 @@ def test_idle_instances_are_reaped_and_lru_pools_evicted(own_stack: tuple[Stack,
     wait_for(lambda: not Path(f"/proc/{f0_pid}").exists(), timeout=10,
              message="the LRU pool to be evicted")
 
+    def eviction_logged() -> bool:
+        records = stack.http.get(
+            f"http://127.0.0.1:{stack.config.platform_port}/v1/apps/{app}/logs",
+            headers={"Authorization": f"Bearer {stack.token}"}).json()["records"]
+        return any("warm pool of f0 evicted" in r["message"] and r["kind"] == "platform"
+                   for r in records)
+
+    wait_for(eviction_logged, timeout=10, message="the eviction in the app's logs")
+
 
 def test_sigkill_of_a_worker_loses_only_that_worker(own_stack: tuple[Stack, RedisServer],
                                                    tmp_path: Path) -> None:

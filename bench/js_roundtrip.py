@@ -42,15 +42,33 @@ def pct(samples: list[float]) -> tuple[float, float]:
 
 
 def version(root: Path, key: str) -> FunctionVersion:
-    return FunctionVersion(key=key, app="bench", environment="production", release=1,
-                           name="hello", runtime="js", root=root, path="hello.js", handler="",
-                           env={}, memory_mb=128, timeout_ms=5000)
+    return FunctionVersion(
+        key=key,
+        app="bench",
+        environment="production",
+        release=1,
+        name="hello",
+        runtime="js",
+        root=root,
+        path="hello.js",
+        handler="",
+        env={},
+        memory_mb=128,
+        timeout_ms=5000,
+    )
 
 
 def invocation() -> Invocation:
-    return Invocation(method="GET", url="http://bench.test/hello", path="/hello",
-                      query_string="", headers=[("host", "bench.test")], body=b"",
-                      params={}, request_id="r")
+    return Invocation(
+        method="GET",
+        url="http://bench.test/hello",
+        path="/hello",
+        query_string="",
+        headers=[("host", "bench.test")],
+        body=b"",
+        params={},
+        request_id="r",
+    )
 
 
 async def timed(n: int, call: Callable[[], Awaitable[object]]) -> list[float]:
@@ -134,8 +152,12 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
-    parser.add_argument("--handler", choices=sorted(HELLO), default="async",
-                        help="an `async fetch` (the usual) or a plain `fetch`")
+    parser.add_argument(
+        "--handler",
+        choices=sorted(HELLO),
+        default="async",
+        help="an `async fetch` (the usual) or a plain `fetch`",
+    )
     args = parser.parse_args()
     if args.loop == "uvloop":
         import uvloop  # noqa: PLC0415
@@ -157,12 +179,17 @@ def main() -> None:
     print(f"{'path':<52} {'p50 ms':>8} {'p99 ms':>8} {'p50 / mr.call':>14}")
     for name, (p50, p99) in rows:  # type: ignore[misc]
         print(f"{name:<52} {p50:8.3f} {p99:8.3f} {p50 / call_p50:14.2f}")
-    print(f"throughput with {args.concurrency} in flight: {pool['rps']:,.0f} req/s "
-          f"(one worker's asyncio loop + one V8 host)")
-    print("first JsPool.start, including the V8 host process start: "
-          f"{pool['host_start_ms']:.1f} ms")
-    print(f"python {sys.version.split()[0]}, loop {args.loop}, {args.handler} fetch handler; "
-          f"samples: n={args.n} warm, 30 cold")
+    print(
+        f"throughput with {args.concurrency} in flight: {pool['rps']:,.0f} req/s "
+        f"(one worker's asyncio loop + one V8 host)"
+    )
+    print(
+        f"first JsPool.start, including the V8 host process start: {pool['host_start_ms']:.1f} ms"
+    )
+    print(
+        f"python {sys.version.split()[0]}, loop {args.loop}, {args.handler} fetch handler; "
+        f"samples: n={args.n} warm, 30 cold"
+    )
 
 
 if __name__ == "__main__":

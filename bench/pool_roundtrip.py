@@ -102,11 +102,31 @@ async def bench_sock_calls(sock: socket.socket, n: int, frame: bytes) -> list[fl
 
 async def bench_pool(root: Path, n: int, cold_n: int) -> dict[str, list[float]]:
     version = FunctionVersion(
-        key="bench", app="bench", environment="production", release=1, name="hello",
-        runtime="python", root=root, path="hello.py", handler="handle", env={},
-        memory_mb=128, timeout_ms=5000, min_warm=0, max_instances=1)
-    request = Invocation("GET", "http://bench.edge.localhost/", "/", "", [("accept", "*/*")],
-                         b"", {}, "0123456789abcdef")
+        key="bench",
+        app="bench",
+        environment="production",
+        release=1,
+        name="hello",
+        runtime="python",
+        root=root,
+        path="hello.py",
+        handler="handle",
+        env={},
+        memory_mb=128,
+        timeout_ms=5000,
+        min_warm=0,
+        max_instances=1,
+    )
+    request = Invocation(
+        "GET",
+        "http://bench.edge.localhost/",
+        "/",
+        "",
+        [("accept", "*/*")],
+        b"",
+        {},
+        "0123456789abcdef",
+    )
     pools = Pools(Zygote())
     try:
         pool = await pools.get_or_start(version)
@@ -149,12 +169,15 @@ def main() -> None:
     echo_b, pid_b = start_echo()
     factory = uvloop.new_event_loop if args.loop == "uvloop" else asyncio.new_event_loop
     results: dict[str, list[float]] = {}
-    with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp, \
-            asyncio.Runner(loop_factory=factory) as runner:
+    with (
+        tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp,
+        asyncio.Runner(loop_factory=factory) as runner,
+    ):
         (Path(tmp) / "hello.py").write_text(HELLO)
         os.chmod(tmp, 0o755)
         results["baseline echo, asyncio.Protocol"] = runner.run(
-            bench_protocol(echo_a, args.n, frame))
+            bench_protocol(echo_a, args.n, frame)
+        )
         results["baseline echo, loop.sock_*"] = runner.run(bench_sock_calls(echo_b, args.n, frame))
         results.update(runner.run(bench_pool(Path(tmp), args.n, args.cold)))
     for pid in (pid_a, pid_b):

@@ -28,24 +28,27 @@ def _token(config: Config) -> str:
     path = config.home / "admin.token"
     if path.is_file():
         return path.read_text().strip()
-    raise ClientError("no API token: set EDGE_TOKEN, or run this on the platform host "
-                      f"where `edge up` wrote {path}")
+    raise ClientError(
+        "no API token: set EDGE_TOKEN, or run this on the platform host "
+        f"where `edge up` wrote {path}"
+    )
 
 
-def _request(config: Config, method: str, path: str, body: Any = None
-             ) -> urllib.request.Request:
+def _request(config: Config, method: str, path: str, body: Any = None) -> urllib.request.Request:
     data = None if body is None else json.dumps(body).encode()
     return urllib.request.Request(  # noqa: S310 - the configured platform URL
-        config.platform_url + path, data=data, method=method,
-        headers={"Authorization": f"Bearer {_token(config)}",
-                 "Content-Type": "application/json"})
+        config.platform_url + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {_token(config)}", "Content-Type": "application/json"},
+    )
 
 
 def api(config: Config, method: str, path: str, body: Any = None) -> Any:
     """Call the control plane's API with the configured token."""
+    request = _request(config, method, path, body)
     try:
-        with urllib.request.urlopen(_request(config, method, path, body),  # noqa: S310
-                                    timeout=120) as resp:
+        with urllib.request.urlopen(request, timeout=120) as resp:  # noqa: S310
             return json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
         try:
@@ -54,8 +57,10 @@ def api(config: Config, method: str, path: str, body: Any = None) -> Any:
             message = exc.reason
         raise ClientError(f"{exc.code}: {message}") from None
     except urllib.error.URLError as exc:
-        raise ClientError(f"cannot reach the control plane at {config.platform_url}: "
-                          f"{exc.reason} (is `edge up` running? set EDGE_PLATFORM_URL)") from None
+        raise ClientError(
+            f"cannot reach the control plane at {config.platform_url}: "
+            f"{exc.reason} (is `edge up` running? set EDGE_PLATFORM_URL)"
+        ) from None
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -117,9 +122,15 @@ def cmd_apps(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    rows = [{"app": a["name"], "environments": ", ".join(
-        f"{e['name']}@v{e.get('active_version') or '-'}" for e in a.get("environments", []))}
-        for a in data["apps"]]
+    rows = [
+        {
+            "app": a["name"],
+            "environments": ", ".join(
+                f"{e['name']}@v{e.get('active_version') or '-'}" for e in a.get("environments", [])
+            ),
+        }
+        for a in data["apps"]
+    ]
     print(table(rows, ["app", "environments"]))
     return 0
 
@@ -132,15 +143,18 @@ def cmd_releases(config: Config, args: argparse.Namespace) -> int:
     rows = []
     for r in data["releases"]:
         note = f"rollback to v{r['rollback_of']}" if r.get("rollback_of") else r.get("message", "")
-        rows.append({
-            "version": f"v{r['version']}", "status": r["status"],
-            "commit": (r.get("commit_sha") or "")[:7], "author": r.get("author", ""),
-            "created": str(r.get("created_at", ""))[:19],
-            "functions": ", ".join(f["name"] for f in r.get("functions", [])),
-            "message": note,
-        })
-    print(table(rows, ["version", "status", "commit", "created", "author", "functions",
-                       "message"]))
+        rows.append(
+            {
+                "version": f"v{r['version']}",
+                "status": r["status"],
+                "commit": (r.get("commit_sha") or "")[:7],
+                "author": r.get("author", ""),
+                "created": str(r.get("created_at", ""))[:19],
+                "functions": ", ".join(f["name"] for f in r.get("functions", [])),
+                "message": note,
+            }
+        )
+    print(table(rows, ["version", "status", "commit", "created", "author", "functions", "message"]))
     return 0
 
 
@@ -158,10 +172,16 @@ def cmd_rollback(config: Config, args: argparse.Namespace) -> int:
 def cmd_logs(config: Config, args: argparse.Namespace) -> int:
     from edge.logstream import format_record  # noqa: PLC0415
 
-    query = {"function": args.function, "since": args.since, "env": args.env,
-             "limit": args.limit, "follow": "1" if args.follow else None}
+    query = {
+        "function": args.function,
+        "since": args.since,
+        "env": args.env,
+        "limit": args.limit,
+        "follow": "1" if args.follow else None,
+    }
     path = f"/v1/apps/{args.app}/logs?" + urllib.parse.urlencode(
-        {k: v for k, v in query.items() if v is not None})
+        {k: v for k, v in query.items() if v is not None}
+    )
     show = json.dumps if args.json else format_record
     if not args.follow:
         for record in api(config, "GET", path)["records"]:
@@ -177,19 +197,20 @@ def cmd_logs(config: Config, args: argparse.Namespace) -> int:
 
 def _stream(config: Config, path: str) -> Iterator[dict[str, Any]]:
     """Records from a Server-Sent Events response, as they arrive."""
+    request = _request(config, "GET", path)
     try:
-        resp = urllib.request.urlopen(_request(config, "GET", path),  # noqa: S310
-                                      timeout=None)
+        resp = urllib.request.urlopen(request, timeout=None)  # noqa: S310
     except urllib.error.HTTPError as exc:
         raise ClientError(f"{exc.code}: {exc.reason}") from None
     except urllib.error.URLError as exc:
-        raise ClientError(f"cannot reach the control plane at {config.platform_url}: "
-                          f"{exc.reason}") from None
+        raise ClientError(
+            f"cannot reach the control plane at {config.platform_url}: {exc.reason}"
+        ) from None
     with resp:
         for raw in resp:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             if line.startswith("data: "):
-                yield json.loads(line[len("data: "):])
+                yield json.loads(line[len("data: ") :])
 
 
 def cmd_metrics(config: Config, args: argparse.Namespace) -> int:
@@ -198,16 +219,39 @@ def cmd_metrics(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    rows = [{
-        "function": r["function"], "env": r["environment"], "invocations": r["invocations"],
-        "errors": r["errors"], "cold": r["cold_starts"],
-        "warm hit": f"{r['warm_hit_ratio'] * 100:.1f}%", "avg ms": r["avg_ms"],
-        "p50 ms": r["p50_ms"], "p95 ms": r["p95_ms"], "p99 ms": r["p99_ms"],
-        "mem peak MB": f"{r['memory_peak_kb'] / 1024:.1f}", "timeouts": r["timeouts"],
-        "mem kills": r["memory_kills"],
-    } for r in data["functions"]]
-    columns = ["function", "env", "invocations", "errors", "cold", "warm hit", "avg ms",
-               "p50 ms", "p95 ms", "p99 ms", "mem peak MB", "timeouts", "mem kills"]
+    rows = [
+        {
+            "function": r["function"],
+            "env": r["environment"],
+            "invocations": r["invocations"],
+            "errors": r["errors"],
+            "cold": r["cold_starts"],
+            "warm hit": f"{r['warm_hit_ratio'] * 100:.1f}%",
+            "avg ms": r["avg_ms"],
+            "p50 ms": r["p50_ms"],
+            "p95 ms": r["p95_ms"],
+            "p99 ms": r["p99_ms"],
+            "mem peak MB": f"{r['memory_peak_kb'] / 1024:.1f}",
+            "timeouts": r["timeouts"],
+            "mem kills": r["memory_kills"],
+        }
+        for r in data["functions"]
+    ]
+    columns = [
+        "function",
+        "env",
+        "invocations",
+        "errors",
+        "cold",
+        "warm hit",
+        "avg ms",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "mem peak MB",
+        "timeouts",
+        "mem kills",
+    ]
     print(table(rows, columns) if rows else f"no invocations of {args.app} yet")
     return 0
 
@@ -219,13 +263,17 @@ def cmd_init(config: Config, args: argparse.Namespace) -> int:
         raise ClientError(f"{manifest} already exists")
     (folder / "functions").mkdir(parents=True, exist_ok=True)
     app = args.app or folder.resolve().name
-    manifest.write_text(f'app = "{app}"\n\n[functions.hello]\nentry = "functions/hello.py"\n'
-                        'routes = ["/", "/hello/:name"]\n')
+    manifest.write_text(
+        f'app = "{app}"\n\n[functions.hello]\nentry = "functions/hello.py"\n'
+        'routes = ["/", "/hello/:name"]\n'
+    )
     (folder / "functions" / "hello.py").write_text(
-        'def handle(request):\n'
-        '    return {"hello": request.params.get("name", "world")}\n')
-    print(f"created {manifest} and functions/hello.py; next: `edge remote {app}`, then "
-          "git add, commit and `git push edge main`")
+        'def handle(request):\n    return {"hello": request.params.get("name", "world")}\n'
+    )
+    print(
+        f"created {manifest} and functions/hello.py; next: `edge remote {app}`, then "
+        "git add, commit and `git push edge main`"
+    )
     return 0
 
 
@@ -250,7 +298,8 @@ def _server_commands(sub: Subparsers) -> None:
     dev.add_argument("--app", help="app name (default: the folder's name)")
     dev.set_defaults(func=cmd_dev)
     sub.add_parser("platform", help="run the control plane (git + API)").set_defaults(
-        func=cmd_platform)
+        func=cmd_platform
+    )
     sub.add_parser("runtime", help="run a runtime node").set_defaults(func=cmd_runtime)
     token = sub.add_parser("token", help="API tokens")
     token_sub = token.add_subparsers(dest="action", required=True)
@@ -303,8 +352,10 @@ def _observe_commands(sub: Subparsers) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("EDGE_LOG_LEVEL", "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("EDGE_LOG_LEVEL", "WARNING"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         config = Config.from_env()
         return int(args.func(config, args))

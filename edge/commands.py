@@ -49,8 +49,7 @@ class WorkerStatus:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-async def report_status(client: redis_async.Redis, status: WorkerStatus, *,
-                        announce: bool) -> None:
+async def report_status(client: redis_async.Redis, status: WorkerStatus, *, announce: bool) -> None:
     """Heartbeat (and, after a swap, announce) a worker's served routes version."""
     body = json.dumps(status.__dict__)
     await client.set(WORKER_PREFIX + status.worker, body, ex=WORKER_TTL)
@@ -72,8 +71,14 @@ def live_workers(client: redis.Redis) -> list[WorkerStatus]:
             continue
         try:
             data = json.loads(raw)
-            statuses.append(WorkerStatus(str(data["worker"]), str(data["region"]),
-                                         int(data["version"]), dict(data.get("failed") or {})))
+            statuses.append(
+                WorkerStatus(
+                    str(data["worker"]),
+                    str(data["region"]),
+                    int(data["version"]),
+                    dict(data.get("failed") or {}),
+                )
+            )
         except (ValueError, KeyError, TypeError):
             continue
     return statuses

@@ -90,11 +90,17 @@ def run(config: Config, folder: Path, app: str | None) -> int:
         platform = build_platform(config)
         try:
             deploy(platform.deployer, folder, name)
-            print(f"\nedge dev: {folder} is {public_url(config, name, PRODUCTION)}"
-                  " - watching for changes (Ctrl-C stops)", flush=True)
-            watcher = threading.Thread(target=watch, name="edge-dev-watch", daemon=True,
-                                       args=(platform.deployer, folder, name,
-                                             supervisor.stopping))
+            print(
+                f"\nedge dev: {folder} is {public_url(config, name, PRODUCTION)}"
+                " - watching for changes (Ctrl-C stops)",
+                flush=True,
+            )
+            watcher = threading.Thread(
+                target=watch,
+                name="edge-dev-watch",
+                daemon=True,
+                args=(platform.deployer, folder, name, supervisor.stopping),
+            )
             watcher.start()
             supervisor.wait()
             watcher.join(timeout=5)

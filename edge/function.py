@@ -69,8 +69,19 @@ class Request:
         env: the function's variables (``[env]`` merged with ``functions.X.env``).
     """
 
-    __slots__ = ("_query_pairs", "body", "env", "headers", "method", "params", "path", "query",
-                 "query_string", "request_id", "url")
+    __slots__ = (
+        "_query_pairs",
+        "body",
+        "env",
+        "headers",
+        "method",
+        "params",
+        "path",
+        "query",
+        "query_string",
+        "request_id",
+        "url",
+    )
 
     def __init__(
         self,
@@ -89,8 +100,7 @@ class Request:
         self.url = url
         self.path = path
         self.query_string = query_string
-        self._query_pairs = (parse_qsl(query_string, keep_blank_values=True)
-                             if query_string else [])
+        self._query_pairs = parse_qsl(query_string, keep_blank_values=True) if query_string else []
         self.query: dict[str, str] = dict(self._query_pairs)
         self.headers = Headers(headers)
         self.params: dict[str, str] = dict(params or {})
@@ -134,8 +144,9 @@ class Response:
         self.headers: list[tuple[str, str]] = [(str(k), str(v)) for k, v in pairs]
 
     @classmethod
-    def json(cls, data: Any, status: int = 200, headers: Mapping[str, str] | None = None
-             ) -> Response:
+    def json(
+        cls, data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
         merged = {"content-type": "application/json", **(headers or {})}
         return cls(json.dumps(data), status, merged)
 

@@ -94,11 +94,20 @@ class LogEntry:
         }
 
 
-def platform_event(app: str, environment: str, message: str, *, release: int = 0,
-                   level: str = "info", function: str = "", request_id: str = "") -> LogEntry:
+def platform_event(
+    app: str,
+    environment: str,
+    message: str,
+    *,
+    release: int = 0,
+    level: str = "info",
+    function: str = "",
+    request_id: str = "",
+) -> LogEntry:
     """A ``kind="platform"`` entry stamped now, e.g. ``"v3 live"`` after a deploy."""
-    return LogEntry(time.time(), app, environment, release, function, request_id,
-                    level, message, "platform")
+    return LogEntry(
+        time.time(), app, environment, release, function, request_id, level, message, "platform"
+    )
 
 
 _OUTCOME_EVENTS = {
@@ -110,8 +119,7 @@ _OUTCOME_EVENTS = {
 }
 
 
-def outcome_entries(version: FunctionVersion, request_id: str,
-                    outcome: Outcome) -> list[LogEntry]:
+def outcome_entries(version: FunctionVersion, request_id: str, outcome: Outcome) -> list[LogEntry]:
     """The entries one invocation produces: its log lines, then any platform event.
 
     Args:
@@ -124,17 +132,38 @@ def outcome_entries(version: FunctionVersion, request_id: str,
     Returns:
         Entries ready for :meth:`LogWriter.emit`.
     """
-    entries = [LogEntry(line.ts, version.app, version.environment, version.release,
-                        version.name, request_id, line.level, line.message)
-               for line in outcome.logs]
+    entries = [
+        LogEntry(
+            line.ts,
+            version.app,
+            version.environment,
+            version.release,
+            version.name,
+            request_id,
+            line.level,
+            line.message,
+        )
+        for line in outcome.logs
+    ]
     event = _OUTCOME_EVENTS.get(outcome.error or "")
     if event is not None:
         level, template = event
-        message = template.format(timeout_ms=version.timeout_ms, memory_mb=version.memory_mb,
-                                  max_instances=version.max_instances)
-        entries.append(platform_event(version.app, version.environment, message,
-                                      release=version.release, level=level,
-                                      function=version.name, request_id=request_id))
+        message = template.format(
+            timeout_ms=version.timeout_ms,
+            memory_mb=version.memory_mb,
+            max_instances=version.max_instances,
+        )
+        entries.append(
+            platform_event(
+                version.app,
+                version.environment,
+                message,
+                release=version.release,
+                level=level,
+                function=version.name,
+                request_id=request_id,
+            )
+        )
     return entries
 
 
@@ -157,8 +186,14 @@ class LogWriter:
         interval: seconds to gather a batch before writing it.
     """
 
-    def __init__(self, client: redis_async.Redis, maxlen: int, *, buffer_size: int = 10_000,
-                 interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        client: redis_async.Redis,
+        maxlen: int,
+        *,
+        buffer_size: int = 10_000,
+        interval: float = 0.1,
+    ) -> None:
         self.client = client
         self.maxlen = maxlen
         self.buffer_size = buffer_size
@@ -209,14 +244,19 @@ class LogWriter:
     async def _write(self, batch: list[LogEntry]) -> bool:
         pipe = self.client.pipeline(transaction=False)
         for entry in batch:
-            pipe.xadd(stream_key(entry.app), entry.to_fields(),  # type: ignore[arg-type]
-                      maxlen=self.maxlen, approximate=True)
+            pipe.xadd(
+                stream_key(entry.app),
+                entry.to_fields(),  # type: ignore[arg-type]
+                maxlen=self.maxlen,
+                approximate=True,
+            )
         try:
             await pipe.execute()
         except _REDIS_DOWN as exc:
             if not self._failing:
-                logger.warning("log stream unreachable (%s): buffering up to %d lines",
-                               exc, self.buffer_size)
+                logger.warning(
+                    "log stream unreachable (%s): buffering up to %d lines", exc, self.buffer_size
+                )
             self._failing = True
             return False
         if self._failing:
@@ -282,8 +322,12 @@ def emit_sync(client: redis.Redis, entry: LogEntry, maxlen: int) -> str | None:
         raised: a log line must never fail a deploy).
     """
     try:
-        entry_id = client.xadd(stream_key(entry.app), entry.to_fields(),  # type: ignore[arg-type]
-                               maxlen=maxlen, approximate=True)
+        entry_id = client.xadd(
+            stream_key(entry.app),
+            entry.to_fields(),  # type: ignore[arg-type]
+            maxlen=maxlen,
+            approximate=True,
+        )
     except _REDIS_DOWN as exc:
         logger.warning("could not write log event for %s: %s", entry.app, exc)
         return None
@@ -310,13 +354,20 @@ def _decode(entry_id: bytes | str, fields: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def _matches(record: Mapping[str, Any], function: str | None, environment: str | None) -> bool:
-    return ((function is None or record["function"] == function)
-            and (environment is None or record["environment"] == environment))
+    return (function is None or record["function"] == function) and (
+        environment is None or record["environment"] == environment
+    )
 
 
-def read_logs(client: redis.Redis, app: str, *, function: str | None = None,
-              environment: str | None = None, since_seconds: float | None = None,
-              limit: int = 1000) -> list[dict[str, Any]]:
+def read_logs(
+    client: redis.Redis,
+    app: str,
+    *,
+    function: str | None = None,
+    environment: str | None = None,
+    since_seconds: float | None = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
     """The latest ``limit`` matching records of ``app``, oldest first.
 
     Args:
@@ -342,8 +393,9 @@ def read_logs(client: redis.Redis, app: str, *, function: str | None = None,
     found: list[dict[str, Any]] = []
     high = "+"
     while len(found) < limit:
-        page = cast(list[Any], client.xrevrange(stream_key(app), max=high, min=low,
-                                                count=READ_PAGE))
+        page = cast(
+            list[Any], client.xrevrange(stream_key(app), max=high, min=low, count=READ_PAGE)
+        )
         for entry_id, fields in page:
             record = _decode(entry_id, fields)
             if _matches(record, function, environment):
@@ -351,14 +403,20 @@ def read_logs(client: redis.Redis, app: str, *, function: str | None = None,
         if len(page) < READ_PAGE:
             break
         high = "(" + _text(page[-1][0])
-    found = found[:max(limit, 0)]
+    found = found[: max(limit, 0)]
     found.reverse()
     return found
 
 
-def follow_batches(client: redis.Redis, app: str, *, function: str | None = None,
-                   environment: str | None = None, last_id: str = "$",
-                   block_ms: int = 1000) -> Iterator[list[dict[str, Any]]]:
+def follow_batches(
+    client: redis.Redis,
+    app: str,
+    *,
+    function: str | None = None,
+    environment: str | None = None,
+    last_id: str = "$",
+    block_ms: int = 1000,
+) -> Iterator[list[dict[str, Any]]]:
     """Tail ``app``'s stream: one list of matching records per ``XREAD BLOCK``.
 
     An empty list means ``block_ms`` passed with nothing new: a streaming HTTP
@@ -381,9 +439,15 @@ def follow_batches(client: redis.Redis, app: str, *, function: str | None = None
         yield batch
 
 
-def follow_logs(client: redis.Redis, app: str, *, function: str | None = None,
-                environment: str | None = None, last_id: str = "$",
-                block_ms: int = 1000) -> Iterator[dict[str, Any]]:
+def follow_logs(
+    client: redis.Redis,
+    app: str,
+    *,
+    function: str | None = None,
+    environment: str | None = None,
+    last_id: str = "$",
+    block_ms: int = 1000,
+) -> Iterator[dict[str, Any]]:
     """Yield ``app``'s matching records as they arrive, forever.
 
     Args:
@@ -401,8 +465,9 @@ def follow_logs(client: redis.Redis, app: str, *, function: str | None = None,
     Raises:
         redis.RedisError: Redis became unreachable.
     """
-    for batch in follow_batches(client, app, function=function, environment=environment,
-                                last_id=last_id, block_ms=block_ms):
+    for batch in follow_batches(
+        client, app, function=function, environment=environment, last_id=last_id, block_ms=block_ms
+    ):
         yield from batch
 
 

@@ -40,18 +40,28 @@ Runtime = Literal["python", "js"]
 MIN_MEMORY_MB = 16
 MAX_TIMEOUT_MS = 30_000
 MAX_INSTANCES_CAP = 64
-BUILTIN_DEFAULTS: MappingProxyType[str, Any] = MappingProxyType({
-    "memory_mb": 128,
-    "timeout_ms": 10_000,
-    "regions": ("us-east",),
-    "min_warm": 0,
-    "max_instances": 8,
-})
+BUILTIN_DEFAULTS: MappingProxyType[str, Any] = MappingProxyType(
+    {
+        "memory_mb": 128,
+        "timeout_ms": 10_000,
+        "regions": ("us-east",),
+        "min_warm": 0,
+        "max_instances": 8,
+    }
+)
 
 _POLICY_KEYS = ("memory_mb", "timeout_ms", "regions", "min_warm", "max_instances")
 _TOP_KEYS = ("app", "env", "defaults", "functions")
-_FUNCTION_KEYS = ("entry", "routes", "memory_mb", "timeout_ms", "regions", "env",
-                  "min_warm", "max_instances")
+_FUNCTION_KEYS = (
+    "entry",
+    "routes",
+    "memory_mb",
+    "timeout_ms",
+    "regions",
+    "env",
+    "min_warm",
+    "max_instances",
+)
 _RUNTIMES: dict[str, Runtime] = {".py": "python", ".js": "js", ".mjs": "js"}
 _DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -93,15 +103,23 @@ class FunctionSpec:
     def to_json(self) -> dict[str, Any]:
         """A JSON-able form; routes are kept as their text, env as an object."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        return data | {"routes": [r.text for r in self.routes], "regions": list(self.regions),
-                       "env": dict(self.env)}
+        return data | {
+            "routes": [r.text for r in self.routes],
+            "regions": list(self.regions),
+            "env": dict(self.env),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FunctionSpec:
         """The inverse of :meth:`to_json` (trusts its input: it comes from the store)."""
-        return cls(**data | {"routes": tuple(parse_route(text) for text in data["routes"]),
-                             "regions": tuple(data["regions"]),
-                             "env": tuple(sorted(data["env"].items()))})
+        return cls(
+            **data
+            | {
+                "routes": tuple(parse_route(text) for text in data["routes"]),
+                "regions": tuple(data["regions"]),
+                "env": tuple(sorted(data["env"].items())),
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -120,8 +138,11 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able form that :meth:`from_json` turns back into an equal Manifest."""
-        return {"version": 1, "app": self.app,
-                "functions": [spec.to_json() for spec in self.functions]}
+        return {
+            "version": 1,
+            "app": self.app,
+            "functions": [spec.to_json() for spec in self.functions],
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
@@ -145,8 +166,9 @@ def app_name_problem(name: str) -> str | None:
     return None
 
 
-def parse_manifest(text: str, *, max_memory_mb: int = 512, filename: str = MANIFEST_FILE
-                   ) -> Manifest:
+def parse_manifest(
+    text: str, *, max_memory_mb: int = 512, filename: str = MANIFEST_FILE
+) -> Manifest:
     """Validate edge.toml text alone (no file checks).
 
     Args:
@@ -194,8 +216,9 @@ def _read_manifest(source: Source) -> str:
     if data is None:
         raise ManifestError(f"{MANIFEST_FILE}: not found; add an {MANIFEST_FILE} at the repo root")
     if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestError(f"{MANIFEST_FILE}: {len(data)} bytes > {MAX_MANIFEST_BYTES} "
-                            "(the maximum; shrink it)")
+        raise ManifestError(
+            f"{MANIFEST_FILE}: {len(data)} bytes > {MAX_MANIFEST_BYTES} (the maximum; shrink it)"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -332,14 +355,17 @@ class _Check:
         return value
 
     def env(self, value: object, path: str) -> dict[str, str]:
-        table = self.table(value, path, "{ NAME = \"value\" }")
+        table = self.table(value, path, '{ NAME = "value" }')
         if table is None:
             return {}
         for name, item in table.items():
             key_path = _join(path, name)
             if not _ENV_NAME.fullmatch(name):
-                self.add(key_path, "invalid variable name (use letters, digits and '_', "
-                         "not starting with a digit)")
+                self.add(
+                    key_path,
+                    "invalid variable name (use letters, digits and '_', "
+                    "not starting with a digit)",
+                )
             if not isinstance(item, str):
                 self.add(key_path, f"{_show(item)} must be a string (quote it)")
             elif "\0" in item:
@@ -360,18 +386,23 @@ class _Check:
     def policy(self, table: dict[str, Any], path: str) -> dict[str, Any]:
         """The policy keys present in ``table``; invalid ones map to ``None``."""
         checks = {
-            "memory_mb": lambda p, v: self.integer(p, v, MIN_MEMORY_MB, self.max_memory_mb,
-                                                   "the operator's cap"),
+            "memory_mb": lambda p, v: self.integer(
+                p, v, MIN_MEMORY_MB, self.max_memory_mb, "the operator's cap"
+            ),
             "timeout_ms": lambda p, v: self.integer(p, v, 1, MAX_TIMEOUT_MS),
             "regions": self.regions,
             "min_warm": lambda p, v: self.integer(p, v, 0, MAX_INSTANCES_CAP),
             "max_instances": lambda p, v: self.integer(p, v, 1, MAX_INSTANCES_CAP),
         }
-        return {key: check(_join(path, key), table[key])
-                for key, check in checks.items() if key in table}
+        return {
+            key: check(_join(path, key), table[key])
+            for key, check in checks.items()
+            if key in table
+        }
 
-    def integer(self, path: str, value: object, low: int, high: int,
-                high_name: str = "the maximum") -> int | None:
+    def integer(
+        self, path: str, value: object, low: int, high: int, high_name: str = "the maximum"
+    ) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
             digits = isinstance(value, str) and value.strip().isascii() and value.strip().isdigit()
             hint = f" (write {str(value).strip()} without quotes)" if digits else ""
@@ -387,8 +418,9 @@ class _Check:
 
     def regions(self, path: str, value: object) -> tuple[str, ...] | None:
         if not isinstance(value, list) or not value:
-            self.add(path, f"{_show(value)} must be a non-empty list of region names, "
-                     "e.g. [\"us-east\"]")
+            self.add(
+                path, f'{_show(value)} must be a non-empty list of region names, e.g. ["us-east"]'
+            )
             return None
         ok = True
         for i, region in enumerate(value):
@@ -403,11 +435,14 @@ class _Check:
     def warm_within_max(self, policy: dict[str, Any], path: str) -> None:
         warm, most = policy["min_warm"], policy["max_instances"]
         if isinstance(warm, int) and isinstance(most, int) and warm > most:
-            self.add(path, f"min_warm {warm} > max_instances {most} "
-                     "(lower min_warm or raise max_instances)")
+            self.add(
+                path,
+                f"min_warm {warm} > max_instances {most} (lower min_warm or raise max_instances)",
+            )
 
-    def functions(self, value: object, env: dict[str, str], defaults: dict[str, Any]
-                  ) -> list[dict[str, Any]]:
+    def functions(
+        self, value: object, env: dict[str, str], defaults: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         if value is None:
             self.add("functions", "missing; add a [functions.<name>] table with entry and routes")
             return []
@@ -419,8 +454,9 @@ class _Check:
         specs = [self.function(name, body, env, defaults) for name, body in table.items()]
         return [spec for spec in specs if spec is not None]
 
-    def function(self, name: str, value: object, env: dict[str, str],
-                 defaults: dict[str, Any]) -> dict[str, Any] | None:
+    def function(
+        self, name: str, value: object, env: dict[str, str], defaults: dict[str, Any]
+    ) -> dict[str, Any] | None:
         path = _join("functions", name)
         if not is_dns_label(name):
             self.add(path, f"invalid function name ({_LABEL_RULE})")
@@ -442,7 +478,7 @@ class _Check:
         key_path = _join(path, "entry")
         value = table.get("entry")
         if value is None:
-            self.add(key_path, "missing, e.g. entry = \"functions/hello.py\"")
+            self.add(key_path, 'missing, e.g. entry = "functions/hello.py"')
             return {}
         if not isinstance(value, str):
             self.add(key_path, f"{_show(value)} must be a string")
@@ -460,7 +496,7 @@ class _Check:
         value = table.get("routes")
         if not isinstance(value, list) or not value:
             shown = "missing" if value is None else f"{_show(value)} is not a non-empty list"
-            self.add(key_path, f"{shown}; add at least one route, e.g. routes = [\"/hello\"]")
+            self.add(key_path, f'{shown}; add at least one route, e.g. routes = ["/hello"]')
             return ()
         routes = []
         for i, text in enumerate(value):
@@ -478,9 +514,9 @@ class _Check:
 
     def unique(self, route: RoutePattern, key_path: str) -> None:
         """Equal patterns anywhere in the manifest are an error naming both places."""
-        first_path, first_text = self.route_shapes.setdefault(route.shape(),
-                                                              (key_path, route.text))
+        first_path, first_text = self.route_shapes.setdefault(route.shape(), (key_path, route.text))
         if first_path != key_path:
-            self.add(key_path, f"{_show(route.text)} is the same route as "
-                     f"{_show(first_text)} ({first_path})")
-
+            self.add(
+                key_path,
+                f"{_show(route.text)} is the same route as {_show(first_text)} ({first_path})",
+            )

@@ -71,8 +71,24 @@ PER_DECADE = 60
 LAST_BUCKET = math.ceil(math.log10(MAX_MS / MIN_MS) * PER_DECADE)
 OVERFLOW = LAST_BUCKET + 1  # durations past MAX_MS
 # Exposition buckets (seconds): Prometheus does not need 400 of them.
-EXPOSED_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                   1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+EXPOSED_SECONDS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 LABELS = ("app", "environment", "function")
 
 _REDIS_DOWN = (redis.RedisError, OSError)
@@ -184,9 +200,18 @@ class MetricsRecorder:
         self._closing = asyncio.Event()
         self._failing = False
 
-    def observe(self, app: str, environment: str, function: str, *, status: int,
-                duration_ms: float, cold: bool = False, error: str | None = None,
-                memory_peak_kb: int = 0) -> None:
+    def observe(
+        self,
+        app: str,
+        environment: str,
+        function: str,
+        *,
+        status: int,
+        duration_ms: float,
+        cold: bool = False,
+        error: str | None = None,
+        memory_peak_kb: int = 0,
+    ) -> None:
         """Count one invocation: O(1), no I/O, never raises for odd values.
 
         Args:
@@ -223,9 +248,16 @@ class MetricsRecorder:
 
     def observe_outcome(self, version: FunctionVersion, outcome: Outcome) -> None:
         """:meth:`observe` one pool answer for ``version``."""
-        self.observe(version.app, version.environment, version.name, status=outcome.status,
-                     duration_ms=outcome.duration_ms, cold=outcome.cold, error=outcome.error,
-                     memory_peak_kb=outcome.memory_peak_kb)
+        self.observe(
+            version.app,
+            version.environment,
+            version.name,
+            status=outcome.status,
+            duration_ms=outcome.duration_ms,
+            cold=outcome.cold,
+            error=outcome.error,
+            memory_peak_kb=outcome.memory_peak_kb,
+        )
 
     async def flush(self) -> int:
         """Merge the local counts into Redis in one transaction.
@@ -252,12 +284,14 @@ class MetricsRecorder:
         return sum(cell.counts["invocations"] for cell in cells.values())
 
     def _queue(self, pipe: Any, key: tuple[str, str, str], cell: _Cell) -> None:
-        keys = (metrics_key(*key), node_metrics_key(self.node, *key), INDEX_KEY,
-                NODE_INDEX_PREFIX + self.node)
-        pairs = [part for name, count in cell.counts.items() if count
-                 for part in (name, count)]
-        pipe.eval(_MERGE, len(keys), *keys, json.dumps(key), cell.memory_peak_kb, NODE_TTL,
-                  *pairs)
+        keys = (
+            metrics_key(*key),
+            node_metrics_key(self.node, *key),
+            INDEX_KEY,
+            NODE_INDEX_PREFIX + self.node,
+        )
+        pairs = [part for name, count in cell.counts.items() if count for part in (name, count)]
+        pipe.eval(_MERGE, len(keys), *keys, json.dumps(key), cell.memory_peak_kb, NODE_TTL, *pairs)
 
     def _restore(self, cells: dict[tuple[str, str, str], _Cell]) -> None:
         for key, cell in cells.items():
@@ -323,12 +357,16 @@ class _Series:
         return self.counts.get("invocations", 0)
 
     def status_classes(self) -> dict[str, int]:
-        return {name[7:]: count for name, count in sorted(self.counts.items())
-                if name.startswith("status:")}
+        return {
+            name[7:]: count
+            for name, count in sorted(self.counts.items())
+            if name.startswith("status:")
+        }
 
 
-def _labels(members: Iterable[Any], app: str | None,
-            environment: str | None) -> list[tuple[str, str, str]]:
+def _labels(
+    members: Iterable[Any], app: str | None, environment: str | None
+) -> list[tuple[str, str, str]]:
     found = set()
     for member in members:
         try:
@@ -348,8 +386,9 @@ def _index_of(node: str | None) -> str:
     return INDEX_KEY if node is None else NODE_INDEX_PREFIX + node
 
 
-def _load(client: redis.Redis, node: str | None, app: str | None = None,
-          environment: str | None = None) -> list[_Series]:
+def _load(
+    client: redis.Redis, node: str | None, app: str | None = None, environment: str | None = None
+) -> list[_Series]:
     members: Any = client.smembers(_index_of(node))
     wanted = _labels(members, app, environment)
     pipe = client.pipeline(transaction=False)
@@ -391,8 +430,9 @@ def _row(series: _Series) -> dict[str, Any]:
     }
 
 
-def read_metrics(client: redis.Redis, app: str,
-                 environment: str | None = None) -> list[dict[str, Any]]:
+def read_metrics(
+    client: redis.Redis, app: str, environment: str | None = None
+) -> list[dict[str, Any]]:
     """Cluster-wide figures for each function of ``app``, sorted by environment, function.
 
     Args:
@@ -421,23 +461,33 @@ class _Exposition(Collector):
 
     def collect(self) -> Iterator[Metric]:
         invocations = CounterMetricFamily(
-            "edge_function_invocations", "Function invocations by HTTP status class.",
-            labels=[*LABELS, "status_class"])
-        simple = {name: CounterMetricFamily(f"edge_function_{name}", doc, labels=LABELS)
-                  for name, doc in _SIMPLE_COUNTERS.items()}
+            "edge_function_invocations",
+            "Function invocations by HTTP status class.",
+            labels=[*LABELS, "status_class"],
+        )
+        simple = {
+            name: CounterMetricFamily(f"edge_function_{name}", doc, labels=LABELS)
+            for name, doc in _SIMPLE_COUNTERS.items()
+        }
         duration = HistogramMetricFamily(
-            "edge_function_duration_seconds", "Invocation duration, dispatch to reply.",
-            labels=LABELS)
-        memory = GaugeMetricFamily("edge_function_memory_peak_bytes",
-                                   "Highest resident memory of any instance.", labels=LABELS)
+            "edge_function_duration_seconds",
+            "Invocation duration, dispatch to reply.",
+            labels=LABELS,
+        )
+        memory = GaugeMetricFamily(
+            "edge_function_memory_peak_bytes",
+            "Highest resident memory of any instance.",
+            labels=LABELS,
+        )
         for series in self.series:
             labels = [series.app, series.environment, series.function]
             for status_class, count in series.status_classes().items():
                 invocations.add_metric([*labels, status_class], count)
             for name, family in simple.items():
                 family.add_metric(labels, series.counts.get(name, 0))
-            duration.add_metric(labels, _exposed_buckets(series),
-                                series.counts.get("duration_us", 0) / 1e6)
+            duration.add_metric(
+                labels, _exposed_buckets(series), series.counts.get("duration_us", 0) / 1e6
+            )
             memory.add_metric(labels, series.counts.get("memory_peak_kb", 0) * 1024)
         yield invocations
         yield from simple.values()
@@ -458,8 +508,7 @@ def _exposed_index(fine: int) -> int:
     if fine >= OVERFLOW:
         return len(EXPOSED_SECONDS)
     upper_s = bucket_upper_ms(fine) / 1000 * (1 - 1e-9)
-    return next((i for i, le in enumerate(EXPOSED_SECONDS) if upper_s <= le),
-                len(EXPOSED_SECONDS))
+    return next((i for i, le in enumerate(EXPOSED_SECONDS) if upper_s <= le), len(EXPOSED_SECONDS))
 
 
 _FINE_TO_EXPOSED = tuple(_exposed_index(i) for i in range(OVERFLOW + 1))

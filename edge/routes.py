@@ -134,8 +134,9 @@ def _split_method(text: str) -> tuple[str | None, str]:
     if len(parts) == 2:
         method = parts[0].upper()
         if not method.isascii() or method not in METHODS:
-            raise RouteError(f"{_show(text)}: unknown method {_show(parts[0])} "
-                             f"(use one of {', '.join(METHODS)})")
+            raise RouteError(
+                f"{_show(text)}: unknown method {_show(parts[0])} (use one of {', '.join(METHODS)})"
+            )
     path = parts[-1]
     if not path.startswith("/"):
         raise RouteError(f"{_show(text)}: the path must start with '/'")
@@ -165,8 +166,10 @@ def _segment(text: str, seg: str, *, last: bool) -> str:
         return seg
     if seg.startswith(_PARAM):
         if not _PARAM_NAME.fullmatch(seg[1:]):
-            raise RouteError(f"{_show(text)}: param name {_show(seg[1:])} must be an "
-                             "identifier (letters, digits, '_'; not starting with a digit)")
+            raise RouteError(
+                f"{_show(text)}: param name {_show(seg[1:])} must be an "
+                "identifier (letters, digits, '_'; not starting with a digit)"
+            )
         return seg
     canonical = _canonical_segment(text, seg)
     if canonical in (".", ".."):
@@ -180,7 +183,7 @@ def _canonical_segment(text: str, seg: str) -> str:
     while i < len(seg):
         char = seg[i]
         if char == "%" and len(seg) >= i + 3 and seg[i + 1] in _HEX and seg[i + 2] in _HEX:
-            out.append(_canonical_escape(int(seg[i + 1:i + 3], 16)))
+            out.append(_canonical_escape(int(seg[i + 1 : i + 3], 16)))
             i += 3
             continue
         if char not in _UNRESERVED:
@@ -203,7 +206,7 @@ def _canonical_request_path(path: str) -> str:
     i = 0
     while i < len(data):
         byte = data[i]
-        escape = data[i + 1:i + 3]
+        escape = data[i + 1 : i + 3]
         if byte == 0x25 and len(escape) == 2 and all(chr(b) in _HEX for b in escape):
             out.append(_canonical_escape(int(escape, 16)))
             i += 3
@@ -278,8 +281,9 @@ class _Node(Generic[T]):
         node.end = node.end or _Endpoints()
         node.end.add(entry)
 
-    def find(self, segs: list[str], i: int, method: str, values: list[str]
-             ) -> tuple[_Entry[T], str | None] | None:
+    def find(
+        self, segs: list[str], i: int, method: str, values: list[str]
+    ) -> tuple[_Entry[T], str | None] | None:
         """Depth-first, static before param before wildcard: the first hit is the best."""
         if i == len(segs):
             entry = self.end.pick(method) if self.end else None
@@ -292,8 +296,9 @@ class _Node(Generic[T]):
         entry = self.wildcard.pick(method) if self.wildcard else None
         return None if entry is None else (entry, "/".join(segs[i:]))
 
-    def _find_below(self, segs: list[str], i: int, method: str, values: list[str]
-                    ) -> tuple[_Entry[T], str | None] | None:
+    def _find_below(
+        self, segs: list[str], i: int, method: str, values: list[str]
+    ) -> tuple[_Entry[T], str | None] | None:
         child = self.static.get(segs[i])
         if child is not None:
             found = child.find(segs, i + 1, method, values)
@@ -332,8 +337,10 @@ class Router(Generic[T]):
         for pattern, target in entries:
             other = seen.setdefault(pattern.shape(), pattern)
             if other is not pattern:
-                raise RouteError(f"{_show(other.text)} and {_show(pattern.text)} "
-                                 "are the same route (param names do not count)")
+                raise RouteError(
+                    f"{_show(other.text)} and {_show(pattern.text)} "
+                    "are the same route (param names do not count)"
+                )
             self._add(_Entry(target, pattern, pattern.param_names))
 
     def _add(self, entry: _Entry[T]) -> None:

@@ -50,8 +50,7 @@ def wait_healthy(url: str, timeout: float, process: subprocess.Popen[bytes]) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{url} did not start: the process exited with "
-                               f"{process.returncode}")
+            raise RuntimeError(f"{url} did not start: the process exited with {process.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - our own URL
                 if resp.status == 200:
@@ -85,8 +84,11 @@ class Supervisor:
             store.close()
         env = {**os.environ, **config.to_env()}
         for side in ("platform", "runtime"):
-            self.children.append(subprocess.Popen(
-                [sys.executable, "-m", "edge.cli", side], env=env, stdin=subprocess.DEVNULL))
+            self.children.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "edge.cli", side], env=env, stdin=subprocess.DEVNULL
+                )
+            )
         local = "127.0.0.1" if config.bind in ("0.0.0.0", "::") else config.bind  # noqa: S104
         wait_healthy(f"{config.platform_url}/healthz", 60, self.children[0])
         wait_healthy(f"http://{local}:{config.runtime_port}/healthz", 60, self.children[1])
@@ -132,14 +134,25 @@ def deploy_demo(config: Config, token: str, source: Path = SAMPLE_APP) -> str:
     try:
         shutil.copytree(source, work, dirs_exist_ok=True)
         remote = config.platform_url.replace("://", f"://x:{token}@") + "/git/shop.git"
-        git = ["git", "-c", "user.name=Edge Demo", "-c", "user.email=demo@edge.localhost",
-               "-c", "init.defaultBranch=main"]
+        git = [
+            "git",
+            "-c",
+            "user.name=Edge Demo",
+            "-c",
+            "user.email=demo@edge.localhost",
+            "-c",
+            "init.defaultBranch=main",
+        ]
         subprocess.run([*git, "init", "-q"], cwd=work, check=True)
         subprocess.run([*git, "add", "-A"], cwd=work, check=True)
-        subprocess.run([*git, "commit", "-q", "-m", "Deploy the sample app"], cwd=work,
-                       check=True)
-        result = subprocess.run([*git, "push", "--force", remote, "HEAD:main"], cwd=work,
-                                capture_output=True, text=True, check=False)
+        subprocess.run([*git, "commit", "-q", "-m", "Deploy the sample app"], cwd=work, check=True)
+        result = subprocess.run(
+            [*git, "push", "--force", remote, "HEAD:main"],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"demo push failed:\n{result.stderr}")
         return result.stderr.replace(token, "***")
@@ -163,7 +176,7 @@ def banner(config: Config, token_path: Path, demo: bool) -> str:
             "Try the sample app:",
             f"  curl {shop}/",
             f"  curl {shop}/api/users/42",
-            f"  curl -X POST {shop}/api/echo -d '{{\"hello\": \"edge\"}}'",
+            f'  curl -X POST {shop}/api/echo -d \'{{"hello": "edge"}}\'',
             f"  curl {shop}/js/hello?name=edge",
             "",
             "  edge releases shop        edge rollback shop        edge remote shop",

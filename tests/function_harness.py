@@ -38,8 +38,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, message: str =
         time.sleep(0.01)
 
 
-async def async_wait_for(condition: Callable[[], Any], timeout: float = 10.0,
-                         message: str = "") -> Any:
+async def async_wait_for(
+    condition: Callable[[], Any], timeout: float = 10.0, message: str = ""
+) -> Any:
     """Like :func:`wait_for`, yielding to the event loop between polls."""
     deadline = time.monotonic() + timeout
     while True:
@@ -51,13 +52,18 @@ async def async_wait_for(condition: Callable[[], Any], timeout: float = 10.0,
         await asyncio.sleep(0.01)
 
 
-def invocation(path: str = "/", *, method: str = "GET", query: str = "",
-               headers: list[tuple[str, str]] | None = None, body: bytes = b"",
-               params: dict[str, str] | None = None) -> Invocation:
+def invocation(
+    path: str = "/",
+    *,
+    method: str = "GET",
+    query: str = "",
+    headers: list[tuple[str, str]] | None = None,
+    body: bytes = b"",
+    params: dict[str, str] | None = None,
+) -> Invocation:
     """A request as the router would hand it to a pool."""
     url = f"http://app.edge.localhost{path}" + (f"?{query}" if query else "")
-    return Invocation(method, url, path, query, headers or [], body, params or {},
-                      uuid.uuid4().hex)
+    return Invocation(method, url, path, query, headers or [], body, params or {}, uuid.uuid4().hex)
 
 
 def alive(pid: int) -> bool:
@@ -107,9 +113,16 @@ class Functions:
     base: Path
     apps: set[str] = field(default_factory=set)
 
-    def version(self, source: str, *, app: str = "tapp", name: str = "fn",
-                handler: str = "handle", files: dict[str, str] | None = None,
-                **overrides: Any) -> FunctionVersion:
+    def version(
+        self,
+        source: str,
+        *,
+        app: str = "tapp",
+        name: str = "fn",
+        handler: str = "handle",
+        files: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> FunctionVersion:
         """A sealed folder holding ``<name>.py`` (= ``source``) and ``files``."""
         self.apps.add(app)
         root = self.base / f"{app}-{name}-{uuid.uuid4().hex[:8]}"
@@ -119,14 +132,31 @@ class Functions:
             target.write_text(text)
         _seal(root, app)
         version = FunctionVersion(
-            key=uuid.uuid4().hex, app=app, environment="production", release=1, name=name,
-            runtime="python", root=root, path=f"{name}.py", handler=handler,
-            env={"GREETING": "hi"}, memory_mb=64, timeout_ms=5000, min_warm=0,
-            max_instances=4)
+            key=uuid.uuid4().hex,
+            app=app,
+            environment="production",
+            release=1,
+            name=name,
+            runtime="python",
+            root=root,
+            path=f"{name}.py",
+            handler=handler,
+            env={"GREETING": "hi"},
+            memory_mb=64,
+            timeout_ms=5000,
+            min_warm=0,
+            max_instances=4,
+        )
         return replace(version, **overrides)
 
-    def run(self, scenario: Callable[[Pools], Awaitable[T]], *, uvloop: bool = False,
-            limits: Limits | None = None, **pools_options: Any) -> T:
+    def run(
+        self,
+        scenario: Callable[[Pools], Awaitable[T]],
+        *,
+        uvloop: bool = False,
+        limits: Limits | None = None,
+        **pools_options: Any,
+    ) -> T:
         """Run ``scenario(pools)`` on a fresh zygote; then check nothing is left."""
         zygotes: list[int] = []
 
@@ -154,10 +184,14 @@ class Functions:
 
     def assert_no_leftovers(self, pids: list[int]) -> None:
         """No zygote, template, instance or descendant of ours is still running."""
-        wait_for(lambda: not any(alive(pid) for pid in pids), timeout=5,
-                 message="the zygote to exit")
+        wait_for(
+            lambda: not any(alive(pid) for pid in pids), timeout=5, message="the zygote to exit"
+        )
         if AS_ROOT:
             for app in self.apps:
                 uid = function_ids(app)[0]
-                wait_for(lambda uid=uid: not processes_of(uid), timeout=5,
-                         message=f"the processes of app uid {uid} to exit")
+                wait_for(
+                    lambda uid=uid: not processes_of(uid),
+                    timeout=5,
+                    message=f"the processes of app uid {uid} to exit",
+                )

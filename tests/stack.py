@@ -33,8 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def _postgres_admin_url() -> str:
     url = os.environ.get("EDGE_TEST_POSTGRES_URL")
     if not url:
-        pytest.fail("EDGE_TEST_POSTGRES_URL is not set: run the suite with `make test`, "
-                    "which starts a private PostgreSQL server")
+        pytest.fail(
+            "EDGE_TEST_POSTGRES_URL is not set: run the suite with `make test`, "
+            "which starts a private PostgreSQL server"
+        )
     return url
 
 
@@ -59,8 +61,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.02,
-             message: str = "condition") -> object:
+def wait_for(
+    condition: Callable[[], object],
+    timeout: float = 20.0,
+    interval: float = 0.02,
+    message: str = "condition",
+) -> object:
     """Poll ``condition`` until it returns something truthy, or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -72,8 +78,10 @@ def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: f
         except Exception as exc:
             last_error = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}"
-                         + (f" (last error: {last_error!r})" if last_error else ""))
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {message}"
+        + (f" (last error: {last_error!r})" if last_error else "")
+    )
 
 
 @dataclass
@@ -96,14 +104,25 @@ class Stack:
 
     def start(self, side: str) -> subprocess.Popen[bytes]:
         log = open(self.home / f"{side}.log", "ab")  # noqa: SIM115 - closed in stop()
-        proc = subprocess.Popen([sys.executable, "-m", "edge.cli", side], env=self.env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", side],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         self.processes[side] = proc
-        url = (f"http://127.0.0.1:{self.config.platform_port}/healthz" if side == "platform"
-               else f"{self.runtime_url}/healthz")
-        wait_for(lambda: proc.poll() is None and self.http.get(url).status_code == 200,
-                 timeout=60, message=f"{side} to become healthy (see {self.home}/{side}.log)")
+        url = (
+            f"http://127.0.0.1:{self.config.platform_port}/healthz"
+            if side == "platform"
+            else f"{self.runtime_url}/healthz"
+        )
+        wait_for(
+            lambda: proc.poll() is None and self.http.get(url).status_code == 200,
+            timeout=60,
+            message=f"{side} to become healthy (see {self.home}/{side}.log)",
+        )
         return proc
 
     def stop(self, side: str, sig: int = signal.SIGTERM) -> None:
@@ -135,8 +154,11 @@ class Stack:
         return self.http.request(method, self.runtime_url + path, headers=headers, **kwargs)  # type: ignore[arg-type]
 
     def host(self, app: str, branch: str | None = None) -> str:
-        return f"{app}.{self.config.domain}" if branch is None else \
-            f"{branch}--{app}.{self.config.domain}"
+        return (
+            f"{app}.{self.config.domain}"
+            if branch is None
+            else f"{branch}--{app}.{self.config.domain}"
+        )
 
     def log(self, side: str) -> str:
         path = self.home / f"{side}.log"
@@ -180,11 +202,20 @@ class Workdir:
         self.git("config", "user.email", "pusher@example.com")
 
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["git", *args], check=False, cwd=self.path, env=self.env,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            ["git", *args],
+            check=False,
+            cwd=self.path,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"git {' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"git {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def write(self, files: dict[str, str]) -> None:
@@ -203,8 +234,9 @@ class Workdir:
         self.git("commit", "-q", "-m", message)
         return self.git("rev-parse", "HEAD").stdout.strip()
 
-    def push(self, remote: str, *refspecs: str, check: bool = True
-             ) -> subprocess.CompletedProcess[str]:
+    def push(
+        self, remote: str, *refspecs: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return self.git("push", remote, *(refspecs or ("main",)), check=check)
 
     def copy_from(self, folder: Path) -> None:

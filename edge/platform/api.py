@@ -27,8 +27,10 @@ def _identity(platform: Platform, req: falcon.Request) -> Identity:
     token = token_from_header(req.get_header("Authorization"))
     identity = platform_identity(platform, token) if token else None
     if identity is None:
-        raise AuthError("missing or invalid API token: send `Authorization: Bearer <token>` "
-                        "(create one with `edge token create`)")
+        raise AuthError(
+            "missing or invalid API token: send `Authorization: Bearer <token>` "
+            "(create one with `edge token create`)"
+        )
     return identity
 
 
@@ -115,10 +117,14 @@ class Rollback:
         if to is not None and (not isinstance(to, int) or isinstance(to, bool) or to < 1):
             raise EdgeError(f"'to' must be a release version number (got {to!r})")
         lines: list[str] = []
-        release = self.platform.deployer.rollback(app, to=to, by=identity.name,
-                                                  progress=lines.append)
-        resp.media = {"release": _jsonable(release), "progress": lines,
-                      "url": public_url(self.platform.config, app, PRODUCTION)}
+        release = self.platform.deployer.rollback(
+            app, to=to, by=identity.name, progress=lines.append
+        )
+        resp.media = {
+            "release": _jsonable(release),
+            "progress": lines,
+            "url": public_url(self.platform.config, app, PRODUCTION),
+        }
 
 
 class Bundle:
@@ -133,8 +139,11 @@ class Bundle:
             raise ForbiddenError("bundles are served to runtime nodes: use an admin token")
         check_app_name(app)
         path = self.platform.artifacts.bundle_path(app, digest)
-        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest) \
-                or not path.is_file():
+        if (
+            len(digest) != 64
+            or not all(c in "0123456789abcdef" for c in digest)
+            or not path.is_file()
+        ):
             raise NotFoundError(f"no release bundle {digest!r}")
         resp.content_type = "application/x-tar"
         resp.data = path.read_bytes()
@@ -167,9 +176,14 @@ class Logs:
         function = req.get_param("function") or None
         environment = req.get_param("env") or None
         limit = req.get_param_as_int("limit", min_value=1, max_value=10_000) or 1000
-        records = read_logs(self.platform.redis, app, function=function,
-                            environment=environment,
-                            since_seconds=parse_since(req.get_param("since")), limit=limit)
+        records = read_logs(
+            self.platform.redis,
+            app,
+            function=function,
+            environment=environment,
+            since_seconds=parse_since(req.get_param("since")),
+            limit=limit,
+        )
         if not req.get_param_as_bool("follow"):
             resp.media = {"app": app, "records": records}
             return
@@ -178,13 +192,20 @@ class Logs:
         resp.set_header("Cache-Control", "no-store")
         resp.stream = self._events(records, app, function, environment, last_id)
 
-    def _events(self, backlog: list[dict[str, Any]], app: str, function: str | None,
-                environment: str | None, last_id: str) -> Iterator[bytes]:
+    def _events(
+        self,
+        backlog: list[dict[str, Any]],
+        app: str,
+        function: str | None,
+        environment: str | None,
+        last_id: str,
+    ) -> Iterator[bytes]:
         for record in backlog:
             yield _sse(record)
         # A client that goes away makes the next write fail, which ends this generator.
-        for batch in follow_batches(self.platform.redis, app, function=function,
-                                    environment=environment, last_id=last_id):
+        for batch in follow_batches(
+            self.platform.redis, app, function=function, environment=environment, last_id=last_id
+        ):
             if not batch:
                 yield b": keep-alive\n\n"
             for record in batch:
@@ -222,8 +243,9 @@ class Prometheus:
         resp.content_type = PROMETHEUS_CONTENT_TYPE
 
 
-def handle_edge_error(req: falcon.Request, resp: falcon.Response, ex: EdgeError,
-                      params: dict[str, Any]) -> None:
+def handle_edge_error(
+    req: falcon.Request, resp: falcon.Response, ex: EdgeError, params: dict[str, Any]
+) -> None:
     """The one translation of platform errors to HTTP."""
     resp.status = falcon.code_to_http_status(ex.http_status)
     resp.media = {"error": str(ex)}

@@ -13,12 +13,14 @@ from edge.platform.services import Platform
 def create_app(platform: Platform) -> Callable[..., Iterable[bytes]]:
     """Mount dulwich's git app (via :class:`GitServer`) beside the falcon API."""
     api = create_api(platform)
-    git = GitServer(platform.repos, platform.deployer,
-                    lambda token: platform_identity(platform, token),
-                    platform.config.max_push_bytes)
+    git = GitServer(
+        platform.repos,
+        platform.deployer,
+        lambda token: platform_identity(platform, token),
+        platform.config.max_push_bytes,
+    )
 
-    def application(environ: dict[str, Any], start_response: Callable[..., Any]
-                    ) -> Iterable[bytes]:
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").startswith("/git/"):
             return git(environ, start_response)
         return api(environ, start_response)

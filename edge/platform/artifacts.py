@@ -50,12 +50,18 @@ class SourceFile:
 
 def git_files(object_store: Any, tree_id: bytes) -> list[SourceFile]:
     """The regular files of a git tree, sorted by path (symlinks, submodules left out)."""
-    return sorted((
-        SourceFile(entry.path.decode("utf-8", errors="surrogateescape"),
-                   bool(entry.mode & 0o111), object_store[entry.sha].as_raw_string())
-        for entry in iter_tree_contents(object_store, ObjectID(tree_id))
-        if entry.mode is not None and stat.S_ISREG(entry.mode)
-    ), key=lambda f: f.path)
+    return sorted(
+        (
+            SourceFile(
+                entry.path.decode("utf-8", errors="surrogateescape"),
+                bool(entry.mode & 0o111),
+                object_store[entry.sha].as_raw_string(),
+            )
+            for entry in iter_tree_contents(object_store, ObjectID(tree_id))
+            if entry.mode is not None and stat.S_ISREG(entry.mode)
+        ),
+        key=lambda f: f.path,
+    )
 
 
 def folder_files(root: Path) -> list[SourceFile]:
@@ -71,8 +77,13 @@ def folder_files(root: Path) -> list[SourceFile]:
             path = Path(dirpath) / name
             info = path.lstat()
             if stat.S_ISREG(info.st_mode):
-                found.append(SourceFile(path.relative_to(root).as_posix(),
-                                        bool(info.st_mode & 0o111), path.read_bytes()))
+                found.append(
+                    SourceFile(
+                        path.relative_to(root).as_posix(),
+                        bool(info.st_mode & 0o111),
+                        path.read_bytes(),
+                    )
+                )
     return sorted(found, key=lambda f: f.path)
 
 

@@ -39,8 +39,9 @@ def token_from_header(header: str | None) -> str | None:
     return None
 
 
-def authenticate_environ(environ: dict[str, Any],
-                         authenticate: Callable[[str], Identity | None]) -> Identity | None:
+def authenticate_environ(
+    environ: dict[str, Any], authenticate: Callable[[str], Identity | None]
+) -> Identity | None:
     token = token_from_header(environ.get("HTTP_AUTHORIZATION"))
     return authenticate(token) if token else None
 
@@ -48,9 +49,12 @@ def authenticate_environ(environ: dict[str, Any],
 def challenge(start_response: Callable[..., Any]) -> Iterable[bytes]:
     """401 with the header that makes git ask for credentials."""
     body = b"authentication required: use an Edge API token as the password\n"
-    start_response("401 Unauthorized", [
-        ("WWW-Authenticate", 'Basic realm="edge"'),
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-    ])
+    start_response(
+        "401 Unauthorized",
+        [
+            ("WWW-Authenticate", 'Basic realm="edge"'),
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ],
+    )
     return [body]

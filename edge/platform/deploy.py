@@ -88,8 +88,9 @@ class Deployer:
         artifacts: where release folders are exported.
     """
 
-    def __init__(self, config: Config, store: Store, redis_client: redis.Redis | None,
-                 artifacts: Artifacts) -> None:
+    def __init__(
+        self, config: Config, store: Store, redis_client: redis.Redis | None, artifacts: Artifacts
+    ) -> None:
         self.config = config
         self.store = store
         self.redis = redis_client
@@ -98,25 +99,41 @@ class Deployer:
 
     # -- update: validation ------------------------------------------------
 
-    def validate(self, repo: Any, app: str, ref_name: bytes, old: bytes, new: bytes, *,
-                 object_store: Any = None) -> list[str]:
+    def validate(
+        self,
+        repo: Any,
+        app: str,
+        ref_name: bytes,
+        old: bytes,
+        new: bytes,
+        *,
+        object_store: Any = None,
+    ) -> list[str]:
         """Check one ref update; returns progress lines, raises EdgeError to reject."""
         pushed = PushedRef(ref_name.decode(), old, new)
         if pushed.branch is None:
-            raise EdgeError(f"{pushed.ref}: only branches deploy; push a branch "
-                            "(main for production, any other for a preview)")
+            raise EdgeError(
+                f"{pushed.ref}: only branches deploy; push a branch "
+                "(main for production, any other for a preview)"
+            )
         if pushed.deleted:
             if pushed.branch == "main":
-                raise EdgeError("deleting main would take production down; "
-                                "use `edge rollback` or push a new commit instead")
+                raise EdgeError(
+                    "deleting main would take production down; "
+                    "use `edge rollback` or push a new commit instead"
+                )
             return []
         store = object_store if object_store is not None else repo.object_store
         try:
             manifest = self.checked_manifest(GitTreeSource(store, store[new].tree), app)
         except EdgeError as exc:
             env = environment_for_branch(pushed.branch, app)
-            self._event(app, env, f"push of {pushed.branch} {new.decode()[:7]} rejected: {exc}",
-                        level="error")
+            self._event(
+                app,
+                env,
+                f"push of {pushed.branch} {new.decode()[:7]} rejected: {exc}",
+                level="error",
+            )
             raise
         names = ", ".join(f.name for f in manifest.functions)
         return [f"-----> edge.toml valid: {len(manifest.functions)} function(s): {names}"]
@@ -126,11 +143,16 @@ class Deployer:
         manifest = load_manifest(source, max_memory_mb=self.config.max_memory_mb)
         problems: list[str] = []
         if manifest.app is not None and manifest.app != app:
-            problems.append(f"edge.toml: app: {manifest.app!r} does not match the repository "
-                            f"{app!r}; change it to {app!r} or push to /git/{manifest.app}.git")
+            problems.append(
+                f"edge.toml: app: {manifest.app!r} does not match the repository "
+                f"{app!r}; change it to {app!r} or push to /git/{manifest.app}.git"
+            )
         problems.extend(_compile_python(source, manifest))
-        js = {f.path: (source.read(f.path) or b"").decode("utf-8", "replace")
-              for f in manifest.functions if f.runtime == "js"}
+        js = {
+            f.path: (source.read(f.path) or b"").decode("utf-8", "replace")
+            for f in manifest.functions
+            if f.runtime == "js"
+        }
         if js:
             problems.extend(check_js_many(js).values())
         if problems:
@@ -139,8 +161,17 @@ class Deployer:
 
     # -- post-receive: deployment ------------------------------------------
 
-    def deploy(self, repo: Any, app: str, ref_name: bytes, old: bytes, new: bytes, *,
-               pusher: str, progress: Progress) -> ReleaseInfo | None:
+    def deploy(
+        self,
+        repo: Any,
+        app: str,
+        ref_name: bytes,
+        old: bytes,
+        new: bytes,
+        *,
+        pusher: str,
+        progress: Progress,
+    ) -> ReleaseInfo | None:
         """Deploy one accepted ref update; failures are reported, never raised."""
         pushed = PushedRef(ref_name.decode(), old, new)
         if pushed.branch is None:
@@ -156,31 +187,39 @@ class Deployer:
             progress(f"error: deploy of {pushed.branch} failed: {exc}")
             return None
 
-    def _release(self, repo: Any, app: str, env: str, pushed: PushedRef, *, pusher: str,
-                 progress: Progress) -> ReleaseInfo:
+    def _release(
+        self, repo: Any, app: str, env: str, pushed: PushedRef, *, pusher: str, progress: Progress
+    ) -> ReleaseInfo:
         commit = repo.object_store[pushed.new]
-        manifest = load_manifest(GitTreeSource(repo.object_store, commit.tree),
-                                 max_memory_mb=self.config.max_memory_mb)
-        progress(f"-----> Deploying {app} ({env}) from {pushed.branch} "
-                 f"{pushed.new.decode()[:7]}")
+        manifest = load_manifest(
+            GitTreeSource(repo.object_store, commit.tree), max_memory_mb=self.config.max_memory_mb
+        )
+        progress(f"-----> Deploying {app} ({env}) from {pushed.branch} {pushed.new.decode()[:7]}")
         app_info = self.store.get_or_create_app(app, created_by=pusher)
         self.store.get_or_create_environment(app, env, branch=pushed.branch or "")
         files = git_files(repo.object_store, commit.tree)
         digest = self.artifacts.export(files, app, app_info.id)
         functions = function_records(files, manifest)
         release = self.store.create_release(
-            app, env, commit_sha=pushed.new.decode(), artifact=digest,
-            manifest_json=json.dumps(manifest.to_json()), functions=functions, created_by=pusher,
+            app,
+            env,
+            commit_sha=pushed.new.decode(),
+            artifact=digest,
+            manifest_json=json.dumps(manifest.to_json()),
+            functions=functions,
+            created_by=pusher,
             author=commit.author.decode("utf-8", "replace"),
             message=commit.message.decode("utf-8", "replace").strip().splitlines()[0]
-            if commit.message.strip() else "",
+            if commit.message.strip()
+            else "",
         )
-        progress(f"-----> Release v{release.version} recorded "
-                 f"(artifact {digest[:12]}, {len(functions)} function(s))")
+        progress(
+            f"-----> Release v{release.version} recorded "
+            f"(artifact {digest[:12]}, {len(functions)} function(s))"
+        )
         return self.go_live(app, env, release, progress)
 
-    def go_live(self, app: str, env: str, release: ReleaseInfo, progress: Progress
-                ) -> ReleaseInfo:
+    def go_live(self, app: str, env: str, release: ReleaseInfo, progress: Progress) -> ReleaseInfo:
         """Point the environment at ``release``, tell the runtime, wait for it."""
         previous = self.store.active_release(app, env)
         routes_version = self.store.point_environment(release.id)
@@ -191,28 +230,41 @@ class Deployer:
             for name, message in mine.items():
                 progress(f"error: function {name.rsplit('/', 1)[-1]} failed to start: {message}")
             self.store.mark_failed(release.id, "; ".join(mine.values()))
-            self._event(app, env, f"v{release.version} failed: {'; '.join(mine.values())}",
-                        release=release.version, level="error")
+            self._event(
+                app,
+                env,
+                f"v{release.version} failed: {'; '.join(mine.values())}",
+                release=release.version,
+                level="error",
+            )
             if previous is not None:
                 self._notify(self.store.point_environment(previous.id))
                 progress(f"-----> v{release.version} failed; v{previous.version} keeps serving")
             return self.store.get_release(app, env, release.version)
         url = public_url(self.config, app, env)
-        self._event(app, env, f"v{release.version} deployed ({release.commit_sha[:7]})"
-                    + (f", rolled back to v{release.rollback_of}" if release.rollback_of else ""),
-                    release=release.version)
+        self._event(
+            app,
+            env,
+            f"v{release.version} deployed ({release.commit_sha[:7]})"
+            + (f", rolled back to v{release.rollback_of}" if release.rollback_of else ""),
+            release=release.version,
+        )
         if ack is not None and ack.live:
             self.store.mark_active(release.id)
             progress(f"-----> v{release.version} live at {url}")
         elif ack is not None and ack.workers == [] and not ack.waiting:
             self.store.mark_active(release.id)
-            progress(f"-----> v{release.version} recorded; no runtime node is running: it will "
-                     f"be served at {url} as soon as one starts")
+            progress(
+                f"-----> v{release.version} recorded; no runtime node is running: it will "
+                f"be served at {url} as soon as one starts"
+            )
         else:
             waiting = ", ".join(ack.waiting) if ack else "all (Redis unreachable)"
-            progress(f"-----> v{release.version} recorded, but runtime workers did not confirm "
-                     f"within {self.config.deploy_timeout:g}s (waiting: {waiting}); it will be "
-                     f"served at {url} as soon as they catch up")
+            progress(
+                f"-----> v{release.version} recorded, but runtime workers did not confirm "
+                f"within {self.config.deploy_timeout:g}s (waiting: {waiting}); it will be "
+                f"served at {url} as soon as they catch up"
+            )
         return self.store.get_release(app, env, release.version)
 
     def _notify(self, routes_version: int) -> commands.AckResult | None:
@@ -220,8 +272,7 @@ class Deployer:
             return None
         try:
             commands.send_routes_changed(self.redis, routes_version)
-            return commands.wait_for_version(self.redis, routes_version,
-                                             self.config.deploy_timeout)
+            return commands.wait_for_version(self.redis, routes_version, self.config.deploy_timeout)
         except redis.RedisError as exc:
             logger.warning("could not notify the runtime of routes v%s: %s", routes_version, exc)
             return None
@@ -232,8 +283,7 @@ class Deployer:
         self._event(app, env, f"preview {env} torn down")
         progress(f"-----> preview {hostname(self.config, app, env)} torn down")
 
-    def deploy_folder(self, folder: Path, app: str, *, by: str, progress: Progress
-                      ) -> ReleaseInfo:
+    def deploy_folder(self, folder: Path, app: str, *, by: str, progress: Progress) -> ReleaseInfo:
         """Deploy a working folder as production of ``app``, with no git (``edge dev``).
 
         Raises:
@@ -246,34 +296,51 @@ class Deployer:
             files = folder_files(folder)
             digest = self.artifacts.export(files, app, app_info.id)
             release = self.store.create_release(
-                app, PRODUCTION, commit_sha=f"dev-{digest[:12]}", artifact=digest,
+                app,
+                PRODUCTION,
+                commit_sha=f"dev-{digest[:12]}",
+                artifact=digest,
                 manifest_json=json.dumps(manifest.to_json()),
-                functions=function_records(files, manifest), created_by=by, author=by,
-                message="edge dev: working folder")
-            progress(f"-----> Release v{release.version} from {folder} "
-                     f"({len(manifest.functions)} function(s))")
+                functions=function_records(files, manifest),
+                created_by=by,
+                author=by,
+                message="edge dev: working folder",
+            )
+            progress(
+                f"-----> Release v{release.version} from {folder} "
+                f"({len(manifest.functions)} function(s))"
+            )
             return self.go_live(app, PRODUCTION, release, progress)
 
-    def rollback(self, app: str, *, to: int | None, by: str, progress: Progress
-                 ) -> ReleaseInfo:
+    def rollback(self, app: str, *, to: int | None, by: str, progress: Progress) -> ReleaseInfo:
         """Repoint production to an earlier release, recorded as a new release."""
         with self.app_lock(app):
             target = self.store.rollback_target(app, PRODUCTION, to)
             release = self.store.create_release(
-                app, PRODUCTION, commit_sha=target.commit_sha, artifact=target.artifact,
-                manifest_json=target.manifest_json, functions=list(target.functions),
-                created_by=by, author=target.author,
-                message=f"Rollback to v{target.version}", rollback_of=target.version,
+                app,
+                PRODUCTION,
+                commit_sha=target.commit_sha,
+                artifact=target.artifact,
+                manifest_json=target.manifest_json,
+                functions=list(target.functions),
+                created_by=by,
+                author=target.author,
+                message=f"Rollback to v{target.version}",
+                rollback_of=target.version,
             )
             progress(f"-----> Rolling back {app} to v{target.version} as v{release.version}")
             return self.go_live(app, PRODUCTION, release, progress)
 
-    def _event(self, app: str, env: str, message: str, *, release: int = 0,
-               level: str = "info") -> None:
+    def _event(
+        self, app: str, env: str, message: str, *, release: int = 0, level: str = "info"
+    ) -> None:
         """A platform event in the app's log stream (never fails a deploy)."""
         if self.redis is not None:
-            emit_sync(self.redis, platform_event(app, env, message, release=release,
-                                                 level=level), self.config.log_stream_len)
+            emit_sync(
+                self.redis,
+                platform_event(app, env, message, release=release, level=level),
+                self.config.log_stream_len,
+            )
 
     @contextmanager
     def app_lock(self, app: str) -> Iterator[None]:
@@ -335,7 +402,13 @@ def function_records(files: list[SourceFile], manifest: Manifest) -> list[Functi
 
 def _spec_identity(spec: FunctionSpec) -> dict[str, Any]:
     return {
-        "name": spec.name, "runtime": spec.runtime, "path": spec.path, "handler": spec.handler,
-        "env": spec.env, "memory_mb": spec.memory_mb, "timeout_ms": spec.timeout_ms,
-        "min_warm": spec.min_warm, "max_instances": spec.max_instances,
+        "name": spec.name,
+        "runtime": spec.runtime,
+        "path": spec.path,
+        "handler": spec.handler,
+        "env": spec.env,
+        "memory_mb": spec.memory_mb,
+        "timeout_ms": spec.timeout_ms,
+        "min_warm": spec.min_warm,
+        "max_instances": spec.max_instances,
     }

@@ -28,8 +28,7 @@ from edge.platform.repos import AppRepos, check_app_name
 
 logger = logging.getLogger(__name__)
 
-STALE = (b"the branch moved while you pushed (another push landed first): "
-         b"fetch, then push again")
+STALE = b"the branch moved while you pushed (another push landed first): fetch, then push again"
 GIT_PATH = re.compile(r"^/git/(?P<app>[^/]*)\.git(?P<rest>/.*)?$")
 StartResponse = Callable[..., Any]
 
@@ -56,9 +55,18 @@ class EdgeReceivePack(ReceivePackHandler):
     the (validated) app and the pusher's token name.
     """
 
-    def __init__(self, backend: Backend, args: Any, proto: Any, stateless_rpc: bool = False,
-                 advertise_refs: bool = False, *, deployer: Deployer, app: str,
-                 pusher: str) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        args: Any,
+        proto: Any,
+        stateless_rpc: bool = False,
+        advertise_refs: bool = False,
+        *,
+        deployer: Deployer,
+        app: str,
+        pusher: str,
+    ) -> None:
         super().__init__(backend, args, proto, stateless_rpc, advertise_refs)
         self.deployer = deployer
         self.app = app
@@ -78,8 +86,9 @@ class EdgeReceivePack(ReceivePackHandler):
         with self.deployer.app_lock(self.app):
             super().handle()
 
-    def _apply_pack(self, refs: list[tuple[ObjectID, ObjectID, Ref]]
-                    ) -> Iterator[tuple[bytes, bytes]]:
+    def _apply_pack(
+        self, refs: list[tuple[ObjectID, ObjectID, Ref]]
+    ) -> Iterator[tuple[bytes, bytes]]:
         for ref, status in super()._apply_pack(refs):
             yield ref, STALE if status == b"failed to write" else status
 
@@ -91,15 +100,25 @@ class EdgeReceivePack(ReceivePackHandler):
             problems = getattr(exc, "problems", [str(exc)])
             for problem in problems:
                 self._progress(f"error: {problem}")
-            summary = problems[0] if len(problems) == 1 else (
-                f"{problems[0]} (and {len(problems) - 1} more problems, listed above)")
+            summary = (
+                problems[0]
+                if len(problems) == 1
+                else (f"{problems[0]} (and {len(problems) - 1} more problems, listed above)")
+            )
             return summary.encode()
         return None
 
     def _on_post_receive(self, client_refs: list[tuple[ObjectID, ObjectID, Ref]]) -> None:
         for old_sha, new_sha, ref_name in client_refs:
-            self.deployer.deploy(self.repo, self.app, ref_name, old_sha, new_sha,
-                                 pusher=self.pusher, progress=self._progress)
+            self.deployer.deploy(
+                self.repo,
+                self.app,
+                ref_name,
+                old_sha,
+                new_sha,
+                pusher=self.pusher,
+                progress=self._progress,
+            )
 
 
 def receive_handler(deployer: Deployer, app: str, pusher: str) -> Callable[..., EdgeReceivePack]:
@@ -119,8 +138,10 @@ class _LimitedInput:
         data = self.stream.read(size)
         self.seen += len(data)
         if self.seen > self.limit:
-            raise OSError(f"push exceeds the {self.limit // (1024 * 1024)} MB limit "
-                          "(EDGE_MAX_PUSH_MB); remove large files from the repository")
+            raise OSError(
+                f"push exceeds the {self.limit // (1024 * 1024)} MB limit "
+                "(EDGE_MAX_PUSH_MB); remove large files from the repository"
+            )
         return bytes(data)
 
 
@@ -134,8 +155,13 @@ class GitServer:
         max_push_bytes: the largest push accepted.
     """
 
-    def __init__(self, repos: AppRepos, deployer: Deployer,
-                 authenticate: Callable[[str], Identity | None], max_push_bytes: int) -> None:
+    def __init__(
+        self,
+        repos: AppRepos,
+        deployer: Deployer,
+        authenticate: Callable[[str], Identity | None],
+        max_push_bytes: int,
+    ) -> None:
         self.repos = repos
         self.deployer = deployer
         self.authenticate = authenticate
@@ -154,20 +180,30 @@ class GitServer:
         if identity is None:
             return challenge(start_response)
         if not identity.can_access(app):
-            return _text(start_response, "403 Forbidden",
-                         f"token {identity.name!r} has no access to app {app!r}\n")
+            return _text(
+                start_response,
+                "403 Forbidden",
+                f"token {identity.name!r} has no access to app {app!r}\n",
+            )
         if not self.repos.exists(app):
             if not writing:
-                return _text(start_response, "404 Not Found",
-                             f"app {app!r} does not exist yet: push to it to create it\n")
+                return _text(
+                    start_response,
+                    "404 Not Found",
+                    f"app {app!r} does not exist yet: push to it to create it\n",
+                )
             self.repos.create(app)
         if writing and int(environ.get("CONTENT_LENGTH") or 0) > self.max_push_bytes:
-            return _text(start_response, "413 Request Entity Too Large",
-                         f"push exceeds the {self.max_push_bytes // (1024 * 1024)} MB limit\n")
+            return _text(
+                start_response,
+                "413 Request Entity Too Large",
+                f"push exceeds the {self.max_push_bytes // (1024 * 1024)} MB limit\n",
+            )
         return self._dulwich(environ, start_response, app, identity)
 
-    def _dulwich(self, environ: dict[str, Any], start_response: StartResponse, app: str,
-                 identity: Identity) -> Iterable[bytes]:
+    def _dulwich(
+        self, environ: dict[str, Any], start_response: StartResponse, app: str, identity: Identity
+    ) -> Iterable[bytes]:
         environ = dict(environ)
         # Field note: gunicorn has already de-chunked wsgi.input; dulwich would
         # try again and fail with "Invalid chunk size" if it saw this header.
@@ -175,18 +211,21 @@ class GitServer:
         environ["PATH_INFO"] = GIT_PATH.match(environ["PATH_INFO"])["rest"] or "/"  # type: ignore[index]
         environ["wsgi.input"] = _LimitedInput(environ["wsgi.input"], self.max_push_bytes)
         handler = receive_handler(self.deployer, app, identity.name)
-        git_app = HTTPGitApplication(AppBackend(self.repos, app),
-                                     handlers={b"git-receive-pack": handler})
+        git_app = HTTPGitApplication(
+            AppBackend(self.repos, app), handlers={b"git-receive-pack": handler}
+        )
         return git_app(environ, start_response)
 
 
 def _is_push(environ: dict[str, Any]) -> bool:
-    return ("git-receive-pack" in environ.get("QUERY_STRING", "")
-            or environ.get("PATH_INFO", "").endswith("/git-receive-pack"))
+    return "git-receive-pack" in environ.get("QUERY_STRING", "") or environ.get(
+        "PATH_INFO", ""
+    ).endswith("/git-receive-pack")
 
 
 def _text(start_response: StartResponse, status: str, body: str) -> list[bytes]:
     data = body.encode()
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
-                            ("Content-Length", str(len(data)))])
+    start_response(
+        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))]
+    )
     return [data]

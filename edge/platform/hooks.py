@@ -54,8 +54,14 @@ def main(hook: str, args: list[str]) -> int:
         if hook == "update":
             ref, old, new = args
             try:
-                lines = platform.deployer.validate(repo, app, ref.encode(), old.encode(),
-                                                   new.encode(), object_store=_object_store(repo))
+                lines = platform.deployer.validate(
+                    repo,
+                    app,
+                    ref.encode(),
+                    old.encode(),
+                    new.encode(),
+                    object_store=_object_store(repo),
+                )
             except EdgeError as exc:
                 for problem in getattr(exc, "problems", [str(exc)]):
                     print(f"error: {problem}", file=sys.stderr)
@@ -65,8 +71,9 @@ def main(hook: str, args: list[str]) -> int:
             return 0
         for line in sys.stdin:
             old, new, ref = line.split()
-            platform.deployer.deploy(repo, app, ref.encode(), old.encode(), new.encode(),
-                                     pusher=pusher, progress=print)
+            platform.deployer.deploy(
+                repo, app, ref.encode(), old.encode(), new.encode(), pusher=pusher, progress=print
+            )
         return 0
     finally:
         platform.close()

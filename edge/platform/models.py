@@ -120,7 +120,6 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-
 class Base(DeclarativeBase):
     """Declarative base carrying the shared metadata and naming convention."""
 
@@ -154,9 +153,7 @@ class Environment(Base):
     name: Mapped[str] = mapped_column(String(63))
     branch: Mapped[str] = mapped_column(String(255))
     # A cycle with releases.environment_id: created by ALTER after both tables.
-    active_release_id: Mapped[int | None] = mapped_column(
-        ForeignKey("releases.id", use_alter=True)
-    )
+    active_release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id", use_alter=True))
     last_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     deleted_at: Mapped[datetime | None]
@@ -319,19 +316,38 @@ class FunctionRecord:
     def from_spec(cls, spec: FunctionSpec, content_hash: str) -> FunctionRecord:
         """The record of a validated manifest function."""
         return cls(
-            name=spec.name, runtime=spec.runtime, entry=spec.entry, path=spec.path,
-            handler=spec.handler, memory_mb=spec.memory_mb, timeout_ms=spec.timeout_ms,
-            regions=list(spec.regions), env=spec.env_dict(), min_warm=spec.min_warm,
-            max_instances=spec.max_instances, content_hash=content_hash,
-            routes=tuple(pattern.text for pattern in spec.routes))
+            name=spec.name,
+            runtime=spec.runtime,
+            entry=spec.entry,
+            path=spec.path,
+            handler=spec.handler,
+            memory_mb=spec.memory_mb,
+            timeout_ms=spec.timeout_ms,
+            regions=list(spec.regions),
+            env=spec.env_dict(),
+            min_warm=spec.min_warm,
+            max_instances=spec.max_instances,
+            content_hash=content_hash,
+            routes=tuple(pattern.text for pattern in spec.routes),
+        )
 
     @classmethod
     def from_row(cls, row: Function, routes: tuple[str, ...]) -> FunctionRecord:
         return cls(
-            name=row.name, runtime=row.runtime, entry=row.entry, path=row.path,
-            handler=row.handler, memory_mb=row.memory_mb, timeout_ms=row.timeout_ms,
-            regions=list(row.regions), env=dict(row.env), min_warm=row.min_warm,
-            max_instances=row.max_instances, content_hash=row.content_hash, routes=routes)
+            name=row.name,
+            runtime=row.runtime,
+            entry=row.entry,
+            path=row.path,
+            handler=row.handler,
+            memory_mb=row.memory_mb,
+            timeout_ms=row.timeout_ms,
+            regions=list(row.regions),
+            env=dict(row.env),
+            min_warm=row.min_warm,
+            max_instances=row.max_instances,
+            content_hash=row.content_hash,
+            routes=routes,
+        )
 
 
 @dataclass(frozen=True)
@@ -359,13 +375,18 @@ class EnvironmentInfo:
     deleted_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, app: str, row: Environment, active_version: int | None
-                 ) -> EnvironmentInfo:
+    def from_row(cls, app: str, row: Environment, active_version: int | None) -> EnvironmentInfo:
         return cls(
-            id=row.id, app=app, name=row.name, branch=row.branch,
-            active_release_id=row.active_release_id, active_version=active_version,
-            last_version=row.last_version, created_at=as_utc(row.created_at),
-            deleted_at=None if row.deleted_at is None else as_utc(row.deleted_at))
+            id=row.id,
+            app=app,
+            name=row.name,
+            branch=row.branch,
+            active_release_id=row.active_release_id,
+            active_version=active_version,
+            last_version=row.last_version,
+            created_at=as_utc(row.created_at),
+            deleted_at=None if row.deleted_at is None else as_utc(row.deleted_at),
+        )
 
 
 @dataclass(frozen=True)
@@ -409,15 +430,26 @@ class ReleaseInfo:
     functions: tuple[FunctionRecord, ...]
 
     @classmethod
-    def from_row(cls, app: str, environment: str, row: Release,
-                 functions: tuple[FunctionRecord, ...]) -> ReleaseInfo:
+    def from_row(
+        cls, app: str, environment: str, row: Release, functions: tuple[FunctionRecord, ...]
+    ) -> ReleaseInfo:
         return cls(
-            id=row.id, app=app, environment=environment, version=row.version,
-            commit_sha=row.commit_sha, artifact=row.artifact, manifest_json=row.manifest,
-            status=row.status, status_reason=row.status_reason,
-            created_at=as_utc(row.created_at), created_by=row.created_by,
-            author=row.author, message=row.message, rollback_of=row.rollback_of,
-            functions=functions)
+            id=row.id,
+            app=app,
+            environment=environment,
+            version=row.version,
+            commit_sha=row.commit_sha,
+            artifact=row.artifact,
+            manifest_json=row.manifest,
+            status=row.status,
+            status_reason=row.status_reason,
+            created_at=as_utc(row.created_at),
+            created_by=row.created_by,
+            author=row.author,
+            message=row.message,
+            rollback_of=row.rollback_of,
+            functions=functions,
+        )
 
 
 @dataclass(frozen=True)

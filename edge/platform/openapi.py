@@ -4,18 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-_ERROR = {"description": "error", "content": {"application/json": {"schema": {
-    "type": "object", "properties": {"error": {"type": "string"}}}}}}
+_ERROR = {
+    "description": "error",
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "properties": {"error": {"type": "string"}}}
+        }
+    },
+}
 _AUTH: list[dict[str, list[str]]] = [{"token": []}]
 
 
-def _op(summary: str, params: list[dict[str, Any]] | None = None,
-        body: dict[str, Any] | None = None) -> dict[str, Any]:
+def _op(
+    summary: str, params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
     op: dict[str, Any] = {
-        "summary": summary, "security": _AUTH,
+        "summary": summary,
+        "security": _AUTH,
         "parameters": params or [],
-        "responses": {"200": {"description": "ok", "content": {"application/json": {}}},
-                      "401": _ERROR, "403": _ERROR, "404": _ERROR},
+        "responses": {
+            "200": {"description": "ok", "content": {"application/json": {}}},
+            "401": _ERROR,
+            "403": _ERROR,
+            "404": _ERROR,
+        },
     }
     if body is not None:
         op["requestBody"] = {"content": {"application/json": {"schema": body}}}
@@ -30,30 +42,68 @@ OPENAPI: dict[str, Any] = {
     "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
     "paths": {
         "/v1/apps": {"get": _op("List apps and their environments")},
-        "/v1/apps/{app}/releases": {"get": _op("List releases of an environment", [
-            _APP,
-            {"name": "env", "in": "query", "schema": {"type": "string", "default": "production"}},
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}},
-        ])},
-        "/v1/apps/{app}/rollback": {"post": _op(
-            "Repoint production to an earlier release (default: the previous one)", [_APP],
-            {"type": "object", "properties": {"to": {"type": "integer", "minimum": 1}}})},
-        "/v1/apps/{app}/logs": {"get": _op(
-            "An app's function logs and platform events; follow=1 streams Server-Sent Events", [
-                _APP,
-                {"name": "function", "in": "query", "schema": {"type": "string"}},
-                {"name": "env", "in": "query", "schema": {"type": "string"}},
-                {"name": "since", "in": "query", "schema": {"type": "string"},
-                 "description": "e.g. 30s, 10m, 2h, 1d"},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 1000}},
-                {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
-            ])},
-        "/v1/apps/{app}/metrics": {"get": _op(
-            "Per-function invocations, errors, cold starts, latency quantiles, memory peak", [
-                _APP, {"name": "env", "in": "query", "schema": {"type": "string"}}])},
-        "/v1/bundles/{app}/{digest}": {"get": _op("A release bundle (tar) for runtime nodes", [
-            _APP,
-            {"name": "digest", "in": "path", "required": True, "schema": {"type": "string"}},
-        ])},
+        "/v1/apps/{app}/releases": {
+            "get": _op(
+                "List releases of an environment",
+                [
+                    _APP,
+                    {
+                        "name": "env",
+                        "in": "query",
+                        "schema": {"type": "string", "default": "production"},
+                    },
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}},
+                ],
+            )
+        },
+        "/v1/apps/{app}/rollback": {
+            "post": _op(
+                "Repoint production to an earlier release (default: the previous one)",
+                [_APP],
+                {"type": "object", "properties": {"to": {"type": "integer", "minimum": 1}}},
+            )
+        },
+        "/v1/apps/{app}/logs": {
+            "get": _op(
+                "An app's function logs and platform events; follow=1 streams Server-Sent Events",
+                [
+                    _APP,
+                    {"name": "function", "in": "query", "schema": {"type": "string"}},
+                    {"name": "env", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "e.g. 30s, 10m, 2h, 1d",
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "default": 1000},
+                    },
+                    {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
+                ],
+            )
+        },
+        "/v1/apps/{app}/metrics": {
+            "get": _op(
+                "Per-function invocations, errors, cold starts, latency quantiles, memory peak",
+                [_APP, {"name": "env", "in": "query", "schema": {"type": "string"}}],
+            )
+        },
+        "/v1/bundles/{app}/{digest}": {
+            "get": _op(
+                "A release bundle (tar) for runtime nodes",
+                [
+                    _APP,
+                    {
+                        "name": "digest",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+            )
+        },
     },
 }

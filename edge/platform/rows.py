@@ -37,10 +37,14 @@ def app_row(session: Session, name: str) -> App:
     return row
 
 
-def env_row(session: Session, app: str, name: str, *, live: bool = False,
-             lock: bool = False) -> Environment:
-    query = (sa.select(Environment).join(App, App.id == Environment.app_id)
-             .where(App.name == app, Environment.name == name))
+def env_row(
+    session: Session, app: str, name: str, *, live: bool = False, lock: bool = False
+) -> Environment:
+    query = (
+        sa.select(Environment)
+        .join(App, App.id == Environment.app_id)
+        .where(App.name == app, Environment.name == name)
+    )
     if live:
         query = query.where(Environment.deleted_at.is_(None))
     if lock:
@@ -48,17 +52,21 @@ def env_row(session: Session, app: str, name: str, *, live: bool = False,
     env = session.scalar(query)
     if env is None:
         app_row(session, app)
-        raise NotFoundError(f"environment {name!r} of app {app!r} not found; "
-                            f"`edge apps` lists the environments of each app")
+        raise NotFoundError(
+            f"environment {name!r} of app {app!r} not found; "
+            f"`edge apps` lists the environments of each app"
+        )
     return env
 
 
 def release_row(session: Session, app: str, env: Environment, version: int) -> Release:
-    release = session.scalar(sa.select(Release).where(
-        Release.environment_id == env.id, Release.version == version))
+    release = session.scalar(
+        sa.select(Release).where(Release.environment_id == env.id, Release.version == version)
+    )
     if release is None:
-        raise NotFoundError(f"release v{version} of {app}/{env.name} not found; "
-                            f"`edge releases {app}` lists them")
+        raise NotFoundError(
+            f"release v{version} of {app}/{env.name} not found; `edge releases {app}` lists them"
+        )
     return release
 
 
@@ -67,7 +75,8 @@ def release_by_id(session: Session, release_id: int) -> tuple[Release, Environme
         sa.select(Release, Environment, App.name)
         .join(Environment, Environment.id == Release.environment_id)
         .join(App, App.id == Environment.app_id)
-        .where(Release.id == release_id)).one_or_none()
+        .where(Release.id == release_id)
+    ).one_or_none()
     if row is None:
         raise NotFoundError(f"release #{release_id} not found")
     release, env, app = row
@@ -75,35 +84,60 @@ def release_by_id(session: Session, release_id: int) -> tuple[Release, Environme
 
 
 def routes_version(session: Session) -> int:
-    return session.execute(sa.select(PlatformState.routes_version)
-                           .where(PlatformState.id == PLATFORM_STATE_ID)).scalar_one()
+    return session.execute(
+        sa.select(PlatformState.routes_version).where(PlatformState.id == PLATFORM_STATE_ID)
+    ).scalar_one()
 
 
 def bump_routes_version(session: Session) -> int:
     return session.execute(
-        sa.update(PlatformState).where(PlatformState.id == PLATFORM_STATE_ID)
+        sa.update(PlatformState)
+        .where(PlatformState.id == PLATFORM_STATE_ID)
         .values(routes_version=PlatformState.routes_version + 1)
-        .returning(PlatformState.routes_version)).scalar_one()
+        .returning(PlatformState.routes_version)
+    ).scalar_one()
 
 
-def insert_functions(session: Session, release_id: int,
-                      functions: Iterable[FunctionRecord]) -> None:
+def insert_functions(
+    session: Session, release_id: int, functions: Iterable[FunctionRecord]
+) -> None:
     functions = list(functions)
     if not functions:
         return
-    session.execute(sa.insert(Function), [
-        {"release_id": release_id, "name": f.name, "runtime": f.runtime, "entry": f.entry,
-         "path": f.path, "handler": f.handler, "memory_mb": f.memory_mb,
-         "timeout_ms": f.timeout_ms, "regions": list(f.regions), "env": dict(f.env),
-         "min_warm": f.min_warm, "max_instances": f.max_instances,
-         "content_hash": f.content_hash}
-        for f in functions])
+    session.execute(
+        sa.insert(Function),
+        [
+            {
+                "release_id": release_id,
+                "name": f.name,
+                "runtime": f.runtime,
+                "entry": f.entry,
+                "path": f.path,
+                "handler": f.handler,
+                "memory_mb": f.memory_mb,
+                "timeout_ms": f.timeout_ms,
+                "regions": list(f.regions),
+                "env": dict(f.env),
+                "min_warm": f.min_warm,
+                "max_instances": f.max_instances,
+                "content_hash": f.content_hash,
+            }
+            for f in functions
+        ],
+    )
     routes = [
-        {"release_id": release_id, "function_name": f.name, "position": position,
-         "pattern": pattern, "method": method, "path": path}
+        {
+            "release_id": release_id,
+            "function_name": f.name,
+            "position": position,
+            "pattern": pattern,
+            "method": method,
+            "path": path,
+        }
         for f in functions
         for position, pattern in enumerate(f.routes)
-        for method, path in [split_pattern(pattern)]]
+        for method, path in [split_pattern(pattern)]
+    ]
     if routes:
         session.execute(sa.insert(Route), routes)
 
@@ -117,21 +151,27 @@ def split_pattern(text: str) -> tuple[str | None, str]:
     return method.upper(), path.strip()
 
 
-def functions(session: Session, release_ids: Iterable[int] | sa.Select[Any]
-               ) -> defaultdict[int, tuple[FunctionRecord, ...]]:
+def functions(
+    session: Session, release_ids: Iterable[int] | sa.Select[Any]
+) -> defaultdict[int, tuple[FunctionRecord, ...]]:
     """The functions of many releases, with their routes, in two queries."""
     ids = release_ids if isinstance(release_ids, sa.Select) else list(release_ids)
     patterns: defaultdict[tuple[int, str], list[str]] = defaultdict(list)
     for release_id, name, pattern in session.execute(
-            sa.select(Route.release_id, Route.function_name, Route.pattern)
-            .where(Route.release_id.in_(ids))
-            .order_by(Route.release_id, Route.function_name, Route.position)):
+        sa.select(Route.release_id, Route.function_name, Route.pattern)
+        .where(Route.release_id.in_(ids))
+        .order_by(Route.release_id, Route.function_name, Route.position)
+    ):
         patterns[release_id, name].append(pattern)
     grouped: defaultdict[int, list[FunctionRecord]] = defaultdict(list)
-    for row in session.scalars(sa.select(Function).where(Function.release_id.in_(ids))
-                               .order_by(Function.release_id, Function.name)):
+    for row in session.scalars(
+        sa.select(Function)
+        .where(Function.release_id.in_(ids))
+        .order_by(Function.release_id, Function.name)
+    ):
         grouped[row.release_id].append(
-            FunctionRecord.from_row(row, tuple(patterns[row.release_id, row.name])))
+            FunctionRecord.from_row(row, tuple(patterns[row.release_id, row.name]))
+        )
     return defaultdict(tuple, {key: tuple(value) for key, value in grouped.items()})
 
 
@@ -145,11 +185,19 @@ def app_infos(session: Session, apps: Iterable[App]) -> list[AppInfo]:
     names = {app.id: app.name for app in apps}
     envs: defaultdict[int, list[EnvironmentInfo]] = defaultdict(list)
     for env, version in session.execute(
-            sa.select(Environment, Release.version)
-            .outerjoin(Release, Release.id == Environment.active_release_id)
-            .where(Environment.app_id.in_(names), Environment.deleted_at.is_(None))
-            .order_by(Environment.name)):
+        sa.select(Environment, Release.version)
+        .outerjoin(Release, Release.id == Environment.active_release_id)
+        .where(Environment.app_id.in_(names), Environment.deleted_at.is_(None))
+        .order_by(Environment.name)
+    ):
         envs[env.app_id].append(EnvironmentInfo.from_row(names[env.app_id], env, version))
-    return [AppInfo(id=app.id, name=app.name, created_at=as_utc(app.created_at),
-                    created_by=app.created_by, environments=tuple(envs[app.id]))
-            for app in apps]
+    return [
+        AppInfo(
+            id=app.id,
+            name=app.name,
+            created_at=as_utc(app.created_at),
+            created_by=app.created_by,
+            environments=tuple(envs[app.id]),
+        )
+        for app in apps
+    ]

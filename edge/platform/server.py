@@ -31,16 +31,19 @@ def run(config: Config, workers: int = 2) -> None:
     store.migrate()
     store.close()
     save_settings(config)
-    serve(lambda: load_app(config), {
-        "bind": f"{config.bind}:{config.platform_port}",
-        "workers": workers,
-        "worker_class": "gthread",
-        "threads": 16,
-        "timeout": 120,
-        "graceful_timeout": 30,
-        "keepalive": 5,
-        "accesslog": None,
-        "loglevel": "warning",
-        "proc_name": "edge-platform",
-        "limit_request_line": 8190,
-    })
+    serve(
+        lambda: load_app(config),
+        {
+            "bind": f"{config.bind}:{config.platform_port}",
+            "workers": workers,
+            "worker_class": "gthread",
+            "threads": 16,
+            "timeout": 120,
+            "graceful_timeout": 30,
+            "keepalive": 5,
+            "accesslog": None,
+            "loglevel": "warning",
+            "proc_name": "edge-platform",
+            "limit_request_line": 8190,
+        },
+    )

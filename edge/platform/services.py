@@ -33,8 +33,9 @@ class Platform:
 
 def redis_client(url: str) -> redis.Redis:
     """A client with short timeouts: a down Redis must not hang a push or a request."""
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
-                                health_check_interval=30)
+    return redis.Redis.from_url(
+        url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
+    )
 
 
 def build_platform(config: Config) -> Platform:

@@ -169,8 +169,13 @@ class Store:
         # APPSEC: only the hash is stored; the secret is shown once, here.
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._write() as session:
-            token = Token(name=name, token_hash=hash_token(secret), admin=admin,
-                          created_at=utcnow(), last_used_at=None)
+            token = Token(
+                name=name,
+                token_hash=hash_token(secret),
+                admin=admin,
+                created_at=utcnow(),
+                last_used_at=None,
+            )
             session.add(token)
             session.flush()
             session.add_all(TokenApp(token_id=token.id, app=app) for app in scope)
@@ -261,11 +266,15 @@ class Store:
     def _get_or_create_environment(self, app: str, name: str, branch: str) -> EnvironmentInfo:
         with self._write() as session:
             app_row = q.app_row(session, app)
-            env = session.scalar(sa.select(Environment).where(
-                Environment.app_id == app_row.id, Environment.name == name))
+            env = session.scalar(
+                sa.select(Environment).where(
+                    Environment.app_id == app_row.id, Environment.name == name
+                )
+            )
             if env is None:
-                env = Environment(app_id=app_row.id, name=name, branch=branch,
-                                  last_version=0, created_at=utcnow())
+                env = Environment(
+                    app_id=app_row.id, name=name, branch=branch, last_version=0, created_at=utcnow()
+                )
                 session.add(env)
             elif env.deleted_at is not None:
                 env.deleted_at, env.branch = None, branch
@@ -275,8 +284,11 @@ class Store:
                     f"rename branch {branch!r} so its preview name differs"
                 )
             session.flush()
-            active = (None if env.active_release_id is None
-                      else session.get_one(Release, env.active_release_id).version)
+            active = (
+                None
+                if env.active_release_id is None
+                else session.get_one(Release, env.active_release_id).version
+            )
             return EnvironmentInfo.from_row(app, env, active)
 
     def delete_environment(self, app: str, name: str) -> int:
@@ -294,9 +306,11 @@ class Store:
         with self._write() as session:
             env = q.env_row(session, app, name, live=True, lock=True)
             if env.active_release_id is not None:
-                session.execute(sa.update(Release)
-                                .where(Release.id == env.active_release_id)
-                                .values(status="disabled"))
+                session.execute(
+                    sa.update(Release)
+                    .where(Release.id == env.active_release_id)
+                    .values(status="disabled")
+                )
             env.active_release_id = None
             env.deleted_at = utcnow()
             return q.bump_routes_version(session)
@@ -351,15 +365,24 @@ class Store:
             if rollback_of is not None:
                 q.release_row(session, app, env, rollback_of)
             version = session.execute(
-                sa.update(Environment).where(Environment.id == env.id)
+                sa.update(Environment)
+                .where(Environment.id == env.id)
                 .values(last_version=Environment.last_version + 1)
                 .returning(Environment.last_version)
             ).scalar_one()
             release = Release(
-                environment_id=env.id, version=version, commit_sha=commit_sha,
-                artifact=artifact, manifest=manifest_json, status="deploying",
-                created_at=utcnow(), created_by=created_by, author=author,
-                message=message, rollback_of=rollback_of)
+                environment_id=env.id,
+                version=version,
+                commit_sha=commit_sha,
+                artifact=artifact,
+                manifest=manifest_json,
+                status="deploying",
+                created_at=utcnow(),
+                created_by=created_by,
+                author=author,
+                message=message,
+                rollback_of=rollback_of,
+            )
             session.add(release)
             session.flush()
             q.insert_functions(session, release.id, functions)
@@ -387,11 +410,15 @@ class Store:
             session.refresh(env, with_for_update=True)
             session.refresh(release)
             if release.status == "failed":
-                raise ConflictError(f"release v{release.version} of {app}/{env.name} failed "
-                                    f"({release.status_reason}); it cannot be activated")
+                raise ConflictError(
+                    f"release v{release.version} of {app}/{env.name} failed "
+                    f"({release.status_reason}); it cannot be activated"
+                )
             if env.deleted_at is not None:
-                raise ConflictError(f"environment {app}/{env.name} was deleted; "
-                                    "push its branch again to recreate it")
+                raise ConflictError(
+                    f"environment {app}/{env.name} was deleted; "
+                    "push its branch again to recreate it"
+                )
             if env.active_release_id == release.id:
                 return q.routes_version(session)
             env.active_release_id = release.id
@@ -407,9 +434,15 @@ class Store:
         with self._write() as session:
             release, env, app = q.release_by_id(session, release_id)
             session.refresh(env, with_for_update=True)
-            session.execute(sa.update(Release).where(
-                Release.environment_id == env.id, Release.status == "active",
-                Release.id != release.id).values(status="superseded"))
+            session.execute(
+                sa.update(Release)
+                .where(
+                    Release.environment_id == env.id,
+                    Release.status == "active",
+                    Release.id != release.id,
+                )
+                .values(status="superseded")
+            )
             release.status, release.status_reason = "active", None
             return q.release_info(session, app, env.name, release)
 
@@ -431,18 +464,27 @@ class Store:
                 current = env.active_release_id or 0
                 active = session.get(Release, current)
                 row = session.scalars(
-                    sa.select(Release).where(
-                        Release.environment_id == env.id, Release.status != "failed",
+                    sa.select(Release)
+                    .where(
+                        Release.environment_id == env.id,
+                        Release.status != "failed",
                         Release.status != "deploying",
                         Release.version < (active.version if active else 1 << 62),
-                        Release.artifact != (active.artifact if active else ""))
-                    .order_by(Release.version.desc()).limit(1)).first()
+                        Release.artifact != (active.artifact if active else ""),
+                    )
+                    .order_by(Release.version.desc())
+                    .limit(1)
+                ).first()
                 if row is None:
-                    raise ConflictError(f"{app}/{env_name} has no earlier release to roll "
-                                        f"back to; `edge releases {app}` lists them")
+                    raise ConflictError(
+                        f"{app}/{env_name} has no earlier release to roll "
+                        f"back to; `edge releases {app}` lists them"
+                    )
             if row.status == "failed":
-                raise ConflictError(f"release v{row.version} of {app}/{env_name} failed "
-                                    f"({row.status_reason}); pick another version")
+                raise ConflictError(
+                    f"release v{row.version} of {app}/{env_name} failed "
+                    f"({row.status_reason}); pick another version"
+                )
             return q.release_info(session, app, env_name, row)
 
     def mark_failed(self, release_id: int, reason: str) -> None:
@@ -471,8 +513,9 @@ class Store:
             release = q.release_row(session, app, env, version)
             return q.release_info(session, app, env_name, release)
 
-    def list_releases(self, app: str, env_name: str = PRODUCTION, limit: int = 50
-                      ) -> list[ReleaseInfo]:
+    def list_releases(
+        self, app: str, env_name: str = PRODUCTION, limit: int = 50
+    ) -> list[ReleaseInfo]:
         """The newest ``limit`` releases of an environment, newest first.
 
         Raises:
@@ -480,9 +523,14 @@ class Store:
         """
         with self._read() as session:
             env = q.env_row(session, app, env_name)
-            rows = list(session.scalars(
-                sa.select(Release).where(Release.environment_id == env.id)
-                .order_by(Release.version.desc()).limit(limit)))
+            rows = list(
+                session.scalars(
+                    sa.select(Release)
+                    .where(Release.environment_id == env.id)
+                    .order_by(Release.version.desc())
+                    .limit(limit)
+                )
+            )
             functions = q.functions(session, [row.id for row in rows])
             return [ReleaseInfo.from_row(app, env_name, row, functions[row.id]) for row in rows]
 
@@ -514,16 +562,33 @@ class Store:
         with self._read(snapshot=True) as session:
             version = q.routes_version(session)
             rows = session.execute(
-                sa.select(App.name, Environment.name, Release.id, Release.version,
-                          Release.artifact, App.id)
+                sa.select(
+                    App.name,
+                    Environment.name,
+                    Release.id,
+                    Release.version,
+                    Release.artifact,
+                    App.id,
+                )
                 .join(Environment, Environment.app_id == App.id)
                 .join(Release, Release.id == Environment.active_release_id)
                 .where(Environment.deleted_at.is_(None))
-                .order_by(App.name, Environment.name)).all()
-            live = (sa.select(Environment.active_release_id)
-                    .where(Environment.deleted_at.is_(None)))
+                .order_by(App.name, Environment.name)
+            ).all()
+            live = sa.select(Environment.active_release_id).where(Environment.deleted_at.is_(None))
             functions = q.functions(session, live)
-        return RoutingSnapshot(version=version, environments=tuple(
-            LiveEnvironment(app=app, environment=env, release_id=release_id, version=number,
-                            artifact=artifact, functions=functions[release_id], app_id=app_id)
-            for app, env, release_id, number, artifact, app_id in rows))
+        return RoutingSnapshot(
+            version=version,
+            environments=tuple(
+                LiveEnvironment(
+                    app=app,
+                    environment=env,
+                    release_id=release_id,
+                    version=number,
+                    artifact=artifact,
+                    functions=functions[release_id],
+                    app_id=app_id,
+                )
+                for app, env, release_id, number, artifact, app_id in rows
+            ),
+        )

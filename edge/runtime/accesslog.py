@@ -19,8 +19,22 @@ from typing import Any
 
 MAX_BUFFERED = 50_000
 # The keys of a line, in order; :meth:`AccessLog.record` takes their values.
-FIELDS = ("ts", "request_id", "host", "method", "path", "status", "duration_ms", "cold",
-          "region", "app", "environment", "release", "function", "error")
+FIELDS = (
+    "ts",
+    "request_id",
+    "host",
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+    "cold",
+    "region",
+    "app",
+    "environment",
+    "release",
+    "function",
+    "error",
+)
 # json.dumps(..., separators=(",", ":")) of a FIELDS dict, for the types record()
 # is given, at about half the cost: json.dumps builds an encoder per call.
 _LINE = "{" + ",".join(f'"{name}":%s' for name in FIELDS) + "}"
@@ -67,10 +81,35 @@ class AccessLog:
 
 
 def _format(values: tuple[Any, ...]) -> str:
-    (ts, request_id, host, method, path, status, duration_ms, cold, region, app, environment,
-     release, function, error) = values
+    (
+        ts,
+        request_id,
+        host,
+        method,
+        path,
+        status,
+        duration_ms,
+        cold,
+        region,
+        app,
+        environment,
+        release,
+        function,
+        error,
+    ) = values
     return _LINE % (
-        repr(ts), _string(request_id), _string(host), _string(method), _string(path),
-        int.__repr__(status), repr(duration_ms), "true" if cold else "false",
-        _string(region), _string(app), _string(environment), int.__repr__(release),
-        _string(function), "null" if error is None else _string(error))
+        repr(ts),
+        _string(request_id),
+        _string(host),
+        _string(method),
+        _string(path),
+        int.__repr__(status),
+        repr(duration_ms),
+        "true" if cold else "false",
+        _string(region),
+        _string(app),
+        _string(environment),
+        int.__repr__(release),
+        _string(function),
+        "null" if error is None else _string(error),
+    )

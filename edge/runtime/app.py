@@ -27,12 +27,14 @@ from edge.runtime.node import Node
 
 logger = logging.getLogger(__name__)
 
-RESERVED_HEADERS = frozenset({"content-length", "transfer-encoding", "connection",
-                              "keep-alive", "upgrade", "date", "server"})
+RESERVED_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "date", "server"}
+)
 
 
-def _error(resp: falcon.asgi.Response, status: int, message: str,
-           extra: dict[str, Any] | None = None) -> None:
+def _error(
+    resp: falcon.asgi.Response, status: int, message: str, extra: dict[str, Any] | None = None
+) -> None:
     resp.status = status
     resp.content_type = "application/json"
     resp.data = json.dumps({"error": message, **(extra or {})}).encode()
@@ -57,8 +59,9 @@ class Dispatcher:
             number = 0
         return f"{self._id_prefix}{number:08x}"
 
-    async def __call__(self, req: falcon.asgi.Request, resp: falcon.asgi.Response | None,
-                       **_: Any) -> None:
+    async def __call__(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response | None, **_: Any
+    ) -> None:
         assert resp is not None  # falcon always passes one to a sink
         request_id = self._request_id()
         resp.set_header("x-edge-request-id", request_id)
@@ -73,24 +76,34 @@ class Dispatcher:
         method, path = req.method, req.path
         match = site.router.match(method, raw.decode("latin-1") if raw else path)
         if match is None:
-            _error(resp, 404, f"no route for {method} {path} in {site.app} "
-                              f"({site.environment}, v{site.release})")
+            _error(
+                resp,
+                404,
+                f"no route for {method} {path} in {site.app} ({site.environment}, v{site.release})",
+            )
             return
         target, params = match
         version = target.version
         resp.set_header("x-edge-release", f"v{target.release}")
         if version is None:
-            _error(resp, 404, f"function {target.name} does not run in region "
-                              f"{self.config.region}; it runs in: {', '.join(target.regions)}",
-                   {"regions": list(target.regions)})
+            _error(
+                resp,
+                404,
+                f"function {target.name} does not run in region "
+                f"{self.config.region}; it runs in: {', '.join(target.regions)}",
+                {"regions": list(target.regions)},
+            )
             return
         body = await self._body(req, resp)
         if body is None:
             return
-        headers = [(name.decode("latin-1"), value.decode("latin-1"))
-                   for name, value in scope.get("headers", ())]
-        invocation = Invocation(method, req.url, path, req.query_string, headers, body, params,
-                                request_id)
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in scope.get("headers", ())
+        ]
+        invocation = Invocation(
+            method, req.url, path, req.query_string, headers, body, params, request_id
+        )
         try:
             pool = await self.node.pool(version)
         except FunctionLoadError as exc:
@@ -101,10 +114,24 @@ class Dispatcher:
         if outcome.logs or outcome.error:
             self.node.logs.emit_many(outcome_entries(version, request_id, outcome))
         self._respond(resp, outcome)
-        self.node.access.record((
-            time.time(), request_id, host, method, path, outcome.status,
-            round(outcome.duration_ms, 3), outcome.cold, self.config.region, site.app,
-            site.environment, target.release, target.name, outcome.error))
+        self.node.access.record(
+            (
+                time.time(),
+                request_id,
+                host,
+                method,
+                path,
+                outcome.status,
+                round(outcome.duration_ms, 3),
+                outcome.cold,
+                self.config.region,
+                site.app,
+                site.environment,
+                target.release,
+                target.name,
+                outcome.error,
+            )
+        )
 
     async def _body(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> bytes | None:
         limit = self.config.max_body_bytes
@@ -132,12 +159,17 @@ class Dispatcher:
         resp.set_header("x-edge-duration-ms", f"{outcome.duration_ms:.2f}")
         resp.data = outcome.body
 
-    async def _platform_path(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
-                             host: str) -> None:
+    async def _platform_path(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, host: str
+    ) -> None:
         if req.path == "/healthz":
-            resp.media = {"ok": True, "routes_version": self.node.table.version,
-                          "region": self.config.region, "worker": self.node.worker_id,
-                          "sites": len(self.node.table.sites)}
+            resp.media = {
+                "ok": True,
+                "routes_version": self.node.table.version,
+                "region": self.config.region,
+                "worker": self.node.worker_id,
+                "sites": len(self.node.table.sites),
+            }
             return
         if req.path == "/metrics":
             try:
@@ -147,11 +179,19 @@ class Dispatcher:
                 _error(resp, 503, f"metrics unavailable: redis unreachable ({exc})")
             return
         if host.endswith(self.suffix):
-            _error(resp, 404, f"no app is deployed at {host}: push one with "
-                              f"`git push edge main`, or check the app and branch name")
+            _error(
+                resp,
+                404,
+                f"no app is deployed at {host}: push one with "
+                f"`git push edge main`, or check the app and branch name",
+            )
         else:
-            _error(resp, 404, f"unknown host {host!r}: apps live at "
-                              f"<app>{self.suffix} and <branch>--<app>{self.suffix}")
+            _error(
+                resp,
+                404,
+                f"unknown host {host!r}: apps live at "
+                f"<app>{self.suffix} and <branch>--<app>{self.suffix}",
+            )
 
 
 class Lifespan:

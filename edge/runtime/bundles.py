@@ -38,15 +38,18 @@ def fetch_bundle(config: Config, app: str, digest: str) -> bytes:
     url = f"{config.platform_url}/v1/bundles/{app}/{digest}"
     token = node_token(config)
     if token is None:
-        raise BundleError(f"release {app}/{digest[:12]} is not on this node and no token "
-                          "is configured to fetch it: set EDGE_TOKEN (an admin token)")
+        raise BundleError(
+            f"release {app}/{digest[:12]} is not on this node and no token "
+            "is configured to fetch it: set EDGE_TOKEN (an admin token)"
+        )
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310 - operator's URL
             data: bytes = resp.read(MAX_BUNDLE + 1)
     except (urllib.error.URLError, OSError) as exc:
-        raise BundleError(f"cannot fetch release {app}/{digest[:12]} from "
-                          f"{config.platform_url}: {exc}") from None
+        raise BundleError(
+            f"cannot fetch release {app}/{digest[:12]} from {config.platform_url}: {exc}"
+        ) from None
     if len(data) > MAX_BUNDLE:
         raise BundleError(f"release {app}/{digest[:12]} is larger than {MAX_BUNDLE} bytes")
     return data

@@ -114,8 +114,14 @@ class ControlChannel:
         maxfds: fds accepted per message; more is a protocol error.
     """
 
-    def __init__(self, sock: socket.socket, on_message: MessageCallback,
-                 on_close: Callable[[], None], *, maxfds: int = 1) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        on_message: MessageCallback,
+        on_close: Callable[[], None],
+        *,
+        maxfds: int = 1,
+    ) -> None:
         self.sock = sock
         self._on_message = on_message
         self._on_close = on_close
@@ -182,8 +188,9 @@ class InstanceChannel(asyncio.Protocol):
         exit: how it ended, once its template reported it.
     """
 
-    def __init__(self, pid: int, pidfd: int, status_fd: int,
-                 on_lost: Callable[[InstanceChannel], None]) -> None:
+    def __init__(
+        self, pid: int, pidfd: int, status_fd: int, on_lost: Callable[[InstanceChannel], None]
+    ) -> None:
         self.pid = pid
         self._pidfd = pidfd
         self._status_fd = status_fd
@@ -200,8 +207,9 @@ class InstanceChannel(asyncio.Protocol):
         self.exit: ExitInfo | None = None
 
     @classmethod
-    async def attach(cls, sock: socket.socket, pid: int, parent: int,
-                     on_lost: Callable[[InstanceChannel], None]) -> InstanceChannel:
+    async def attach(
+        cls, sock: socket.socket, pid: int, parent: int, on_lost: Callable[[InstanceChannel], None]
+    ) -> InstanceChannel:
         """Take over an instance socket received from template ``parent``.
 
         APPSEC: the pid comes from an untrusted template: it must name a live
@@ -250,7 +258,7 @@ class InstanceChannel(asyncio.Protocol):
         if len(buffer) > end or waiter is None or waiter.done():
             self._fail(ProtocolError("unsolicited data from the instance"))
             return
-        payload = bytes(buffer[HEADER.size:end])
+        payload = bytes(buffer[HEADER.size : end])
         buffer.clear()
         try:
             waiter.set_result(decode(payload))

@@ -156,8 +156,9 @@ class Instance:
         capture: the installed output capture.
     """
 
-    def __init__(self, sock: socket.socket, handler: Handler, env: Mapping[str, str],
-                 capture: Capture) -> None:
+    def __init__(
+        self, sock: socket.socket, handler: Handler, env: Mapping[str, str], capture: Capture
+    ) -> None:
         self.sock = sock
         self.handler = handler
         self.env = dict(env)
@@ -211,7 +212,7 @@ class Instance:
                     raise ProtocolError(f"request frame of {size} bytes")
                 end = HEADER.size + size
                 if len(buffer) >= end:
-                    frame = bytes(buffer[HEADER.size:end])
+                    frame = bytes(buffer[HEADER.size : end])
                     del buffer[:end]
                     return frame
             self._poller.poll()
@@ -223,9 +224,14 @@ class Instance:
     def _answer(self, frame: bytes) -> bytes:
         message = decode(frame)
         request = Request(
-            method=message["method"], url=message["url"], path=message["path"],
-            query_string=message["query"], headers=[tuple(h) for h in message["headers"]],
-            params=message["params"], body=message["body"], env=self.env,
+            method=message["method"],
+            url=message["url"],
+            path=message["path"],
+            query_string=message["query"],
+            headers=[tuple(h) for h in message["headers"]],
+            params=message["params"],
+            body=message["body"],
+            env=self.env,
             request_id=message["id"],
         )
         self.capture.take()
@@ -261,8 +267,9 @@ class Instance:
     def _reply_memory(self) -> None:
         try:
             self.capture.records = []
-            self.sock.sendall(encode({"status": 502, "headers": [], "body": b"", "logs": [],
-                                      "error": "memory"}))
+            self.sock.sendall(
+                encode({"status": 502, "headers": [], "body": b"", "logs": [], "error": "memory"})
+            )
         except BaseException:  # the worker sees the exit status instead
             return
 

@@ -73,8 +73,12 @@ def host_env() -> dict[str, str]:
     and the ``edge`` package.
     """
     package_root = str(Path(edge.__file__).resolve().parent.parent)
-    return {"PATH": os.defpath, "LANG": "C.UTF-8", "PYTHONPATH": package_root,
-            "PYTHONDONTWRITEBYTECODE": "1"}
+    return {
+        "PATH": os.defpath,
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": package_root,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
 
 
 class FrameProtocol(asyncio.Protocol):
@@ -105,7 +109,7 @@ class FrameProtocol(asyncio.Protocol):
                 end = start + HEADER.size + size
                 if len(buf) < end:
                     break
-                frame = decode(bytes(buf[start + HEADER.size:end]))
+                frame = decode(bytes(buf[start + HEADER.size : end]))
                 start = end
                 self._on_frame(frame)
         except ProtocolError as exc:
@@ -237,8 +241,12 @@ class V8Host:
         ours, theirs = socket.socketpair()
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                *host_command("--fd", str(theirs.fileno())), pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=host_env(), cwd="/",
+                *host_command("--fd", str(theirs.fileno())),
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=host_env(),
+                cwd="/",
             )
         except BaseException:
             ours.close()
@@ -248,7 +256,8 @@ class V8Host:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await loop.create_connection(
-                lambda: FrameProtocol(self._on_frame, self._on_lost), sock=ours)
+                lambda: FrameProtocol(self._on_frame, self._on_lost), sock=ours
+            )
         except BaseException:
             ours.close()
             raise
@@ -281,8 +290,11 @@ class V8Host:
             proc.kill()
         code = await proc.wait()
         if not self._closed:
-            logger.warning("V8 host pid %s died (%s); in-flight JavaScript requests failed",
-                           proc.pid, f"signal {-code}" if code < 0 else f"status {code}")
+            logger.warning(
+                "V8 host pid %s died (%s); in-flight JavaScript requests failed",
+                proc.pid,
+                f"signal {-code}" if code < 0 else f"status {code}",
+            )
 
     async def close(self) -> None:
         """Stop the host process and wait for it."""
@@ -332,8 +344,14 @@ class JsPool:
             source = (v.root / v.path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise FunctionLoadError(f"{v.path}: cannot read the module: {exc}") from None
-        return {"name": v.name, "filename": v.path, "source": source, "memory_mb": v.memory_mb,
-                "timeout_ms": v.timeout_ms, "env": dict(v.env)}
+        return {
+            "name": v.name,
+            "filename": v.path,
+            "source": source,
+            "memory_mb": v.memory_mb,
+            "timeout_ms": v.timeout_ms,
+            "env": dict(v.env),
+        }
 
     async def start(self) -> None:
         """Read the module and create its isolate (pre-warm).
@@ -393,9 +411,13 @@ class JsPool:
                 raise TypeError("bad reply")
             cold_ms = max(float(cold_ms), load_ms)
             return Outcome(
-                status=status, headers=[(str(k), str(v)) for k, v in headers], body=body,
-                cold=cold_ms > 0, cold_ms=cold_ms,
-                duration_ms=(time.perf_counter() - started) * 1000, error=error,
+                status=status,
+                headers=[(str(k), str(v)) for k, v in headers],
+                body=body,
+                cold=cold_ms > 0,
+                cold_ms=cold_ms,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                error=error,
                 logs=[LogRecord(float(ts), str(level), str(msg)) for ts, level, msg in logs],
                 memory_peak_kb=int(peak_kb),
             )
@@ -405,8 +427,13 @@ class JsPool:
 
     def _fail(self, status: int, error: str, what: str, started: float) -> Outcome:
         body = f"function '{self.version.name}' {what}\n".encode()
-        return Outcome(status=status, headers=list(TEXT), body=body, error=error,
-                       duration_ms=(time.perf_counter() - started) * 1000)
+        return Outcome(
+            status=status,
+            headers=list(TEXT),
+            body=body,
+            error=error,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
 
     def reap_idle(self, now: float, ttl: float) -> int:
         """Unload the isolate when idle past ``ttl`` and ``min_warm`` is 0."""
@@ -424,8 +451,9 @@ class JsPool:
             try:
                 await asyncio.wait_for(self._idle.wait(), bound)
             except TimeoutError:
-                logger.warning("%s: closing with %d requests in flight", self.version.name,
-                               self._inflight)
+                logger.warning(
+                    "%s: closing with %d requests in flight", self.version.name, self._inflight
+                )
         if self._registered:
             self._registered = False
             self._host.unregister(self.version.key)

@@ -106,9 +106,12 @@ def transform_module(source: str, filename: str) -> str:
         inline = re.search(r"\bexport\s*(?:\{|default\b)", code)
         raise ModuleSourceError(
             f"{filename}: no `export default` found"
-            + (" at the start of a line (is the module minified onto one line?)" if inline else
-               "; a function module must end in "
-               "`export default { async fetch(request, env, ctx) { ... } }`")
+            + (
+                " at the start of a line (is the module minified onto one line?)"
+                if inline
+                else "; a function module must end in "
+                "`export default { async fetch(request, env, ctx) { ... } }`"
+            )
         )
     if count + len(defaults) > 1:
         raise ModuleSourceError(f"{filename}: more than one `export default`")
@@ -140,7 +143,7 @@ def first_line(message: str, filename: str | None = None) -> str:
     """
     line = message.strip().splitlines()[0] if message.strip() else "unknown error"
     if filename is not None and line.startswith("<anonymous>:"):
-        line = filename + line[len("<anonymous>"):]
+        line = filename + line[len("<anonymous>") :]
     if line.endswith(("Unexpected token 'export'", "Cannot use import statement outside a module")):
         line += " (import/export are recognised only at the start of a line; bundle without "
         line += "putting the whole module on one line)"
@@ -202,8 +205,13 @@ def check_js_many(files: dict[str, str]) -> dict[str, str]:
         return {}
     try:
         done = subprocess.run(
-            host_command("--check"), input=json.dumps(files).encode("utf-8"),
-            capture_output=True, timeout=CHECK_TIMEOUT_S, env=host_env(), cwd="/", check=False,
+            host_command("--check"),
+            input=json.dumps(files).encode("utf-8"),
+            capture_output=True,
+            timeout=CHECK_TIMEOUT_S,
+            env=host_env(),
+            cwd="/",
+            check=False,
         )
         result: Any = json.loads(done.stdout.decode("utf-8")) if done.returncode == 0 else None
     except (subprocess.TimeoutExpired, ValueError) as exc:
@@ -243,9 +251,14 @@ class ModuleSpec:
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> ModuleSpec:
-        return cls(str(raw["name"]), str(raw["filename"]), str(raw["source"]),
-                   int(raw["memory_mb"]), int(raw["timeout_ms"]),
-                   {str(k): str(v) for k, v in raw["env"].items()})
+        return cls(
+            str(raw["name"]),
+            str(raw["filename"]),
+            str(raw["source"]),
+            int(raw["memory_mb"]),
+            int(raw["timeout_ms"]),
+            {str(k): str(v) for k, v in raw["env"].items()},
+        )
 
 
 def _too_slow(spec: ModuleSpec) -> LoadError:
@@ -280,14 +293,20 @@ async def evaluate_module(mr: MiniRacer, spec: ModuleSpec, pinged: asyncio.Event
         raise LoadError(str(exc)) from None
     seed = base64.b64encode(os.urandom(44)).decode()  # ChaCha20 key + nonce for crypto.*
     setup = json.dumps({"env": spec.env, "seed": seed})
-    for step in (module_script(code, spec.filename),
-                 f"__edgeInternal.setup({setup}), "
-                 f"__edgeInternal.runModule({json.dumps(spec.filename)})"):
+    for step in (
+        module_script(code, spec.filename),
+        f"__edgeInternal.setup({setup}), __edgeInternal.runModule({json.dumps(spec.filename)})",
+    ):
         await eval_limited(mr, step, spec, max(deadline - time.monotonic(), 0.001))
     while True:
         pinged.clear()
-        status = json.loads(str(await eval_limited(
-            mr, "__edgeInternal.loadStatus()", spec, max(deadline - time.monotonic(), 0.001))))
+        status = json.loads(
+            str(
+                await eval_limited(
+                    mr, "__edgeInternal.loadStatus()", spec, max(deadline - time.monotonic(), 0.001)
+                )
+            )
+        )
         if status["state"] == "ok":
             return
         if status["state"] == "error":
@@ -341,7 +360,8 @@ def response_fields(item: list[Any]) -> tuple[int, list[list[str]], bytes, list[
     data = body.encode("utf-8") if kind == 1 else b""
     if kind == 2:
         data = base64.b64decode(body, validate=True)
-    records = [[float(ts) / 1000, level if level in LOG_LEVELS else "info", str(msg)]
-               for ts, level, msg in logs]
+    records = [
+        [float(ts) / 1000, level if level in LOG_LEVELS else "info", str(msg)]
+        for ts, level, msg in logs
+    ]
     return status, pairs, data, records, None if error is None else str(error)
-

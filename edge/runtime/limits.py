@@ -277,7 +277,7 @@ class PathPins:
 def _reroute(entry: str, mapping: dict[str, str]) -> str:
     for old, new in mapping.items():
         if entry == old or entry.startswith(old + "/"):
-            return new + entry[len(old):]
+            return new + entry[len(old) :]
     return entry
 
 

@@ -34,6 +34,7 @@ from edge.runtime.reply import parse_logs
 
 logger = logging.getLogger(__name__)
 
+
 class ZygoteError(Exception):
     """The zygote could not be started, or died while we waited for it."""
 
@@ -65,8 +66,13 @@ class TemplateLink:
         on_lost: called once when the template's socket closes.
     """
 
-    def __init__(self, sock: socket.socket, pid: int, on_exit: Callable[[ExitInfo], None],
-                 on_lost: Callable[[TemplateLink], None]) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        pid: int,
+        on_exit: Callable[[ExitInfo], None],
+        on_lost: Callable[[TemplateLink], None],
+    ) -> None:
         self.pid = pid
         self.alive = True
         self.started = time.monotonic()
@@ -75,7 +81,8 @@ class TemplateLink:
         self._channel = ControlChannel(sock, self._message, self._closed, maxfds=1)
         self._ready: asyncio.Future[list[LogRecord]] | None = None
         self._spawns: collections.deque[asyncio.Future[tuple[socket.socket, int]]] = (
-            collections.deque())
+            collections.deque()
+        )
 
     def start(self) -> None:
         self._ready = asyncio.get_running_loop().create_future()
@@ -198,10 +205,21 @@ class Zygote:
             # APPSEC: exec'ed (fork+exec in C, no Python runs in the child) with
             # a scrubbed env and only its socket: nothing of the worker leaks in.
             self._proc = subprocess.Popen(
-                [self._python, "-P", "-m", "edge.runtime.zygote", str(theirs.fileno()),
-                 str(os.getpid())],
-                pass_fds=[theirs.fileno()], close_fds=True, stdin=subprocess.DEVNULL,
-                env=zygote_env(os.environ, import_root), cwd="/", start_new_session=True)
+                [
+                    self._python,
+                    "-P",
+                    "-m",
+                    "edge.runtime.zygote",
+                    str(theirs.fileno()),
+                    str(os.getpid()),
+                ],
+                pass_fds=[theirs.fileno()],
+                close_fds=True,
+                stdin=subprocess.DEVNULL,
+                env=zygote_env(os.environ, import_root),
+                cwd="/",
+                start_new_session=True,
+            )
         except OSError as exc:
             ours.close()
             raise ZygoteError(f"could not start the zygote: {exc}") from None
@@ -336,9 +354,16 @@ class TemplateSource:
         on_lost: called when a running template's socket closes.
     """
 
-    def __init__(self, version: FunctionVersion, zygote: Zygote, *, limits: Limits,
-                 load_timeout: float, on_exit: Callable[[ExitInfo], None],
-                 on_lost: Callable[[TemplateLink], None]) -> None:
+    def __init__(
+        self,
+        version: FunctionVersion,
+        zygote: Zygote,
+        *,
+        limits: Limits,
+        load_timeout: float,
+        on_exit: Callable[[ExitInfo], None],
+        on_lost: Callable[[TemplateLink], None],
+    ) -> None:
         self.version = version
         self.load_logs: list[LogRecord] = []
         self.closed = False
@@ -421,10 +446,19 @@ class TemplateSource:
 
     def _spec(self) -> dict[str, Any]:
         v = self.version
-        return {"key": v.key, "app": v.app, "app_id": v.app_id, "name": v.name,
-                "root": str(v.root), "path": v.path,
-                "handler": v.handler or "handle", "env": dict(v.env), "memory_mb": v.memory_mb,
-                "nofile": self._limits.nofile, "nproc": self._limits.nproc}
+        return {
+            "key": v.key,
+            "app": v.app,
+            "app_id": v.app_id,
+            "name": v.name,
+            "root": str(v.root),
+            "path": v.path,
+            "handler": v.handler or "handle",
+            "env": dict(v.env),
+            "memory_mb": v.memory_mb,
+            "nofile": self._limits.nofile,
+            "nproc": self._limits.nproc,
+        }
 
 
 def _set_done(future: asyncio.Future[None]) -> None:

@@ -55,10 +55,17 @@ class Node:
         pools: the worker's pool registry (``edge.runtime.pool.Pools``).
     """
 
-    def __init__(self, config: Config, store: Store, redis_client: redis_async.Redis,
-                 pools: object, *, clock: Callable[[], float] = time.monotonic,
-                 closing: list[Callable[[], Awaitable[None]]] | None = None,
-                 logs: LogWriter | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        redis_client: redis_async.Redis,
+        pools: object,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        closing: list[Callable[[], Awaitable[None]]] | None = None,
+        logs: LogWriter | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.redis = redis_client
@@ -81,8 +88,14 @@ class Node:
         self.logs.start()
         self.metrics.start()
         await self._reload_once()
-        for loop in (self._reloader, self._listen, self._heartbeat, self._reaper, self._poll,
-                     self._flush_access):
+        for loop in (
+            self._reloader,
+            self._listen,
+            self._heartbeat,
+            self._reaper,
+            self._poll,
+            self._flush_access,
+        ):
             self._tasks.append(asyncio.create_task(loop()))
 
     async def stop(self) -> None:
@@ -145,16 +158,28 @@ class Node:
 
     async def _start_pools(self, table: RouteTable) -> dict[str, str]:
         wanted = list(table.versions().values())
-        results = await asyncio.gather(*(self.pools.get_or_start(v)  # type: ignore[attr-defined]
-                                         for v in wanted), return_exceptions=True)
+        results = await asyncio.gather(
+            *(
+                self.pools.get_or_start(v)  # type: ignore[attr-defined]
+                for v in wanted
+            ),
+            return_exceptions=True,
+        )
         failures: dict[str, str] = {}
         for version, result in zip(wanted, results, strict=True):
             if isinstance(result, BaseException):
                 message = str(result) if isinstance(result, FunctionLoadError) else repr(result)
                 failures[f"{version.app}/{version.environment}/{version.name}"] = message
-                self.logs.emit(platform_event(
-                    version.app, version.environment, f"failed to start: {message}",
-                    release=version.release, level="error", function=version.name))
+                self.logs.emit(
+                    platform_event(
+                        version.app,
+                        version.environment,
+                        f"failed to start: {message}",
+                        release=version.release,
+                        level="error",
+                        function=version.name,
+                    )
+                )
         return failures
 
     def _without_failed(self, table: RouteTable, failures: dict[str, str]) -> RouteTable:
@@ -183,8 +208,9 @@ class Node:
     # -- background loops ----------------------------------------------------
 
     async def _report(self, *, announce: bool) -> None:
-        status = commands.WorkerStatus(self.worker_id, self.config.region, self.table.version,
-                                       self.failed)
+        status = commands.WorkerStatus(
+            self.worker_id, self.config.region, self.table.version, self.failed
+        )
         try:
             await commands.report_status(self.redis, status, announce=announce)
         except (RedisError, OSError) as exc:

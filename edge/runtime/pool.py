@@ -48,6 +48,8 @@ TEMPLATE_EXIT_WAIT_S = 2.0
 MIN_TEMPLATE_LIFE_S = 1.0
 _EXPIRED = object()
 _CLOSED = object()
+
+
 class _Refused(Exception):
     """No instance for this request; ``outcome`` is the answer instead."""
 
@@ -71,15 +73,27 @@ class PythonPool:
             ``2 * max_instances``).
     """
 
-    def __init__(self, version: FunctionVersion, zygote: Zygote, *, limits: Limits | None = None,
-                 load_timeout: float = 10.0, queue_limit: int | None = None) -> None:
+    def __init__(
+        self,
+        version: FunctionVersion,
+        zygote: Zygote,
+        *,
+        limits: Limits | None = None,
+        load_timeout: float = 10.0,
+        queue_limit: int | None = None,
+    ) -> None:
         self.version = version
         self.last_used = time.monotonic()
         self._queue_limit = 2 * version.max_instances if queue_limit is None else queue_limit
         self._label = f"{version.app}/{version.environment}/{version.name}"
         self._templates = TemplateSource(
-            version, zygote, limits=limits or Limits(), load_timeout=load_timeout,
-            on_exit=self._on_instance_exit, on_lost=self._on_template_lost)
+            version,
+            zygote,
+            limits=limits or Limits(),
+            load_timeout=load_timeout,
+            on_exit=self._on_instance_exit,
+            on_lost=self._on_template_lost,
+        )
         self._idle: list[InstanceChannel] = []
         self._busy: set[InstanceChannel] = set()
         self._starting = 0
@@ -123,7 +137,7 @@ class PythonPool:
         """Stop instances idle longer than ``ttl`` seconds, keeping ``min_warm``."""
         surplus = len(self._idle) + len(self._busy) - self.version.min_warm
         idle = sorted(self._idle, key=lambda instance: instance.last_used)
-        victims = [i for i in idle if now - i.last_used > ttl][:max(surplus, 0)]
+        victims = [i for i in idle if now - i.last_used > ttl][: max(surplus, 0)]
         for instance in victims:
             instance.kill()
         return len(victims)
@@ -222,8 +236,9 @@ class PythonPool:
                 self._starting -= 1
                 self._slot_freed()
 
-    async def _cold(self, invocation: Invocation, *, reserved: bool
-                    ) -> tuple[InstanceChannel, float]:
+    async def _cold(
+        self, invocation: Invocation, *, reserved: bool
+    ) -> tuple[InstanceChannel, float]:
         if not reserved:
             self._starting += 1
         started = time.perf_counter()
@@ -232,9 +247,14 @@ class PythonPool:
         except (SpawnError, PeerClosed, FunctionLoadError) as exc:
             self._starting -= 1
             self._slot_freed()
-            raise _Refused(error_outcome(
-                invocation, 503, "unavailable",
-                f"function {self.version.name} could not start an instance: {exc}")) from None
+            raise _Refused(
+                error_outcome(
+                    invocation,
+                    503,
+                    "unavailable",
+                    f"function {self.version.name} could not start an instance: {exc}",
+                )
+            ) from None
         except BaseException:
             self._starting -= 1
             self._slot_freed()
@@ -287,10 +307,18 @@ class PythonPool:
             reply = await instance.call(request_frame(invocation), timeout_ms / 1000)
         except CallTimeout:
             instance.kill()
-            logger.warning("function %s: instance %d killed: timed out after %d ms",
-                           self._label, instance.pid, timeout_ms)
-            return error_outcome(invocation, 504, "timeout",
-                                 f"function {self.version.name} timed out after {timeout_ms} ms")
+            logger.warning(
+                "function %s: instance %d killed: timed out after %d ms",
+                self._label,
+                instance.pid,
+                timeout_ms,
+            )
+            return error_outcome(
+                invocation,
+                504,
+                "timeout",
+                f"function {self.version.name} timed out after {timeout_ms} ms",
+            )
         except PeerClosed:
             return await self._died(instance, invocation)
         except ProtocolError as exc:
@@ -309,8 +337,15 @@ class PythonPool:
         if instance.calls % SAMPLE_EVERY == 0:
             instance.sample_memory()
         self._release(instance)
-        return Outcome(status, headers, body, duration_ms=duration_ms, error=error, logs=logs,
-                       memory_peak_kb=instance.memory_peak_kb)
+        return Outcome(
+            status,
+            headers,
+            body,
+            duration_ms=duration_ms,
+            error=error,
+            logs=logs,
+            memory_peak_kb=instance.memory_peak_kb,
+        )
 
     async def _died(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
         if self._closing:
@@ -324,36 +359,51 @@ class PythonPool:
         outcome.memory_peak_kb = instance.memory_peak_kb
         return outcome
 
-    def _memory(self, instance: InstanceChannel, invocation: Invocation,
-                logs: list[LogRecord]) -> Outcome:
+    def _memory(
+        self, instance: InstanceChannel, invocation: Invocation, logs: list[LogRecord]
+    ) -> Outcome:
         limit = self.version.memory_mb
-        logger.warning("function %s: instance %d killed: memory limit %d MB exceeded",
-                       self._label, instance.pid, limit)
+        logger.warning(
+            "function %s: instance %d killed: memory limit %d MB exceeded",
+            self._label,
+            instance.pid,
+            limit,
+        )
         outcome = error_outcome(
-            invocation, 502, "memory",
-            f"function {self.version.name}: memory limit of {limit} MB exceeded")
+            invocation,
+            502,
+            "memory",
+            f"function {self.version.name}: memory limit of {limit} MB exceeded",
+        )
         outcome.logs = logs
         outcome.memory_peak_kb = instance.memory_peak_kb
         return outcome
 
     def _invalid(self, instance: InstanceChannel, invocation: Invocation, why: str) -> Outcome:
         instance.kill()
-        logger.warning("function %s: instance %d killed: invalid response: %s",
-                       self._label, instance.pid, why)
-        outcome = error_outcome(invocation, 502, "crash",
-                                f"invalid response from function {self.version.name}")
+        logger.warning(
+            "function %s: instance %d killed: invalid response: %s", self._label, instance.pid, why
+        )
+        outcome = error_outcome(
+            invocation, 502, "crash", f"invalid response from function {self.version.name}"
+        )
         outcome.logs = [LogRecord(time.time(), "error", f"invalid response: {why}")]
         return outcome
 
     def _shutting_down(self, invocation: Invocation) -> Outcome:
-        return error_outcome(invocation, 503, "unavailable",
-                             f"function {self.version.name} is shutting down")
+        return error_outcome(
+            invocation, 503, "unavailable", f"function {self.version.name} is shutting down"
+        )
 
     def _overloaded(self, invocation: Invocation) -> Outcome:
         return error_outcome(
-            invocation, 503, "overloaded",
+            invocation,
+            503,
+            "overloaded",
             f"function {self.version.name} is at its limit of {self.version.max_instances} "
-            "instances; retry later", [("retry-after", "1")])
+            "instances; retry later",
+            [("retry-after", "1")],
+        )
 
     # -- processes -----------------------------------------------------------
 
@@ -400,8 +450,9 @@ class PythonPool:
                 del self._by_pid[pid]
         if self._closing:
             return
-        logger.warning("function %s: template %d exited; restarting it on demand",
-                       self._label, template.pid)
+        logger.warning(
+            "function %s: template %d exited; restarting it on demand", self._label, template.pid
+        )
         # Pre-warm again from a new template, unless this one died young: a
         # template that cannot stay up waits for demand instead of crash-looping.
         if time.monotonic() - template.started >= MIN_TEMPLATE_LIFE_S:
@@ -423,10 +474,16 @@ class Pools:
         limits: process and file limits of Python function processes.
     """
 
-    def __init__(self, zygote: Zygote | Callable[[], Zygote], *, max_pools: int = 50,
-                 idle_ttl: float = 300.0, js_factory: PoolFactory | None = None,
-                 limits: Limits | None = None,
-                 on_evict: Callable[[FunctionVersion], None] | None = None) -> None:
+    def __init__(
+        self,
+        zygote: Zygote | Callable[[], Zygote],
+        *,
+        max_pools: int = 50,
+        idle_ttl: float = 300.0,
+        js_factory: PoolFactory | None = None,
+        limits: Limits | None = None,
+        on_evict: Callable[[FunctionVersion], None] | None = None,
+    ) -> None:
         self._zygote = zygote if isinstance(zygote, Zygote) else None
         self._zygote_factory = None if isinstance(zygote, Zygote) else zygote
         self.max_pools = max_pools
@@ -522,8 +579,9 @@ class Pools:
     def _evict(self, keep: str) -> None:
         """Past ``max_pools``, retire the least recently used pools (not ``keep``)."""
         while len(self._pools) > self.max_pools:
-            victim = min((k for k in self._pools if k != keep),
-                         key=lambda k: self._pools[k].last_used)
+            victim = min(
+                (k for k in self._pools if k != keep), key=lambda k: self._pools[k].last_used
+            )
             logger.info("retiring the least recently used pool %s", victim)
             if self._on_evict is not None:
                 self._on_evict(self._pools[victim].version)

@@ -19,8 +19,18 @@ MAX_LOG_MESSAGE = 16 * 1024
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _UNSAFE_VALUE = re.compile(r"[\x00\r\n]")
 # APPSEC: framing is the server's business; a function must not desync it.
-_HOP_BY_HOP = frozenset({"connection", "content-length", "keep-alive", "proxy-connection",
-                         "te", "trailer", "transfer-encoding", "upgrade"})
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "content-length",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 _JSON = ("content-type", "application/json")
 
 
@@ -28,8 +38,9 @@ class InvalidReply(Exception):
     """An instance's reply frame is not a valid response."""
 
 
-def parse_reply(reply: Any) -> tuple[int, list[tuple[str, str]], bytes, str | None,
-                                     list[LogRecord]]:
+def parse_reply(
+    reply: Any,
+) -> tuple[int, list[tuple[str, str]], bytes, str | None, list[LogRecord]]:
     """Check an untrusted reply: ``(status, headers, body, error, logs)``.
 
     APPSEC: exact types only; no CR/LF/NUL in header values, header names are
@@ -55,8 +66,12 @@ def _parse_headers(raw: Any) -> list[tuple[str, str]]:
         raise InvalidReply("headers are not a list")
     headers = []
     for item in raw:
-        if not (isinstance(item, list) and len(item) == 2
-                and isinstance(item[0], str) and isinstance(item[1], str)):
+        if not (
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], str)
+        ):
             raise InvalidReply("a header is not a [name, value] pair of strings")
         name, value = item
         if not _TOKEN.fullmatch(name):
@@ -70,10 +85,18 @@ def _parse_headers(raw: Any) -> list[tuple[str, str]]:
 
 def request_frame(invocation: Invocation) -> bytes:
     """The frame an instance receives for ``invocation``."""
-    return encode({"method": invocation.method, "url": invocation.url, "path": invocation.path,
-                   "query": invocation.query_string, "headers": invocation.headers,
-                   "body": invocation.body, "params": invocation.params,
-                   "id": invocation.request_id})
+    return encode(
+        {
+            "method": invocation.method,
+            "url": invocation.url,
+            "path": invocation.path,
+            "query": invocation.query_string,
+            "headers": invocation.headers,
+            "body": invocation.body,
+            "params": invocation.params,
+            "id": invocation.request_id,
+        }
+    )
 
 
 def parse_logs(raw: object) -> list[LogRecord]:
@@ -90,9 +113,15 @@ def parse_logs(raw: object) -> list[LogRecord]:
     return records
 
 
-def error_outcome(invocation: Invocation, status: int, error: str, message: str,
-                  headers: list[tuple[str, str]] | None = None) -> Outcome:
+def error_outcome(
+    invocation: Invocation,
+    status: int,
+    error: str,
+    message: str,
+    headers: list[tuple[str, str]] | None = None,
+) -> Outcome:
     """A platform-made answer: ``{"error", "message", "request_id"}`` as JSON."""
-    body = json.dumps({"error": error, "message": message,
-                       "request_id": invocation.request_id}).encode()
+    body = json.dumps(
+        {"error": error, "message": message, "request_id": invocation.request_id}
+    ).encode()
     return Outcome(status, [_JSON, *(headers or [])], body, error=error)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
 from edge.logstream import LogWriter, platform_event
 from edge.runtime.invocation import FunctionVersion
+
+if TYPE_CHECKING:
+    from edge.runtime.isolate import V8Host
+    from edge.runtime.pool import Pools
 from edge.server import serve
 
 
@@ -20,12 +24,13 @@ def load_app(config: Config) -> object:
     redis = async_redis(config.redis_url)
     logs = LogWriter(redis, config.log_stream_len)
     pools, v8host = build_pools(config, logs)
-    node = Node(config, Store.from_url(config.database_url), redis, pools,
-                closing=[v8host.close], logs=logs)  # type: ignore[attr-defined]
+    node = Node(
+        config, Store.from_url(config.database_url), redis, pools, closing=[v8host.close], logs=logs
+    )
     return create_app(config, node)
 
 
-def build_pools(config: Config, logs: LogWriter) -> tuple[object, object]:
+def build_pools(config: Config, logs: LogWriter) -> tuple[Pools, V8Host]:
     """The worker's pool registry and the V8 host its JavaScript pools share."""
     from edge.runtime.isolate import JsPool, V8Host  # noqa: PLC0415
     from edge.runtime.link import Zygote  # noqa: PLC0415
@@ -34,13 +39,24 @@ def build_pools(config: Config, logs: LogWriter) -> tuple[object, object]:
     host = V8Host()
 
     def evicted(version: FunctionVersion) -> None:
-        logs.emit(platform_event(
-            version.app, version.environment, f"warm pool of {version.name} evicted "
-            f"(over EDGE_MAX_WARM_POOLS={config.max_warm_pools}); its next request starts cold",
-            release=version.release, function=version.name))
+        logs.emit(
+            platform_event(
+                version.app,
+                version.environment,
+                f"warm pool of {version.name} evicted "
+                f"(over EDGE_MAX_WARM_POOLS={config.max_warm_pools}); its next request starts cold",
+                release=version.release,
+                function=version.name,
+            )
+        )
 
-    pools = Pools(Zygote, max_pools=config.max_warm_pools, idle_ttl=config.idle_ttl,
-                  js_factory=lambda version: JsPool(version, host), on_evict=evicted)
+    pools = Pools(
+        Zygote,
+        max_pools=config.max_warm_pools,
+        idle_ttl=config.idle_ttl,
+        js_factory=lambda version: JsPool(version, host),
+        on_evict=evicted,
+    )
     return pools, host
 
 
@@ -72,20 +88,24 @@ def post_fork(server: Any, worker: Any) -> None:
 
 def run(config: Config) -> None:
     config.prepare_home()
-    hooks = ({"pre_fork": pre_fork, "post_fork": post_fork}
-             if pin_cpus(config.runtime_workers) else {})
-    serve(lambda: load_app(config), {
-        **hooks,
-        "bind": f"{config.bind}:{config.runtime_port}",
-        "workers": config.runtime_workers,
-        "worker_class": "asgi",
-        "worker_connections": 2000,
-        "backlog": 2048,
-        "timeout": 60,
-        "graceful_timeout": 35,  # > the 30 s function timeout: in-flight requests finish
-        "keepalive": 5,
-        "accesslog": None,
-        "loglevel": "warning",
-        "proc_name": "edge-runtime",
-        "reuse_port": True,
-    })
+    hooks = (
+        {"pre_fork": pre_fork, "post_fork": post_fork} if pin_cpus(config.runtime_workers) else {}
+    )
+    serve(
+        lambda: load_app(config),
+        {
+            **hooks,
+            "bind": f"{config.bind}:{config.runtime_port}",
+            "workers": config.runtime_workers,
+            "worker_class": "asgi",
+            "worker_connections": 2000,
+            "backlog": 2048,
+            "timeout": 60,
+            "graceful_timeout": 35,  # > the 30 s function timeout: in-flight requests finish
+            "keepalive": 5,
+            "accesslog": None,
+            "loglevel": "warning",
+            "proc_name": "edge-runtime",
+            "reuse_port": True,
+        },
+    )

@@ -125,8 +125,15 @@ class Supervisor:
     def on_exit(self, pid: int, status: int, maxrss_kb: int) -> None:
         """Report one child's exit to the worker."""
         code = os.waitstatus_to_exitcode(status)
-        self.send({"op": "exit", "pid": pid, "code": code if code >= 0 else None,
-                   "signal": -code if code < 0 else None, "maxrss_kb": maxrss_kb})
+        self.send(
+            {
+                "op": "exit",
+                "pid": pid,
+                "code": code if code >= 0 else None,
+                "signal": -code if code < 0 else None,
+                "maxrss_kb": maxrss_kb,
+            }
+        )
 
     def idle_timeout_ms(self) -> int | None:
         """How long the loop may sleep before :meth:`on_idle` (``None``: forever)."""

@@ -76,29 +76,56 @@ class RouteTable:
             entries: list[tuple[RoutePattern, Target]] = []
             targets = []
             for record in live.functions:
-                target = _target(record, app=live.app, app_id=live.app_id,
-                                 environment=live.environment,
-                                 release=live.version, region=config.region,
-                                 root=config.releases_dir / live.app / live.artifact)
+                target = _target(
+                    record,
+                    app=live.app,
+                    app_id=live.app_id,
+                    environment=live.environment,
+                    release=live.version,
+                    region=config.region,
+                    root=config.releases_dir / live.app / live.artifact,
+                )
                 targets.append(target)
                 entries.extend((parse_route(text), target) for text in record.routes)
-            host = (f"{live.app}.{config.domain}" if live.environment == PRODUCTION
-                    else f"{live.environment}--{live.app}.{config.domain}")
-            sites[host] = Site(live.app, live.environment, live.version, Router(entries),
-                               tuple(targets))
+            host = (
+                f"{live.app}.{config.domain}"
+                if live.environment == PRODUCTION
+                else f"{live.environment}--{live.app}.{config.domain}"
+            )
+            sites[host] = Site(
+                live.app, live.environment, live.version, Router(entries), tuple(targets)
+            )
         return cls(snapshot.version, sites)
 
 
-def _target(record: FunctionRecord, *, app: str, app_id: int, environment: str, release: int,
-            root: Path, region: str) -> Target:
+def _target(
+    record: FunctionRecord,
+    *,
+    app: str,
+    app_id: int,
+    environment: str,
+    release: int,
+    root: Path,
+    region: str,
+) -> Target:
     regions = tuple(record.regions)
     version = None
     if region in regions:
         version = FunctionVersion(
-            key=f"{app}:{record.content_hash}", app=app, environment=environment, release=release,
-            name=record.name, runtime=record.runtime, root=root, path=record.path,
-            handler=record.handler, env=dict(record.env), memory_mb=record.memory_mb,
-            timeout_ms=record.timeout_ms, min_warm=record.min_warm,
-            max_instances=record.max_instances, app_id=app_id,
+            key=f"{app}:{record.content_hash}",
+            app=app,
+            environment=environment,
+            release=release,
+            name=record.name,
+            runtime=record.runtime,
+            root=root,
+            path=record.path,
+            handler=record.handler,
+            env=dict(record.env),
+            memory_mb=record.memory_mb,
+            timeout_ms=record.timeout_ms,
+            min_warm=record.min_warm,
+            max_instances=record.max_instances,
+            app_id=app_id,
         )
     return Target(record.name, version, regions, release)

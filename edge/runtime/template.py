@@ -76,8 +76,13 @@ class Template(Supervisor):
             self.enter_sandbox()
             self.handler = self.load()
         except BaseException as exc:  # every boot failure is reported
-            self.send({"op": "error", "message": _describe(exc)[-MAX_ERROR_TEXT:],
-                       "logs": self.capture.take()[-100:]})
+            self.send(
+                {
+                    "op": "error",
+                    "message": _describe(exc)[-MAX_ERROR_TEXT:],
+                    "logs": self.capture.take()[-100:],
+                }
+            )
             return EXIT_BOOT_ERROR
         self.send({"op": "ready", "logs": self.capture.take()[-100:]})
         self.install_signals()
@@ -206,5 +211,6 @@ def _describe(exc: BaseException) -> str:
         return str(exc)
     info = traceback.TracebackException.from_exception(exc)
     info.stack = traceback.StackSummary.from_list(
-        [frame for frame in info.stack if not frame.filename.startswith(_IMPORT_FRAMES)])
+        [frame for frame in info.stack if not frame.filename.startswith(_IMPORT_FRAMES)]
+    )
     return "".join(info.format()).rstrip()

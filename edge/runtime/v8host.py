@@ -198,8 +198,9 @@ class Isolate:
 
     def _reset(self, reason: str) -> None:
         """Replace the isolate; its in-flight requests fail with ``reason``."""
-        logger.warning("%s: isolate replaced: %s", self.spec.name,
-                       FAULTS[reason][1].format(**vars(self.spec)))
+        logger.warning(
+            "%s: isolate replaced: %s", self.spec.name, FAULTS[reason][1].format(**vars(self.spec))
+        )
         if reason == "memory":
             self.peak_kb = max(self.peak_kb, self.spec.memory_mb * 1024)
         now = asyncio.get_running_loop().time()
@@ -217,8 +218,11 @@ class Isolate:
         loop = asyncio.get_running_loop()
         method, url, headers, body, params = request
         kind, text = jscheck.request_body(body) if body else (0, "")
-        call = Call(rid, [rid, method, url, headers, kind, text, params],
-                    loop.time() + self.spec.timeout_ms / 1000)
+        call = Call(
+            rid,
+            [rid, method, url, headers, kind, text, params],
+            loop.time() + self.spec.timeout_ms / 1000,
+        )
         call.timer = loop.call_at(call.deadline, self._expire, call)
         self.queue.append(call)
         self._pump()
@@ -341,13 +345,22 @@ class Isolate:
         logs = [*(logs or []), [time.time(), "error", f"killed: {text}"]]
         self._reply(call, status, TEXT, body, logs=logs, error=error)
 
-    def _reply(self, call: Call, status: int, headers: list[Any], body: bytes, *,
-               logs: list[Any], error: str | None) -> None:
+    def _reply(
+        self,
+        call: Call,
+        status: int,
+        headers: list[Any],
+        body: bytes,
+        *,
+        logs: list[Any],
+        error: str | None,
+    ) -> None:
         if call.timer is not None:
             call.timer.cancel()
             call.timer = None
-        self._send(["resp", call.rid, status, headers, body, logs, error, self.peak_kb,
-                    call.cold_ms])
+        self._send(
+            ["resp", call.rid, status, headers, body, logs, error, self.peak_kb, call.cold_ms]
+        )
 
     # The heap peak is tracked without ever blocking on the isolate: mini-racer's
     # heap_stats() waits for the isolate's thread, which a runaway promise
@@ -438,8 +451,14 @@ class Host:
         RangeError (answered as a memory fault) instead of growing this process
         until the node runs out of memory.
         """
-        need = self._base_data + DATA_SLACK + sum(
-            ISOLATE_DATA + 2 * isolate.spec.memory_mb * MIB for isolate in self.isolates.values())
+        need = (
+            self._base_data
+            + DATA_SLACK
+            + sum(
+                ISOLATE_DATA + 2 * isolate.spec.memory_mb * MIB
+                for isolate in self.isolates.values()
+            )
+        )
         _, hard = resource.getrlimit(resource.RLIMIT_DATA)
         if hard == resource.RLIM_INFINITY or need <= hard:
             resource.setrlimit(resource.RLIMIT_DATA, (need, hard))
@@ -464,7 +483,8 @@ async def serve(fd: int, runtime_js: str) -> None:
             lost.set_result(None)
 
     _, conn = await loop.create_connection(
-        lambda: FrameProtocol(host.on_frame, on_lost), sock=socket.socket(fileno=fd))
+        lambda: FrameProtocol(host.on_frame, on_lost), sock=socket.socket(fileno=fd)
+    )
     host.conn = conn
     await lost
     await host.close()
@@ -501,8 +521,11 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--check", action="store_true", help="check modules (JSON on stdin)")
     args = parser.parse_args(argv)
     _harden()
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="v8host[%(process)d] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="v8host[%(process)d] %(levelname)s %(name)s: %(message)s",
+    )
     init_mini_racer(ignore_duplicate_init=True)
     script = jscheck.runtime_script()
     _drop_privileges()

@@ -34,8 +34,19 @@ from edge.runtime import limits
 from edge.runtime.supervisor import Supervisor
 from edge.runtime.template import EXIT_BOOT_ERROR, Template
 
-_SPEC_FIELDS = {"key": str, "app": str, "app_id": int, "name": str, "root": str, "path": str,
-                "handler": str, "env": dict, "memory_mb": int, "nofile": int, "nproc": int}
+_SPEC_FIELDS = {
+    "key": str,
+    "app": str,
+    "app_id": int,
+    "name": str,
+    "root": str,
+    "path": str,
+    "handler": str,
+    "env": dict,
+    "memory_mb": int,
+    "nofile": int,
+    "nproc": int,
+}
 
 
 class ZygoteServer(Supervisor):
@@ -55,8 +66,13 @@ class ZygoteServer(Supervisor):
         except OSError as exc:
             ours.close()
             theirs.close()
-            self.send({"op": "template_failed", "id": request_id,
-                       "message": f"fork failed: {exc.strerror}"})
+            self.send(
+                {
+                    "op": "template_failed",
+                    "id": request_id,
+                    "message": f"fork failed: {exc.strerror}",
+                }
+            )
             return
         if pid == 0:
             code = EXIT_BOOT_ERROR

@@ -12,8 +12,9 @@ from edge.redisserver import RedisServer
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[Stack]:
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """Control plane + runtime (gunicorn), real Redis, SQLite or PostgreSQL."""
     tmp = Path(tmp_path_factory.mktemp(f"stack-{request.param}"))
     redis = RedisServer(tmp / "redis.sock", tmp / "redis")

@@ -33,8 +33,10 @@ def app_name() -> str:
 
 
 def hello_files(version: str, greeting: str = "hi") -> dict[str, str]:
-    return {"edge.toml": MANIFEST.format(greeting=greeting),
-            "functions/hello.py": HELLO.format(version=version)}
+    return {
+        "edge.toml": MANIFEST.format(greeting=greeting),
+        "functions/hello.py": HELLO.format(version=version),
+    }
 
 
 def served_version(stack: Stack, app: str, branch: str | None = None) -> str | None:
@@ -43,8 +45,11 @@ def served_version(stack: Stack, app: str, branch: str | None = None) -> str | N
 
 
 def releases(stack: Stack, app: str, env: str = "production") -> list[dict]:
-    resp = stack.http.get(f"http://127.0.0.1:{stack.config.platform_port}/v1/apps/{app}/releases",
-                          params={"env": env}, headers={"Authorization": f"Bearer {stack.token}"})
+    resp = stack.http.get(
+        f"http://127.0.0.1:{stack.config.platform_port}/v1/apps/{app}/releases",
+        params={"env": env},
+        headers={"Authorization": f"Bearer {stack.token}"},
+    )
     resp.raise_for_status()
     return resp.json()["releases"]
 
@@ -80,15 +85,16 @@ def test_first_push_creates_app_and_second_push_deploys_v2(stack: Stack, tmp_pat
 
 
 def test_invalid_manifest_is_rejected_and_previous_release_keeps_serving(
-        stack: Stack, tmp_path: Path) -> None:
+    stack: Stack, tmp_path: Path
+) -> None:
     app = app_name()
     work = deploy(stack, tmp_path, app, "good")
-    work.commit("too slow", {"edge.toml": MANIFEST.format(greeting="x")
-                             + "timeout_ms = 60000\n"})
+    work.commit("too slow", {"edge.toml": MANIFEST.format(greeting="x") + "timeout_ms = 60000\n"})
     out = work.push(stack.remote(app), check=False)
     assert out.returncode != 0
-    assert ("! [remote rejected] main -> main (edge.toml: functions.hello.timeout_ms: "
-            "60000 > 30000") in out.stderr
+    assert (
+        "! [remote rejected] main -> main (edge.toml: functions.hello.timeout_ms: 60000 > 30000"
+    ) in out.stderr
     assert served_version(stack, app) == "good"
     assert [r["version"] for r in releases(stack, app)] == [1]
 
@@ -108,7 +114,8 @@ def test_python_syntax_error_is_rejected_with_file_and_line(stack: Stack, tmp_pa
 
 
 def test_preview_branch_gets_its_own_url_and_goes_away_when_deleted(
-        stack: Stack, tmp_path: Path) -> None:
+    stack: Stack, tmp_path: Path
+) -> None:
     app = app_name()
     work = deploy(stack, tmp_path, app, "prod")
     work.git("checkout", "-q", "-b", "Feature/X_1")
@@ -126,7 +133,8 @@ def test_preview_branch_gets_its_own_url_and_goes_away_when_deleted(
 
 
 def test_git_revert_redeploys_old_code_and_rollback_is_instant(
-        stack: Stack, tmp_path: Path) -> None:
+    stack: Stack, tmp_path: Path
+) -> None:
     app = app_name()
     work = deploy(stack, tmp_path, app, "one")
     work.commit("two", hello_files("two"))
@@ -136,9 +144,14 @@ def test_git_revert_redeploys_old_code_and_rollback_is_instant(
     assert "v3 live at" in out.stderr
     assert served_version(stack, app) == "one"
 
-    cli = subprocess.run([sys.executable, "-m", "edge.cli", "rollback", app, "--to", "2"],
-                         env={**stack.env, "EDGE_TOKEN": stack.token}, capture_output=True,
-                         text=True, timeout=60, check=False)
+    cli = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "rollback", app, "--to", "2"],
+        env={**stack.env, "EDGE_TOKEN": stack.token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert cli.returncode == 0, cli.stderr
     assert "v4 live at" in cli.stdout
     assert served_version(stack, app) == "two"
@@ -146,9 +159,14 @@ def test_git_revert_redeploys_old_code_and_rollback_is_instant(
     assert listed[0]["version"] == 4 and listed[0]["rollback_of"] == 2
     assert listed[0]["status"] == "active"
 
-    shown = subprocess.run([sys.executable, "-m", "edge.cli", "releases", app],
-                           env={**stack.env, "EDGE_TOKEN": stack.token}, capture_output=True,
-                           text=True, timeout=60, check=True)
+    shown = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "releases", app],
+        env={**stack.env, "EDGE_TOKEN": stack.token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "rollback to v2" in shown.stdout
 
 
@@ -166,11 +184,25 @@ def test_concurrent_deploys_get_distinct_ordered_versions(stack: Stack, tmp_path
         works.append(work)
     pushes: list[subprocess.CompletedProcess[str]] = []
     rollback: list[httpx.Response] = []
-    threads = [threading.Thread(target=lambda w=w: pushes.append(
-        w.push(stack.remote(app), "main", "--force", check=False))) for w in works]
-    threads.append(threading.Thread(target=lambda: rollback.append(stack.http.post(
-        f"http://127.0.0.1:{stack.config.platform_port}/v1/apps/{app}/rollback",
-        json={"to": 1}, headers={"Authorization": f"Bearer {stack.token}"}))))
+    threads = [
+        threading.Thread(
+            target=lambda w=w: pushes.append(
+                w.push(stack.remote(app), "main", "--force", check=False)
+            )
+        )
+        for w in works
+    ]
+    threads.append(
+        threading.Thread(
+            target=lambda: rollback.append(
+                stack.http.post(
+                    f"http://127.0.0.1:{stack.config.platform_port}/v1/apps/{app}/rollback",
+                    json={"to": 1},
+                    headers={"Authorization": f"Bearer {stack.token}"},
+                )
+            )
+        )
+    )
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -236,9 +268,14 @@ def test_stock_git_push_to_the_repository_path_deploys(stack: Stack, tmp_path: P
 
 
 def _token(stack: Stack, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "edge.cli", "token", "create", *args],
-                            env=stack.env, capture_output=True, text=True, timeout=60,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "token", "create", *args],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     token = result.stdout.strip()
     assert token.startswith("edge_") and "\n" not in token
     return token

@@ -55,24 +55,34 @@ export default {
 """
 NEIGHBOUR = "export default { fetch() { return new Response('fine'); } };\n"
 SPIN = "export default { fetch() { while (true) {} } };\n"
-BOMB = ("export default { fetch() { const keep = []; "
-        "while (true) { keep.push(new Array(1e6).fill(1.5)); } } };\n")
+BOMB = (
+    "export default { fetch() { const keep = []; "
+    "while (true) { keep.push(new Array(1e6).fill(1.5)); } } };\n"
+)
 
 
 @pytest.fixture(scope="module")
 def app(runtime_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Workdir]:
     name = "js-" + uuid.uuid4().hex[:8]
     work = Workdir(Path(tmp_path_factory.mktemp("js")) / name)
-    work.commit("js app", {"edge.toml": MANIFEST, "src/api.js": API,
-                           "src/neighbour.mjs": NEIGHBOUR, "src/spin.js": SPIN,
-                           "src/bomb.js": BOMB})
+    work.commit(
+        "js app",
+        {
+            "edge.toml": MANIFEST,
+            "src/api.js": API,
+            "src/neighbour.mjs": NEIGHBOUR,
+            "src/spin.js": SPIN,
+            "src/bomb.js": BOMB,
+        },
+    )
     out = work.push(runtime_stack.remote(name))
     assert "v1 live at" in out.stderr, out.stderr
     return name, work
 
 
-def test_json_headers_status_params_env_async_and_console(runtime_stack: Stack,
-                                                          app: tuple[str, Workdir]) -> None:
+def test_json_headers_status_params_env_async_and_console(
+    runtime_stack: Stack, app: tuple[str, Workdir]
+) -> None:
     name, _ = app
     host = runtime_stack.host(name)
     got = runtime_stack.get(host, "/api/items/7?q=shoes", headers={"x-agent": "tests"})
@@ -89,19 +99,24 @@ def test_json_headers_status_params_env_async_and_console(runtime_stack: Stack,
         records = runtime_stack.http.get(
             f"http://127.0.0.1:{runtime_stack.config.platform_port}/v1/apps/{name}/logs",
             params={"function": "api"},
-            headers={"Authorization": f"Bearer {runtime_stack.token}"}).json()["records"]
+            headers={"Authorization": f"Bearer {runtime_stack.token}"},
+        ).json()["records"]
         return [r for r in records if r["request_id"] == request_id]
 
     records = wait_for(logged, timeout=5, message="console.log in the logs")
     assert records[0]["message"] == "created boots"  # type: ignore[index]
 
 
-@pytest.mark.parametrize(("path", "status", "text"), [
-    ("/spin", 504, "500 ms"),
-    ("/bomb", 502, "memory limit of 64 MB exceeded"),
-])
-def test_runaway_isolate_fails_alone(runtime_stack: Stack, app: tuple[str, Workdir],
-                                     path: str, status: int, text: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "status", "text"),
+    [
+        ("/spin", 504, "500 ms"),
+        ("/bomb", 502, "memory limit of 64 MB exceeded"),
+    ],
+)
+def test_runaway_isolate_fails_alone(
+    runtime_stack: Stack, app: tuple[str, Workdir], path: str, status: int, text: str
+) -> None:
     name, _ = app
     host = runtime_stack.host(name)
     failures: list[str] = []
@@ -134,8 +149,9 @@ def test_runaway_isolate_fails_alone(runtime_stack: Stack, app: tuple[str, Workd
     assert runtime_stack.get(host, "/api/items/1").status_code == 200
 
 
-def test_js_syntax_error_is_rejected_at_push(runtime_stack: Stack,
-                                             app: tuple[str, Workdir]) -> None:
+def test_js_syntax_error_is_rejected_at_push(
+    runtime_stack: Stack, app: tuple[str, Workdir]
+) -> None:
     name, work = app
     work.commit("broken js", {"src/neighbour.mjs": "export default { fetch() { return ( } };\n"})
     out = work.push(runtime_stack.remote(name), check=False)

@@ -36,15 +36,15 @@ memory_mb = 256
 FILES = {
     "edge.toml": MANIFEST,
     "timed.py": "import time\n\ndef handle(request):\n"
-                "    time.sleep(int(request.params['ms']) / 1000)\n    return 'ok'\n",
+    "    time.sleep(int(request.params['ms']) / 1000)\n    return 'ok'\n",
     "boom.py": "def handle(request):\n    raise RuntimeError('boom')\n",
     "talk.py": "import logging\n\ndef handle(request):\n"
-               "    print('said', request.params['word'])\n"
-               "    logging.getLogger('talk').warning('warned %s', request.params['word'])\n"
-               "    return 'ok'\n",
+    "    print('said', request.params['word'])\n"
+    "    logging.getLogger('talk').warning('warned %s', request.params['word'])\n"
+    "    return 'ok'\n",
     "alloc.py": "KEEP = []\n\ndef handle(request):\n"
-                "    KEEP.append(bytearray(int(request.params['mb']) * 1024 * 1024))\n"
-                "    KEEP[-1][::4096] = b'x' * len(KEEP[-1][::4096])\n    return 'ok'\n",
+    "    KEEP.append(bytearray(int(request.params['mb']) * 1024 * 1024))\n"
+    "    KEEP[-1][::4096] = b'x' * len(KEEP[-1][::4096])\n    return 'ok'\n",
 }
 
 
@@ -59,8 +59,10 @@ def app(runtime_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def api(stack: Stack, path: str) -> httpx.Response:
-    return stack.http.get(f"http://127.0.0.1:{stack.config.platform_port}{path}",
-                          headers={"Authorization": f"Bearer {stack.token}"})
+    return stack.http.get(
+        f"http://127.0.0.1:{stack.config.platform_port}{path}",
+        headers={"Authorization": f"Bearer {stack.token}"},
+    )
 
 
 def metrics_of(stack: Stack, app: str, function: str) -> dict:
@@ -68,8 +70,9 @@ def metrics_of(stack: Stack, app: str, function: str) -> dict:
     return next((r for r in rows if r["function"] == function), {})
 
 
-def test_counters_are_exact_and_p99_matches_a_known_distribution(runtime_stack: Stack,
-                                                                 app: str) -> None:
+def test_counters_are_exact_and_p99_matches_a_known_distribution(
+    runtime_stack: Stack, app: str
+) -> None:
     host = runtime_stack.host(app)
     delays = list(range(1, 101))  # 1..100 ms: exact p50 = 50.5, p99 = 99.01
     cold = 0
@@ -77,14 +80,17 @@ def test_counters_are_exact_and_p99_matches_a_known_distribution(runtime_stack: 
 
     def call(ms: int) -> None:
         nonlocal cold
-        resp = httpx.get(f"{runtime_stack.runtime_url}/timed/{ms}", headers={"Host": host},
-                         timeout=30)
+        resp = httpx.get(
+            f"{runtime_stack.runtime_url}/timed/{ms}", headers={"Host": host}, timeout=30
+        )
         assert resp.status_code == 200
         with lock:
             cold += resp.headers["x-edge-cold-start"] == "true"
 
-    threads = [threading.Thread(target=lambda chunk=delays[i::4]: [call(ms) for ms in chunk])
-               for i in range(4)]
+    threads = [
+        threading.Thread(target=lambda chunk=delays[i::4]: [call(ms) for ms in chunk])
+        for i in range(4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -92,9 +98,14 @@ def test_counters_are_exact_and_p99_matches_a_known_distribution(runtime_stack: 
     for _ in range(7):
         assert runtime_stack.get(host, "/boom").status_code == 500
 
-    wait_for(lambda: metrics_of(runtime_stack, app, "timed").get("invocations") == 100
-             and metrics_of(runtime_stack, app, "boom").get("invocations") == 7,
-             timeout=10, message="metrics to be flushed")
+    wait_for(
+        lambda: (
+            metrics_of(runtime_stack, app, "timed").get("invocations") == 100
+            and metrics_of(runtime_stack, app, "boom").get("invocations") == 7
+        ),
+        timeout=10,
+        message="metrics to be flushed",
+    )
     timed = metrics_of(runtime_stack, app, "timed")
     assert timed["errors"] == 0
     assert timed["cold_starts"] == cold >= 1
@@ -106,19 +117,24 @@ def test_counters_are_exact_and_p99_matches_a_known_distribution(runtime_stack: 
     assert boom["errors"] == 7 and boom["status_classes"] == {"5xx": 7}
 
 
-def test_memory_peak_is_measured_and_grows_with_allocation(runtime_stack: Stack,
-                                                           app: str) -> None:
+def test_memory_peak_is_measured_and_grows_with_allocation(runtime_stack: Stack, app: str) -> None:
     host = runtime_stack.host(app)
     assert runtime_stack.get(host, "/alloc/1").status_code == 200
-    wait_for(lambda: metrics_of(runtime_stack, app, "alloc").get("memory_peak_kb", 0) > 0,
-             timeout=10, message="a first memory peak")
+    wait_for(
+        lambda: metrics_of(runtime_stack, app, "alloc").get("memory_peak_kb", 0) > 0,
+        timeout=10,
+        message="a first memory peak",
+    )
     small = metrics_of(runtime_stack, app, "alloc")["memory_peak_kb"]
     # Peaks are sampled every few calls per instance: keep allocating on one connection.
     with httpx.Client(timeout=30) as client:
         for _ in range(40):
             client.get(f"{runtime_stack.runtime_url}/alloc/4", headers={"Host": host})
-    wait_for(lambda: metrics_of(runtime_stack, app, "alloc")["memory_peak_kb"] > small + 20_000,
-             timeout=10, message="the memory peak to grow by 20 MB")
+    wait_for(
+        lambda: metrics_of(runtime_stack, app, "alloc")["memory_peak_kb"] > small + 20_000,
+        timeout=10,
+        message="the memory peak to grow by 20 MB",
+    )
 
 
 def test_print_reaches_logs_with_the_request_id(runtime_stack: Stack, app: str) -> None:
@@ -131,26 +147,46 @@ def test_print_reaches_logs_with_the_request_id(runtime_stack: Stack, app: str) 
         return [r for r in records if word in r["message"]]
 
     # The runtime's writer flushes every 0.1 s; the bound leaves room for a busy machine.
-    records = wait_for(lambda: len(found()) == 2 and found(), timeout=3,
-                       message="the print and the log line")
+    records = wait_for(
+        lambda: len(found()) == 2 and found(), timeout=3, message="the print and the log line"
+    )
     assert {r["request_id"] for r in records} == {request_id}  # type: ignore[union-attr]
     assert {r["level"] for r in records} == {"info", "warning"}  # type: ignore[union-attr]
-    cli = subprocess.run([sys.executable, "-m", "edge.cli", "logs", app, "--function", "talk"],
-                         env={**runtime_stack.env, "EDGE_TOKEN": runtime_stack.token},
-                         capture_output=True, text=True, timeout=60, check=True)
+    cli = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "logs", app, "--function", "talk"],
+        env={**runtime_stack.env, "EDGE_TOKEN": runtime_stack.token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert f"said {word}" in cli.stdout and "talk" in cli.stdout
 
 
 def test_logs_follow_streams_new_lines(runtime_stack: Stack, app: str) -> None:
     follower = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "logs", app, "-f", "--function", "talk",
-         "--since", "1s"],
+        [
+            sys.executable,
+            "-m",
+            "edge.cli",
+            "logs",
+            app,
+            "-f",
+            "--function",
+            "talk",
+            "--since",
+            "1s",
+        ],
         env={**runtime_stack.env, "EDGE_TOKEN": runtime_stack.token},
-        stdout=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(iter(follower.stdout.readline, "")),  # type: ignore[union-attr]
-                                  daemon=True)
+        reader = threading.Thread(
+            target=lambda: lines.extend(iter(follower.stdout.readline, "")),  # type: ignore[union-attr]
+            daemon=True,
+        )
         reader.start()
         word = uuid.uuid4().hex[:10]
 
@@ -168,15 +204,25 @@ def test_logs_follow_streams_new_lines(runtime_stack: Stack, app: str) -> None:
 
 def test_prometheus_endpoints_parse(runtime_stack: Stack, app: str) -> None:
     runtime_stack.get(runtime_stack.host(app), "/timed/1")
-    for url in (f"{runtime_stack.runtime_url}/metrics",
-                f"http://127.0.0.1:{runtime_stack.config.platform_port}/metrics"):
+    for url in (
+        f"{runtime_stack.runtime_url}/metrics",
+        f"http://127.0.0.1:{runtime_stack.config.platform_port}/metrics",
+    ):
+
         def families(url: str = url) -> dict:
             text = httpx.get(url, timeout=10).text
             return {f.name: f for f in text_string_to_metric_families(text)}
-        found = wait_for(lambda: "edge_function_invocations" in families() and families(),
-                         timeout=10, message=f"metrics at {url}")
-        samples = [s for s in found["edge_function_invocations"].samples  # type: ignore[index]
-                   if s.labels.get("app") == app and s.labels.get("function") == "timed"]
+
+        found = wait_for(
+            lambda: "edge_function_invocations" in families() and families(),
+            timeout=10,
+            message=f"metrics at {url}",
+        )
+        samples = [
+            s
+            for s in found["edge_function_invocations"].samples  # type: ignore[index]
+            if s.labels.get("app") == app and s.labels.get("function") == "timed"
+        ]
         assert samples and all(s.labels["status_class"] for s in samples)
         assert "edge_function_duration_seconds" in found  # type: ignore[operator]
 

@@ -24,24 +24,34 @@ regions = ["ap-tokyo"]
 
 
 def test_a_second_node_in_another_region_fetches_releases_and_serves_its_functions(
-        own_stack: tuple[Stack, RedisServer], tmp_path: Path) -> None:
+    own_stack: tuple[Stack, RedisServer], tmp_path: Path
+) -> None:
     east, _ = own_stack
     east.start("platform")
     east.start("runtime")
     home = tmp_path / "tokyo-home"
     home.mkdir()
-    env = {**east.env, "EDGE_HOME": str(home), "EDGE_REGION": "ap-tokyo",
-           "EDGE_RUNTIME_PORT": str(free_port()), "EDGE_TOKEN": east.token,
-           "EDGE_PLATFORM_URL": f"http://127.0.0.1:{east.config.platform_port}"}
+    env = {
+        **east.env,
+        "EDGE_HOME": str(home),
+        "EDGE_REGION": "ap-tokyo",
+        "EDGE_RUNTIME_PORT": str(free_port()),
+        "EDGE_TOKEN": east.token,
+        "EDGE_PLATFORM_URL": f"http://127.0.0.1:{east.config.platform_port}",
+    }
     tokyo = Stack(home, env, Config.from_env(env), east.token)
     try:
         tokyo.start("runtime")
         app = "geo-" + uuid.uuid4().hex[:6]
         work = Workdir(tmp_path / app)
-        work.commit("two regions", {
-            "edge.toml": MANIFEST,
-            "hello.py": "import os\ndef handle(request):\n    return 'hello'\n",
-            "tokyo.py": "def handle(request):\n    return 'konnichiwa'\n"})
+        work.commit(
+            "two regions",
+            {
+                "edge.toml": MANIFEST,
+                "hello.py": "import os\ndef handle(request):\n    return 'hello'\n",
+                "tokyo.py": "def handle(request):\n    return 'konnichiwa'\n",
+            },
+        )
         out = work.push(east.remote(app))
         assert "v1 live at" in out.stderr, out.stderr  # both nodes acknowledged
         host = east.host(app)

@@ -32,11 +32,14 @@ def app_name() -> str:
 
 
 def pid_app(work: Workdir, stable: str, changing: str) -> None:
-    work.commit(f"{stable}/{changing}", {
-        "edge.toml": PID_MANIFEST,
-        "functions/stable.py": PID_FUNCTION % stable,
-        "functions/changing.py": PID_FUNCTION % changing,
-    })
+    work.commit(
+        f"{stable}/{changing}",
+        {
+            "edge.toml": PID_MANIFEST,
+            "functions/stable.py": PID_FUNCTION % stable,
+            "functions/changing.py": PID_FUNCTION % changing,
+        },
+    )
 
 
 def worker_pids(master: int) -> set[int]:
@@ -62,8 +65,13 @@ def _cmdline(pid: int) -> str:
 def test_sample_app_answers_with_params_and_env(runtime_stack: Stack, tmp_path: Path) -> None:
     work = Workdir(tmp_path / "shop")
     work.copy_from(ROOT / "sample-app")
-    work.write({"edge.toml": (ROOT / "sample-app/edge.toml").read_text()
-                .replace('app = "shop"', 'app = "shop-e2e"')})
+    work.write(
+        {
+            "edge.toml": (ROOT / "sample-app/edge.toml")
+            .read_text()
+            .replace('app = "shop"', 'app = "shop-e2e"')
+        }
+    )
     work.commit("sample")
     out = work.push(runtime_stack.remote("shop-e2e"))
     assert "v1 live at" in out.stderr, out.stderr
@@ -86,7 +94,8 @@ def test_sample_app_answers_with_params_and_env(runtime_stack: Stack, tmp_path: 
 
 
 def test_redeploy_under_load_drops_nothing_and_keeps_unchanged_pools(
-        runtime_stack: Stack, tmp_path: Path) -> None:
+    runtime_stack: Stack, tmp_path: Path
+) -> None:
     app = app_name()
     work = Workdir(tmp_path / app)
     pid_app(work, "s1", "c1")
@@ -109,8 +118,9 @@ def test_redeploy_under_load_drops_nothing_and_keeps_unchanged_pools(
         with httpx.Client(timeout=30) as client:
             while not stop.is_set():
                 try:
-                    resp = client.get(runtime_stack.runtime_url + "/changing/1",
-                                      headers={"Host": host})
+                    resp = client.get(
+                        runtime_stack.runtime_url + "/changing/1", headers={"Host": host}
+                    )
                     if resp.status_code != 200:
                         errors.append(f"{resp.status_code} {resp.text[:200]}")
                     else:
@@ -139,19 +149,28 @@ def test_redeploy_under_load_drops_nothing_and_keeps_unchanged_pools(
     assert pids("/stable") <= stable_before  # same warm instances, no new ones
 
 
-def test_idle_instances_are_reaped_and_lru_pools_evicted(own_stack: tuple[Stack, RedisServer],
-                                                         tmp_path: Path) -> None:
+def test_idle_instances_are_reaped_and_lru_pools_evicted(
+    own_stack: tuple[Stack, RedisServer], tmp_path: Path
+) -> None:
     stack, _ = own_stack
     stack.env.update(EDGE_IDLE_TTL="1", EDGE_MAX_WARM_POOLS="2", EDGE_RUNTIME_WORKERS="1")
     stack.start("platform")
     stack.start("runtime")
     app = app_name()
     work = Workdir(tmp_path / app)
-    manifest = "".join(f'[functions.f{i}]\nentry = "f{i}.py"\nroutes = ["/f{i}"]\n'
-                       for i in range(3))
-    work.commit("three", {"edge.toml": manifest, **{
-        f"f{i}.py": "import os\ndef handle(request):\n    return {'pid': os.getpid()}\n"
-        for i in range(3)}})
+    manifest = "".join(
+        f'[functions.f{i}]\nentry = "f{i}.py"\nroutes = ["/f{i}"]\n' for i in range(3)
+    )
+    work.commit(
+        "three",
+        {
+            "edge.toml": manifest,
+            **{
+                f"f{i}.py": "import os\ndef handle(request):\n    return {'pid': os.getpid()}\n"
+                for i in range(3)
+            },
+        },
+    )
     work.push(stack.remote(app))
     host = stack.host(app)
 
@@ -161,29 +180,38 @@ def test_idle_instances_are_reaped_and_lru_pools_evicted(own_stack: tuple[Stack,
     assert warm.headers["x-edge-cold-start"] == "false"
     assert warm.json()["pid"] == first.json()["pid"]
     # Past the 1 s idle TTL the instance is reaped: the next call forks a new one.
-    wait_for(lambda: not Path(f"/proc/{first.json()['pid']}").exists(), timeout=10,
-             message="the idle instance to be reaped")
+    wait_for(
+        lambda: not Path(f"/proc/{first.json()['pid']}").exists(),
+        timeout=10,
+        message="the idle instance to be reaped",
+    )
     again = stack.get(host, "/f0")
     assert again.headers["x-edge-cold-start"] == "true"
     # Three pools with room for two: the least recently used (f0) is evicted.
     stack.get(host, "/f1")
     stack.get(host, "/f2")
     f0_pid = again.json()["pid"]
-    wait_for(lambda: not Path(f"/proc/{f0_pid}").exists(), timeout=10,
-             message="the LRU pool to be evicted")
+    wait_for(
+        lambda: not Path(f"/proc/{f0_pid}").exists(),
+        timeout=10,
+        message="the LRU pool to be evicted",
+    )
 
     def eviction_logged() -> bool:
         records = stack.http.get(
             f"http://127.0.0.1:{stack.config.platform_port}/v1/apps/{app}/logs",
-            headers={"Authorization": f"Bearer {stack.token}"}).json()["records"]
-        return any("warm pool of f0 evicted" in r["message"] and r["kind"] == "platform"
-                   for r in records)
+            headers={"Authorization": f"Bearer {stack.token}"},
+        ).json()["records"]
+        return any(
+            "warm pool of f0 evicted" in r["message"] and r["kind"] == "platform" for r in records
+        )
 
     wait_for(eviction_logged, timeout=10, message="the eviction in the app's logs")
 
 
-def test_sigkill_of_a_worker_loses_only_that_worker(own_stack: tuple[Stack, RedisServer],
-                                                   tmp_path: Path) -> None:
+def test_sigkill_of_a_worker_loses_only_that_worker(
+    own_stack: tuple[Stack, RedisServer], tmp_path: Path
+) -> None:
     stack, _ = own_stack
     stack.start("platform")
     master = stack.start("runtime")
@@ -206,15 +234,19 @@ def test_sigkill_of_a_worker_loses_only_that_worker(own_stack: tuple[Stack, Redi
         except httpx.HTTPError:
             failures += 1
     assert failures <= 1  # at most a request that was in flight on the victim
-    wait_for(lambda: len(worker_pids(master.pid) - {victim}) == 2, timeout=30,
-             message="gunicorn to replace the killed worker")
+    wait_for(
+        lambda: len(worker_pids(master.pid) - {victim}) == 2,
+        timeout=30,
+        message="gunicorn to replace the killed worker",
+    )
     for _ in range(50):
         resp = httpx.get(stack.runtime_url + "/changing", headers={"Host": host})
         assert resp.json()["v"] == "c2"
 
 
 def test_runtime_keeps_serving_without_redis_and_catches_up(
-        own_stack: tuple[Stack, RedisServer], tmp_path: Path) -> None:
+    own_stack: tuple[Stack, RedisServer], tmp_path: Path
+) -> None:
     stack, redis = own_stack
     stack.start("platform")
     stack.start("runtime")
@@ -230,5 +262,8 @@ def test_runtime_keeps_serving_without_redis_and_catches_up(
     pid_app(work, "s1", "c2")
     out = work.push(stack.remote(app))
     assert "v2" in out.stderr
-    wait_for(lambda: stack.get(host, "/changing").json()["v"] == "c2", timeout=30,
-             message="the runtime to catch up after Redis returned")
+    wait_for(
+        lambda: stack.get(host, "/changing").json()["v"] == "c2",
+        timeout=30,
+        message="the runtime to catch up after Redis returned",
+    )

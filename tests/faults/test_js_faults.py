@@ -39,17 +39,34 @@ NEIGHBOUR = 'export default { async fetch() { return new Response("neighbour") }
 def version(root: Path, name: str, source: str, **overrides: Any) -> FunctionVersion:
     (root / f"{name}.js").write_text(source)
     fields: dict[str, Any] = {
-        "key": name, "app": "shop", "environment": "production", "release": 1, "name": name,
-        "runtime": "js", "root": root, "path": f"{name}.js", "handler": "", "env": {},
-        "memory_mb": 64, "timeout_ms": 2000,
+        "key": name,
+        "app": "shop",
+        "environment": "production",
+        "release": 1,
+        "name": name,
+        "runtime": "js",
+        "root": root,
+        "path": f"{name}.js",
+        "handler": "",
+        "env": {},
+        "memory_mb": 64,
+        "timeout_ms": 2000,
     }
     fields.update(overrides)
     return FunctionVersion(**fields)
 
 
 def request(path: str) -> Invocation:
-    return Invocation(method="GET", url=f"http://shop.edge.localhost{path}", path=path,
-                      query_string="", headers=[], body=b"", params={}, request_id="r")
+    return Invocation(
+        method="GET",
+        url=f"http://shop.edge.localhost{path}",
+        path=path,
+        query_string="",
+        headers=[],
+        body=b"",
+        params={},
+        request_id="r",
+    )
 
 
 def run(root: Path, scenario: Callable[[JsPool, JsPool, V8Host], Awaitable[Any]]) -> Any:
@@ -162,8 +179,9 @@ def test_loop_inside_a_busy_batch_is_stopped(tmp_path: Path) -> None:
 
     async def scenario(bad: JsPool, neighbour: JsPool, host: V8Host) -> Any:
         warm = await asyncio.gather(*(bad.invoke(request("/")) for _ in range(10)))
-        mixed = await asyncio.gather(bad.invoke(request("/loop")),
-                                     *(bad.invoke(request("/")) for _ in range(10)))
+        mixed = await asyncio.gather(
+            bad.invoke(request("/loop")), *(bad.invoke(request("/")) for _ in range(10))
+        )
         return warm, mixed, await bad.invoke(request("/"))
 
     warm, (looping, *others), after = run(tmp_path, scenario)

@@ -99,8 +99,7 @@ def faulty(functions: Functions, handler: str, **overrides: object) -> FunctionV
 
 
 @pytest.mark.parametrize("handler", ["spin", "sleep"])
-def test_a_function_past_its_timeout_is_killed_with_504(functions: Functions,
-                                                        handler: str) -> None:
+def test_a_function_past_its_timeout_is_killed_with_504(functions: Functions, handler: str) -> None:
     version = faulty(functions, handler, timeout_ms=1000)
 
     async def scenario(pools: Pools) -> None:
@@ -160,12 +159,16 @@ def handle(request):
 """
 
 
-@pytest.mark.parametrize(("do", "reason"), [
-    ("segfault", "function faulty crashed: SIGSEGV"),
-    ("exit", "function faulty exited with status 1"),
-])
+@pytest.mark.parametrize(
+    ("do", "reason"),
+    [
+        ("segfault", "function faulty crashed: SIGSEGV"),
+        ("exit", "function faulty exited with status 1"),
+    ],
+)
 def test_a_crash_is_502_with_the_reason_and_the_instance_is_replaced(
-        functions: Functions, do: str, reason: str) -> None:
+    functions: Functions, do: str, reason: str
+) -> None:
     version = functions.version(FAULTY_BY_QUERY, name="faulty")
 
     async def scenario(pools: Pools) -> None:
@@ -208,14 +211,18 @@ def test_a_closed_socket_is_502(functions: Functions) -> None:
     functions.run(scenario)
 
 
-@pytest.mark.parametrize(("handler", "why"), [
-    ("bad_status", "status 999 is not an HTTP status"),
-    ("bad_header", "header x-evil has a CR, LF or NUL"),
-    ("bad_header_name", "'bad name' is not a valid HTTP token"),
-    ("garbage", "undecodable frame"),
-])
-def test_a_malformed_reply_is_502_invalid_response(functions: Functions, handler: str,
-                                                   why: str) -> None:
+@pytest.mark.parametrize(
+    ("handler", "why"),
+    [
+        ("bad_status", "status 999 is not an HTTP status"),
+        ("bad_header", "header x-evil has a CR, LF or NUL"),
+        ("bad_header_name", "'bad name' is not a valid HTTP token"),
+        ("garbage", "undecodable frame"),
+    ],
+)
+def test_a_malformed_reply_is_502_invalid_response(
+    functions: Functions, handler: str, why: str
+) -> None:
     version = faulty(functions, handler)
 
     async def scenario(pools: Pools) -> None:
@@ -230,15 +237,23 @@ def test_a_malformed_reply_is_502_invalid_response(functions: Functions, handler
     functions.run(scenario)
 
 
-@pytest.mark.parametrize(("source", "handler", "expected"), [
-    ("import no_such_module\n", "handle", "ModuleNotFoundError: No module named 'no_such_module'"),
-    ("def handle(request)\n    return 1\n", "handle", "SyntaxError"),
-    ("def other(request):\n    return 1\n", "handle", "fn.py defines no 'handle'"),
-    ("handle = 42\n", "handle", "fn.py:handle is a int, not a function"),
-    ("raise RuntimeError('no config')\n", "handle", "RuntimeError: no config"),
-])
+@pytest.mark.parametrize(
+    ("source", "handler", "expected"),
+    [
+        (
+            "import no_such_module\n",
+            "handle",
+            "ModuleNotFoundError: No module named 'no_such_module'",
+        ),
+        ("def handle(request)\n    return 1\n", "handle", "SyntaxError"),
+        ("def other(request):\n    return 1\n", "handle", "fn.py defines no 'handle'"),
+        ("handle = 42\n", "handle", "fn.py:handle is a int, not a function"),
+        ("raise RuntimeError('no config')\n", "handle", "RuntimeError: no config"),
+    ],
+)
 def test_broken_code_raises_function_load_error_with_the_message(
-        functions: Functions, source: str, handler: str, expected: str) -> None:
+    functions: Functions, source: str, handler: str, expected: str
+) -> None:
     version = functions.version(source, handler=handler)
 
     async def scenario(pools: Pools) -> None:
@@ -283,9 +298,14 @@ def test_a_killed_template_is_recreated_on_demand(functions: Functions) -> None:
         assert template is not None
         os.kill(template, signal.SIGKILL)
         # Instances die with their template; the pool tops up min_warm from a new one.
-        await async_wait_for(lambda: not alive(instance) and pool.instance_pids()
-                             and pool.template_pid not in (None, template),
-                             message="a new template and instance")
+        await async_wait_for(
+            lambda: (
+                not alive(instance)
+                and pool.instance_pids()
+                and pool.template_pid not in (None, template)
+            ),
+            message="a new template and instance",
+        )
         after = await pool.invoke(invocation())
         assert after.status == 200 and json.loads(after.body)["pid"] != instance
 
@@ -302,9 +322,15 @@ def test_a_killed_zygote_is_recreated_and_serving(functions: Functions) -> None:
         template, instance = pool.template_pid, pool.instance_pids()[0]
         os.kill(zygote, signal.SIGKILL)
         # Templates die with the zygote, instances with them; min_warm brings all back.
-        await async_wait_for(lambda: not alive(template) and not alive(instance)
-                             and pool.instance_pids() and pools.zygote.pid not in (None, zygote),
-                             message="a new zygote, template and instance")
+        await async_wait_for(
+            lambda: (
+                not alive(template)
+                and not alive(instance)
+                and pool.instance_pids()
+                and pools.zygote.pid not in (None, zygote)
+            ),
+            message="a new zygote, template and instance",
+        )
         after = await pool.invoke(invocation())
         assert after.status == 200 and json.loads(after.body)["pid"] != instance
         other = await pools.get_or_start(functions.version(FAULTY_BY_QUERY, name="other"))
@@ -335,16 +361,18 @@ def test_a_fork_bomb_is_contained_and_the_neighbour_keeps_serving(functions: Fun
         ok = await python_pool(pools, neighbour)
         bomb_pool = await python_pool(pools, bomb)
         bombing = asyncio.ensure_future(bomb_pool.invoke(invocation()))
-        await async_wait_for(lambda: len(processes_of(bomber_uid)) >= 16,
-                             message="the bomb to go off")
+        await async_wait_for(
+            lambda: len(processes_of(bomber_uid)) >= 16, message="the bomb to go off"
+        )
         during = await ok.invoke(invocation())
         assert during.status == 200
         assert len(processes_of(bomber_uid)) <= 32  # RLIMIT_NPROC, for the whole app
         assert (await bombing).status == 504
         # The instance's process group dies with it.
         # The template and its spare instance stay.
-        await async_wait_for(lambda: len(processes_of(bomber_uid)) <= 2,
-                             message="the bomb's processes to be killed")
+        await async_wait_for(
+            lambda: len(processes_of(bomber_uid)) <= 2, message="the bomb's processes to be killed"
+        )
         assert (await ok.invoke(invocation())).status == 200
 
     functions.run(scenario, limits=Limits(nproc=32))
@@ -352,14 +380,19 @@ def test_a_fork_bomb_is_contained_and_the_neighbour_keeps_serving(functions: Fun
 
 @pytest.mark.skipif(not AS_ROOT, reason="uid separation needs root")
 def test_a_function_cannot_read_another_apps_release(functions: Functions) -> None:
-    secret = functions.version("def handle(request):\n    return 'x'\n", app="victim",
-                               files={"secrets.txt": "the victim's data"})
+    secret = functions.version(
+        "def handle(request):\n    return 'x'\n",
+        app="victim",
+        files={"secrets.txt": "the victim's data"},
+    )
     thief = functions.version(
         "def handle(request):\n"
         "    try:\n"
         "        return open(request.query['path']).read()\n"
         "    except OSError as exc:\n"
-        "        return type(exc).__name__\n", app="thief")
+        "        return type(exc).__name__\n",
+        app="thief",
+    )
 
     async def scenario(pools: Pools) -> None:
         pool = await python_pool(pools, thief)

@@ -42,8 +42,9 @@ from edge.redisserver import RedisServer
 from edge.runtime.limits import Limits, function_ids
 from edge.up import admin_token
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0,
-                                reason="uid separation and RLIMIT_NPROC need a root platform")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="uid separation and RLIMIT_NPROC need a root platform"
+)
 
 APP = "faults-" + uuid.uuid4().hex[:6]
 IMPORTER = "importer-" + uuid.uuid4().hex[:6]
@@ -52,8 +53,10 @@ MEMORY_MB = 64
 MAX_BODY_MB = 1
 BOMB_COMM = "edge-forkbomb"
 # In the runtime's environment, to prove that none of it reaches a function.
-PLANTED_SECRETS = {"DATABASE_URL": "postgresql://admin:hunter2@db.internal/prod",
-                   "AWS_SECRET_ACCESS_KEY": "planted-aws-secret"}
+PLANTED_SECRETS = {
+    "DATABASE_URL": "postgresql://admin:hunter2@db.internal/prod",
+    "AWS_SECRET_ACCESS_KEY": "planted-aws-secret",
+}
 
 MANIFEST = f"""
 app = "{APP}"
@@ -241,7 +244,8 @@ class Faults:
 
     def assert_workers_unchanged(self) -> None:
         assert worker_pids(self.master) == self.workers, (
-            "a gunicorn worker was restarted:\n" + self.stack.log("runtime")[-3000:])
+            "a gunicorn worker was restarted:\n" + self.stack.log("runtime")[-3000:]
+        )
 
 
 def worker_pids(master: int) -> set[int]:
@@ -303,8 +307,13 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
     stack = None
     try:
         home = base / "home"
-        stack = make_stack(base, f"sqlite:///{home / 'edge.db'}", redis.url,
-                           EDGE_MAX_BODY_MB=str(MAX_BODY_MB), **PLANTED_SECRETS)
+        stack = make_stack(
+            base,
+            f"sqlite:///{home / 'edge.db'}",
+            redis.url,
+            EDGE_MAX_BODY_MB=str(MAX_BODY_MB),
+            **PLANTED_SECRETS,
+        )
         os.chmod(home, 0o711)  # as `edge up` leaves it
         store = Store.from_url(stack.config.database_url)
         try:
@@ -313,8 +322,9 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
             store.close()
         stack.start("platform")
         master = stack.start("runtime").pid
-        workers = wait_for(lambda: len(w := worker_pids(master)) == 2 and w,
-                           message="two runtime workers")
+        workers = wait_for(
+            lambda: len(w := worker_pids(master)) == 2 and w, message="two runtime workers"
+        )
         assert isinstance(workers, set)
         result = Faults(stack, master, workers)
         _deploy(result, tmp / "app")
@@ -333,12 +343,15 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
 
 def _deploy(faults: Faults, folder: Path) -> None:
     home = faults.stack.home
-    manifest = (MANIFEST.replace("@DB@", str(home / "edge.db"))
-                .replace("@TOKEN@", str(home / "admin.token"))
-                .replace("@SETTINGS@", str(home / "platform.json")))
+    manifest = (
+        MANIFEST.replace("@DB@", str(home / "edge.db"))
+        .replace("@TOKEN@", str(home / "admin.token"))
+        .replace("@SETTINGS@", str(home / "platform.json"))
+    )
     work = Workdir(folder)
-    work.commit("faults", {"edge.toml": manifest, "functions/ok.py": OK,
-                           "functions/faults.py": FAULTS})
+    work.commit(
+        "faults", {"edge.toml": manifest, "functions/ok.py": OK, "functions/faults.py": FAULTS}
+    )
     out = work.push(faults.stack.remote(APP))
     assert "v1 live at" in out.stderr, out.stderr
     assert faults.get("/ok").json() == {"ok": True, "value": 42}
@@ -365,8 +378,11 @@ class Load:
                     self.issued += 1
                 try:
                     resp = client.get(url, headers=headers)
-                    problem = None if resp.status_code == 200 and resp.json() == {
-                        "ok": True, "value": 42} else f"{resp.status_code} {resp.text[:300]}"
+                    problem = (
+                        None
+                        if resp.status_code == 200 and resp.json() == {"ok": True, "value": 42}
+                        else f"{resp.status_code} {resp.text[:300]}"
+                    )
                 except (httpx.HTTPError, ValueError) as exc:
                     problem = repr(exc)
                 with self.lock:
@@ -393,8 +409,10 @@ def neighbour_keeps_serving(faults: Faults, threads: int = 3) -> Iterator[None]:
         yield
         issued_during, _ = load.counts()
         # Every request sent during the fault, and some after it, must have succeeded.
-        wait_for(lambda: load.counts()[1] >= issued_during + 20,
-                 message="the neighbour's load after the fault")
+        wait_for(
+            lambda: load.counts()[1] >= issued_during + 20,
+            message="the neighbour's load after the fault",
+        )
     finally:
         load.stop.set()
         for worker in workers:
@@ -433,10 +451,13 @@ def test_a_memory_bomb_is_502_memory_limit_exceeded(faults: Faults) -> None:
     assert message(resp) == f"function bomb: memory limit of {MEMORY_MB} MB exceeded"
 
 
-@pytest.mark.parametrize(("name", "reason"), [
-    ("segfault", "function segfault crashed: SIGSEGV"),
-    ("os-exit", "function os-exit exited with status 1"),
-])
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("segfault", "function segfault crashed: SIGSEGV"),
+        ("os-exit", "function os-exit exited with status 1"),
+    ],
+)
 def test_a_crash_is_502_with_the_reason(faults: Faults, name: str, reason: str) -> None:
     with neighbour_keeps_serving(faults):
         first = faults.get(f"/{name}")
@@ -490,8 +511,7 @@ def test_an_fd_leak_stops_at_the_open_files_limit(faults: Faults) -> None:
     assert nofile - 16 <= got["opened"] < nofile
 
 
-def test_a_function_sees_only_its_own_env_and_cannot_read_platform_secrets(
-        faults: Faults) -> None:
+def test_a_function_sees_only_its_own_env_and_cannot_read_platform_secrets(faults: Faults) -> None:
     """The function runs as its app's uid (the platform is root and drops to
     ``function_ids(app)`` before importing it), so the platform's files are
     only readable through their permissions, which allow the owner (root)
@@ -502,8 +522,12 @@ def test_a_function_sees_only_its_own_env_and_cannot_read_platform_secrets(
     assert resp.status_code == 200, resp.text
     seen = resp.json()
     home = faults.stack.home
-    own = {"GREETING": "hello", "DB_PATH": str(home / "edge.db"),
-           "TOKEN_PATH": str(home / "admin.token"), "SETTINGS_PATH": str(home / "platform.json")}
+    own = {
+        "GREETING": "hello",
+        "DB_PATH": str(home / "edge.db"),
+        "TOKEN_PATH": str(home / "admin.token"),
+        "SETTINGS_PATH": str(home / "platform.json"),
+    }
     assert seen["environ"] == own
     assert seen["request_env"] == own
     uid = app_uid(faults.stack, APP)
@@ -518,7 +542,6 @@ def test_a_function_sees_only_its_own_env_and_cannot_read_platform_secrets(
     assert seen["environs_with_edge"] == [] and seen["environs_with_secret"] == []
     assert seen["token"] == {"error": "PermissionError"}
     assert seen["settings"] == {"error": "PermissionError"}
-
 
 
 def test_a_function_cannot_read_the_platform_database(faults: Faults) -> None:
@@ -549,8 +572,12 @@ def test_a_request_body_over_the_limit_is_413(faults: Faults) -> None:
 
     def post(content: object) -> httpx.Response:
         # A connection of its own: see the next test for what happens to a reused one.
-        return httpx.post(faults.stack.runtime_url + "/ok", headers={"Host": faults.host},
-                          content=content, timeout=30)  # type: ignore[arg-type]
+        return httpx.post(
+            faults.stack.runtime_url + "/ok",
+            headers={"Host": faults.host},
+            content=content,
+            timeout=30,
+        )  # type: ignore[arg-type]
 
     with neighbour_keeps_serving(faults):
         at_limit = post(b"x" * limit)
@@ -571,8 +598,11 @@ def _read_response(sock: socket.socket) -> str | None:
             return None
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
     while len(body) < length:
         chunk = sock.recv(65536)
         if not chunk:
@@ -581,13 +611,15 @@ def _read_response(sock: socket.socket) -> str | None:
     return head.decode("latin-1")
 
 
-
 def test_a_connection_that_got_413_is_closed_cleanly_or_stays_usable(faults: Faults) -> None:
     limit = MAX_BODY_MB * 1024 * 1024
     port = faults.stack.config.runtime_port
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(f"POST /ok HTTP/1.1\r\nHost: {faults.host}\r\n"
-                     f"Content-Length: {limit + 1}\r\n\r\n".encode() + b"x" * (limit + 1))
+        sock.sendall(
+            f"POST /ok HTTP/1.1\r\nHost: {faults.host}\r\n"
+            f"Content-Length: {limit + 1}\r\n\r\n".encode()
+            + b"x" * (limit + 1)
+        )
         head = _read_response(sock)
         assert head is not None and head.startswith("HTTP/1.1 413")
         if "connection: close" in head.lower():
@@ -595,25 +627,33 @@ def test_a_connection_that_got_413_is_closed_cleanly_or_stays_usable(faults: Fau
         sock.sendall(f"GET /ok HTTP/1.1\r\nHost: {faults.host}\r\n\r\n".encode())
         second = _read_response(sock)
     assert second is not None and second.startswith("HTTP/1.1 200"), (
-        "the connection was closed after the 413 without 'Connection: close'")
+        "the connection was closed after the 413 without 'Connection: close'"
+    )
 
 
 # -- deploys -----------------------------------------------------------------
 
 
 def test_a_release_that_fails_at_import_is_marked_failed_and_v1_keeps_serving(
-        faults: Faults, tmp_path: Path) -> None:
+    faults: Faults, tmp_path: Path
+) -> None:
     stack = faults.stack
     app = IMPORTER
     work = Workdir(tmp_path / app)
     manifest = '[functions.main]\nentry = "main.py"\nroutes = ["/"]\n'
-    work.commit("v1", {"edge.toml": manifest,
-                       "main.py": "def handle(request):\n    return {'v': 1}\n"})
+    work.commit(
+        "v1", {"edge.toml": manifest, "main.py": "def handle(request):\n    return {'v': 1}\n"}
+    )
     assert "v1 live at" in work.push(stack.remote(app)).stderr
     host = stack.host(app)
     assert stack.get(host, "/").json() == {"v": 1}
-    work.commit("v2", {"main.py": "raise RuntimeError('no config at import')\n"
-                                  "def handle(request):\n    return {'v': 2}\n"})
+    work.commit(
+        "v2",
+        {
+            "main.py": "raise RuntimeError('no config at import')\n"
+            "def handle(request):\n    return {'v': 2}\n"
+        },
+    )
     with neighbour_keeps_serving(faults):
         out = work.push(stack.remote(app)).stderr
     assert "error: function main failed to start" in out, out
@@ -621,7 +661,8 @@ def test_a_release_that_fails_at_import_is_marked_failed_and_v1_keeps_serving(
     assert "v2 failed; v1 keeps serving" in out, out
     releases = stack.http.get(
         f"http://127.0.0.1:{stack.config.platform_port}/v1/apps/{app}/releases",
-        headers={"Authorization": f"Bearer {stack.token}"}).json()["releases"]
+        headers={"Authorization": f"Bearer {stack.token}"},
+    ).json()["releases"]
     status = {r["version"]: r["status"] for r in releases}
     assert status[2] == "failed" and status[1] == "active", releases
     reason = next(r["status_reason"] for r in releases if r["version"] == 2)

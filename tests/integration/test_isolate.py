@@ -47,22 +47,43 @@ def write(root: Path, name: str, source: str) -> str:
 
 def version(root: Path, path: str, **overrides: Any) -> FunctionVersion:
     fields: dict[str, Any] = {
-        "key": f"{path}-{overrides.get('timeout_ms', 2000)}", "app": "shop",
-        "environment": "production", "release": 1, "name": Path(path).stem, "runtime": "js",
-        "root": root, "path": path, "handler": "", "env": {"TABLE": "users"},
-        "memory_mb": 64, "timeout_ms": 2000,
+        "key": f"{path}-{overrides.get('timeout_ms', 2000)}",
+        "app": "shop",
+        "environment": "production",
+        "release": 1,
+        "name": Path(path).stem,
+        "runtime": "js",
+        "root": root,
+        "path": path,
+        "handler": "",
+        "env": {"TABLE": "users"},
+        "memory_mb": 64,
+        "timeout_ms": 2000,
     }
     fields.update(overrides)
     return FunctionVersion(**fields)
 
 
-def request(path: str = "/", *, method: str = "GET", body: bytes = b"",
-            params: dict[str, str] | None = None, query: str = "",
-            headers: list[tuple[str, str]] | None = None) -> Invocation:
+def request(
+    path: str = "/",
+    *,
+    method: str = "GET",
+    body: bytes = b"",
+    params: dict[str, str] | None = None,
+    query: str = "",
+    headers: list[tuple[str, str]] | None = None,
+) -> Invocation:
     url = f"http://shop.edge.localhost{path}" + (f"?{query}" if query else "")
-    return Invocation(method=method, url=url, path=path, query_string=query,
-                      headers=headers or [("host", "shop.edge.localhost")], body=body,
-                      params=params or {}, request_id="req-1")
+    return Invocation(
+        method=method,
+        url=url,
+        path=path,
+        query_string=query,
+        headers=headers or [("host", "shop.edge.localhost")],
+        body=body,
+        params=params or {},
+        request_id="req-1",
+    )
 
 
 def run(scenario: Callable[[V8Host], Awaitable[Any]]) -> Any:
@@ -89,9 +110,16 @@ def header(outcome: Outcome, name: str) -> list[str]:
 def test_json_headers_status_params_env_and_warm_state(tmp_path: Path) -> None:
     async def scenario(host: V8Host) -> list[Outcome]:
         pool = await started(tmp_path, "echo.js", ECHO, host)
-        first = await pool.invoke(request(
-            "/api/users/42", method="POST", body=b'{"name": "ada"}', params={"id": "42"},
-            query="q=hello%20world", headers=[("user-agent", "curl/8")]))
+        first = await pool.invoke(
+            request(
+                "/api/users/42",
+                method="POST",
+                body=b'{"name": "ada"}',
+                params={"id": "42"},
+                query="q=hello%20world",
+                headers=[("user-agent", "curl/8")],
+            )
+        )
         second = await pool.invoke(request("/api/users"))
         await pool.close()
         return [first, second]
@@ -101,9 +129,16 @@ def test_json_headers_status_params_env_and_warm_state(tmp_path: Path) -> None:
     assert header(first, "content-type") == ["application/json"]
     assert header(first, "x-served-by") == ["edge"] and header(first, "set-cookie") == ["a=1"]
     data = json.loads(first.body)
-    assert data == {"method": "POST", "path": "/api/users/42", "q": "hello world",
-                    "body": {"name": "ada"}, "id": "42", "table": "users", "agent": "curl/8",
-                    "served": 1}
+    assert data == {
+        "method": "POST",
+        "path": "/api/users/42",
+        "q": "hello world",
+        "body": {"name": "ada"},
+        "id": "42",
+        "table": "users",
+        "agent": "curl/8",
+        "served": 1,
+    }
     assert json.loads(second.body)["served"] == 2, "the isolate is reused across requests"
     assert not first.cold and not second.cold
     assert first.memory_peak_kb > 0
@@ -130,13 +165,18 @@ export default {
 """
 
     async def scenario(host: V8Host) -> list[Outcome]:
-        pools = [await started(tmp_path, f"{name}.js", src, host)
-                 for name, src in (("sync", sync), ("promise", promise), ("chained", chained))]
+        pools = [
+            await started(tmp_path, f"{name}.js", src, host)
+            for name, src in (("sync", sync), ("promise", promise), ("chained", chained))
+        ]
         return [await pool.invoke(request()) for pool in pools]
 
     outcomes = run(scenario)
     assert [(o.status, o.body) for o in outcomes] == [
-        (202, b"sync"), (200, b"timer"), (200, b"2,4,6")]
+        (202, b"sync"),
+        (200, b"timer"),
+        (200, b"2,4,6"),
+    ]
 
 
 def test_many_requests_in_flight_get_their_own_responses(tmp_path: Path) -> None:
@@ -159,7 +199,8 @@ export default {
     outcomes = run(scenario)
     assert [o.body for o in outcomes] == [str(n * n).encode() for n in range(60)]
     assert [[log.message for log in o.logs] for o in outcomes] == [
-        [f"request {n}"] for n in range(60)], "each log line reaches its own request"
+        [f"request {n}"] for n in range(60)
+    ], "each log line reaches its own request"
 
 
 def test_console_levels_are_captured_per_invocation(tmp_path: Path) -> None:
@@ -183,9 +224,13 @@ export default {
 
     first, second = run(scenario)
     levels = [(log.level, log.message.splitlines()[0]) for log in second.logs]
-    assert levels == [("info", "plain { a: 1 } [ 1, 2 ]"), ("info", "info x=42"),
-                      ("warning", "careful"), ("error", "Error: bad thing"),
-                      ("debug", "details")]
+    assert levels == [
+        ("info", "plain { a: 1 } [ 1, 2 ]"),
+        ("info", "info x=42"),
+        ("warning", "careful"),
+        ("error", "Error: bad thing"),
+        ("debug", "details"),
+    ]
     assert first.logs[0].message == "loading", "module-level logs reach the first response"
     assert all(abs(log.ts - time.time()) < 60 for log in first.logs)
 
@@ -298,11 +343,20 @@ export default {
         return await pool.invoke(request())
 
     data = json.loads(run(scenario).body)
-    assert data == {"text": "π≈3.14 𝄞", "bytes": 14, "ids": 100, "uuid": True,
-                    "b64": "aGkhhi!", "header": "1, 2", "has": True, "params": "a=1+2&b=2",
-                    "host": "https://ex.com/x?y#z", "clone": [0, 2], "rnd": 8,
-                    "outbound": "fetch() is not available: edge functions cannot make "
-                                "outbound requests"}
+    assert data == {
+        "text": "π≈3.14 𝄞",
+        "bytes": 14,
+        "ids": 100,
+        "uuid": True,
+        "b64": "aGkhhi!",
+        "header": "1, 2",
+        "has": True,
+        "params": "a=1+2&b=2",
+        "host": "https://ex.com/x?y#z",
+        "clone": [0, 2],
+        "rnd": 8,
+        "outbound": "fetch() is not available: edge functions cannot make outbound requests",
+    }
 
 
 def test_syntax_error_fails_start_with_the_line(tmp_path: Path) -> None:
@@ -378,26 +432,32 @@ def test_host_environment_is_scrubbed(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_check_js_messages() -> None:
     good = "export default { async fetch() { return new Response('ok') } };\n"
-    errors = check_js_many({
-        "functions/good.js": good,
-        "functions/hello.js": "export default {\n  fetch() {\n    }\n  }}\n};\n",
-        "functions/imports.js": "// util\nimport { x } from './x.js';\nexport default {};\n",
-        "functions/none.js": "const fetch = () => 1;\n",
-        "functions/tla.js": "const v = await Promise.resolve(1);\n" + good,
-        "functions/min.js": "var a={fetch(){}};export{a as default};\n",
-    })
+    errors = check_js_many(
+        {
+            "functions/good.js": good,
+            "functions/hello.js": "export default {\n  fetch() {\n    }\n  }}\n};\n",
+            "functions/imports.js": "// util\nimport { x } from './x.js';\nexport default {};\n",
+            "functions/none.js": "const fetch = () => 1;\n",
+            "functions/tla.js": "const v = await Promise.resolve(1);\n" + good,
+            "functions/min.js": "var a={fetch(){}};export{a as default};\n",
+        }
+    )
     assert errors == {
         "functions/hello.js": "functions/hello.js:4: SyntaxError: Unexpected token '}'",
         "functions/imports.js": (
             "functions/imports.js:2: import statements are not supported; "
-            "bundle the module into one file (e.g. esbuild --bundle --format=esm)"),
+            "bundle the module into one file (e.g. esbuild --bundle --format=esm)"
+        ),
         "functions/min.js": (
             "functions/min.js: no `export default` found at the start of a line "
-            "(is the module minified onto one line?)"),
+            "(is the module minified onto one line?)"
+        ),
         "functions/none.js": (
             "functions/none.js: no `export default` found; a function module "
-            "must end in `export default { async fetch(request, env, ctx) { ... } }`"),
+            "must end in `export default { async fetch(request, env, ctx) { ... } }`"
+        ),
     }
     assert check_js(good, "functions/good.js") is None
     assert check_js("export default {\n  fetch() { const x = ; }\n};\n", "f.js") == (
-        "f.js:2: SyntaxError: Unexpected token ';'")
+        "f.js:2: SyntaxError: Unexpected token ';'"
+    )

@@ -37,8 +37,14 @@ def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     sync.close()
 
 
-def entry(function: str = "users", message: str = "hello", *, environment: str = "production",
-          level: str = "info", request_id: str = "r1") -> LogEntry:
+def entry(
+    function: str = "users",
+    message: str = "hello",
+    *,
+    environment: str = "production",
+    level: str = "info",
+    request_id: str = "r1",
+) -> LogEntry:
     return LogEntry(time.time(), "shop", environment, 3, function, request_id, level, message)
 
 
@@ -57,10 +63,18 @@ def test_records_read_back_oldest_first_with_their_fields(client: redis.Redis) -
     one = records[0]
     assert one["id"] == first
     assert isinstance(one["ts"], float) and abs(one["ts"] - time.time()) < 60
-    assert {k: one[k] for k in ("app", "environment", "release", "function", "request_id",
-                                "level", "kind")} == {
-        "app": "shop", "environment": "production", "release": 3, "function": "users",
-        "request_id": "r1", "level": "warning", "kind": "function"}
+    assert {
+        k: one[k]
+        for k in ("app", "environment", "release", "function", "request_id", "level", "kind")
+    } == {
+        "app": "shop",
+        "environment": "production",
+        "release": 3,
+        "function": "users",
+        "request_id": "r1",
+        "level": "warning",
+        "kind": "function",
+    }
     assert records[2]["kind"] == "platform" and records[2]["function"] == ""
     assert read_logs(client, "other-app") == []
 
@@ -76,7 +90,11 @@ def test_filters_by_function_environment_and_since(client: redis.Redis) -> None:
     assert messages(read_logs(client, "shop", function="users", since_seconds=60)) == ["u1", "u2"]
     assert messages(read_logs(client, "shop", environment="feature-x")) == ["u2"]
     assert messages(read_logs(client, "shop", since_seconds=7200)) == [
-        "an hour ago", "u1", "c1", "u2"]
+        "an hour ago",
+        "u1",
+        "c1",
+        "u2",
+    ]
 
 
 def test_limit_keeps_the_latest_matches_across_pages(client: redis.Redis) -> None:
@@ -114,8 +132,9 @@ def test_streams_stay_capped(redis_server: RedisServer, client: redis.Redis) -> 
     assert read_logs(client, "shop")[-1]["message"] == "999"
 
 
-def test_follow_gets_new_records_within_a_second_filtered(redis_server: RedisServer,
-                                                          client: redis.Redis) -> None:
+def test_follow_gets_new_records_within_a_second_filtered(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
     start = emit_sync(client, entry("users", "before"), 1000)
     assert start is not None
     received: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -124,8 +143,9 @@ def test_follow_gets_new_records_within_a_second_filtered(redis_server: RedisSer
     def consume() -> None:
         follower = redis.Redis.from_url(redis_server.url)
         try:
-            for record in follow_logs(follower, "shop", function="users", last_id=start,
-                                      block_ms=200):
+            for record in follow_logs(
+                follower, "shop", function="users", last_id=start, block_ms=200
+            ):
                 seen_functions.add(record["function"])
                 received.put(record)
                 if record["message"] == "stop":
@@ -149,7 +169,8 @@ def test_follow_gets_new_records_within_a_second_filtered(redis_server: RedisSer
 
 
 def test_following_from_now_skips_history_but_never_a_line_between_reads(
-        client: redis.Redis) -> None:
+    client: redis.Redis,
+) -> None:
     emit_sync(client, entry(message="history"), 1000)
     batches = follow_batches(client, "shop", block_ms=100)
 
@@ -160,8 +181,9 @@ def test_following_from_now_skips_history_but_never_a_line_between_reads(
     batches.close()
 
 
-def test_writer_delivers_a_line_within_a_second(redis_server: RedisServer,
-                                                client: redis.Redis) -> None:
+def test_writer_delivers_a_line_within_a_second(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
     async def scenario() -> float:
         async_client = redis_async.Redis.from_url(redis_server.url)
         writer = LogWriter(async_client, 1000)
@@ -183,8 +205,9 @@ def test_writer_delivers_a_line_within_a_second(redis_server: RedisServer,
     assert messages(read_logs(client, "shop")) == ["printed", "at shutdown"]
 
 
-def test_writer_drops_instead_of_blocking_while_redis_is_down(redis_server: RedisServer,
-                                                              client: redis.Redis) -> None:
+def test_writer_drops_instead_of_blocking_while_redis_is_down(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
     async def scenario() -> None:
         async_client = redis_async.Redis.from_url(redis_server.url, socket_connect_timeout=1)
         writer = LogWriter(async_client, 1000, buffer_size=100, interval=0.01)
@@ -221,28 +244,62 @@ async def wait_for(condition: Any, timeout: float = 5.0) -> None:
 
 
 def test_outcome_entries_carry_logs_and_platform_events(tmp_path: Path) -> None:
-    version = FunctionVersion("k", "shop", "production", 4, "users", "python", tmp_path,
-                              "f.py", "handle", {}, memory_mb=64, timeout_ms=5000)
-    outcome = Outcome(504, [], b"", error="timeout",
-                      logs=[LogRecord(1.5, "info", "starting"), LogRecord(2.0, "error", "x")])
+    version = FunctionVersion(
+        "k",
+        "shop",
+        "production",
+        4,
+        "users",
+        "python",
+        tmp_path,
+        "f.py",
+        "handle",
+        {},
+        memory_mb=64,
+        timeout_ms=5000,
+    )
+    outcome = Outcome(
+        504,
+        [],
+        b"",
+        error="timeout",
+        logs=[LogRecord(1.5, "info", "starting"), LogRecord(2.0, "error", "x")],
+    )
 
     entries = outcome_entries(version, "req-9", outcome)
 
     assert [(e.kind, e.level, e.message) for e in entries] == [
-        ("function", "info", "starting"), ("function", "error", "x"),
-        ("platform", "error", "timed out after 5000 ms: instance killed (504)")]
-    assert all((e.app, e.environment, e.release, e.function, e.request_id)
-               == ("shop", "production", 4, "users", "req-9") for e in entries)
+        ("function", "info", "starting"),
+        ("function", "error", "x"),
+        ("platform", "error", "timed out after 5000 ms: instance killed (504)"),
+    ]
+    assert all(
+        (e.app, e.environment, e.release, e.function, e.request_id)
+        == ("shop", "production", 4, "users", "req-9")
+        for e in entries
+    )
     assert outcome_entries(version, "r", Outcome(200, [], b"")) == []
 
 
 def test_format_record_is_one_readable_line() -> None:
     ts = time.mktime((2024, 5, 1, 12, 30, 15, 0, 0, -1)) + 0.25
-    record = {"ts": ts, "level": "error", "function": "users", "request_id": "ab12",
-              "message": "boom", "kind": "function"}
+    record = {
+        "ts": ts,
+        "level": "error",
+        "function": "users",
+        "request_id": "ab12",
+        "message": "boom",
+        "kind": "function",
+    }
     assert format_record(record) == "2024-05-01 12:30:15.250 ERROR   users ab12 boom"
-    event = {"ts": ts, "level": "info", "function": "", "request_id": "",
-             "message": "v4 live", "kind": "platform"}
+    event = {
+        "ts": ts,
+        "level": "info",
+        "function": "",
+        "request_id": "",
+        "message": "v4 live",
+        "kind": "platform",
+    }
     assert format_record(event) == "2024-05-01 12:30:15.250 INFO    [platform] - v4 live"
 
 

@@ -46,9 +46,16 @@ async def record(url: str, plan: list[tuple[str, list[dict[str, Any]]]]) -> int:
         recorders = [MetricsRecorder(c, node) for c, (node, _) in zip(clients, plan, strict=True)]
         for recorder, (_, observations) in zip(recorders, plan, strict=True):
             for obs in observations:
-                recorder.observe(obs["app"], obs["env"], obs["fn"], status=obs["status"],
-                                 duration_ms=obs["ms"], cold=obs["cold"], error=obs["error"],
-                                 memory_peak_kb=obs["mem"])
+                recorder.observe(
+                    obs["app"],
+                    obs["env"],
+                    obs["fn"],
+                    status=obs["status"],
+                    duration_ms=obs["ms"],
+                    cold=obs["cold"],
+                    error=obs["error"],
+                    memory_peak_kb=obs["mem"],
+                )
         merged = await asyncio.gather(*(r.flush() for r in recorders))
         return sum(merged)
     finally:
@@ -56,23 +63,43 @@ async def record(url: str, plan: list[tuple[str, list[dict[str, Any]]]]) -> int:
             await c.aclose()
 
 
-def obs(fn: str = "users", *, env: str = "production", status: int = 200, ms: float = 5.0,
-        cold: bool = False, error: str | None = None, mem: int = 0) -> dict[str, Any]:
-    return {"app": "shop", "env": env, "fn": fn, "status": status, "ms": ms, "cold": cold,
-            "error": error, "mem": mem}
+def obs(
+    fn: str = "users",
+    *,
+    env: str = "production",
+    status: int = 200,
+    ms: float = 5.0,
+    cold: bool = False,
+    error: str | None = None,
+    mem: int = 0,
+) -> dict[str, Any]:
+    return {
+        "app": "shop",
+        "env": env,
+        "fn": fn,
+        "status": status,
+        "ms": ms,
+        "cold": cold,
+        "error": error,
+        "mem": mem,
+    }
 
 
 def by_function(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(row["environment"], row["function"]): row for row in rows}
 
 
-def test_counters_are_exact_across_workers_and_nodes(redis_server: RedisServer,
-                                                     client: redis.Redis) -> None:
+def test_counters_are_exact_across_workers_and_nodes(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
     worker_a = [obs(cold=True, mem=30_000)] + [obs() for _ in range(299)]
-    worker_b = ([obs(status=500, error="exception", mem=45_000)]
-                + [obs(status=504, error="timeout", ms=5000.0) for _ in range(3)]
-                + [obs(status=502, error="memory", cold=True) for _ in range(2)]
-                + [obs(status=404) for _ in range(4)] + [obs() for _ in range(190)])
+    worker_b = (
+        [obs(status=500, error="exception", mem=45_000)]
+        + [obs(status=504, error="timeout", ms=5000.0) for _ in range(3)]
+        + [obs(status=502, error="memory", cold=True) for _ in range(2)]
+        + [obs(status=404) for _ in range(4)]
+        + [obs() for _ in range(190)]
+    )
     worker_c = [obs(cold=True, mem=12_000)] + [obs(env="feature-x") for _ in range(49)]
     worker_c += [obs("cart", status=201) for _ in range(7)]
     plan = [("node-1", worker_a), ("node-1", worker_b), ("node-2", worker_c)]
@@ -95,8 +122,9 @@ def test_counters_are_exact_across_workers_and_nodes(redis_server: RedisServer,
     assert read_metrics(client, "other-app") == []
 
 
-def test_a_second_flush_adds_and_an_empty_flush_changes_nothing(redis_server: RedisServer,
-                                                                client: redis.Redis) -> None:
+def test_a_second_flush_adds_and_an_empty_flush_changes_nothing(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
     async def scenario() -> None:
         async_client = redis_async.Redis.from_url(redis_server.url)
         try:
@@ -106,10 +134,12 @@ def test_a_second_flush_adds_and_an_empty_flush_changes_nothing(redis_server: Re
             assert client.exists("edge:metrics:shop:production:users") == 0  # observe: no I/O
             assert await recorder.flush() == 10
             assert await recorder.flush() == 0
-            recorder.observe("shop", "production", "users", status=200, duration_ms=1.0,
-                             memory_peak_kb=10)
-            recorder.observe("shop", "production", "users", status=200,
-                             duration_ms=float("nan"))  # a clock glitch still counts
+            recorder.observe(
+                "shop", "production", "users", status=200, duration_ms=1.0, memory_peak_kb=10
+            )
+            recorder.observe(
+                "shop", "production", "users", status=200, duration_ms=float("nan")
+            )  # a clock glitch still counts
             await recorder.flush()
         finally:
             await async_client.aclose()
@@ -120,25 +150,39 @@ def test_a_second_flush_adds_and_an_empty_flush_changes_nothing(redis_server: Re
     assert row["memory_peak_kb"] == 10
 
 
-def test_background_task_flushes_and_close_flushes_the_rest(redis_server: RedisServer,
-                                                           client: redis.Redis,
-                                                           tmp_path: Path) -> None:
-    version = FunctionVersion("k", "shop", "production", 2, "users", "python", tmp_path,
-                              "f.py", "handle", {}, memory_mb=64, timeout_ms=1000)
+def test_background_task_flushes_and_close_flushes_the_rest(
+    redis_server: RedisServer, client: redis.Redis, tmp_path: Path
+) -> None:
+    version = FunctionVersion(
+        "k",
+        "shop",
+        "production",
+        2,
+        "users",
+        "python",
+        tmp_path,
+        "f.py",
+        "handle",
+        {},
+        memory_mb=64,
+        timeout_ms=1000,
+    )
 
     async def scenario() -> None:
         async_client = redis_async.Redis.from_url(redis_server.url)
         recorder = MetricsRecorder(async_client, "node-1", interval=0.05)
         recorder.start()
         try:
-            recorder.observe_outcome(version, Outcome(200, [], b"", cold=True, duration_ms=3.0,
-                                                      memory_peak_kb=900))
+            recorder.observe_outcome(
+                version, Outcome(200, [], b"", cold=True, duration_ms=3.0, memory_peak_kb=900)
+            )
             deadline = time.monotonic() + 5.0
             while not await async_client.exists(metrics_key("shop", "production", "users")):
                 assert time.monotonic() < deadline, "the background flush never happened"
                 await asyncio.sleep(0.01)
-            recorder.observe_outcome(version, Outcome(504, [], b"", error="timeout",
-                                                      duration_ms=1000.0))
+            recorder.observe_outcome(
+                version, Outcome(504, [], b"", error="timeout", duration_ms=1000.0)
+            )
         finally:
             await recorder.aclose()
             await async_client.aclose()
@@ -149,8 +193,9 @@ def test_background_task_flushes_and_close_flushes_the_rest(redis_server: RedisS
     assert row["memory_peak_kb"] == 900
 
 
-def test_latency_quantiles_are_within_ten_percent(redis_server: RedisServer,
-                                                  client: redis.Redis) -> None:
+def test_latency_quantiles_are_within_ten_percent(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
     rng = random.Random(20240501)
     samples = [rng.lognormvariate(math.log(20.0), 1.0) for _ in range(10_000)]
     plan = [(f"node-{i % 2}", [obs(ms=ms) for ms in samples[i::3]]) for i in range(3)]
@@ -167,7 +212,8 @@ def test_latency_quantiles_are_within_ten_percent(redis_server: RedisServer,
 
 
 def test_flush_while_redis_is_down_keeps_counts_until_it_returns(
-        redis_server: RedisServer, client: redis.Redis) -> None:
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
     async def scenario() -> None:
         async_client = redis_async.Redis.from_url(redis_server.url, socket_connect_timeout=1)
         try:
@@ -193,12 +239,16 @@ def families(text: bytes) -> dict[str, Any]:
 
 
 def samples_of(family: Any, suffix: str = "", **labels: str) -> list[Any]:
-    return [s for s in family.samples if s.name == family.name + suffix
-            and all(s.labels.get(k) == v for k, v in labels.items())]
+    return [
+        s
+        for s in family.samples
+        if s.name == family.name + suffix and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
 
 
-def test_prometheus_exposition_parses_and_matches(redis_server: RedisServer,
-                                                  client: redis.Redis) -> None:
+def test_prometheus_exposition_parses_and_matches(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
     node1 = [obs(ms=0.7, cold=True, mem=2048)] + [obs(ms=30.0) for _ in range(8)]
     node1 += [obs(status=504, error="timeout", ms=70_000.0)]
     node2 = [obs(status=502, error="memory", ms=3.0, mem=4096), obs(ms=30.0)]
@@ -206,8 +256,10 @@ def test_prometheus_exposition_parses_and_matches(redis_server: RedisServer,
 
     parsed = families(prometheus_text(client))
     users = {"app": "shop", "environment": "production", "function": "users"}
-    by_class = {s.labels["status_class"]: s.value
-                for s in samples_of(parsed["edge_function_invocations"], "_total", **users)}
+    by_class = {
+        s.labels["status_class"]: s.value
+        for s in samples_of(parsed["edge_function_invocations"], "_total", **users)
+    }
     assert by_class == {"2xx": 10.0, "5xx": 2.0}
     assert samples_of(parsed["edge_function_errors"], "_total", **users)[0].value == 2
     assert samples_of(parsed["edge_function_cold_starts"], "_total", **users)[0].value == 1
@@ -221,19 +273,24 @@ def test_prometheus_exposition_parses_and_matches(redis_server: RedisServer,
     total_s = (0.7 + 8 * 30.0 + 70_000.0 + 3.0 + 30.0) / 1000
     assert samples_of(duration, "_sum", **users)[0].value == pytest.approx(total_s)
     buckets = {s.labels["le"]: s.value for s in samples_of(duration, "_bucket", **users)}
-    assert buckets["0.001"] == 1          # the 0.7 ms call
-    assert buckets["0.005"] == 2          # ... and the 3 ms one
-    assert buckets["0.05"] == 11          # ... and the ten 30 ms ones
-    assert buckets["60.0"] == 11          # the 70 s timeout only counts in +Inf
+    assert buckets["0.001"] == 1  # the 0.7 ms call
+    assert buckets["0.005"] == 2  # ... and the 3 ms one
+    assert buckets["0.05"] == 11  # ... and the ten 30 ms ones
+    assert buckets["60.0"] == 11  # the 70 s timeout only counts in +Inf
     assert buckets["+Inf"] == 12
     values = list(buckets.values())
     assert values == sorted(values)
 
 
-def test_node_exposition_shows_only_that_nodes_share(redis_server: RedisServer,
-                                                     client: redis.Redis) -> None:
-    asyncio.run(record(redis_server.url, [("node-1", [obs() for _ in range(4)]),
-                                          ("node-2", [obs() for _ in range(6)])]))
+def test_node_exposition_shows_only_that_nodes_share(
+    redis_server: RedisServer, client: redis.Redis
+) -> None:
+    asyncio.run(
+        record(
+            redis_server.url,
+            [("node-1", [obs() for _ in range(4)]), ("node-2", [obs() for _ in range(6)])],
+        )
+    )
 
     async def node_text(node: str) -> bytes:
         async_client = redis_async.Redis.from_url(redis_server.url)

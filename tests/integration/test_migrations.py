@@ -13,8 +13,16 @@ from alembic import command
 from edge.platform.models import Base
 from edge.platform.store import Store, alembic_config
 
-TABLES = {"apps", "environments", "releases", "functions", "routes", "tokens", "token_apps",
-          "platform_state"}
+TABLES = {
+    "apps",
+    "environments",
+    "releases",
+    "functions",
+    "routes",
+    "tokens",
+    "token_apps",
+    "platform_state",
+}
 
 
 def _tables(url: str) -> set[str]:
@@ -76,11 +84,19 @@ def test_migrate_twice_is_a_no_op(database_url: str) -> None:
 
 
 def test_processes_starting_together_migrate_once(database_url: str) -> None:
-    code = ("import sys; from edge.platform.store import Store; "
-            "s = Store.from_url(sys.argv[1]); s.migrate(); print(s.routes_version())")
-    children = [subprocess.Popen([sys.executable, "-c", code, database_url],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for _ in range(4)]
+    code = (
+        "import sys; from edge.platform.store import Store; "
+        "s = Store.from_url(sys.argv[1]); s.migrate(); print(s.routes_version())"
+    )
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, database_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     outcomes = [child.communicate(timeout=120) for child in children]
     assert [child.returncode for child in children] == [0] * 4, outcomes
     assert [out.strip() for out, _ in outcomes] == ["0"] * 4

@@ -101,15 +101,27 @@ def test_the_function_receives_the_request_and_its_env(functions: Functions) -> 
 
     async def scenario(pools: Pools) -> None:
         pool = await pools.get_or_start(version)
-        request = invocation("/api/users/42", method="POST", query="tag=a&tag=b&page=2",
-                             headers=[("user-agent", "pytest")], body=b'{"x": 1}',
-                             params={"id": "42"})
+        request = invocation(
+            "/api/users/42",
+            method="POST",
+            query="tag=a&tag=b&page=2",
+            headers=[("user-agent", "pytest")],
+            body=b'{"x": 1}',
+            params={"id": "42"},
+        )
         got = as_json(await pool.invoke(request))
         assert got == {
-            "method": "POST", "url": request.url, "path": "/api/users/42",
-            "query": {"tag": "b", "page": "2"}, "tags": ["a", "b"], "agent": "pytest",
-            "params": {"id": "42"}, "json": {"x": 1}, "env": {"TABLE": "users"},
-            "environ": {"TABLE": "users"}, "request_id": request.request_id,
+            "method": "POST",
+            "url": request.url,
+            "path": "/api/users/42",
+            "query": {"tag": "b", "page": "2"},
+            "tags": ["a", "b"],
+            "agent": "pytest",
+            "params": {"id": "42"},
+            "json": {"x": 1},
+            "env": {"TABLE": "users"},
+            "environ": {"TABLE": "users"},
+            "request_id": request.request_id,
             "cwd": str(version.root),
         }
 
@@ -128,8 +140,9 @@ def handle(request):
 """
 
 
-def test_platform_secrets_are_invisible_to_functions(functions: Functions,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_platform_secrets_are_invisible_to_functions(
+    functions: Functions, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("EDGE_DATABASE_URL", "postgresql://platform:s3cret@db/edge")
     monkeypatch.setenv("EDGE_TOKEN", "tok-s3cret")
     version = functions.version(SNOOP, app="snoop")
@@ -223,9 +236,13 @@ def test_stdout_stderr_and_logging_are_captured_per_call(functions: Functions) -
         for n in ("1", "2"):
             outcome = await call(pools, version, query=f"n={n}")
             lines = [(r.level, r.message) for r in outcome.logs]
-            assert lines == [("info", f"to stdout {n}"), ("error", "to stderr"),
-                             ("info", "info line"), ("warning", "careful"),
-                             ("info", "no newline")]
+            assert lines == [
+                ("info", f"to stdout {n}"),
+                ("error", "to stderr"),
+                ("info", "info line"),
+                ("warning", "careful"),
+                ("info", "no newline"),
+            ]
             assert all(r.ts > 1e9 for r in outcome.logs)
 
     functions.run(scenario)
@@ -239,7 +256,8 @@ def handle(request):
 
 
 def test_an_uncaught_exception_is_a_generic_500_with_the_traceback_in_logs(
-        functions: Functions) -> None:
+    functions: Functions,
+) -> None:
     version = functions.version(BOOM, name="boom")
 
     async def scenario(pools: Pools) -> None:
@@ -247,8 +265,10 @@ def test_an_uncaught_exception_is_a_generic_500_with_the_traceback_in_logs(
         request = invocation()
         outcome = await pool.invoke(request)
         assert outcome.status == 500 and outcome.error == "exception"
-        assert json.loads(outcome.body) == {"error": "internal error",
-                                            "request_id": request.request_id}
+        assert json.loads(outcome.body) == {
+            "error": "internal error",
+            "request_id": request.request_id,
+        }
         assert b"ZeroDivision" not in outcome.body
         assert outcome.logs[0].message == "about to fail"
         trace = outcome.logs[-1]
@@ -284,8 +304,7 @@ def test_max_instances_then_a_bounded_queue_then_503(functions: Functions) -> No
     async def scenario(pools: Pools) -> None:
         pool = await pools.get_or_start(version)
         # 2 run, 4 (2 x max_instances) queue, the 7th and 8th are refused at once.
-        outcomes = await asyncio.gather(*(pool.invoke(invocation(query="s=0.3"))
-                                          for _ in range(8)))
+        outcomes = await asyncio.gather(*(pool.invoke(invocation(query="s=0.3")) for _ in range(8)))
         statuses = sorted(o.status for o in outcomes)
         assert statuses == [200] * 6 + [503] * 2
         refused = next(o for o in outcomes if o.status == 503)
@@ -296,8 +315,7 @@ def test_max_instances_then_a_bounded_queue_then_503(functions: Functions) -> No
     functions.run(scenario)
 
 
-def test_a_queued_request_waits_at_most_the_timeout_then_gets_503(
-        functions: Functions) -> None:
+def test_a_queued_request_waits_at_most_the_timeout_then_gets_503(functions: Functions) -> None:
     version = functions.version(SLOW, max_instances=1, timeout_ms=1000)
 
     async def timed(pool: PythonPool) -> tuple[Outcome, float]:
@@ -310,7 +328,8 @@ def test_a_queued_request_waits_at_most_the_timeout_then_gets_503(
         assert isinstance(pool, PythonPool)
         # A runs 0-0.8 s; B waits, then runs 0.8-1.6 s; C is still waiting at 1 s.
         (a, _), (b, b_took), (c, c_took) = await asyncio.gather(
-            timed(pool), timed(pool), timed(pool))
+            timed(pool), timed(pool), timed(pool)
+        )
         assert (a.status, b.status) == (200, 200) and 1.5 < b_took < 2.5
         assert c.status == 503 and c.error == "overloaded" and 1.0 <= c_took < 1.5
 
@@ -330,8 +349,9 @@ def test_reap_idle_stops_idle_instances_but_keeps_min_warm(functions: Functions)
         assert pool.reap_idle(time.monotonic(), ttl=60) == 0  # nobody idle that long
         assert pool.reap_idle(time.monotonic() + 120, ttl=60) == 2
         assert len(pool.instance_pids()) == 1
-        await async_wait_for(lambda: sum(alive(p) for p in pids) == 1,
-                             message="two reaped instances to exit")
+        await async_wait_for(
+            lambda: sum(alive(p) for p in pids) == 1, message="two reaped instances to exit"
+        )
         assert (await pool.invoke(invocation(query="s=0"))).cold is False
 
     functions.run(scenario)
@@ -346,8 +366,10 @@ def test_pools_reap_uses_the_idle_ttl(functions: Functions) -> None:
         assert await pools.reap(time.monotonic() + 2) == 1
         second = await call(pools, version)
         assert second.cold and as_json(second)["count"] == 1  # type: ignore[index]
-        await async_wait_for(lambda: not alive(first["pid"]),  # type: ignore[index]
-                             message="the reaped instance to exit")
+        await async_wait_for(
+            lambda: not alive(first["pid"]),  # type: ignore[index]
+            message="the reaped instance to exit",
+        )
 
     functions.run(scenario, idle_ttl=1.0)
 
@@ -395,8 +417,10 @@ def test_retire_drains_in_flight_requests_then_kills_everything(functions: Funct
         assert pools.get(version.key) is None
         late = await pool.invoke(invocation())
         assert late.status == 503 and late.error == "unavailable"
-        await async_wait_for(lambda: not alive(template) and not alive(instance),
-                             message="the retired pool's processes to exit")
+        await async_wait_for(
+            lambda: not alive(template) and not alive(instance),
+            message="the retired pool's processes to exit",
+        )
 
     functions.run(scenario)
 
@@ -432,20 +456,34 @@ def test_pre_warmed_instances_answer_warm(functions: Functions) -> None:
     functions.run(scenario)
 
 
-def test_zygote_is_exec_time_scrubbed(functions: Functions, monkeypatch: pytest.MonkeyPatch
-                                      ) -> None:
+def test_zygote_is_exec_time_scrubbed(
+    functions: Functions, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("EDGE_REDIS_URL", "redis://:s3cret@localhost")
 
     async def scenario(pools: Pools) -> None:
         pid = pools.zygote.pid
         assert pid is not None
-        env = dict(line.split(b"=", 1) for line in
-                   Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if line)
-        assert set(env) <= {b"PATH", b"LANG", b"LC_ALL", b"LC_CTYPE", b"TZ", b"PYTHONPATH",
-                            b"PYTHONHOME"}
+        env = dict(
+            line.split(b"=", 1)
+            for line in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            if line
+        )
+        assert set(env) <= {
+            b"PATH",
+            b"LANG",
+            b"LC_ALL",
+            b"LC_CTYPE",
+            b"TZ",
+            b"PYTHONPATH",
+            b"PYTHONHOME",
+        }
         # Only its control socket and its SIGCHLD wakeup pipe: no fd of the worker.
-        kinds = sorted(os.readlink(f"/proc/{pid}/fd/{fd}").split(":")[0]
-                       for fd in os.listdir(f"/proc/{pid}/fd") if int(fd) > 2)
+        kinds = sorted(
+            os.readlink(f"/proc/{pid}/fd/{fd}").split(":")[0]
+            for fd in os.listdir(f"/proc/{pid}/fd")
+            if int(fd) > 2
+        )
         assert kinds == ["pipe", "pipe", "socket"]
 
     functions.run(scenario)

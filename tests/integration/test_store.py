@@ -27,20 +27,44 @@ def store(database_url: str) -> Iterator[Store]:
 
 def function(name: str = "users", *routes: str, content_hash: str = "h1") -> FunctionRecord:
     return FunctionRecord(
-        name=name, runtime="python", entry=f"functions/{name}.py:handle",
-        path=f"functions/{name}.py", handler="handle", memory_mb=64, timeout_ms=5000,
-        regions=["us-east", "ap-tokyo"], env={"TABLE": name}, min_warm=1, max_instances=8,
-        content_hash=content_hash, routes=routes or (f"/api/{name}",))
+        name=name,
+        runtime="python",
+        entry=f"functions/{name}.py:handle",
+        path=f"functions/{name}.py",
+        handler="handle",
+        memory_mb=64,
+        timeout_ms=5000,
+        regions=["us-east", "ap-tokyo"],
+        env={"TABLE": name},
+        min_warm=1,
+        max_instances=8,
+        content_hash=content_hash,
+        routes=routes or (f"/api/{name}",),
+    )
 
 
-def release(store: Store, app: str = "shop", env: str = "production", *,
-            functions: list[FunctionRecord] | None = None, artifact: str = "a" * 64,
-            message: str = "Add users", rollback_of: int | None = None) -> ReleaseInfo:
+def release(
+    store: Store,
+    app: str = "shop",
+    env: str = "production",
+    *,
+    functions: list[FunctionRecord] | None = None,
+    artifact: str = "a" * 64,
+    message: str = "Add users",
+    rollback_of: int | None = None,
+) -> ReleaseInfo:
     return store.create_release(
-        app, env, commit_sha="c0ffee" * 6 + "abcd", artifact=artifact,
-        manifest_json='{"app": "shop"}', functions=functions or [function()],
-        created_by="ci", author="Ada <ada@example.com>", message=message,
-        rollback_of=rollback_of)
+        app,
+        env,
+        commit_sha="c0ffee" * 6 + "abcd",
+        artifact=artifact,
+        manifest_json='{"app": "shop"}',
+        functions=functions or [function()],
+        created_by="ci",
+        author="Ada <ada@example.com>",
+        message=message,
+        rollback_of=rollback_of,
+    )
 
 
 def app_with_envs(store: Store, app: str = "shop", *envs: tuple[str, str]) -> None:
@@ -55,8 +79,11 @@ def dump(database_url: str) -> str:
     metadata = sa.MetaData()
     metadata.reflect(engine)
     with engine.connect() as conn:
-        rows = [repr(row) for table in metadata.tables.values()
-                for row in conn.execute(sa.select(table))]
+        rows = [
+            repr(row)
+            for table in metadata.tables.values()
+            for row in conn.execute(sa.select(table))
+        ]
     engine.dispose()
     return "\n".join(rows)
 
@@ -64,8 +91,7 @@ def dump(database_url: str) -> str:
 # -- tokens --------------------------------------------------------------------
 
 
-def test_token_secret_is_returned_once_and_never_stored(store: Store, database_url: str
-                                                        ) -> None:
+def test_token_secret_is_returned_once_and_never_stored(store: Store, database_url: str) -> None:
     secret = store.create_token("ci", apps=["shop"])
     assert secret.startswith("edge_") and len(secret) > 40
     assert store.authenticate(secret) is not None
@@ -144,8 +170,11 @@ def test_unknown_names_say_what_was_not_found(store: Store) -> None:
     app_with_envs(store)
     with pytest.raises(NotFoundError, match="environment 'feature-x' of app 'shop' not found"):
         store.active_release("shop", "feature-x")
-    with pytest.raises(NotFoundError, match=r"release v9 of shop/production not found; "
-                                            r"`edge releases shop` lists them"):
+    with pytest.raises(
+        NotFoundError,
+        match=r"release v9 of shop/production not found; "
+        r"`edge releases shop` lists them",
+    ):
         store.get_release("shop", "production", 9)
     with pytest.raises(NotFoundError, match="release #12345 not found"):
         store.activate_release(12345)
@@ -169,7 +198,9 @@ def test_list_apps_shows_live_environments_and_active_versions(store: Store) -> 
     blog, shop = apps
     assert [(e.name, e.active_version) for e in blog.environments] == [("production", None)]
     assert [(e.name, e.branch, e.active_version, e.last_version) for e in shop.environments] == [
-        ("feature-x", "feature/x", None, 0), ("production", "main", 2, 3)]
+        ("feature-x", "feature/x", None, 0),
+        ("production", "main", 2, 3),
+    ]
     assert store.list_environments("shop") == list(shop.environments)
 
 
@@ -214,10 +245,14 @@ def test_production_cannot_be_deleted(store: Store) -> None:
 
 def test_release_lifecycle_supersedes_the_previous_release(store: Store) -> None:
     app_with_envs(store)
-    v1 = release(store, functions=[function("users", "/api/users", "GET /api/users/:id"),
-                                   function("auth", "POST /login")])
-    assert (v1.version, v1.status, v1.app, v1.environment) == (1, "deploying", "shop",
-                                                                "production")
+    v1 = release(
+        store,
+        functions=[
+            function("users", "/api/users", "GET /api/users/:id"),
+            function("auth", "POST /login"),
+        ],
+    )
+    assert (v1.version, v1.status, v1.app, v1.environment) == (1, "deploying", "shop", "production")
     assert [f.name for f in v1.functions] == ["auth", "users"]
     assert store.active_release("shop", "production") is None
 
@@ -242,8 +277,7 @@ def test_release_round_trips_every_field(store: Store) -> None:
     assert got == created
     assert got.commit_sha == "c0ffee" * 6 + "abcd" and got.artifact == "a" * 64
     assert got.manifest_json == '{"app": "shop"}'
-    assert (got.created_by, got.author, got.message) == ("ci", "Ada <ada@example.com>",
-                                                         "Add users")
+    assert (got.created_by, got.author, got.message) == ("ci", "Ada <ada@example.com>", "Add users")
     assert got.created_at.tzinfo is not None and got.rollback_of is None
     assert got.functions == (function(),)
 
@@ -255,8 +289,10 @@ def test_failed_release_keeps_its_reason_and_cannot_go_live(store: Store) -> Non
     before = store.routes_version()
     store.mark_failed(broken.id, "users: failed to start: ImportError")
     failed = store.get_release("shop", "production", 2)
-    assert (failed.status, failed.status_reason) == ("failed",
-                                                     "users: failed to start: ImportError")
+    assert (failed.status, failed.status_reason) == (
+        "failed",
+        "users: failed to start: ImportError",
+    )
     with pytest.raises(ConflictError, match=r"failed .*ImportError"):
         store.activate_release(broken.id)
     assert store.routes_version() == before
@@ -294,12 +330,22 @@ def test_routes_version_bumps_only_when_serving_changes(store: Store) -> None:
 
 def test_function_record_from_manifest_spec() -> None:
     spec = FunctionSpec(
-        name="users", entry="functions/users.py:handle", path="functions/users.py",
-        handler="handle", runtime="python",
-        routes=(RoutePattern("/api/users", None, ("api", "users")),
-                RoutePattern("GET /api/users/:id", "GET", ("api", "users", ":id"))),
-        memory_mb=64, timeout_ms=5000, regions=("us-east", "ap-tokyo"),
-        env=(("TABLE", "users"),), min_warm=1, max_instances=8)
+        name="users",
+        entry="functions/users.py:handle",
+        path="functions/users.py",
+        handler="handle",
+        runtime="python",
+        routes=(
+            RoutePattern("/api/users", None, ("api", "users")),
+            RoutePattern("GET /api/users/:id", "GET", ("api", "users", ":id")),
+        ),
+        memory_mb=64,
+        timeout_ms=5000,
+        regions=("us-east", "ap-tokyo"),
+        env=(("TABLE", "users"),),
+        min_warm=1,
+        max_instances=8,
+    )
     record = FunctionRecord.from_spec(spec, "h1")
     assert record == function("users", "/api/users", "GET /api/users/:id")
 
@@ -309,12 +355,14 @@ def test_routes_are_stored_with_method_and_path(store: Store, database_url: str)
     release(store, functions=[function("users", "/api/users", "GET /api/users/:id")])
     engine = sa.create_engine(database_url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT function_name, pattern, method, path FROM routes ORDER BY position")).all()
+        rows = conn.execute(
+            sa.text("SELECT function_name, pattern, method, path FROM routes ORDER BY position")
+        ).all()
     engine.dispose()
     assert [tuple(row) for row in rows] == [
         ("users", "/api/users", None, "/api/users"),
-        ("users", "GET /api/users/:id", "GET", "/api/users/:id")]
+        ("users", "GET /api/users/:id", "GET", "/api/users/:id"),
+    ]
 
 
 # -- runtime -------------------------------------------------------------------
@@ -323,11 +371,23 @@ def test_routes_are_stored_with_method_and_path(store: Store, database_url: str)
 def test_routing_snapshot_holds_every_live_environment(store: Store) -> None:
     app_with_envs(store, "shop", ("feature-x", "feature/x"), ("old", "old"))
     app_with_envs(store, "blog")
-    shop = store.activate_release(release(store, functions=[
-        function("users", "/api/users", "GET /api/users/:id"), function("auth", "/login")]).id)
-    preview = store.activate_release(release(
-        store, env="feature-x", artifact="f" * 64,
-        functions=[function("users", "/v2/users", content_hash="h2")]).id)
+    shop = store.activate_release(
+        release(
+            store,
+            functions=[
+                function("users", "/api/users", "GET /api/users/:id"),
+                function("auth", "/login"),
+            ],
+        ).id
+    )
+    preview = store.activate_release(
+        release(
+            store,
+            env="feature-x",
+            artifact="f" * 64,
+            functions=[function("users", "/v2/users", content_hash="h2")],
+        ).id
+    )
     store.activate_release(release(store, env="old").id)
     store.delete_environment("shop", "old")
     release(store, "blog")  # deploying only: not served
@@ -335,12 +395,16 @@ def test_routing_snapshot_holds_every_live_environment(store: Store) -> None:
     snapshot = store.routing_snapshot()
     assert snapshot.version == store.routes_version() == 4
     assert [(e.app, e.environment, e.version, e.release_id) for e in snapshot.environments] == [
-        ("shop", "feature-x", 1, preview.id), ("shop", "production", 1, shop.id)]
+        ("shop", "feature-x", 1, preview.id),
+        ("shop", "production", 1, shop.id),
+    ]
     feature, production = snapshot.environments
     assert feature.artifact == "f" * 64
     assert feature.functions == (function("users", "/v2/users", content_hash="h2"),)
     assert [(f.name, f.routes) for f in production.functions] == [
-        ("auth", ("/login",)), ("users", ("/api/users", "GET /api/users/:id"))]
+        ("auth", ("/login",)),
+        ("users", ("/api/users", "GET /api/users/:id")),
+    ]
 
 
 def test_routing_snapshot_of_an_empty_platform(store: Store) -> None:
@@ -355,7 +419,8 @@ THREADS, PER_THREAD = 8, 10
 
 @pytest.mark.parametrize("shared", [True, False], ids=["one-store", "store-per-thread"])
 def test_concurrent_releases_get_distinct_gapless_versions(
-        store: Store, database_url: str, shared: bool) -> None:
+    store: Store, database_url: str, shared: bool
+) -> None:
     app_with_envs(store)
 
     def create_many(_: int) -> list[int]:
@@ -387,9 +452,15 @@ for _ in range(10):
 
 def test_concurrent_releases_from_separate_processes(store: Store, database_url: str) -> None:
     app_with_envs(store)
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, database_url],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for _ in range(4)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, database_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     outcomes = [child.communicate(timeout=120) for child in children]
     assert [child.returncode for child in children] == [0] * 4, outcomes
     versions = sorted(int(line) for out, _ in outcomes for line in out.split())

@@ -10,13 +10,40 @@ import pytest
 from edge.runtime.accesslog import FIELDS, AccessLog
 
 ENTRIES = [
-    (1764252000.123456, "00ab12cd00000001", "shop.edge.localhost", "GET", "/", 200, 0.412,
-     False, "local", "shop", "production", 7, "index", None),
+    (
+        1764252000.123456,
+        "00ab12cd00000001",
+        "shop.edge.localhost",
+        "GET",
+        "/",
+        200,
+        0.412,
+        False,
+        "local",
+        "shop",
+        "production",
+        7,
+        "index",
+        None,
+    ),
     # What a client controls (the path) is escaped: quotes, backslashes, control
     # characters and non-ASCII text.
-    (1764252000.5, "00ab12cd00000002", "dev--shop.edge.localhost", "POST",
-     '/a"b\\c\x00\n\u00e9\U0001f600', 504, 30000.0, True, "eu-west", "shop", "dev", 12,
-     "slow", "timeout"),
+    (
+        1764252000.5,
+        "00ab12cd00000002",
+        "dev--shop.edge.localhost",
+        "POST",
+        '/a"b\\c\x00\n\u00e9\U0001f600',
+        504,
+        30000.0,
+        True,
+        "eu-west",
+        "shop",
+        "dev",
+        12,
+        "slow",
+        "timeout",
+    ),
 ]
 
 

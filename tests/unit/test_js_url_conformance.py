@@ -82,12 +82,30 @@ export default {
 def run_in_v8(tmp_path: Path, kind: str, data: Any) -> dict[str, Any]:
     (tmp_path / "conformance.js").write_text(HARNESS)
     version = FunctionVersion(
-        key="url-conformance", app="tests", environment="production", release=1,
-        name="conformance", runtime="js", root=tmp_path, path="conformance.js", handler="",
-        env={}, memory_mb=128, timeout_ms=30000)
+        key="url-conformance",
+        app="tests",
+        environment="production",
+        release=1,
+        name="conformance",
+        runtime="js",
+        root=tmp_path,
+        path="conformance.js",
+        handler="",
+        env={},
+        memory_mb=128,
+        timeout_ms=30000,
+    )
     body = json.dumps({"kind": kind, "data": data}).encode()
-    invocation = Invocation(method="POST", url="http://tests.edge.localhost/", path="/",
-                            query_string="", headers=[], body=body, params={}, request_id="r")
+    invocation = Invocation(
+        method="POST",
+        url="http://tests.edge.localhost/",
+        path="/",
+        query_string="",
+        headers=[],
+        body=body,
+        params={},
+        request_id="r",
+    )
 
     async def main() -> dict[str, Any]:
         host = V8Host()

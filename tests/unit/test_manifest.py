@@ -81,7 +81,11 @@ def test_full_example_from_the_design() -> None:
     assert (users.path, users.handler, users.runtime) == ("functions/users.py", "handle", "python")
     assert [r.text for r in users.routes] == ["/api/users", "/api/users/:id", "GET /api/users/*"]
     assert (users.memory_mb, users.timeout_ms, users.min_warm, users.max_instances) == (
-        64, 5000, 1, 8)
+        64,
+        5000,
+        1,
+        8,
+    )
     assert users.regions == ("us-east", "ap-tokyo")
     assert users.env == (("API_BASE", "https://api.example.com"), ("TABLE", "users"))
     hello = manifest.function("hello")
@@ -92,16 +96,26 @@ def test_full_example_from_the_design() -> None:
 
 def test_builtin_defaults() -> None:
     spec = parse_manifest(_doc()).function("users")
-    assert (spec.memory_mb, spec.timeout_ms, spec.regions, spec.min_warm, spec.max_instances,
-            spec.env) == (128, 10000, ("us-east",), 0, 8, ())
+    assert (
+        spec.memory_mb,
+        spec.timeout_ms,
+        spec.regions,
+        spec.min_warm,
+        spec.max_instances,
+        spec.env,
+    ) == (128, 10000, ("us-east",), 0, 8, ())
     assert parse_manifest(_doc()).app is None
 
 
 def test_defaults_table_applies_and_functions_override() -> None:
-    top = "[defaults]\nmemory_mb = 256\nregions = [\"eu-west\"]\nmax_instances = 4\n"
+    top = '[defaults]\nmemory_mb = 256\nregions = ["eu-west"]\nmax_instances = 4\n'
     spec = parse_manifest(_doc("timeout_ms = 200\nmax_instances = 2", top)).function("users")
     assert (spec.memory_mb, spec.timeout_ms, spec.regions, spec.max_instances) == (
-        256, 200, ("eu-west",), 2)
+        256,
+        200,
+        ("eu-west",),
+        2,
+    )
 
 
 def test_unknown_function_raises_key_error() -> None:
@@ -119,110 +133,132 @@ def test_json_roundtrip() -> None:
         Manifest.from_json({**data, "version": 2})
 
 
-@pytest.mark.parametrize(("function", "top", "field", "expected"), [
-    ("memory_mb = 16", "", "memory_mb", 16),
-    ("memory_mb = 512", "", "memory_mb", 512),
-    ("timeout_ms = 1", "", "timeout_ms", 1),
-    ("timeout_ms = 30000", "", "timeout_ms", 30000),
-    ("min_warm = 0", "", "min_warm", 0),
-    ("min_warm = 8", "", "min_warm", 8),
-    ("min_warm = 3\nmax_instances = 3", "", "min_warm", 3),
-    ("max_instances = 1", "", "max_instances", 1),
-    ("max_instances = 64", "", "max_instances", 64),
-    ('regions = ["us-east", "ap-tokyo"]', "", "regions", ("us-east", "ap-tokyo")),
-    ('entry = "functions/users.py:main"', "", "handler", "main"),
-    ('entry = "./functions/./users.py"', "", "path", "functions/users.py"),
-    ('entry = "functions/users.js"', "", "runtime", "js"),
-    ('entry = "functions/users.mjs"', "", "handler", ""),
-    ('entry = "u.py"', "", "path", "u.py"),
-    ('routes = ["/a", "GET /a", "/a/:id", "/a/*"]', "", "routes", 4),
-    ('env = { A_1 = "x" }', '[env]\n_B = "y"', "env", (("A_1", "x"), ("_B", "y"))),
-    ('env = { B = "fn" }', '[env]\nB = "top"', "env", (("B", "fn"),)),
-    ("", 'app = "a1-b2"', "app", "a1-b2"),
-    ("", 'app = "' + "a" * 63 + '"', "app", "a" * 63),
-    ("", "[defaults]\nmin_warm = 2", "min_warm", 2),
-])
+@pytest.mark.parametrize(
+    ("function", "top", "field", "expected"),
+    [
+        ("memory_mb = 16", "", "memory_mb", 16),
+        ("memory_mb = 512", "", "memory_mb", 512),
+        ("timeout_ms = 1", "", "timeout_ms", 1),
+        ("timeout_ms = 30000", "", "timeout_ms", 30000),
+        ("min_warm = 0", "", "min_warm", 0),
+        ("min_warm = 8", "", "min_warm", 8),
+        ("min_warm = 3\nmax_instances = 3", "", "min_warm", 3),
+        ("max_instances = 1", "", "max_instances", 1),
+        ("max_instances = 64", "", "max_instances", 64),
+        ('regions = ["us-east", "ap-tokyo"]', "", "regions", ("us-east", "ap-tokyo")),
+        ('entry = "functions/users.py:main"', "", "handler", "main"),
+        ('entry = "./functions/./users.py"', "", "path", "functions/users.py"),
+        ('entry = "functions/users.js"', "", "runtime", "js"),
+        ('entry = "functions/users.mjs"', "", "handler", ""),
+        ('entry = "u.py"', "", "path", "u.py"),
+        ('routes = ["/a", "GET /a", "/a/:id", "/a/*"]', "", "routes", 4),
+        ('env = { A_1 = "x" }', '[env]\n_B = "y"', "env", (("A_1", "x"), ("_B", "y"))),
+        ('env = { B = "fn" }', '[env]\nB = "top"', "env", (("B", "fn"),)),
+        ("", 'app = "a1-b2"', "app", "a1-b2"),
+        ("", 'app = "' + "a" * 63 + '"', "app", "a" * 63),
+        ("", "[defaults]\nmin_warm = 2", "min_warm", 2),
+    ],
+)
 def test_valid_values(function: str, top: str, field: str, expected: object) -> None:
     manifest = parse_manifest(_doc(function, top))
     value: Any = manifest.app if field == "app" else getattr(manifest.function("users"), field)
     assert (len(value) if field == "routes" else value) == expected
 
 
-@pytest.mark.parametrize(("function", "top", "expected"), [
-    # limits
-    ("timeout_ms = 60000", "",
-     "edge.toml: functions.users.timeout_ms: 60000 > 30000 (the maximum; lower it)"),
-    ("timeout_ms = 0", "", "functions.users.timeout_ms: 0 < 1 (the minimum; raise it)"),
-    ("memory_mb = 8", "", "functions.users.memory_mb: 8 < 16 (the minimum; raise it)"),
-    ("memory_mb = 1024", "", "functions.users.memory_mb: 1024 > 512 (the operator's cap"),
-    ("min_warm = -1", "", "functions.users.min_warm: -1 < 0"),
-    ("min_warm = 9", "", "functions.users: min_warm 9 > max_instances 8"),
-    ("max_instances = 2", "[defaults]\nmin_warm = 3",
-     "functions.users: min_warm 3 > max_instances 2"),
-    ("max_instances = 0", "", "functions.users.max_instances: 0 < 1"),
-    ("max_instances = 65", "", "functions.users.max_instances: 65 > 64"),
-    ("", "[defaults]\ntimeout_ms = 99999", "defaults.timeout_ms: 99999 > 30000"),
-    ("", "[defaults]\nmin_warm = 9", "defaults: min_warm 9 > max_instances 8"),
-    # types
-    ('memory_mb = "128"', "",
-     'functions.users.memory_mb: "128" must be an integer (write 128 without quotes)'),
-    ("memory_mb = true", "", "functions.users.memory_mb: true must be an integer"),
-    ("timeout_ms = 10.5", "", "functions.users.timeout_ms: 10.5 must be an integer"),
-    ("max_instances = [1]", "", "functions.users.max_instances: [1] must be an integer"),
-    # regions
-    ("regions = []", "", "functions.users.regions: [] must be a non-empty list"),
-    ('regions = "us-east"', "", 'regions: "us-east" must be a non-empty list'),
-    ('regions = ["US_East"]', "", 'functions.users.regions[0]: "US_East" is not a region name'),
-    ("regions = [1]", "", "functions.users.regions[0]: 1 is not a region name"),
-    ('regions = ["a", "b", "a"]', "", 'functions.users.regions[2]: "a" repeats'),
-    # entry
-    ("", "", None),
-    ('entry = 5', "", "functions.users.entry: 5 must be a string"),
-    ('entry = "/srv/x.py"', "", "must be relative to the repo root"),
-    ('entry = "../x.py"', "", "must not contain '..'"),
-    ('entry = "a/../../x.py"', "", "must not contain '..'"),
-    ('entry = "a\\\\b.py"', "", "must use '/' between folders"),
-    ('entry = "a//b.py"', "", "empty path component"),
-    ('entry = "a/\\u0000.py"', "", "control characters"),
-    ('entry = "x.rb"', "", '"x.rb" must end in .py, .js or .mjs'),
-    ('entry = "x.py/"', "", "empty path component"),
-    ('entry = "x.js:handle"', "", '"x.js:handle" takes no :name'),
-    ('entry = "x.py:not-ok"', "", 'names handler "not-ok", not a Python identifier'),
-    ('entry = "x.py:class"', "", "not a Python identifier"),
-    ('entry = "x.py:"', "", "not a Python identifier"),
-    # routes
-    ("routes = []", "", "functions.users.routes: [] is not a non-empty list"),
-    ('routes = "/x"', "", 'functions.users.routes: "/x" is not a non-empty list'),
-    ("routes = [1]", "", "functions.users.routes[0]: 1 must be a string"),
-    ('routes = ["api"]', "", "functions.users.routes[0]: \"api\": the path must start with '/'"),
-    ('routes = ["/a/:id", "/a/:name"]', "",
-     'functions.users.routes[1]: "/a/:name" is the same route as "/a/:id" '
-     "(functions.users.routes[0])"),
-    # env
-    ('env = { "1X" = "v" }', "", "functions.users.env.1X: invalid variable name"),
-    ('env = { "A.B" = "v" }', "", 'functions.users.env."A.B": invalid variable name'),
-    ("env = { PORT = 8080 }", "", "functions.users.env.PORT: 8080 must be a string (quote it)"),
-    ('env = { A = "a\\u0000b" }', "", "functions.users.env.A: must not contain a NUL"),
-    ('env = "A=1"', "", 'functions.users.env: "A=1" must be a table'),
-    ("", '[env]\nA-B = "x"', "env.A-B: invalid variable name"),
-    ("", "env = 5", "env: 5 must be a table"),
-    # app
-    ("", 'app = "Shop"', 'app: "Shop" is not a valid app name'),
-    ("", 'app = "-shop"', "is not a valid app name"),
-    ("", 'app = "' + "a" * 64 + '"', "is not a valid app name"),
-    ("", 'app = "my--shop"', "must not contain '--' (preview hosts are <branch>--<app>)"),
-    ("", "app = 5", "app: 5 must be a string"),
-    # unknown keys
-    ("memroy_mb = 64", "", "functions.users.memroy_mb: unknown key (did you mean memory_mb?)"),
-    ("Routes = []", "", "functions.users.Routes: unknown key (did you mean routes?)"),
-    ("zzz = 1", "", "functions.users.zzz: unknown key (allowed: entry, routes,"),
-    ("", "apps = \"x\"", "apps: unknown key (did you mean app?)"),
-    ("", "[defaults]\ntimeout = 5", "defaults.timeout: unknown key (did you mean timeout_ms?)"),
-    ("", "[defaults]\nentry = \"x.py\"", "defaults.entry: unknown key (allowed: memory_mb,"),
-    ("", "[function.x]\nentry = 1", "function: unknown key (did you mean functions?)"),
-    # structure
-    ("", "defaults = 5", "defaults: 5 must be a table"),
-])
+@pytest.mark.parametrize(
+    ("function", "top", "expected"),
+    [
+        # limits
+        (
+            "timeout_ms = 60000",
+            "",
+            "edge.toml: functions.users.timeout_ms: 60000 > 30000 (the maximum; lower it)",
+        ),
+        ("timeout_ms = 0", "", "functions.users.timeout_ms: 0 < 1 (the minimum; raise it)"),
+        ("memory_mb = 8", "", "functions.users.memory_mb: 8 < 16 (the minimum; raise it)"),
+        ("memory_mb = 1024", "", "functions.users.memory_mb: 1024 > 512 (the operator's cap"),
+        ("min_warm = -1", "", "functions.users.min_warm: -1 < 0"),
+        ("min_warm = 9", "", "functions.users: min_warm 9 > max_instances 8"),
+        (
+            "max_instances = 2",
+            "[defaults]\nmin_warm = 3",
+            "functions.users: min_warm 3 > max_instances 2",
+        ),
+        ("max_instances = 0", "", "functions.users.max_instances: 0 < 1"),
+        ("max_instances = 65", "", "functions.users.max_instances: 65 > 64"),
+        ("", "[defaults]\ntimeout_ms = 99999", "defaults.timeout_ms: 99999 > 30000"),
+        ("", "[defaults]\nmin_warm = 9", "defaults: min_warm 9 > max_instances 8"),
+        # types
+        (
+            'memory_mb = "128"',
+            "",
+            'functions.users.memory_mb: "128" must be an integer (write 128 without quotes)',
+        ),
+        ("memory_mb = true", "", "functions.users.memory_mb: true must be an integer"),
+        ("timeout_ms = 10.5", "", "functions.users.timeout_ms: 10.5 must be an integer"),
+        ("max_instances = [1]", "", "functions.users.max_instances: [1] must be an integer"),
+        # regions
+        ("regions = []", "", "functions.users.regions: [] must be a non-empty list"),
+        ('regions = "us-east"', "", 'regions: "us-east" must be a non-empty list'),
+        ('regions = ["US_East"]', "", 'functions.users.regions[0]: "US_East" is not a region name'),
+        ("regions = [1]", "", "functions.users.regions[0]: 1 is not a region name"),
+        ('regions = ["a", "b", "a"]', "", 'functions.users.regions[2]: "a" repeats'),
+        # entry
+        ("", "", None),
+        ("entry = 5", "", "functions.users.entry: 5 must be a string"),
+        ('entry = "/srv/x.py"', "", "must be relative to the repo root"),
+        ('entry = "../x.py"', "", "must not contain '..'"),
+        ('entry = "a/../../x.py"', "", "must not contain '..'"),
+        ('entry = "a\\\\b.py"', "", "must use '/' between folders"),
+        ('entry = "a//b.py"', "", "empty path component"),
+        ('entry = "a/\\u0000.py"', "", "control characters"),
+        ('entry = "x.rb"', "", '"x.rb" must end in .py, .js or .mjs'),
+        ('entry = "x.py/"', "", "empty path component"),
+        ('entry = "x.js:handle"', "", '"x.js:handle" takes no :name'),
+        ('entry = "x.py:not-ok"', "", 'names handler "not-ok", not a Python identifier'),
+        ('entry = "x.py:class"', "", "not a Python identifier"),
+        ('entry = "x.py:"', "", "not a Python identifier"),
+        # routes
+        ("routes = []", "", "functions.users.routes: [] is not a non-empty list"),
+        ('routes = "/x"', "", 'functions.users.routes: "/x" is not a non-empty list'),
+        ("routes = [1]", "", "functions.users.routes[0]: 1 must be a string"),
+        (
+            'routes = ["api"]',
+            "",
+            "functions.users.routes[0]: \"api\": the path must start with '/'",
+        ),
+        (
+            'routes = ["/a/:id", "/a/:name"]',
+            "",
+            'functions.users.routes[1]: "/a/:name" is the same route as "/a/:id" '
+            "(functions.users.routes[0])",
+        ),
+        # env
+        ('env = { "1X" = "v" }', "", "functions.users.env.1X: invalid variable name"),
+        ('env = { "A.B" = "v" }', "", 'functions.users.env."A.B": invalid variable name'),
+        ("env = { PORT = 8080 }", "", "functions.users.env.PORT: 8080 must be a string (quote it)"),
+        ('env = { A = "a\\u0000b" }', "", "functions.users.env.A: must not contain a NUL"),
+        ('env = "A=1"', "", 'functions.users.env: "A=1" must be a table'),
+        ("", '[env]\nA-B = "x"', "env.A-B: invalid variable name"),
+        ("", "env = 5", "env: 5 must be a table"),
+        # app
+        ("", 'app = "Shop"', 'app: "Shop" is not a valid app name'),
+        ("", 'app = "-shop"', "is not a valid app name"),
+        ("", 'app = "' + "a" * 64 + '"', "is not a valid app name"),
+        ("", 'app = "my--shop"', "must not contain '--' (preview hosts are <branch>--<app>)"),
+        ("", "app = 5", "app: 5 must be a string"),
+        # unknown keys
+        ("memroy_mb = 64", "", "functions.users.memroy_mb: unknown key (did you mean memory_mb?)"),
+        ("Routes = []", "", "functions.users.Routes: unknown key (did you mean routes?)"),
+        ("zzz = 1", "", "functions.users.zzz: unknown key (allowed: entry, routes,"),
+        ("", 'apps = "x"', "apps: unknown key (did you mean app?)"),
+        ("", "[defaults]\ntimeout = 5", "defaults.timeout: unknown key (did you mean timeout_ms?)"),
+        ("", '[defaults]\nentry = "x.py"', "defaults.entry: unknown key (allowed: memory_mb,"),
+        ("", "[function.x]\nentry = 1", "function: unknown key (did you mean functions?)"),
+        # structure
+        ("", "defaults = 5", "defaults: 5 must be a table"),
+    ],
+)
 def test_invalid_values(function: str, top: str, expected: str | None) -> None:
     if expected is None:  # the case where entry is missing
         text = '[functions.users]\nroutes = ["/x"]\n'
@@ -235,21 +271,32 @@ def test_invalid_values(function: str, top: str, expected: str | None) -> None:
 
 def test_timeout_line_is_exact_for_the_git_rejection() -> None:
     assert _problems(_doc("timeout_ms = 60000")) == [
-        "edge.toml: functions.users.timeout_ms: 60000 > 30000 (the maximum; lower it)"]
+        "edge.toml: functions.users.timeout_ms: 60000 > 30000 (the maximum; lower it)"
+    ]
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("app = \"x\"\n", "edge.toml: functions: missing; add a [functions.<name>] table"),
-    ("[functions]\n", "edge.toml: functions: empty"),
-    ("functions = 5\n", "edge.toml: functions: 5 must be a table"),
-    ("[functions]\nusers = 5\n", "edge.toml: functions.users: 5 must be a table"),
-    ('[functions.Users]\nentry = "u.py"\nroutes = ["/"]\n',
-     "edge.toml: functions.Users: invalid function name"),
-    ('[functions."a.b"]\nentry = "u.py"\nroutes = ["/"]\n',
-     'edge.toml: functions."a.b": invalid function name'),
-    ('[functions.users]\nroutes = ["/"]\n', "functions.users.entry: missing"),
-    ('[functions.users]\nentry = "u.py"\n', "functions.users.routes: missing; add at least one"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('app = "x"\n', "edge.toml: functions: missing; add a [functions.<name>] table"),
+        ("[functions]\n", "edge.toml: functions: empty"),
+        ("functions = 5\n", "edge.toml: functions: 5 must be a table"),
+        ("[functions]\nusers = 5\n", "edge.toml: functions.users: 5 must be a table"),
+        (
+            '[functions.Users]\nentry = "u.py"\nroutes = ["/"]\n',
+            "edge.toml: functions.Users: invalid function name",
+        ),
+        (
+            '[functions."a.b"]\nentry = "u.py"\nroutes = ["/"]\n',
+            'edge.toml: functions."a.b": invalid function name',
+        ),
+        ('[functions.users]\nroutes = ["/"]\n', "functions.users.entry: missing"),
+        (
+            '[functions.users]\nentry = "u.py"\n',
+            "functions.users.routes: missing; add at least one",
+        ),
+    ],
+)
 def test_structure(text: str, expected: str) -> None:
     assert any(expected in line for line in _problems(text))
 
@@ -265,7 +312,8 @@ def test_duplicate_routes_across_functions_name_both() -> None:
     problems = _problems(text)
     assert problems == [
         'edge.toml: functions.other.routes[2]: "/api/users/" is the same route as '
-        '"/api/users" (functions.users.routes[0])']
+        '"/api/users" (functions.users.routes[0])'
+    ]
 
 
 def test_same_path_with_different_methods_is_fine() -> None:
@@ -274,8 +322,10 @@ def test_same_path_with_different_methods_is_fine() -> None:
 
 
 def test_all_problems_are_collected() -> None:
-    text = _doc('routes = ["x"]\ntimeout_ms = 60000\nmemory_mb = "1"\nmemroy = 1',
-                'app = "A"\n[env]\n"9" = 1')
+    text = _doc(
+        'routes = ["x"]\ntimeout_ms = 60000\nmemory_mb = "1"\nmemroy = 1',
+        'app = "A"\n[env]\n"9" = 1',
+    )
     assert len(_problems(text)) == 7
 
 
@@ -292,8 +342,10 @@ def test_filename_is_configurable() -> None:
 
 
 def test_operator_memory_cap() -> None:
-    assert any("128 > 64 (the operator's cap; lower it)" in line
-               for line in _problems(_doc("memory_mb = 128"), max_memory_mb=64))
+    assert any(
+        "128 > 64 (the operator's cap; lower it)" in line
+        for line in _problems(_doc("memory_mb = 128"), max_memory_mb=64)
+    )
     assert parse_manifest(_doc(), max_memory_mb=64).function("users").memory_mb == 64
     assert parse_manifest(_doc("memory_mb = 1000"), max_memory_mb=1024).functions
 
@@ -334,7 +386,7 @@ def test_edge_toml_must_be_a_regular_file(tmp_path: Path) -> None:
 
 
 def test_edge_toml_must_be_utf8(tmp_path: Path) -> None:
-    (tmp_path / "edge.toml").write_bytes(b"app = \"\xff\"\n")
+    (tmp_path / "edge.toml").write_bytes(b'app = "\xff"\n')
     with pytest.raises(ManifestError, match="not valid UTF-8"):
         load_manifest(DirSource(tmp_path))
 
@@ -351,31 +403,58 @@ def test_missing_entry_file_and_other_problems_together(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize(("arrange", "expected"), [
-    (lambda root: ((root / "functions" / "users.py").unlink(),
-                   (root / "functions" / "users.py").symlink_to("/etc/passwd")),
-     "functions/users.py is a symlink"),
-    (lambda root: ((root / "functions" / "users.py").rename(root / "u.py"),
-                   (root / "functions" / "users.py").symlink_to("../u.py")),
-     "functions/users.py is a symlink"),
-    (lambda root: ((root / "functions").rename(root / "f"), (root / "functions").symlink_to("f")),
-     "functions is a symlink"),
-    (lambda root: ((root / "functions" / "users.py").unlink(),
-                   (root / "functions" / "users.py").mkdir()),
-     "functions/users.py is not a regular file"),
-    (lambda root: ((root / "functions" / "users.py").rename(root / "u.py"),
-                   (root / "functions").rmdir(), (root / "u.py").rename(root / "functions")),
-     "functions is not a folder"),
-])
-def test_entry_must_be_a_regular_file_inside_the_folder(tmp_path: Path, arrange: Any,
-                                                        expected: str) -> None:
+@pytest.mark.parametrize(
+    ("arrange", "expected"),
+    [
+        (
+            lambda root: (
+                (root / "functions" / "users.py").unlink(),
+                (root / "functions" / "users.py").symlink_to("/etc/passwd"),
+            ),
+            "functions/users.py is a symlink",
+        ),
+        (
+            lambda root: (
+                (root / "functions" / "users.py").rename(root / "u.py"),
+                (root / "functions" / "users.py").symlink_to("../u.py"),
+            ),
+            "functions/users.py is a symlink",
+        ),
+        (
+            lambda root: (
+                (root / "functions").rename(root / "f"),
+                (root / "functions").symlink_to("f"),
+            ),
+            "functions is a symlink",
+        ),
+        (
+            lambda root: (
+                (root / "functions" / "users.py").unlink(),
+                (root / "functions" / "users.py").mkdir(),
+            ),
+            "functions/users.py is not a regular file",
+        ),
+        (
+            lambda root: (
+                (root / "functions" / "users.py").rename(root / "u.py"),
+                (root / "functions").rmdir(),
+                (root / "u.py").rename(root / "functions"),
+            ),
+            "functions is not a folder",
+        ),
+    ],
+)
+def test_entry_must_be_a_regular_file_inside_the_folder(
+    tmp_path: Path, arrange: Any, expected: str
+) -> None:
     _write_app(tmp_path)
     arrange(tmp_path)
     with pytest.raises(ManifestError) as info:
         load_manifest(DirSource(tmp_path))
-    assert info.value.problems == [f"edge.toml: functions.users.entry: {expected}"
-                                   + (" (entry files must be regular files in the repo)"
-                                      if "symlink" in expected else "")]
+    assert info.value.problems == [
+        f"edge.toml: functions.users.entry: {expected}"
+        + (" (entry files must be regular files in the repo)" if "symlink" in expected else "")
+    ]
 
 
 def test_dir_source_does_not_follow_symlinks(tmp_path: Path) -> None:
@@ -389,7 +468,10 @@ def test_dir_source_does_not_follow_symlinks(tmp_path: Path) -> None:
     source = DirSource(root)
     assert (source.kind("a.txt"), source.read("a.txt")) == ("file", b"hi")
     assert (source.kind("link"), source.kind("link/secret"), source.read("link/secret")) == (
-        "symlink", "symlink", None)
+        "symlink",
+        "symlink",
+        None,
+    )
     assert (source.kind("file-link"), source.read("file-link")) == ("symlink", None)
     for bad in ("../outside/secret", "/etc/passwd", "", "a.txt/", "./a.txt", "nope"):
         assert source.kind(bad) is None and source.read(bad) is None
@@ -443,12 +525,15 @@ def test_git_tree_source(tmp_path: Path) -> None:
     assert GitTreeSource(repo.object_store, ObjectID(b"2" * 40)).kind("edge.toml") is None
 
 
-@pytest.mark.parametrize(("entry", "expected"), [
-    ("functions/link.py", "functions/link.py is a symlink"),
-    ("dirlink/users.py", "dirlink is a symlink"),
-    ("sub/x.py", "sub not found in the repo"),
-    ("functions/nope.py", "functions/nope.py not found in the repo"),
-])
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("functions/link.py", "functions/link.py is a symlink"),
+        ("dirlink/users.py", "dirlink is a symlink"),
+        ("sub/x.py", "sub not found in the repo"),
+        ("functions/nope.py", "functions/nope.py not found in the repo"),
+    ],
+)
 def test_git_tree_entry_rules(tmp_path: Path, entry: str, expected: str) -> None:
     repo, tree = _git_tree(tmp_path, _doc(f'entry = "{entry}"'))
     with pytest.raises(ManifestError) as info:
@@ -477,8 +562,11 @@ def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else {math.inf: "inf", -math.inf: "-inf"}.get(
-            value, repr(value))
+        return (
+            "nan"
+            if math.isnan(value)
+            else {math.inf: "inf", -math.inf: "-inf"}.get(value, repr(value))
+        )
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
@@ -495,8 +583,21 @@ def _toml_document(doc: dict[str, Any]) -> str:
     return "".join(f"{_toml_string(key)} = {_toml_value(value)}\n" for key, value in doc.items())
 
 
-_KNOWN_KEYS = ["app", "env", "defaults", "functions", "entry", "routes", "memory_mb",
-               "timeout_ms", "regions", "min_warm", "max_instances", "users", "API"]
+_KNOWN_KEYS = [
+    "app",
+    "env",
+    "defaults",
+    "functions",
+    "entry",
+    "routes",
+    "memory_mb",
+    "timeout_ms",
+    "regions",
+    "min_warm",
+    "max_instances",
+    "users",
+    "API",
+]
 _KEYS = st.one_of(st.sampled_from(_KNOWN_KEYS), st.text(max_size=8))
 _SCALARS = st.one_of(
     st.booleans(),
@@ -510,15 +611,18 @@ _SCALARS = st.one_of(
 )
 _VALUES = st.recursive(
     _SCALARS,
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(_KEYS, children, max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(_KEYS, children, max_size=4)
+    ),
     max_leaves=20,
 )
 _FUNCTION = st.dictionaries(st.sampled_from([*_KNOWN_KEYS[4:], "env", "x"]), _VALUES, max_size=6)
 _DOCUMENTS = st.one_of(
     st.dictionaries(_KEYS, _VALUES, max_size=5),
-    st.fixed_dictionaries({"functions": st.dictionaries(_KEYS, _FUNCTION, max_size=3)},
-                          optional={"app": _VALUES, "env": _VALUES, "defaults": _VALUES}),
+    st.fixed_dictionaries(
+        {"functions": st.dictionaries(_KEYS, _FUNCTION, max_size=3)},
+        optional={"app": _VALUES, "env": _VALUES, "defaults": _VALUES},
+    ),
 )
 
 

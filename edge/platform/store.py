@@ -426,7 +426,8 @@ class Store:
 
     def mark_active(self, release_id: int) -> ReleaseInfo:
         """Record that the runtime serves a release: it becomes ``active`` and the
-        environment's previously active release ``superseded``.
+        environment's previously active release ``superseded``, as does any older
+        release still ``deploying`` (one the runtime never confirmed in time).
 
         Raises:
             NotFoundError: no release has that id.
@@ -438,7 +439,10 @@ class Store:
                 sa.update(Release)
                 .where(
                     Release.environment_id == env.id,
-                    Release.status == "active",
+                    sa.or_(
+                        Release.status == "active",
+                        sa.and_(Release.status == "deploying", Release.version < release.version),
+                    ),
                     Release.id != release.id,
                 )
                 .values(status="superseded")

@@ -270,6 +270,21 @@ def test_release_lifecycle_supersedes_the_previous_release(store: Store) -> None
     assert [r.version for r in store.list_releases("shop", limit=1)] == [2]
 
 
+def test_a_release_never_confirmed_is_superseded_by_the_next_confirmed_one(
+    store: Store,
+) -> None:
+    app_with_envs(store)
+    unconfirmed = release(store)
+    before = store.routes_version()
+    assert store.point_environment(unconfirmed.id) == before + 1  # served, status unchanged
+    assert store.get_release("shop", "production", 1).status == "deploying"
+    confirmed = release(store)
+    store.point_environment(confirmed.id)
+    assert store.mark_active(confirmed.id).status == "active"
+    statuses = [(r.version, r.status) for r in store.list_releases("shop")]
+    assert statuses == [(2, "active"), (1, "superseded")]
+
+
 def test_release_round_trips_every_field(store: Store) -> None:
     app_with_envs(store)
     created = release(store)

@@ -162,6 +162,12 @@ def deploy_demo(config: Config, token: str, source: Path = SAMPLE_APP) -> str:
 
 def banner(config: Config, token_path: Path, demo: bool) -> str:
     shop = public_url(config, "shop", PRODUCTION).rstrip("/")
+    found = shutil.which("edge")
+    edge = (
+        "edge"
+        if found and Path(found).parent == Path(sys.executable).parent
+        else (os.path.relpath(Path(sys.executable).parent / "edge"))
+    )
     lines = [
         "",
         "Edge is running.",
@@ -179,7 +185,7 @@ def banner(config: Config, token_path: Path, demo: bool) -> str:
             f'  curl -X POST {shop}/api/echo -d \'{{"hello": "edge"}}\'',
             f"  curl {shop}/js/hello?name=edge",
             "",
-            "  edge releases shop        edge rollback shop        edge remote shop",
+            f"  {edge} releases shop     {edge} logs shop -f     {edge} metrics shop",
         ]
     lines += ["", "Ctrl-C stops everything."]
     return "\n".join(lines)

@@ -30,7 +30,9 @@ from pathlib import Path
 import uvloop
 
 from edge.runtime.invocation import FunctionVersion, Invocation
-from edge.runtime.pool import Pools, PythonPool, Zygote
+from edge.runtime.link import Zygote
+from edge.runtime.pool import PythonPool
+from edge.runtime.pools import Pools
 
 HEADER = struct.Struct("!I")
 HELLO = "def handle(request):\n    return {'hello': 'world'}\n"

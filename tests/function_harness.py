@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 from edge.runtime.invocation import FunctionVersion, Invocation
 from edge.runtime.limits import Limits, function_ids
-from edge.runtime.pool import Pools, Zygote
+from edge.runtime.link import Zygote
+from edge.runtime.pools import Pools
 
 T = TypeVar("T")
 AS_ROOT = os.geteuid() == 0

@@ -11,7 +11,7 @@ from edge.runtime.invocation import FunctionVersion
 
 if TYPE_CHECKING:
     from edge.runtime.isolate import V8Host
-    from edge.runtime.pool import Pools
+    from edge.runtime.pools import Pools
 from edge.server import serve
 
 
@@ -34,7 +34,7 @@ def build_pools(config: Config, logs: LogWriter) -> tuple[Pools, V8Host]:
     """The worker's pool registry and the V8 host its JavaScript pools share."""
     from edge.runtime.isolate import JsPool, V8Host  # noqa: PLC0415
     from edge.runtime.link import Zygote  # noqa: PLC0415
-    from edge.runtime.pool import Pools  # noqa: PLC0415
+    from edge.runtime.pools import Pools  # noqa: PLC0415
 
     host = V8Host()
 

@@ -26,7 +26,8 @@ from function_harness import (
 
 from edge.runtime.invocation import FunctionLoadError, FunctionVersion, Outcome
 from edge.runtime.limits import Limits, function_ids
-from edge.runtime.pool import Pools, PythonPool
+from edge.runtime.pool import PythonPool
+from edge.runtime.pools import Pools
 
 
 @pytest.fixture

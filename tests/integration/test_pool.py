@@ -19,7 +19,8 @@ from function_harness import AS_ROOT, Functions, alive, async_wait_for, invocati
 
 from edge.runtime.invocation import FunctionVersion, Outcome
 from edge.runtime.limits import function_ids
-from edge.runtime.pool import Pools, PythonPool
+from edge.runtime.pool import PythonPool
+from edge.runtime.pools import Pools
 
 
 @pytest.fixture

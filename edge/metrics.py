@@ -28,6 +28,8 @@ the latency histogram: bucket ``i`` counts durations in
 ``(upper(i - 1), upper(i)]`` with ``upper(i) = 0.01 ms * 10 ** (i / 60)``, i.e.
 60 log-spaced buckets per decade (3.9% wide) from 0.01 ms to 60 s, so a
 quantile interpolated inside its bucket is within ~4% of the exact value.
+
+:mod:`edge.prometheus` renders the same hashes for ``/metrics``.
 """
 
 from __future__ import annotations
@@ -38,20 +40,12 @@ import json
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import redis
 import redis.asyncio as redis_async
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from edge.runtime.invocation import FunctionVersion, Outcome
@@ -63,7 +57,6 @@ NODE_KEY_PREFIX = "edge:metrics-node:"
 INDEX_KEY = "edge:metrics-index"
 NODE_INDEX_PREFIX = "edge:metrics-index-node:"
 NODE_TTL = 7 * 24 * 3600
-PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 MIN_MS = 0.01
 MAX_MS = 60_000.0
@@ -71,24 +64,6 @@ PER_DECADE = 60
 LAST_BUCKET = math.ceil(math.log10(MAX_MS / MIN_MS) * PER_DECADE)
 OVERFLOW = LAST_BUCKET + 1  # durations past MAX_MS
 # Exposition buckets (seconds): Prometheus does not need 400 of them.
-EXPOSED_SECONDS = (
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-)
 LABELS = ("app", "environment", "function")
 
 _REDIS_DOWN = (redis.RedisError, OSError)
@@ -331,7 +306,7 @@ class MetricsRecorder:
 
 
 @dataclass(frozen=True)
-class _Series:
+class Series:
     """One function's stored figures, parsed."""
 
     app: str
@@ -341,7 +316,7 @@ class _Series:
     buckets: dict[int, int]
 
     @classmethod
-    def parse(cls, labels: tuple[str, str, str], raw: Mapping[Any, Any]) -> _Series:
+    def parse(cls, labels: tuple[str, str, str], raw: Mapping[Any, Any]) -> Series:
         counts: dict[str, int] = {}
         buckets: dict[int, int] = {}
         for name, value in raw.items():
@@ -386,29 +361,29 @@ def _index_of(node: str | None) -> str:
     return INDEX_KEY if node is None else NODE_INDEX_PREFIX + node
 
 
-def _load(
+def load_series(
     client: redis.Redis, node: str | None, app: str | None = None, environment: str | None = None
-) -> list[_Series]:
+) -> list[Series]:
     members: Any = client.smembers(_index_of(node))
     wanted = _labels(members, app, environment)
     pipe = client.pipeline(transaction=False)
     for labels in wanted:
         pipe.hgetall(_key_of(node, labels))
     hashes = pipe.execute() if wanted else []
-    return [_Series.parse(labels, raw) for labels, raw in zip(wanted, hashes, strict=True) if raw]
+    return [Series.parse(labels, raw) for labels, raw in zip(wanted, hashes, strict=True) if raw]
 
 
-async def _aload(client: redis_async.Redis, node: str | None) -> list[_Series]:
+async def aload_series(client: redis_async.Redis, node: str | None) -> list[Series]:
     members: Any = await client.smembers(_index_of(node))
     wanted = _labels(members, None, None)
     async with client.pipeline(transaction=False) as pipe:
         for labels in wanted:
             pipe.hgetall(_key_of(node, labels))
         hashes = await pipe.execute() if wanted else []
-    return [_Series.parse(labels, raw) for labels, raw in zip(wanted, hashes, strict=True) if raw]
+    return [Series.parse(labels, raw) for labels, raw in zip(wanted, hashes, strict=True) if raw]
 
 
-def _row(series: _Series) -> dict[str, Any]:
+def _row(series: Series) -> dict[str, Any]:
     n = series.invocations
     counts = series.counts
     return {
@@ -450,109 +425,4 @@ def read_metrics(
     Raises:
         redis.RedisError: Redis is unreachable.
     """
-    return [_row(series) for series in _load(client, None, app, environment)]
-
-
-class _Exposition(Collector):
-    """Prometheus metric families built from stored series."""
-
-    def __init__(self, series: list[_Series]) -> None:
-        self.series = series
-
-    def collect(self) -> Iterator[Metric]:
-        invocations = CounterMetricFamily(
-            "edge_function_invocations",
-            "Function invocations by HTTP status class.",
-            labels=[*LABELS, "status_class"],
-        )
-        simple = {
-            name: CounterMetricFamily(f"edge_function_{name}", doc, labels=LABELS)
-            for name, doc in _SIMPLE_COUNTERS.items()
-        }
-        duration = HistogramMetricFamily(
-            "edge_function_duration_seconds",
-            "Invocation duration, dispatch to reply.",
-            labels=LABELS,
-        )
-        memory = GaugeMetricFamily(
-            "edge_function_memory_peak_bytes",
-            "Highest resident memory of any instance.",
-            labels=LABELS,
-        )
-        for series in self.series:
-            labels = [series.app, series.environment, series.function]
-            for status_class, count in series.status_classes().items():
-                invocations.add_metric([*labels, status_class], count)
-            for name, family in simple.items():
-                family.add_metric(labels, series.counts.get(name, 0))
-            duration.add_metric(
-                labels, _exposed_buckets(series), series.counts.get("duration_us", 0) / 1e6
-            )
-            memory.add_metric(labels, series.counts.get("memory_peak_kb", 0) * 1024)
-        yield invocations
-        yield from simple.values()
-        yield duration
-        yield memory
-
-
-_SIMPLE_COUNTERS = {
-    "errors": "Invocations answered 5xx or ended by a function fault.",
-    "cold_starts": "Invocations that had to start a new instance.",
-    "timeouts": "Invocations killed at the function's timeout.",
-    "memory_kills": "Invocations killed for exceeding the memory limit.",
-}
-
-
-def _exposed_index(fine: int) -> int:
-    """Which exposition bucket a fine bucket's counts go to (len(...) = +Inf)."""
-    if fine >= OVERFLOW:
-        return len(EXPOSED_SECONDS)
-    upper_s = bucket_upper_ms(fine) / 1000 * (1 - 1e-9)
-    return next((i for i, le in enumerate(EXPOSED_SECONDS) if upper_s <= le), len(EXPOSED_SECONDS))
-
-
-_FINE_TO_EXPOSED = tuple(_exposed_index(i) for i in range(OVERFLOW + 1))
-
-
-def _exposed_buckets(series: _Series) -> list[tuple[str, float]]:
-    counts = [0] * (len(EXPOSED_SECONDS) + 1)
-    for fine, count in series.buckets.items():
-        counts[_FINE_TO_EXPOSED[min(max(fine, 0), OVERFLOW)]] += count
-    bounds = [*(repr(le) for le in EXPOSED_SECONDS), "+Inf"]
-    cumulative = 0
-    buckets = []
-    for bound, count in zip(bounds, counts, strict=True):
-        cumulative += count
-        buckets.append((bound, float(cumulative)))
-    return buckets
-
-
-def prometheus_text(client: redis.Redis, node: str | None = None) -> bytes:
-    """The Prometheus text exposition of every function's figures.
-
-    Serve it with ``Content-Type: PROMETHEUS_CONTENT_TYPE``. Safe under
-    gunicorn with any number of workers: it reads Redis, where all of them
-    flush (see the module docstring).
-
-    Args:
-        client: a synchronous Redis client.
-        node: ``None`` for cluster-wide totals (the control plane's
-            ``/metrics``); a node's name for that node's share (a runtime
-            node's ``/metrics``).
-
-    Returns:
-        ``edge_function_invocations_total{app,environment,function,status_class}``,
-        ``edge_function_{errors,cold_starts,timeouts,memory_kills}_total``,
-        ``edge_function_duration_seconds`` (histogram, ``_bucket{le}``/``_sum``/
-        ``_count``) and ``edge_function_memory_peak_bytes`` (gauge), all labelled
-        ``app``, ``environment``, ``function``.
-
-    Raises:
-        redis.RedisError: Redis is unreachable.
-    """
-    return generate_latest(_Exposition(_load(client, node)))
-
-
-async def aprometheus_text(client: redis_async.Redis, node: str | None = None) -> bytes:
-    """:func:`prometheus_text` for an asyncio client (the runtime's ASGI workers)."""
-    return generate_latest(_Exposition(await _aload(client, node)))
+    return [_row(series) for series in load_series(client, None, app, environment)]

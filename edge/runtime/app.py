@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from edge.config import Config
 from edge.logstream import outcome_entries
-from edge.metrics import PROMETHEUS_CONTENT_TYPE, aprometheus_text
+from edge.prometheus import PROMETHEUS_CONTENT_TYPE, aprometheus_text
 from edge.runtime.invocation import FunctionLoadError, Invocation, Outcome
 from edge.runtime.node import Node
 

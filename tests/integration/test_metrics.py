@@ -15,13 +15,8 @@ import redis
 import redis.asyncio as redis_async
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge.metrics import (
-    MetricsRecorder,
-    aprometheus_text,
-    metrics_key,
-    prometheus_text,
-    read_metrics,
-)
+from edge.metrics import MetricsRecorder, metrics_key, read_metrics
+from edge.prometheus import aprometheus_text, prometheus_text
 from edge.redisserver import RedisServer
 from edge.runtime.invocation import FunctionVersion, Outcome
 

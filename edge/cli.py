@@ -257,12 +257,18 @@ def cmd_metrics(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_init(config: Config, args: argparse.Namespace) -> int:
+    from edge.platform.repos import check_app_name  # noqa: PLC0415
+
     folder = Path(args.folder)
     manifest = folder / "edge.toml"
     if manifest.exists():
         raise ClientError(f"{manifest} already exists")
+    name = args.app or folder.resolve().name
+    try:
+        app = check_app_name(name)
+    except EdgeError as exc:
+        raise ClientError(f"{exc}; pick one with --app") from None
     (folder / "functions").mkdir(parents=True, exist_ok=True)
-    app = args.app or folder.resolve().name
     manifest.write_text(
         f'app = "{app}"\n\n[functions.hello]\nentry = "functions/hello.py"\n'
         'routes = ["/", "/hello/:name"]\n'
@@ -270,9 +276,12 @@ def cmd_init(config: Config, args: argparse.Namespace) -> int:
     (folder / "functions" / "hello.py").write_text(
         'def handle(request):\n    return {"hello": request.params.get("name", "world")}\n'
     )
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text(".edge/\n__pycache__/\n")  # edge dev's local state stays out of git
     print(
-        f"created {manifest} and functions/hello.py; next: `edge remote {app}`, then "
-        "git add, commit and `git push edge main`"
+        f"created {manifest} and functions/hello.py; try it with `edge dev`, then "
+        f"`edge remote {app}`, git add, commit and `git push edge main`"
     )
     return 0
 

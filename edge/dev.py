@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import tomllib
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -80,9 +81,19 @@ def watch(deployer: Deployer, folder: Path, app: str, stopping: threading.Event)
         observer.join()
 
 
+def _manifest_app(folder: Path) -> str | None:
+    """The ``app`` that edge.toml names, if it can be read at all."""
+    try:
+        with (folder / "edge.toml").open("rb") as handle:
+            value = tomllib.load(handle).get("app")
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def run(config: Config, folder: Path, app: str | None) -> int:
     folder = folder.resolve()
-    name = check_app_name(app or folder.name.lower())
+    name = check_app_name(app or _manifest_app(folder) or folder.name.lower())
     supervisor = Supervisor(config)
     supervisor.install_signal_handlers()
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import ConfigError
@@ -99,9 +99,6 @@ class Config:
         os.umask(0o077)
         self.home.mkdir(parents=True, exist_ok=True)
         os.chmod(self.home, 0o711)  # noqa: S103 - see the APPSEC note above
-
-    def with_changes(self, **changes: object) -> Config:
-        return replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:

@@ -8,11 +8,11 @@
     ├── AuthError                  missing token (401)
     │   └── ForbiddenError         token lacks access to that app (403)
     ├── NotFoundError              unknown app, environment, release (404)
-    ├── ConflictError              the request conflicts with current state (409)
-    └── PayloadTooLargeError       push or body over the configured limit (413)
+    └── ConflictError              the request conflicts with current state (409)
 
 The control plane translates these to HTTP in exactly one place
-(``edge.platform.api``); the runtime maps function failures to 5xx there too.
+(``edge.platform.api``). Function faults are not exceptions: the runtime's
+pools answer them as 5xx outcomes (``edge.runtime.pool``, ``edge.runtime.isolate``).
 """
 
 from __future__ import annotations
@@ -63,9 +63,3 @@ class ConflictError(EdgeError):
     """The request conflicts with the current state."""
 
     http_status = 409
-
-
-class PayloadTooLargeError(EdgeError):
-    """A push or request body exceeds its configured limit."""
-
-    http_status = 413

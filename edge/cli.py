@@ -111,6 +111,34 @@ def cmd_token(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token_list(config: Config, args: argparse.Namespace) -> int:
+    from edge.platform.store import Store  # noqa: PLC0415
+
+    store = Store.from_url(config.database_url)
+    try:
+        tokens = store.list_tokens()
+    finally:
+        store.close()
+    rows = [
+        {"id": t.id, "name": t.name, "scope": "admin" if t.admin else ", ".join(sorted(t.apps))}
+        for t in tokens
+    ]
+    print(json.dumps(rows, indent=2) if args.json else table(rows, ["id", "name", "scope"]))
+    return 0
+
+
+def cmd_token_revoke(config: Config, args: argparse.Namespace) -> int:
+    from edge.platform.store import Store  # noqa: PLC0415
+
+    store = Store.from_url(config.database_url)
+    try:
+        store.revoke_token(args.id)
+    finally:
+        store.close()
+    print(f"token #{args.id} revoked")
+    return 0
+
+
 def cmd_remote(config: Config, args: argparse.Namespace) -> int:
     url = config.platform_url.replace("://", f"://x:{_token(config)}@")
     print(f"git remote add edge {url}/git/{args.app}.git")
@@ -317,6 +345,12 @@ def _server_commands(sub: Subparsers) -> None:
     create.add_argument("--app", action="append", help="may push to and manage APP")
     create.add_argument("--name", help="a label shown in release history")
     create.set_defaults(func=cmd_token)
+    listing = token_sub.add_parser("list", help="list tokens (names and scopes, never secrets)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_token_list)
+    revoke = token_sub.add_parser("revoke", help="revoke a token at once")
+    revoke.add_argument("id", type=int, help="the token's id, from `edge token list`")
+    revoke.set_defaults(func=cmd_token_revoke)
 
 
 def _app_commands(sub: Subparsers) -> None:

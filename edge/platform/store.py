@@ -198,6 +198,23 @@ class Store:
                 )
         return info
 
+    def list_tokens(self) -> list[TokenInfo]:
+        """Every token's identity and scope (never the secret, which is not stored)."""
+        with self._read() as session:
+            scopes: dict[int, set[str]] = {}
+            for token_id, app in session.execute(sa.select(TokenApp.token_id, TokenApp.app)):
+                scopes.setdefault(token_id, set()).add(app)
+            rows = session.scalars(sa.select(Token).order_by(Token.id))
+            return [
+                TokenInfo(
+                    id=row.id,
+                    name=row.name,
+                    admin=row.admin,
+                    apps=frozenset(scopes.get(row.id, ())),
+                )
+                for row in rows
+            ]
+
     def revoke_token(self, token_id: int) -> None:
         """Delete a token: it stops authenticating at once.
 

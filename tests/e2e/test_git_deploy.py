@@ -287,3 +287,33 @@ def test_openapi_and_health(stack: Stack) -> None:
     spec = stack.http.get(f"{base}/v1/openapi.json").json()
     assert "/v1/apps/{app}/rollback" in spec["paths"]
     assert json.loads(stack.http.get(f"{stack.runtime_url}/healthz").text)["ok"] is True
+
+
+def test_a_revoked_token_stops_working_at_once(stack: Stack, tmp_path: Path) -> None:
+    app = app_name()
+    token = _token(stack, "--app", app, "--name", f"ci-{app}")
+    work = Workdir(tmp_path / "w")
+    work.commit("first", hello_files("one"))
+    assert "v1 live at" in work.push(stack.remote(app, token=token)).stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "token", "list", "--json"],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    entry = next(t for t in json.loads(listed.stdout) if t["name"] == f"ci-{app}")
+    assert entry["scope"] == app and token not in listed.stdout
+    subprocess.run(
+        [sys.executable, "-m", "edge.cli", "token", "revoke", str(entry["id"])],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    work.commit("second", hello_files("two"))
+    out = work.push(stack.remote(app, token=token), check=False)
+    assert out.returncode != 0
+    assert served_version(stack, app) == "one"

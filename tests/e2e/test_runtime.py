@@ -267,3 +267,32 @@ def test_runtime_keeps_serving_without_redis_and_catches_up(
         timeout=30,
         message="the runtime to catch up after Redis returned",
     )
+
+
+def test_a_deploy_is_the_whole_new_route_table(runtime_stack: Stack, tmp_path: Path) -> None:
+    """A function removed from edge.toml stops answering; its pool is retired."""
+    app = app_name()
+    work = Workdir(tmp_path / app)
+    pid_app(work, "s1", "c1")
+    work.push(runtime_stack.remote(app))
+    host = runtime_stack.host(app)
+    gone = runtime_stack.get(host, "/changing").json()["pid"]
+    work.commit(
+        "drop changing",
+        {
+            "edge.toml": PID_MANIFEST.split("[functions.changing]", maxsplit=1)[0],
+            "functions/stable.py": PID_FUNCTION % "s2",
+        },
+    )
+    work.git("rm", "-q", "functions/changing.py")
+    work.git("commit", "-q", "-m", "remove the file too")
+    out = work.push(runtime_stack.remote(app))
+    assert "v2 live at" in out.stderr
+    missing = runtime_stack.get(host, "/changing")
+    assert missing.status_code == 404 and "/changing" in missing.json()["error"]
+    assert runtime_stack.get(host, "/stable").json()["v"] == "s2"
+    wait_for(
+        lambda: not Path(f"/proc/{gone}").exists(),
+        timeout=30,
+        message="the removed function's instance to be retired",
+    )

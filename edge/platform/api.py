@@ -14,19 +14,20 @@ import redis
 from edge.errors import AuthError, EdgeError, ForbiddenError, NotFoundError
 from edge.logstream import follow_batches, read_logs
 from edge.metrics import read_metrics
-from edge.platform.auth import Identity, token_from_header
+from edge.platform.auth import token_from_header
 from edge.platform.deploy import PRODUCTION, public_url
 from edge.platform.openapi import OPENAPI
 from edge.platform.repos import check_app_name
 from edge.platform.services import Platform
+from edge.platform.store import TokenInfo
 from edge.prometheus import PROMETHEUS_CONTENT_TYPE, prometheus_text
 
 logger = logging.getLogger(__name__)
 
 
-def _identity(platform: Platform, req: falcon.Request) -> Identity:
+def _identity(platform: Platform, req: falcon.Request) -> TokenInfo:
     token = token_from_header(req.get_header("Authorization"))
-    identity = platform_identity(platform, token) if token else None
+    identity = platform.store.authenticate(token) if token else None
     if identity is None:
         raise AuthError(
             "missing or invalid API token: send `Authorization: Bearer <token>` "
@@ -35,14 +36,7 @@ def _identity(platform: Platform, req: falcon.Request) -> Identity:
     return identity
 
 
-def platform_identity(platform: Platform, token: str) -> Identity | None:
-    info = platform.store.authenticate(token)
-    if info is None:
-        return None
-    return Identity(info.name, info.admin, frozenset(info.apps))
-
-
-def _require(platform: Platform, req: falcon.Request, app: str) -> Identity:
+def _require(platform: Platform, req: falcon.Request, app: str) -> TokenInfo:
     identity = _identity(platform, req)
     if not identity.can_access(app):
         raise ForbiddenError(f"token {identity.name!r} has no access to app {app!r}")

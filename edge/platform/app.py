@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from edge.platform.api import create_api, platform_identity
+from edge.platform.api import create_api
 from edge.platform.gitserver import GitServer
 from edge.platform.services import Platform
 
@@ -16,7 +16,7 @@ def create_app(platform: Platform) -> Callable[..., Iterable[bytes]]:
     git = GitServer(
         platform.repos,
         platform.deployer,
-        lambda token: platform_identity(platform, token),
+        platform.store.authenticate,
         platform.config.max_push_bytes,
     )
 

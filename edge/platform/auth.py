@@ -5,20 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Identity:
-    """Who a valid token belongs to and what it may touch."""
-
-    name: str
-    admin: bool
-    apps: frozenset[str]
-
-    def can_access(self, app: str) -> bool:
-        return self.admin or app in self.apps
+from edge.platform.store import TokenInfo
 
 
 def token_from_header(header: str | None) -> str | None:
@@ -40,8 +29,8 @@ def token_from_header(header: str | None) -> str | None:
 
 
 def authenticate_environ(
-    environ: dict[str, Any], authenticate: Callable[[str], Identity | None]
-) -> Identity | None:
+    environ: dict[str, Any], authenticate: Callable[[str], TokenInfo | None]
+) -> TokenInfo | None:
     token = token_from_header(environ.get("HTTP_AUTHORIZATION"))
     return authenticate(token) if token else None
 

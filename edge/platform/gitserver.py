@@ -22,9 +22,10 @@ from dulwich.server import Backend, ReceivePackHandler
 from dulwich.web import HTTPGitApplication
 
 from edge.errors import EdgeError
-from edge.platform.auth import Identity, authenticate_environ, challenge
+from edge.platform.auth import authenticate_environ, challenge
 from edge.platform.deploy import Deployer
 from edge.platform.repos import AppRepos, check_app_name
+from edge.platform.store import TokenInfo
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class GitServer:
     Args:
         repos: the app repositories.
         deployer: validates and deploys pushes.
-        authenticate: token -> Identity (or None), from the store.
+        authenticate: token -> its TokenInfo (or None), from the store.
         max_push_bytes: the largest push accepted.
     """
 
@@ -159,7 +160,7 @@ class GitServer:
         self,
         repos: AppRepos,
         deployer: Deployer,
-        authenticate: Callable[[str], Identity | None],
+        authenticate: Callable[[str], TokenInfo | None],
         max_push_bytes: int,
     ) -> None:
         self.repos = repos
@@ -202,7 +203,7 @@ class GitServer:
         return self._dulwich(environ, start_response, app, identity)
 
     def _dulwich(
-        self, environ: dict[str, Any], start_response: StartResponse, app: str, identity: Identity
+        self, environ: dict[str, Any], start_response: StartResponse, app: str, identity: TokenInfo
     ) -> Iterable[bytes]:
         environ = dict(environ)
         # Field note: gunicorn has already de-chunked wsgi.input; dulwich would

@@ -30,6 +30,7 @@ from edge.platform.store import TokenInfo
 logger = logging.getLogger(__name__)
 
 STALE = b"the branch moved while you pushed (another push landed first): fetch, then push again"
+DRAIN_BYTES = 1 << 30  # what an oversized push may still send (and we discard)
 GIT_PATH = re.compile(r"^/git/(?P<app>[^/]*)\.git(?P<rest>/.*)?$")
 StartResponse = Callable[..., Any]
 
@@ -128,7 +129,12 @@ def receive_handler(deployer: Deployer, app: str, pusher: str) -> Callable[..., 
 
 
 class _LimitedInput:
-    """Counts what a push sends and stops it past the configured limit."""
+    """Counts what a push sends and stops it past the configured limit.
+
+    Past the limit the rest of the request is read and thrown away (up to
+    :data:`DRAIN_BYTES`) before the push is refused: a client still sending
+    when the server answers gets a broken pipe instead of the reason.
+    """
 
     def __init__(self, stream: Any, limit: int) -> None:
         self.stream = stream
@@ -139,11 +145,20 @@ class _LimitedInput:
         data = self.stream.read(size)
         self.seen += len(data)
         if self.seen > self.limit:
+            self._drain()
             raise OSError(
                 f"push exceeds the {self.limit // (1024 * 1024)} MB limit "
                 "(EDGE_MAX_PUSH_MB); remove large files from the repository"
             )
         return bytes(data)
+
+    def _drain(self) -> None:
+        drained = 0
+        while drained < DRAIN_BYTES:
+            chunk = self.stream.read(1 << 16)
+            if not chunk:
+                return
+            drained += len(chunk)
 
 
 class GitServer:

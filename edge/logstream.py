@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 import redis.asyncio as redis_async
 
+from edge.flusher import Flusher
+
 if TYPE_CHECKING:
     from edge.runtime.invocation import FunctionVersion, Outcome
 
@@ -167,7 +169,7 @@ def outcome_entries(version: FunctionVersion, request_id: str, outcome: Outcome)
     return entries
 
 
-class LogWriter:
+class LogWriter(Flusher):
     """The runtime worker's batching, non-blocking writer.
 
     Call :meth:`emit` on the request path: it appends to a bounded buffer and
@@ -186,6 +188,8 @@ class LogWriter:
         interval: seconds to gather a batch before writing it.
     """
 
+    task_name = "edge-logs"
+
     def __init__(
         self,
         client: redis_async.Redis,
@@ -194,6 +198,7 @@ class LogWriter:
         buffer_size: int = 10_000,
         interval: float = 0.1,
     ) -> None:
+        super().__init__()
         self.client = client
         self.maxlen = maxlen
         self.buffer_size = buffer_size
@@ -202,8 +207,6 @@ class LogWriter:
         self.written = 0
         self._buffer: deque[LogEntry] = deque()
         self._pending = asyncio.Event()
-        self._closing = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._failing = False
 
     def emit(self, entry: LogEntry) -> None:
@@ -286,27 +289,8 @@ class LogWriter:
             else:
                 backoff = self.interval
 
-    def start(self) -> None:
-        """Launch :meth:`run` as a task of the running event loop."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="edge-logs")
-
-    async def aclose(self, timeout: float = 2.0) -> None:
-        """Stop :meth:`run` after one last flush, giving up after ``timeout`` seconds.
-
-        A flush is never cancelled half-way (its batch would be lost), except
-        at the timeout. Does not close the Redis client.
-        """
-        self._closing.set()
+    def _wake(self) -> None:
         self._pending.set()
-        task, self._task = self._task, None
-        try:
-            async with asyncio.timeout(timeout):
-                if task is not None:
-                    await task
-                await self.flush()  # what arrived during run()'s last flush
-        except TimeoutError:
-            logger.warning("log writer closed with %d lines unwritten", len(self._buffer))
 
 
 def emit_sync(client: redis.Redis, entry: LogEntry, maxlen: int) -> str | None:

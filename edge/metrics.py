@@ -47,6 +47,8 @@ from typing import TYPE_CHECKING, Any
 import redis
 import redis.asyncio as redis_async
 
+from edge.flusher import Flusher
+
 if TYPE_CHECKING:
     from edge.runtime.invocation import FunctionVersion, Outcome
 
@@ -155,7 +157,7 @@ class _Cell:
         self.memory_peak_kb = max(self.memory_peak_kb, other.memory_peak_kb)
 
 
-class MetricsRecorder:
+class MetricsRecorder(Flusher):
     """One worker's in-process metrics, merged into Redis by :meth:`flush`.
 
     Args:
@@ -166,13 +168,14 @@ class MetricsRecorder:
         interval: seconds between background flushes.
     """
 
+    task_name = "edge-metrics"
+
     def __init__(self, client: redis_async.Redis, node: str, *, interval: float = 1.0) -> None:
+        super().__init__()
         self.client = client
         self.node = node
         self.interval = interval
         self._cells: dict[tuple[str, str, str], _Cell] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._closing = asyncio.Event()
         self._failing = False
 
     def observe(
@@ -282,27 +285,6 @@ class MetricsRecorder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), self.interval)
             await self.flush()
-
-    def start(self) -> None:
-        """Launch :meth:`run` as a task of the running event loop."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="edge-metrics")
-
-    async def aclose(self, timeout: float = 2.0) -> None:
-        """Stop :meth:`run` after one last flush, giving up after ``timeout`` seconds.
-
-        A flush is never cancelled half-way (that could lose or double its
-        counts), except at the timeout. Does not close the Redis client.
-        """
-        self._closing.set()
-        task, self._task = self._task, None
-        try:
-            async with asyncio.timeout(timeout):
-                if task is not None:
-                    await task
-                await self.flush()  # what arrived during run()'s last flush
-        except TimeoutError:
-            logger.warning("metrics recorder closed before its last flush finished")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -241,3 +242,64 @@ class Workdir:
 
     def copy_from(self, folder: Path) -> None:
         shutil.copytree(folder, self.path, dirs_exist_ok=True)
+
+
+def local_env(home: Path, **settings: str) -> dict[str, str]:
+    """This process's environment without EDGE_*, plus a fresh home and free ports."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("EDGE_")},
+        "EDGE_HOME": str(home),
+        "EDGE_RUNTIME_PORT": str(free_port()),
+        "EDGE_PLATFORM_PORT": str(free_port()),
+        **settings,
+    }
+
+
+class Foreground:
+    """`edge <args>` running in the foreground as a user would, in its own session.
+
+    Its output is collected line by line; the whole process group is killed on exit.
+    """
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        stdout = self.proc.stdout
+        assert stdout is not None
+        threading.Thread(
+            target=lambda: self.lines.extend(iter(stdout.readline, "")), daemon=True
+        ).start()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_line(self, text: str, timeout: float) -> None:
+        wait_for(
+            lambda: any(text in line for line in self.lines),
+            timeout=timeout,
+            message=f"{text!r} in the output",
+        )
+
+    def interrupt(self, timeout: float = 60) -> int:
+        """Ctrl-C, as a terminal sends it to the whole group; returns the exit code."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+        return self.proc.wait(timeout=timeout)
+
+    def __enter__(self) -> Foreground:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()

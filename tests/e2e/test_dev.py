@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import httpx
-from stack import free_port, wait_for
+from stack import Foreground, local_env, wait_for
 
 
 def test_edge_dev_serves_and_hot_swaps_a_folder_on_save(tmp_path: Path) -> None:
     folder = tmp_path / "hello-dev"
-    home = tmp_path / "home"
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("EDGE_")},
-        "EDGE_HOME": str(home),
-        "EDGE_RUNTIME_PORT": str(port),
-        "EDGE_PLATFORM_PORT": str(free_port()),
-        "EDGE_RUNTIME_WORKERS": "1",
-    }
+    env = local_env(tmp_path / "home", EDGE_RUNTIME_WORKERS="1")
     subprocess.run(
         [sys.executable, "-m", "edge.cli", "init", str(folder)],
         env=env,
@@ -31,29 +20,10 @@ def test_edge_dev_serves_and_hot_swaps_a_folder_on_save(tmp_path: Path) -> None:
         capture_output=True,
         timeout=60,
     )
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "dev"],
-        cwd=folder,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(
-        target=lambda: lines.extend(iter(dev.stdout.readline, "")),  # type: ignore[union-attr]
-        daemon=True,
-    )
-    reader.start()
-    url = f"http://127.0.0.1:{port}/hello/ada"
+    url = f"http://127.0.0.1:{env['EDGE_RUNTIME_PORT']}/hello/ada"
     host = {"Host": "hello-dev.edge.localhost"}
-    try:
-        wait_for(
-            lambda: any("watching for changes" in line for line in lines),
-            timeout=90,
-            message="edge dev to start:\n" + "".join(lines),
-        )
+    with Foreground(["dev"], folder, env) as dev:
+        dev.wait_for_line("watching for changes", timeout=90)
         assert httpx.get(url, headers=host).json() == {"hello": "ada"}
 
         (folder / "functions" / "hello.py").write_text(
@@ -66,20 +36,6 @@ def test_edge_dev_serves_and_hot_swaps_a_folder_on_save(tmp_path: Path) -> None:
         )
 
         (folder / "functions" / "hello.py").write_text("def handle(request)\n    return 1\n")
-        wait_for(
-            lambda: any("SyntaxError" in line for line in lines),
-            timeout=30,
-            message="the syntax error to be reported",
-        )
+        dev.wait_for_line("SyntaxError", timeout=30)
         assert httpx.get(url, headers=host).json() == {"hi": "ada"}  # the last good version
-    finally:
-        os.killpg(dev.pid, signal.SIGINT)
-        try:
-            dev.wait(timeout=60)
-        finally:
-            if dev.poll() is None:
-                os.killpg(dev.pid, signal.SIGKILL)
-                dev.wait()
-            if dev.stdout:
-                dev.stdout.close()
-    assert dev.returncode == 0
+        assert dev.interrupt() == 0

@@ -19,6 +19,7 @@ plain frozen dataclasses that hold no session; import them from the store.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -42,7 +43,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, EdgeError
 
 if TYPE_CHECKING:
     from edge.manifest import FunctionSpec
@@ -471,3 +472,15 @@ class RoutingSnapshot:
 
     version: int
     environments: tuple[LiveEnvironment, ...]
+
+
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def check_label(kind: str, name: str) -> None:
+    """Raise :class:`EdgeError` unless ``name`` is a DNS label (a valid app/env name)."""
+    if not _LABEL.fullmatch(name):
+        raise EdgeError(
+            f"{kind} name {name!r}: must be a DNS label: 1-63 lowercase letters, digits "
+            "and '-', starting and ending with a letter or digit"
+        )

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from edge.errors import ConflictError, EdgeError, NotFoundError
 from edge.manifest import FunctionSpec
-from edge.platform.store import FunctionRecord, ReleaseInfo, Store, hash_token
+from edge.platform.store import FunctionRecord, ReleaseInfo, Store
+from edge.platform.tokens import hash_token
 from edge.routes import RoutePattern
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.client import connect, request
-from edge.runtime.node import REAP_S
+from edge.runtime.worker import REAP_S
 
 
 @dataclass

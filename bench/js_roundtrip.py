@@ -27,7 +27,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from edge.runtime.invocation import FunctionVersion, Invocation
-from edge.runtime.isolate import JsPool, V8Host
+from edge.runtime.js.client import V8Host
+from edge.runtime.js.pool import JsPool
 
 HELLO = {
     "async": 'export default { async fetch(request) { return new Response("hello world") } };\n',

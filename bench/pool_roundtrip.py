@@ -4,7 +4,7 @@ Prints, measured in this one run:
 
 * baseline: a bare socketpair echo with a forked child (4-byte length prefix,
   raw bytes), driven from asyncio the two ways the pool could use: an
-  ``asyncio.Protocol`` (what ``edge.runtime.channel`` uses) and
+  ``asyncio.Protocol`` (what ``edge.runtime.python.sockets`` uses) and
   ``loop.sock_sendall``/``loop.sock_recv``;
 * warm: ``PythonPool.invoke`` of a hello function on a warm instance (request
   and reply msgpack frames, handler call, output capture, reply validation);
@@ -30,9 +30,9 @@ from pathlib import Path
 import uvloop
 
 from edge.runtime.invocation import FunctionVersion, Invocation
-from edge.runtime.link import Zygote
-from edge.runtime.pool import PythonPool
-from edge.runtime.pools import Pools
+from edge.runtime.python.client import Zygote
+from edge.runtime.python.pool import PythonPool
+from edge.runtime.registry import PoolRegistry
 
 HEADER = struct.Struct("!I")
 HELLO = "def handle(request):\n    return {'hello': 'world'}\n"
@@ -129,7 +129,7 @@ async def bench_pool(root: Path, n: int, cold_n: int) -> dict[str, list[float]]:
         {},
         "0123456789abcdef",
     )
-    pools = Pools(Zygote())
+    pools = PoolRegistry(Zygote())
     try:
         pool = await pools.get_or_start(version)
         assert isinstance(pool, PythonPool)

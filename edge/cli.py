@@ -12,10 +12,13 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
 from edge.errors import EdgeError
+
+if TYPE_CHECKING:
+    from edge.snapshot import RoutingSource
 
 
 class ClientError(Exception):
@@ -92,8 +95,15 @@ def cmd_platform(config: Config, args: argparse.Namespace) -> int:
 def cmd_runtime(config: Config, args: argparse.Namespace) -> int:
     from edge.runtime import server  # noqa: PLC0415
 
-    server.run(config)
+    server.run(config, routing_source)
     return 0
+
+
+def routing_source(config: Config) -> RoutingSource:
+    """What a runtime worker serves: the control plane's store (read-only use)."""
+    from edge.platform.store import Store  # noqa: PLC0415 - in each worker, after the fork
+
+    return Store.from_url(config.database_url)
 
 
 def cmd_token(config: Config, args: argparse.Namespace) -> int:

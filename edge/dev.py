@@ -20,10 +20,11 @@ from watchdog.observers import Observer
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.platform.artifacts import SKIPPED_FOLDERS
-from edge.platform.deploy import PRODUCTION, Deployer, public_url
+from edge.platform.deploy import Deployer, public_url
 from edge.platform.repos import check_app_name
 from edge.platform.services import build_platform
-from edge.up import Supervisor
+from edge.snapshot import PRODUCTION
+from edge.up import ProcessGroup
 
 logger = logging.getLogger(__name__)
 
@@ -94,10 +95,10 @@ def _manifest_app(folder: Path) -> str | None:
 def run(config: Config, folder: Path, app: str | None) -> int:
     folder = folder.resolve()
     name = check_app_name(app or _manifest_app(folder) or folder.name.lower())
-    supervisor = Supervisor(config)
-    supervisor.install_signal_handlers()
+    processes = ProcessGroup(config)
+    processes.install_signal_handlers()
     try:
-        supervisor.start()
+        processes.start()
         platform = build_platform(config)
         try:
             deploy(platform.deployer, folder, name)
@@ -110,13 +111,13 @@ def run(config: Config, folder: Path, app: str | None) -> int:
                 target=watch,
                 name="edge-dev-watch",
                 daemon=True,
-                args=(platform.deployer, folder, name, supervisor.stopping),
+                args=(platform.deployer, folder, name, processes.stopping),
             )
             watcher.start()
-            supervisor.wait()
+            processes.wait()
             watcher.join(timeout=5)
         finally:
             platform.close()
     finally:
-        supervisor.stop()
+        processes.stop()
     return 0

@@ -12,7 +12,7 @@
 
 The control plane translates these to HTTP in exactly one place
 (``edge.platform.api``). Function faults are not exceptions: the runtime's
-pools answer them as 5xx outcomes (``edge.runtime.pool``, ``edge.runtime.isolate``).
+pools answer them as 5xx outcomes (``edge.runtime.python.pool``, ``edge.runtime.js.pool``).
 """
 
 from __future__ import annotations

@@ -112,12 +112,16 @@ def platform_event(
     )
 
 
-_OUTCOME_EVENTS = {
-    "timeout": ("error", "timed out after {timeout_ms} ms: instance killed (504)"),
-    "memory": ("error", "memory limit {memory_mb} MB exceeded: instance killed (502)"),
-    "crash": ("error", "instance crashed (502); it will be replaced"),
-    "overloaded": ("warning", "all {max_instances} instances busy and queue full (503)"),
-    "unavailable": ("error", "function unavailable (503)"),
+# Platform faults that are also platform events in the app's log, at this level;
+# the event's text is the fault's own message (edge.runtime.faults).
+_EVENT_LEVELS = {
+    "timeout": "error",
+    "memory": "error",
+    "crash": "error",
+    "invalid_response": "error",
+    "load": "error",
+    "overloaded": "warning",
+    "unavailable": "error",
 }
 
 
@@ -147,19 +151,13 @@ def outcome_entries(version: FunctionVersion, request_id: str, outcome: Outcome)
         )
         for line in outcome.logs
     ]
-    event = _OUTCOME_EVENTS.get(outcome.error or "")
-    if event is not None:
-        level, template = event
-        message = template.format(
-            timeout_ms=version.timeout_ms,
-            memory_mb=version.memory_mb,
-            max_instances=version.max_instances,
-        )
+    level = _EVENT_LEVELS.get(outcome.error or "")
+    if level is not None:
         entries.append(
             platform_event(
                 version.app,
                 version.environment,
-                message,
+                f"{outcome.message} ({outcome.status})",
                 release=version.release,
                 level=level,
                 function=version.name,

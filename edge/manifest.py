@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from edge.errors import ManifestError
 from edge.routes import RouteError, RoutePattern, parse_route
+from edge.snapshot import LABEL_RULE, is_label
 from edge.sources import Source
 
 MANIFEST_FILE = "edge.toml"
@@ -63,10 +64,8 @@ _FUNCTION_KEYS = (
     "max_instances",
 )
 _RUNTIMES: dict[str, Runtime] = {".py": "python", ".js": "js", ".mjs": "js"}
-_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")
-_LABEL_RULE = "lowercase letters, digits and '-', 1-63 chars, not starting or ending with '-'"
 
 
 @dataclass(frozen=True)
@@ -152,15 +151,10 @@ class Manifest:
         return cls(data["app"], tuple(FunctionSpec.from_json(f) for f in data["functions"]))
 
 
-def is_dns_label(name: str) -> bool:
-    """True for lowercase a-z, 0-9 and '-', 1..63 chars, no '-' at either end."""
-    return _DNS_LABEL.fullmatch(name) is not None
-
-
 def app_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be an app name, or ``None`` if it can."""
-    if not is_dns_label(name):
-        return f"{_show(name)} is not a valid app name ({_LABEL_RULE})"
+    if not is_label(name):
+        return f"{_show(name)} is not a valid app name ({LABEL_RULE})"
     if "--" in name:
         return f"{_show(name)} must not contain '--' (preview hosts are <branch>--<app>)"
     return None
@@ -424,8 +418,8 @@ class _Check:
             return None
         ok = True
         for i, region in enumerate(value):
-            if not isinstance(region, str) or not is_dns_label(region):
-                self.add(_join(path, i), f"{_show(region)} is not a region name ({_LABEL_RULE})")
+            if not isinstance(region, str) or not is_label(region):
+                self.add(_join(path, i), f"{_show(region)} is not a region name ({LABEL_RULE})")
                 ok = False
             elif value.index(region) < i:
                 self.add(_join(path, i), f"{_show(region)} repeats {path}[{value.index(region)}]")
@@ -458,8 +452,8 @@ class _Check:
         self, name: str, value: object, env: dict[str, str], defaults: dict[str, Any]
     ) -> dict[str, Any] | None:
         path = _join("functions", name)
-        if not is_dns_label(name):
-            self.add(path, f"invalid function name ({_LABEL_RULE})")
+        if not is_label(name):
+            self.add(path, f"invalid function name ({LABEL_RULE})")
         table = self.table(value, path, f"[{path}] with entry and routes")
         if table is None:
             return None

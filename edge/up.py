@@ -23,9 +23,10 @@ import urllib.request
 from pathlib import Path
 
 from edge.config import Config
-from edge.platform.deploy import PRODUCTION, public_url
+from edge.platform.deploy import public_url
 from edge.platform.store import Store
 from edge.redisserver import RedisServer
+from edge.snapshot import PRODUCTION
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def wait_healthy(url: str, timeout: float, process: subprocess.Popen[bytes]) -> 
     raise RuntimeError(f"{url} did not become healthy in {timeout:.0f}s")
 
 
-class Supervisor:
+class ProcessGroup:
     """Owns the child processes of ``edge up`` and stops them all on exit."""
 
     def __init__(self, config: Config) -> None:
@@ -192,14 +193,14 @@ def banner(config: Config, token_path: Path, demo: bool) -> str:
 
 
 def run(config: Config, *, demo: bool) -> int:
-    supervisor = Supervisor(config)
-    supervisor.install_signal_handlers()
+    processes = ProcessGroup(config)
+    processes.install_signal_handlers()
     try:
-        token = supervisor.start()
+        token = processes.start()
         if demo:
             print(deploy_demo(config, token), file=sys.stderr)
         print(banner(config, config.home / "admin.token", demo), flush=True)
-        supervisor.wait()
+        processes.wait()
     finally:
-        supervisor.stop()
+        processes.stop()
     return 0

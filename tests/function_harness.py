@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from edge.runtime.invocation import FunctionVersion, Invocation
-from edge.runtime.limits import Limits, function_ids
-from edge.runtime.link import Zygote
-from edge.runtime.pools import Pools
+from edge.runtime.python.client import Zygote
+from edge.runtime.python.process.sandbox import Limits
+from edge.runtime.registry import PoolRegistry
+from edge.uids import function_ids
 
 T = TypeVar("T")
 AS_ROOT = os.geteuid() == 0
@@ -152,7 +153,7 @@ class Functions:
 
     def run(
         self,
-        scenario: Callable[[Pools], Awaitable[T]],
+        scenario: Callable[[PoolRegistry], Awaitable[T]],
         *,
         uvloop: bool = False,
         limits: Limits | None = None,
@@ -163,7 +164,7 @@ class Functions:
 
         async def main() -> T:
             zygote = Zygote()
-            pools = Pools(zygote, limits=limits, **pools_options)
+            pools = PoolRegistry(zygote, limits=limits, **pools_options)
             try:
                 await zygote.start()
                 zygotes.append(zygote.pid or 0)

@@ -15,12 +15,13 @@ from edge.errors import AuthError, EdgeError, ForbiddenError, NotFoundError
 from edge.logstream import follow_batches, read_logs
 from edge.metrics import read_metrics
 from edge.platform.auth import token_from_header
-from edge.platform.deploy import PRODUCTION, public_url
+from edge.platform.deploy import public_url
 from edge.platform.openapi import OPENAPI
 from edge.platform.repos import check_app_name
 from edge.platform.services import Platform
 from edge.platform.store import TokenInfo
 from edge.prometheus import PROMETHEUS_CONTENT_TYPE, prometheus_text
+from edge.snapshot import PRODUCTION
 
 logger = logging.getLogger(__name__)
 

@@ -23,25 +23,26 @@ from typing import Any
 import redis
 
 from edge import commands
+from edge.artifacts import Artifacts, SourceFile
 from edge.config import Config
 from edge.errors import EdgeError, ManifestError
 from edge.logstream import emit_sync, platform_event
 from edge.manifest import FunctionSpec, Manifest, load_manifest
-from edge.platform.artifacts import Artifacts, SourceFile, folder_files, git_files
-from edge.platform.store import FunctionRecord, ReleaseInfo, Store
-from edge.runtime.jscheck import check_js_many
+from edge.platform.artifacts import folder_files, git_files
+from edge.platform.store import ReleaseInfo, Store
+from edge.runtime.js.modules import check_js_many
+from edge.snapshot import PRODUCTION, PRODUCTION_BRANCH, FunctionRecord, site_host
 from edge.sources import DirSource, GitTreeSource, Source
 
 logger = logging.getLogger(__name__)
 
 ZERO_SHA = b"0" * 40
-PRODUCTION = "production"
 Progress = Callable[[str], None]
 
 
 def environment_for_branch(branch: str, app: str) -> str:
     """``main`` is production; any other branch becomes a DNS-label preview name."""
-    if branch == "main":
+    if branch == PRODUCTION_BRANCH:
         return PRODUCTION
     label = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", branch.lower())).strip("-")
     label = label[: max(1, 63 - len(app) - 2)].strip("-")
@@ -51,9 +52,7 @@ def environment_for_branch(branch: str, app: str) -> str:
 
 
 def hostname(config: Config, app: str, environment: str) -> str:
-    if environment == PRODUCTION:
-        return f"{app}.{config.domain}"
-    return f"{environment}--{app}.{config.domain}"
+    return site_host(app, environment, config.domain)
 
 
 def public_url(config: Config, app: str, environment: str) -> str:
@@ -117,7 +116,7 @@ class Deployer:
                 "(main for production, any other for a preview)"
             )
         if pushed.deleted:
-            if pushed.branch == "main":
+            if pushed.branch == PRODUCTION_BRANCH:
                 raise EdgeError(
                     "deleting main would take production down; "
                     "use `edge rollback` or push a new commit instead"
@@ -292,7 +291,7 @@ class Deployer:
         with self.app_lock(app):
             manifest = self.checked_manifest(DirSource(folder), app)
             app_info = self.store.get_or_create_app(app, created_by=by)
-            self.store.get_or_create_environment(app, PRODUCTION, branch="main")
+            self.store.get_or_create_environment(app, PRODUCTION, branch=PRODUCTION_BRANCH)
             files = folder_files(folder)
             digest = self.artifacts.export(files, app, app_info.id)
             release = self.store.create_release(

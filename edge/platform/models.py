@@ -4,8 +4,8 @@ The tables are SQLAlchemy 2 typed declarative models; only
 :mod:`edge.platform.store` and the alembic migrations use them, both through an
 engine from :func:`make_engine` (which sets SQLite up for concurrency). Migration
 ``0001_initial`` creates exactly this schema (a test compares them). Everything
-else sees the records (``*Info``, :class:`FunctionRecord`, :class:`RoutingSnapshot`),
-plain frozen dataclasses that hold no session; import them from the store.
+else sees the records (``*Info`` here; :class:`~edge.snapshot.FunctionRecord` and the
+routing snapshot in :mod:`edge.snapshot`), plain frozen dataclasses that hold no session.
 
 ::
 
@@ -19,11 +19,10 @@ plain frozen dataclasses that hold no session; import them from the store.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import (
@@ -43,10 +42,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from edge.errors import ConfigError, EdgeError
-
-if TYPE_CHECKING:
-    from edge.manifest import FunctionSpec
+from edge.errors import ConfigError
+from edge.snapshot import FunctionRecord
 
 # Constraint names are spelled out so migrations can drop them on every database.
 NAMING_CONVENTION = {
@@ -286,69 +283,23 @@ class TokenInfo:
         return self.admin or app in self.apps
 
 
-@dataclass(frozen=True)
-class FunctionRecord:
-    """One function of one release, as stored and as the runtime serves it.
-
-    Attributes:
-        name, runtime, entry, path, handler: as in :class:`edge.manifest.FunctionSpec`.
-        memory_mb, timeout_ms, regions, env, min_warm, max_instances: limits,
-            placement, variables and pool policy.
-        content_hash: identifies the function's code and configuration: equal
-            hashes in two releases mean a warm pool can be kept.
-        routes: the route pattern texts, in manifest order (e.g. ``"GET /a/:id"``).
-    """
-
-    name: str
-    runtime: str
-    entry: str
-    path: str
-    handler: str
-    memory_mb: int
-    timeout_ms: int
-    regions: list[str]
-    env: dict[str, str]
-    min_warm: int
-    max_instances: int
-    content_hash: str
-    routes: tuple[str, ...] = ()
-
-    @classmethod
-    def from_spec(cls, spec: FunctionSpec, content_hash: str) -> FunctionRecord:
-        """The record of a validated manifest function."""
-        return cls(
-            name=spec.name,
-            runtime=spec.runtime,
-            entry=spec.entry,
-            path=spec.path,
-            handler=spec.handler,
-            memory_mb=spec.memory_mb,
-            timeout_ms=spec.timeout_ms,
-            regions=list(spec.regions),
-            env=spec.env_dict(),
-            min_warm=spec.min_warm,
-            max_instances=spec.max_instances,
-            content_hash=content_hash,
-            routes=tuple(pattern.text for pattern in spec.routes),
-        )
-
-    @classmethod
-    def from_row(cls, row: Function, routes: tuple[str, ...]) -> FunctionRecord:
-        return cls(
-            name=row.name,
-            runtime=row.runtime,
-            entry=row.entry,
-            path=row.path,
-            handler=row.handler,
-            memory_mb=row.memory_mb,
-            timeout_ms=row.timeout_ms,
-            regions=list(row.regions),
-            env=dict(row.env),
-            min_warm=row.min_warm,
-            max_instances=row.max_instances,
-            content_hash=row.content_hash,
-            routes=routes,
-        )
+def function_record(row: Function, routes: tuple[str, ...]) -> FunctionRecord:
+    """The :class:`FunctionRecord` of a stored function row."""
+    return FunctionRecord(
+        name=row.name,
+        runtime=row.runtime,
+        entry=row.entry,
+        path=row.path,
+        handler=row.handler,
+        memory_mb=row.memory_mb,
+        timeout_ms=row.timeout_ms,
+        regions=list(row.regions),
+        env=dict(row.env),
+        min_warm=row.min_warm,
+        max_instances=row.max_instances,
+        content_hash=row.content_hash,
+        routes=routes,
+    )
 
 
 @dataclass(frozen=True)
@@ -450,37 +401,4 @@ class ReleaseInfo:
             message=row.message,
             rollback_of=row.rollback_of,
             functions=functions,
-        )
-
-
-@dataclass(frozen=True)
-class LiveEnvironment:
-    """One environment the runtime serves, with its active release's functions."""
-
-    app: str
-    environment: str
-    release_id: int
-    version: int
-    artifact: str
-    functions: tuple[FunctionRecord, ...]
-    app_id: int = 0
-
-
-@dataclass(frozen=True)
-class RoutingSnapshot:
-    """Everything the runtime serves, as of ``routes_version`` ``version``."""
-
-    version: int
-    environments: tuple[LiveEnvironment, ...]
-
-
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-
-
-def check_label(kind: str, name: str) -> None:
-    """Raise :class:`EdgeError` unless ``name`` is a DNS label (a valid app/env name)."""
-    if not _LABEL.fullmatch(name):
-        raise EdgeError(
-            f"{kind} name {name!r}: must be a DNS label: 1-63 lowercase letters, digits "
-            "and '-', starting and ending with a letter or digit"
         )

@@ -8,7 +8,6 @@ from the top-level ``hooks/`` folder, so both paths validate and deploy alike.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -16,19 +15,17 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from edge.errors import EdgeError, NotFoundError
+from edge.manifest import app_name_problem
 
-APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 HOOKS_DIR = Path(__file__).resolve().parents[2] / "hooks"
 HOOK_NAMES = ("update", "post-receive")
 
 
 def check_app_name(name: str) -> str:
     """Return ``name`` if it is a valid app name, else raise with the rule."""
-    if not APP_NAME.match(name) or "--" in name:
-        raise EdgeError(
-            f"app name {name!r} is invalid: use 1-63 lowercase letters, digits and single "
-            "hyphens, starting and ending with a letter or digit (e.g. 'shop')"
-        )
+    problem = app_name_problem(name)
+    if problem is not None:
+        raise EdgeError(f"app name {problem} (e.g. 'shop')")
     return name
 
 

@@ -21,13 +21,14 @@ from edge.platform.models import (
     Environment,
     EnvironmentInfo,
     Function,
-    FunctionRecord,
     PlatformState,
     Release,
     ReleaseInfo,
     Route,
     as_utc,
+    function_record,
 )
+from edge.snapshot import FunctionRecord
 
 
 def app_row(session: Session, name: str) -> App:
@@ -170,7 +171,7 @@ def functions(
         .order_by(Function.release_id, Function.name)
     ):
         grouped[row.release_id].append(
-            FunctionRecord.from_row(row, tuple(patterns[row.release_id, row.name]))
+            function_record(row, tuple(patterns[row.release_id, row.name]))
         )
     return defaultdict(tuple, {key: tuple(value) for key, value in grouped.items()})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from edge.config import Config
-from edge.server import serve
+from edge.serving import serve
 
 logger = logging.getLogger(__name__)
 

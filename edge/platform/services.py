@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import redis
 
+from edge.artifacts import Artifacts
 from edge.config import Config
-from edge.platform.artifacts import Artifacts
 from edge.platform.deploy import Deployer
 from edge.platform.repos import AppRepos
 from edge.platform.store import Store

@@ -18,15 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import edge
-from alembic import command
 from edge.errors import ConflictError, NotFoundError
 from edge.platform import rows as q
 from edge.platform.models import (
@@ -34,17 +33,23 @@ from edge.platform.models import (
     AppInfo,
     Environment,
     EnvironmentInfo,
-    FunctionRecord,
-    LiveEnvironment,
     Release,
     ReleaseInfo,
-    RoutingSnapshot,
     TokenInfo,
-    check_label,
     make_engine,
     utcnow,
 )
 from edge.platform.tokens import TokenMethods
+from edge.snapshot import (
+    PRODUCTION,
+    FunctionRecord,
+    LiveEnvironment,
+    RoutingSnapshot,
+    check_label,
+)
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 __all__ = [
     "AppInfo",
@@ -58,11 +63,12 @@ __all__ = [
 ]
 
 ALEMBIC_INI = Path(edge.__file__).resolve().parents[1] / "alembic.ini"
-PRODUCTION = "production"
 
 
 def alembic_config(url: str) -> AlembicConfig:
     """The alembic configuration that migrates the database at ``url``."""
+    from alembic.config import Config as AlembicConfig  # noqa: PLC0415 - see below
+
     config = AlembicConfig(str(ALEMBIC_INI))
     config.attributes["url"] = url
     config.attributes["configure_logging"] = False
@@ -90,6 +96,8 @@ class Store(TokenMethods):
         database lock), but not from two threads of one process at once:
         alembic's context is process-global. Call it from the composition root.
         """
+        from alembic import command  # noqa: PLC0415 - runtime workers never load alembic
+
         command.upgrade(alembic_config(self._url), "head")
         self._make_private()
 

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from edge.errors import EdgeError, NotFoundError
-from edge.platform.models import Token, TokenApp, TokenInfo, as_utc, check_label, utcnow
+from edge.platform.models import Token, TokenApp, TokenInfo, as_utc, utcnow
+from edge.snapshot import check_label
 
 TOKEN_PREFIX = "edge_"  # noqa: S105 (a prefix, not a secret)
 # Recording every authentication would turn each API call into a write.

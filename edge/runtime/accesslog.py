@@ -1,7 +1,7 @@
 """Structured access logs: one JSON line per request.
 
 Lines are buffered in memory and written in one ``write`` per flush (every
-half second, from the node's background loop), so the request path never
+half second, from the worker's background loop), so the request path never
 waits on a disk. Each line is formatted when it is recorded, not at the flush:
 formatting a half second's worth at once stalls the event loop for
 milliseconds and shows in the p99 (measured: 12.8 -> 18 ms).

@@ -8,7 +8,6 @@ then the function's pool runs it in a separate process (or V8 isolate).
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import time
@@ -22,8 +21,9 @@ from redis.exceptions import RedisError
 from edge.config import Config
 from edge.logstream import outcome_entries
 from edge.prometheus import PROMETHEUS_CONTENT_TYPE, aprometheus_text
+from edge.runtime.faults import fault_message, fault_response
 from edge.runtime.invocation import FunctionLoadError, Invocation, Outcome
-from edge.runtime.node import Node
+from edge.runtime.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -32,20 +32,25 @@ RESERVED_HEADERS = frozenset(
 )
 
 
-def _error(
-    resp: falcon.asgi.Response, status: int, message: str, extra: dict[str, Any] | None = None
+def _fault(
+    resp: falcon.asgi.Response,
+    fault: str,
+    message: str,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    resp.status = status
-    resp.content_type = "application/json"
-    resp.data = json.dumps({"error": message, **(extra or {})}).encode()
+    """Answer with a platform fault (one JSON shape, see ``edge.runtime.faults``)."""
+    request_id = resp.get_header("x-edge-request-id") or ""
+    resp.status, headers, resp.data = fault_response(fault, request_id, message, extra)
+    for name, value in headers:
+        resp.set_header(name, value)
 
 
 class Dispatcher:
     """The sink: every request that reaches the runtime goes through here."""
 
-    def __init__(self, config: Config, node: Node) -> None:
+    def __init__(self, config: Config, worker: Worker) -> None:
         self.config = config
-        self.node = node
+        self.worker = worker
         self.suffix = "." + config.domain
         # Request ids: a random per-worker prefix and a counter (16 hex digits)
         # instead of os.urandom per request. Built in each worker after the fork.
@@ -66,7 +71,7 @@ class Dispatcher:
         request_id = self._request_id()
         resp.set_header("x-edge-request-id", request_id)
         host = req.host.lower()
-        site = self.node.table.site(host)
+        site = self.worker.table.site(host)
         if site is None:
             await self._platform_path(req, resp, host)
             return
@@ -76,9 +81,9 @@ class Dispatcher:
         method, path = req.method, req.path
         match = site.router.match(method, raw.decode("latin-1") if raw else path)
         if match is None:
-            _error(
+            _fault(
                 resp,
-                404,
+                "not_found",
                 f"no route for {method} {path} in {site.app} ({site.environment}, v{site.release})",
             )
             return
@@ -86,13 +91,13 @@ class Dispatcher:
         version = target.version
         resp.set_header("x-edge-release", f"v{target.release}")
         if version is None:
-            _error(
-                resp,
-                404,
-                f"function {target.name} does not run in region "
-                f"{self.config.region}; it runs in: {', '.join(target.regions)}",
-                {"regions": list(target.regions)},
+            message = fault_message(
+                "wrong_region",
+                function=target.name,
+                region=self.config.region,
+                regions=", ".join(target.regions),
             )
+            _fault(resp, "wrong_region", message, {"regions": list(target.regions)})
             return
         body = await self._body(req, resp)
         if body is None:
@@ -105,16 +110,17 @@ class Dispatcher:
             method, req.url, path, req.query_string, headers, body, params, request_id
         )
         try:
-            pool = await self.node.pool(version)
+            pool = await self.worker.pool(version)
         except FunctionLoadError as exc:
-            _error(resp, 502, f"function {target.name} failed to start: {exc}")
+            message = fault_message("load", function=target.name, reason=exc)
+            _fault(resp, "load", message)
             return
         outcome = await pool.invoke(invocation)
-        self.node.metrics.observe_outcome(version, outcome)
+        self.worker.metrics.observe_outcome(version, outcome)
         if outcome.logs or outcome.error:
-            self.node.logs.emit_many(outcome_entries(version, request_id, outcome))
+            self.worker.logs.emit_many(outcome_entries(version, request_id, outcome))
         self._respond(resp, outcome)
-        self.node.access.record(
+        self.worker.access.record(
             (
                 time.time(),
                 request_id,
@@ -141,7 +147,8 @@ class Dispatcher:
             data = await req.stream.read(limit + 1)
             too_large = len(data) > limit
         if too_large:
-            _error(resp, 413, f"request body exceeds the {limit // (1024 * 1024)} MB limit")
+            message = fault_message("too_large", limit_mb=limit // (1024 * 1024))
+            _fault(resp, "too_large", message)
             # The rest of the body stays unread, so this connection cannot carry
             # another request: say so, or a keep-alive client would reuse it.
             resp.set_header("Connection", "close")
@@ -165,49 +172,50 @@ class Dispatcher:
         if req.path == "/healthz":
             resp.media = {
                 "ok": True,
-                "routes_version": self.node.table.version,
+                "routes_version": self.worker.table.version,
                 "region": self.config.region,
-                "worker": self.node.worker_id,
-                "sites": len(self.node.table.sites),
+                "worker": self.worker.worker_id,
+                "sites": len(self.worker.table.sites),
             }
             return
         if req.path == "/metrics":
             try:
-                resp.data = await aprometheus_text(self.node.redis, self.node.node_name)
+                resp.data = await aprometheus_text(self.worker.redis, self.worker.node_name)
                 resp.content_type = PROMETHEUS_CONTENT_TYPE
             except (RedisError, OSError) as exc:
-                _error(resp, 503, f"metrics unavailable: redis unreachable ({exc})")
+                resp.status = 503
+                resp.media = {"error": "unavailable", "message": f"redis unreachable ({exc})"}
             return
         if host.endswith(self.suffix):
-            _error(
+            _fault(
                 resp,
-                404,
+                "not_found",
                 f"no app is deployed at {host}: push one with "
                 f"`git push edge main`, or check the app and branch name",
             )
         else:
-            _error(
+            _fault(
                 resp,
-                404,
+                "not_found",
                 f"unknown host {host!r}: apps live at "
                 f"<app>{self.suffix} and <branch>--<app>{self.suffix}",
             )
 
 
 class Lifespan:
-    """Starts the node (pools, Redis link) when a worker boots; stops it on exit."""
+    """Starts the worker (pools, Redis link) when a worker boots; stops it on exit."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
 
     async def process_startup(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
-        await self.node.start()
+        await self.worker.start()
 
     async def process_shutdown(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
-        await self.node.stop()
+        await self.worker.stop()
 
 
-def create_app(config: Config, node: Node) -> falcon.asgi.App:
-    app = falcon.asgi.App(middleware=Lifespan(node))
-    app.add_sink(Dispatcher(config, node), prefix="/")
+def create_app(config: Config, worker: Worker) -> falcon.asgi.App:
+    app = falcon.asgi.App(middleware=Lifespan(worker))
+    app.add_sink(Dispatcher(config, worker), prefix="/")
     return app

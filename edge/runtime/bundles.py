@@ -13,9 +13,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from edge.artifacts import Artifacts
 from edge.config import Config
-from edge.platform.artifacts import Artifacts
-from edge.platform.store import RoutingSnapshot
+from edge.snapshot import RoutingSnapshot
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What the runtime hands a function pool, and what comes back.
 
-Shared by Python pools (``edge.runtime.pool``) and JavaScript pools
-(``edge.runtime.isolate``): both implement :class:`FunctionPool`.
+Shared by Python pools (``edge.runtime.python.pool``) and JavaScript pools
+(``edge.runtime.js.pool``): both implement :class:`FunctionPool`.
 """
 
 from __future__ import annotations
@@ -78,10 +78,11 @@ class Outcome:
         cold: whether a new instance had to be started for it.
         cold_ms: how long that start took (0 when warm).
         duration_ms: from dispatch to reply.
-        error: ``None`` on success, else one of ``"exception"``, ``"timeout"``,
-            ``"memory"``, ``"crash"``, ``"overloaded"``, ``"unavailable"``.
+        error: ``None`` on success, else the platform fault it ended in (a key
+            of :data:`edge.runtime.faults.FAULTS`).
         logs: what the function wrote during this invocation.
         memory_peak_kb: the instance's peak resident memory so far (0 if unknown).
+        message: for a platform fault, its message (``edge.runtime.faults``).
     """
 
     status: int
@@ -93,6 +94,7 @@ class Outcome:
     error: str | None = None
     logs: list[LogRecord] = field(default_factory=list)
     memory_peak_kb: int = 0
+    message: str = ""
 
 
 class FunctionLoadError(Exception):

@@ -1,40 +1,50 @@
-"""``edge runtime``: function traffic under gunicorn's asgi worker (uvloop)."""
+"""``edge runtime``: function traffic under gunicorn's asgi worker (uvloop).
+
+The composition root of a runtime worker: :func:`load_app` runs in each worker
+after the fork and builds its Redis client, pools, V8 host and
+:class:`~edge.runtime.worker.Worker`. What to serve comes from a
+:class:`~edge.snapshot.RoutingSource` made by the ``source`` factory the caller
+passes in (the control plane's store, in ``edge runtime``), so the runtime
+never imports the control plane.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
 from edge.logstream import LogWriter, platform_event
 from edge.runtime.invocation import FunctionVersion
+from edge.serving import serve
+from edge.snapshot import RoutingSource
 
 if TYPE_CHECKING:
-    from edge.runtime.isolate import V8Host
-    from edge.runtime.pools import Pools
-from edge.server import serve
+    from edge.runtime.js.client import V8Host
+    from edge.runtime.registry import PoolRegistry
+
+SourceFactory = Callable[[Config], RoutingSource]
 
 
-def load_app(config: Config) -> object:
-    """Build one worker's app: its own store engine, Redis client, pools and node."""
-    from edge.platform.store import Store  # noqa: PLC0415 - built in each worker
-    from edge.runtime.app import create_app  # noqa: PLC0415
-    from edge.runtime.node import Node, async_redis  # noqa: PLC0415
+def load_app(config: Config, source: SourceFactory) -> object:
+    """Build one worker's app: its own routing source, Redis client, pools and worker state."""
+    from edge.runtime.app import create_app  # noqa: PLC0415 - built in each worker
+    from edge.runtime.worker import Worker, async_redis  # noqa: PLC0415
 
     redis = async_redis(config.redis_url)
     logs = LogWriter(redis, config.log_stream_len)
     pools, v8host = build_pools(config, logs)
-    node = Node(
-        config, Store.from_url(config.database_url), redis, pools, closing=[v8host.close], logs=logs
-    )
-    return create_app(config, node)
+    worker = Worker(config, source(config), redis, pools, closing=[v8host.close], logs=logs)
+    return create_app(config, worker)
 
 
-def build_pools(config: Config, logs: LogWriter) -> tuple[Pools, V8Host]:
+def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Host]:
     """The worker's pool registry and the V8 host its JavaScript pools share."""
-    from edge.runtime.isolate import JsPool, V8Host  # noqa: PLC0415
-    from edge.runtime.link import Zygote  # noqa: PLC0415
-    from edge.runtime.pools import Pools  # noqa: PLC0415
+    from edge.runtime.js.client import V8Host  # noqa: PLC0415
+    from edge.runtime.js.pool import JsPool  # noqa: PLC0415
+    from edge.runtime.python.client import Zygote  # noqa: PLC0415
+    from edge.runtime.registry import PoolRegistry  # noqa: PLC0415
 
     host = V8Host()
 
@@ -50,7 +60,7 @@ def build_pools(config: Config, logs: LogWriter) -> tuple[Pools, V8Host]:
             )
         )
 
-    pools = Pools(
+    pools = PoolRegistry(
         Zygote,
         max_pools=config.max_warm_pools,
         idle_ttl=config.idle_ttl,
@@ -86,13 +96,14 @@ def post_fork(server: Any, worker: Any) -> None:
     os.sched_setaffinity(0, {worker.edge_cpu})
 
 
-def run(config: Config) -> None:
+def run(config: Config, source: SourceFactory) -> None:
+    """Run the runtime's gunicorn master in the foreground until SIGTERM/SIGINT."""
     config.prepare_home()
     hooks = (
         {"pre_fork": pre_fork, "post_fork": post_fork} if pin_cpus(config.runtime_workers) else {}
     )
     serve(
-        lambda: load_app(config),
+        lambda: load_app(config, source),
         {
             **hooks,
             "bind": f"{config.bind}:{config.runtime_port}",

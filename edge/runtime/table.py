@@ -10,11 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.config import Config
-from edge.platform.store import FunctionRecord, RoutingSnapshot
 from edge.routes import RoutePattern, Router, parse_route
 from edge.runtime.invocation import FunctionVersion
-
-PRODUCTION = "production"
+from edge.snapshot import FunctionRecord, RoutingSnapshot, site_host
 
 
 @dataclass(frozen=True)
@@ -87,11 +85,7 @@ class RouteTable:
                 )
                 targets.append(target)
                 entries.extend((parse_route(text), target) for text in record.routes)
-            host = (
-                f"{live.app}.{config.domain}"
-                if live.environment == PRODUCTION
-                else f"{live.environment}--{live.app}.{config.domain}"
-            )
+            host = site_host(live.app, live.environment, config.domain)
             sites[host] = Site(
                 live.app, live.environment, live.version, Router(entries), tuple(targets)
             )

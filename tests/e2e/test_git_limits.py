@@ -90,6 +90,6 @@ def test_function_outside_this_region_answers_404_naming_its_regions(
     work.push(runtime_stack.remote(app))
     resp = runtime_stack.get(runtime_stack.host(app), "/tokyo")
     assert resp.status_code == 404
-    assert "ap-tokyo, eu-west" in resp.json()["error"]
+    assert "ap-tokyo, eu-west" in resp.json()["message"]
     assert resp.json()["regions"] == ["ap-tokyo", "eu-west"]
     assert runtime_stack.get(runtime_stack.host(app), "/").text == "hi"

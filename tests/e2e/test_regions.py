@@ -59,7 +59,7 @@ def test_a_second_node_in_another_region_fetches_releases_and_serves_its_functio
         assert tokyo.get(host, "/").text == "hello"
         assert tokyo.get(host, "/tokyo").text == "konnichiwa"
         elsewhere = east.get(host, "/tokyo")
-        assert elsewhere.status_code == 404 and "ap-tokyo" in elsewhere.json()["error"]
+        assert elsewhere.status_code == 404 and "ap-tokyo" in elsewhere.json()["message"]
         # The Tokyo node has no shared disk: it fetched and verified the bundle.
         assert list((home / "releases" / app).glob("*/tokyo.py"))
     finally:

@@ -84,9 +84,9 @@ def test_sample_app_answers_with_params_and_env(runtime_stack: Stack, tmp_path: 
     assert echo["json"] == {"x": 1} and echo["api_base"] == "https://api.example.com"
     assert runtime_stack.get(host, "/api/echo").status_code == 404  # POST-only route
     missing = runtime_stack.get(host, "/nope")
-    assert missing.status_code == 404 and "/nope" in missing.json()["error"]
+    assert missing.status_code == 404 and "/nope" in missing.json()["message"]
     unknown = runtime_stack.get("nothing.edge.localhost", "/")
-    assert unknown.status_code == 404 and "nothing.edge.localhost" in unknown.json()["error"]
+    assert unknown.status_code == 404 and "nothing.edge.localhost" in unknown.json()["message"]
     first = runtime_stack.get(host, "/")
     assert first.headers["x-edge-cold-start"] in ("true", "false")
     assert float(first.headers["x-edge-duration-ms"]) >= 0
@@ -289,7 +289,7 @@ def test_a_deploy_is_the_whole_new_route_table(runtime_stack: Stack, tmp_path: P
     out = work.push(runtime_stack.remote(app))
     assert "v2 live at" in out.stderr
     missing = runtime_stack.get(host, "/changing")
-    assert missing.status_code == 404 and "/changing" in missing.json()["error"]
+    assert missing.status_code == 404 and "/changing" in missing.json()["message"]
     assert runtime_stack.get(host, "/stable").json()["v"] == "s2"
     wait_for(
         lambda: not Path(f"/proc/{gone}").exists(),

@@ -25,9 +25,10 @@ from function_harness import (
 )
 
 from edge.runtime.invocation import FunctionLoadError, FunctionVersion, Outcome
-from edge.runtime.limits import Limits, function_ids
-from edge.runtime.pool import PythonPool
-from edge.runtime.pools import Pools
+from edge.runtime.python.pool import PythonPool
+from edge.runtime.python.process.sandbox import Limits
+from edge.runtime.registry import PoolRegistry
+from edge.uids import function_ids
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def functions(tmp_path: Path) -> Functions:
     return Functions(tmp_path)
 
 
-async def python_pool(pools: Pools, version: FunctionVersion) -> PythonPool:
+async def python_pool(pools: PoolRegistry, version: FunctionVersion) -> PythonPool:
     pool = await pools.get_or_start(version)
     assert isinstance(pool, PythonPool)
     return pool
@@ -103,7 +104,7 @@ def faulty(functions: Functions, handler: str, **overrides: object) -> FunctionV
 def test_a_function_past_its_timeout_is_killed_with_504(functions: Functions, handler: str) -> None:
     version = faulty(functions, handler, timeout_ms=1000)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await python_pool(pools, version)
         started = time.monotonic()
         outcome = await pool.invoke(invocation())
@@ -121,7 +122,7 @@ def test_a_function_past_its_timeout_is_killed_with_504(functions: Functions, ha
 def test_after_a_timeout_the_next_request_gets_a_new_instance(functions: Functions) -> None:
     version = functions.version(FAULTY_BY_QUERY, name="faulty", timeout_ms=1000)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await python_pool(pools, version)
         first = json.loads((await pool.invoke(invocation())).body)["pid"]
         assert (await pool.invoke(invocation(query="do=spin"))).status == 504
@@ -172,7 +173,7 @@ def test_a_crash_is_502_with_the_reason_and_the_instance_is_replaced(
 ) -> None:
     version = functions.version(FAULTY_BY_QUERY, name="faulty")
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await python_pool(pools, version)
         first = json.loads((await pool.invoke(invocation())).body)["pid"]
         crashed = await pool.invoke(invocation(query=f"do={do}"))
@@ -189,7 +190,7 @@ def test_a_crash_is_502_with_the_reason_and_the_instance_is_replaced(
 def test_a_memory_bomb_is_502_memory_limit_exceeded(functions: Functions, do: str) -> None:
     version = functions.version(FAULTY_BY_QUERY, name="faulty", memory_mb=64)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await python_pool(pools, version)
         bombed = await pool.invoke(invocation(query=f"do={do}"))
         assert bombed.status == 502 and bombed.error == "memory"
@@ -203,7 +204,7 @@ def test_a_memory_bomb_is_502_memory_limit_exceeded(functions: Functions, do: st
 def test_a_closed_socket_is_502(functions: Functions) -> None:
     version = faulty(functions, "close_socket")
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await python_pool(pools, version)
         outcome = await pool.invoke(invocation())
         assert outcome.status == 502 and outcome.error == "crash"
@@ -226,11 +227,14 @@ def test_a_malformed_reply_is_502_invalid_response(
 ) -> None:
     version = faulty(functions, handler)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await python_pool(pools, version)
         outcome = await pool.invoke(invocation())
-        assert outcome.status == 502
-        assert message(outcome) == "invalid response from function faulty"
+        assert (outcome.status, outcome.error) == (502, "invalid_response")
+        assert (
+            message(outcome)
+            == "function faulty sent an invalid response (the reason is in its logs)"
+        )
         assert b"pwned" not in outcome.body and not any("pwned" in v for _, v in outcome.headers)
         assert why in outcome.logs[-1].message
         assert pool.instance_pids() == []  # never reused
@@ -257,7 +261,7 @@ def test_broken_code_raises_function_load_error_with_the_message(
 ) -> None:
     version = functions.version(source, handler=handler)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         with pytest.raises(FunctionLoadError) as caught:
             await pools.get_or_start(version)
         assert expected in str(caught.value)
@@ -271,7 +275,7 @@ def test_broken_code_raises_function_load_error_with_the_message(
 def test_a_module_that_exits_while_importing_failed_to_boot(functions: Functions) -> None:
     version = functions.version("import os\nos._exit(7)\n")
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         with pytest.raises(FunctionLoadError, match="failed to boot: exited with status 7"):
             await pools.get_or_start(version)
 
@@ -281,7 +285,7 @@ def test_a_module_that_exits_while_importing_failed_to_boot(functions: Functions
 def test_a_module_that_hangs_while_importing_is_given_up(functions: Functions) -> None:
     version = functions.version("while True:\n    pass\n")
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = PythonPool(version, pools.zygote, load_timeout=0.5)
         with pytest.raises(FunctionLoadError, match=r"did not load within 0\.5 s"):
             await pool.start()
@@ -293,7 +297,7 @@ def test_a_module_that_hangs_while_importing_is_given_up(functions: Functions) -
 def test_a_killed_template_is_recreated_on_demand(functions: Functions) -> None:
     version = functions.version(FAULTY_BY_QUERY, name="faulty", min_warm=1)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await python_pool(pools, version)
         template, instance = pool.template_pid, pool.instance_pids()[0]
         assert template is not None
@@ -316,7 +320,7 @@ def test_a_killed_template_is_recreated_on_demand(functions: Functions) -> None:
 def test_a_killed_zygote_is_recreated_and_serving(functions: Functions) -> None:
     version = functions.version(FAULTY_BY_QUERY, name="faulty", min_warm=1)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await python_pool(pools, version)
         zygote = pools.zygote.pid
         assert zygote is not None
@@ -358,7 +362,7 @@ def test_a_fork_bomb_is_contained_and_the_neighbour_keeps_serving(functions: Fun
     neighbour = functions.version(FAULTY_BY_QUERY, app="neighbour", name="ok")
     bomber_uid = function_ids("bomber")[0]
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         ok = await python_pool(pools, neighbour)
         bomb_pool = await python_pool(pools, bomb)
         bombing = asyncio.ensure_future(bomb_pool.invoke(invocation()))
@@ -395,7 +399,7 @@ def test_a_function_cannot_read_another_apps_release(functions: Functions) -> No
         app="thief",
     )
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await python_pool(pools, thief)
         stolen = await pool.invoke(invocation(query=f"path={secret.root}/secrets.txt"))
         assert stolen.body == b"PermissionError"

@@ -10,7 +10,7 @@ that were there when the stack started.
 
 The sandbox checks (env, secrets, code folder) hold because the platform runs
 as root and every template drops to its app's own uid
-(``edge.runtime.limits.function_ids``) before importing function code; the
+(``edge.runtime.python.process.sandbox.function_ids``) before importing function code; the
 stack's ``EDGE_HOME`` is laid out the way ``edge up`` lays it out (``0711``,
 owner-only admin token) below a folder any uid may traverse, so nothing but
 the platform's own file permissions stands between a function and the files.
@@ -39,7 +39,8 @@ from stack import Stack, Workdir, make_stack, wait_for
 from edge.errors import NotFoundError
 from edge.platform.store import Store
 from edge.redisserver import RedisServer
-from edge.runtime.limits import Limits, function_ids
+from edge.runtime.python.process.sandbox import Limits
+from edge.uids import function_ids
 from edge.up import admin_token
 
 pytestmark = pytest.mark.skipif(
@@ -586,7 +587,7 @@ def test_a_request_body_over_the_limit_is_413(faults: Faults) -> None:
     assert at_limit.status_code == 200
     for resp in (declared, chunked):
         assert resp.status_code == 413, resp.text
-        assert resp.json()["error"] == f"request body exceeds the {MAX_BODY_MB} MB limit"
+        assert resp.json()["message"] == f"request body exceeds the {MAX_BODY_MB} MB limit"
 
 
 def _read_response(sock: socket.socket) -> str | None:

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from edge.runtime.invocation import FunctionLoadError, FunctionVersion, Invocation, Outcome
-from edge.runtime.isolate import JsPool, V8Host, host_env
-from edge.runtime.jscheck import check_js, check_js_many
+from edge.runtime.js.client import V8Host, host_env
+from edge.runtime.js.modules import check_js, check_js_many
+from edge.runtime.js.pool import JsPool
 
 ECHO = """\
 let served = 0;
@@ -251,7 +252,11 @@ export default {
 
     outcome = run(scenario)
     assert outcome.status == 500 and outcome.error == "exception"
-    assert outcome.body == b"Internal Server Error"
+    body = json.loads(outcome.body)
+    assert body["error"] == "exception" and body["request_id"] == "req-1"
+    assert body["message"] == (
+        "function boom raised an uncaught exception (the traceback is in its logs)"
+    )
     stack = outcome.logs[-1]
     assert stack.level == "error"
     assert "Error: boom: 12" in stack.message and "functions/boom.js:4:" in stack.message

@@ -27,6 +27,7 @@ from edge.logstream import (
     stream_key,
 )
 from edge.redisserver import RedisServer
+from edge.runtime.faults import fault_outcome
 from edge.runtime.invocation import FunctionVersion, LogRecord, Outcome
 
 
@@ -258,11 +259,10 @@ def test_outcome_entries_carry_logs_and_platform_events(tmp_path: Path) -> None:
         memory_mb=64,
         timeout_ms=5000,
     )
-    outcome = Outcome(
-        504,
-        [],
-        b"",
-        error="timeout",
+    outcome = fault_outcome(
+        "timeout",
+        version,
+        "req-9",
         logs=[LogRecord(1.5, "info", "starting"), LogRecord(2.0, "error", "x")],
     )
 
@@ -271,7 +271,7 @@ def test_outcome_entries_carry_logs_and_platform_events(tmp_path: Path) -> None:
     assert [(e.kind, e.level, e.message) for e in entries] == [
         ("function", "info", "starting"),
         ("function", "error", "x"),
-        ("platform", "error", "timed out after 5000 ms: instance killed (504)"),
+        ("platform", "error", "function users timed out after 5000 ms (504)"),
     ]
     assert all(
         (e.app, e.environment, e.release, e.function, e.request_id)

@@ -18,9 +18,9 @@ import pytest
 from function_harness import AS_ROOT, Functions, alive, async_wait_for, invocation
 
 from edge.runtime.invocation import FunctionVersion, Outcome
-from edge.runtime.limits import function_ids
-from edge.runtime.pool import PythonPool
-from edge.runtime.pools import Pools
+from edge.runtime.python.pool import PythonPool
+from edge.runtime.registry import PoolRegistry
+from edge.uids import function_ids
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def functions(tmp_path: Path) -> Functions:
     return Functions(tmp_path)
 
 
-async def call(pools: Pools, version: FunctionVersion, **request: object) -> Outcome:
+async def call(pools: PoolRegistry, version: FunctionVersion, **request: object) -> Outcome:
     pool = await pools.get_or_start(version)
     return await pool.invoke(invocation(**request))  # type: ignore[arg-type]
 
@@ -70,7 +70,7 @@ def test_each_kind_of_return_value_becomes_its_response(functions: Functions) ->
         "as_response": (201, "application/json", b'{"created": true}'),
     }
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         for handler, (status, ctype, body) in expected.items():
             outcome = await call(pools, functions.version(KINDS, name="kinds", handler=handler))
             assert (outcome.status, outcome.body, outcome.error) == (status, body, None)
@@ -100,7 +100,7 @@ def handle(request):
 def test_the_function_receives_the_request_and_its_env(functions: Functions) -> None:
     version = functions.version(ECHO, env={"TABLE": "users"})
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await pools.get_or_start(version)
         request = invocation(
             "/api/users/42",
@@ -148,7 +148,7 @@ def test_platform_secrets_are_invisible_to_functions(
     monkeypatch.setenv("EDGE_TOKEN", "tok-s3cret")
     version = functions.version(SNOOP, app="snoop")
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         got = as_json(await call(pools, version))
         assert got["environ"] == {"GREETING": "hi"}
         assert "s3cret" not in got["own"]
@@ -176,7 +176,7 @@ def handle(request):
 def test_first_call_is_cold_then_module_state_persists_warm(functions: Functions) -> None:
     version = functions.version(COUNTER)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await pools.get_or_start(version)
         outcomes = [await pool.invoke(invocation()) for _ in range(3)]
         answers = [as_json(o) for o in outcomes]
@@ -206,7 +206,7 @@ async def handle(request):
 def test_async_handlers_run_on_one_event_loop_per_instance(functions: Functions) -> None:
     version = functions.version(ASYNC)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         first = as_json(await call(pools, version))
         second = as_json(await call(pools, version))
         assert (first["calls"], second["calls"]) == (1, 2)  # type: ignore[index]
@@ -233,7 +233,7 @@ def handle(request):
 def test_stdout_stderr_and_logging_are_captured_per_call(functions: Functions) -> None:
     version = functions.version(LOGS)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         for n in ("1", "2"):
             outcome = await call(pools, version, query=f"n={n}")
             lines = [(r.level, r.message) for r in outcome.logs]
@@ -261,13 +261,14 @@ def test_an_uncaught_exception_is_a_generic_500_with_the_traceback_in_logs(
 ) -> None:
     version = functions.version(BOOM, name="boom")
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await pools.get_or_start(version)
         request = invocation()
         outcome = await pool.invoke(request)
         assert outcome.status == 500 and outcome.error == "exception"
         assert json.loads(outcome.body) == {
-            "error": "internal error",
+            "error": "exception",
+            "message": "function boom raised an uncaught exception (the traceback is in its logs)",
             "request_id": request.request_id,
         }
         assert b"ZeroDivision" not in outcome.body
@@ -284,7 +285,7 @@ def test_an_uncaught_exception_is_a_generic_500_with_the_traceback_in_logs(
 def test_works_on_uvloop(functions: Functions) -> None:
     version = functions.version(COUNTER)
 
-    async def scenario(pools: Pools) -> list[int]:
+    async def scenario(pools: PoolRegistry) -> list[int]:
         return [as_json(await call(pools, version))["count"] for _ in range(3)]  # type: ignore[index]
 
     assert functions.run(scenario, uvloop=True) == [1, 2, 3]
@@ -302,7 +303,7 @@ def handle(request):
 def test_max_instances_then_a_bounded_queue_then_503(functions: Functions) -> None:
     version = functions.version(SLOW, max_instances=2)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await pools.get_or_start(version)
         # 2 run, 4 (2 x max_instances) queue, the 7th and 8th are refused at once.
         outcomes = await asyncio.gather(*(pool.invoke(invocation(query="s=0.3")) for _ in range(8)))
@@ -324,7 +325,7 @@ def test_a_queued_request_waits_at_most_the_timeout_then_gets_503(functions: Fun
         outcome = await pool.invoke(invocation(query="s=0.8"))
         return outcome, time.monotonic() - started
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await pools.get_or_start(version)
         assert isinstance(pool, PythonPool)
         # A runs 0-0.8 s; B waits, then runs 0.8-1.6 s; C is still waiting at 1 s.
@@ -340,7 +341,7 @@ def test_a_queued_request_waits_at_most_the_timeout_then_gets_503(functions: Fun
 def test_reap_idle_stops_idle_instances_but_keeps_min_warm(functions: Functions) -> None:
     version = functions.version(SLOW, min_warm=1, max_instances=3)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await pools.get_or_start(version)
         assert isinstance(pool, PythonPool)
         assert len(pool.instance_pids()) == 1  # pre-warmed at start
@@ -361,7 +362,7 @@ def test_reap_idle_stops_idle_instances_but_keeps_min_warm(functions: Functions)
 def test_pools_reap_uses_the_idle_ttl(functions: Functions) -> None:
     version = functions.version(COUNTER)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         first = as_json(await call(pools, version))
         assert await pools.reap(time.monotonic()) == 0
         assert await pools.reap(time.monotonic() + 2) == 1
@@ -378,7 +379,7 @@ def test_pools_reap_uses_the_idle_ttl(functions: Functions) -> None:
 def test_least_recently_used_pool_is_evicted_past_max_pools(functions: Functions) -> None:
     versions = [functions.version(COUNTER, name=f"f{i}") for i in range(3)]
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         started = [await pools.get_or_start(v) for v in versions[:2]]
         for pool in reversed(started):  # f1 then f0: f1 is now the least recently used
             await pool.invoke(invocation())
@@ -396,7 +397,7 @@ def test_least_recently_used_pool_is_evicted_past_max_pools(functions: Functions
 def test_get_or_start_is_single_flight(functions: Functions) -> None:
     version = functions.version(COUNTER)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         started = await asyncio.gather(*(pools.get_or_start(version) for _ in range(5)))
         assert all(pool is started[0] for pool in started)
         assert pools.keys() == [version.key]
@@ -407,7 +408,7 @@ def test_get_or_start_is_single_flight(functions: Functions) -> None:
 def test_retire_drains_in_flight_requests_then_kills_everything(functions: Functions) -> None:
     version = functions.version(SLOW, min_warm=1)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await pools.get_or_start(version)
         assert isinstance(pool, PythonPool)
         template, instance = pool.template_pid, pool.instance_pids()[0]
@@ -438,7 +439,7 @@ def handle(request):
 def test_memory_peak_is_measured_from_outside(functions: Functions) -> None:
     version = functions.version(BIG)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         first = await call(pools, version)
         assert first.status == 200 and first.memory_peak_kb > 20 * 1024
 
@@ -448,7 +449,7 @@ def test_memory_peak_is_measured_from_outside(functions: Functions) -> None:
 def test_pre_warmed_instances_answer_warm(functions: Functions) -> None:
     version = functions.version(COUNTER, min_warm=2)
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pool = await pools.get_or_start(version)
         assert isinstance(pool, PythonPool) and len(pool.instance_pids()) == 2
         outcome = await pool.invoke(invocation())
@@ -462,7 +463,7 @@ def test_zygote_is_exec_time_scrubbed(
 ) -> None:
     monkeypatch.setenv("EDGE_REDIS_URL", "redis://:s3cret@localhost")
 
-    async def scenario(pools: Pools) -> None:
+    async def scenario(pools: PoolRegistry) -> None:
         pid = pools.zygote.pid
         assert pid is not None
         env = dict(

@@ -182,7 +182,7 @@ def test_unknown_names_say_what_was_not_found(store: Store) -> None:
 
 
 def test_bad_app_name_is_rejected(store: Store) -> None:
-    with pytest.raises(EdgeError, match="must be a DNS label"):
+    with pytest.raises(EdgeError, match="is not a DNS label"):
         store.get_or_create_app("-bad-", created_by="admin")
     assert store.list_apps() == []
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.runtime.invocation import FunctionVersion, Invocation
-from edge.runtime.isolate import JsPool, V8Host
+from edge.runtime.js.client import V8Host
+from edge.runtime.js.pool import JsPool
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 EXPECTED_PARSE_PASSES = 869

@@ -21,10 +21,10 @@ from edge.manifest import (
     FunctionSpec,
     Manifest,
     app_name_problem,
-    is_dns_label,
     load_manifest,
     parse_manifest,
 )
+from edge.snapshot import is_label
 from edge.sources import DirSource, GitTreeSource
 
 FULL = """\
@@ -351,8 +351,8 @@ def test_operator_memory_cap() -> None:
 
 
 def test_dns_labels() -> None:
-    assert is_dns_label("a") and is_dns_label("a-b-1") and is_dns_label("0")
-    assert not any(is_dns_label(x) for x in ("", "A", "a_b", "-a", "a-", "a.b", "a" * 64))
+    assert is_label("a") and is_label("a-b-1") and is_label("0")
+    assert not any(is_label(x) for x in ("", "A", "a_b", "-a", "a-", "a.b", "a" * 64))
     assert app_name_problem("shop") is None
     assert app_name_problem("feature--shop") is not None
 

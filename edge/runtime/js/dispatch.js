@@ -1,5 +1,5 @@
 // The host's side of an isolate: runs batches of requests through the module's
-// fetch handler and hands back finished responses (see edge/runtime/v8host.py).
+// fetch handler and hands back finished responses (see edge/runtime/js/host.py).
 //
 // __edge.d(payload) is the only entry point the host calls per batch:
 //   payload = [batch, forget, check]

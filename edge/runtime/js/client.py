@@ -1,13 +1,13 @@
-"""JavaScript function pools, served by one V8 host process per worker.
+"""The worker's client of its V8 host process: one per worker, started on demand.
 
 A runtime worker is a multi-threaded asyncio process that may fork, so it never
-initialises V8 itself. :class:`V8Host` starts ``python -m edge.runtime.v8host``
+initialises V8 itself. :class:`V8Host` starts ``python -m edge.runtime.js.host``
 (a fresh interpreter with a scrubbed environment) and talks to it over a
-socketpair with length-prefixed msgpack frames (:mod:`edge.runtime.protocol`)
-tagged with request ids, so any number of requests are in flight at once. The
-host keeps one V8 isolate per function version. If the host dies, in-flight JS
-requests fail with 502 and the next request starts a new host, whose isolates
-are recreated on demand (a cold start).
+socketpair with frames (:mod:`edge.runtime.wire`) tagged with request ids, so
+any number of requests are in flight at once. The host keeps one V8 isolate
+per function version. If the host dies, in-flight JS requests fail with 502
+and the next request starts a new host, whose isolates are recreated on demand
+(a cold start).
 
 Frames, worker to host::
 
@@ -19,11 +19,6 @@ and host to worker::
 
     ["ok", rid, {"cold_ms": float, "memory_peak_kb": int}] | ["err", rid, message]
     ["resp", rid, status, headers, body, [[ts, level, msg], ...], error, memory_peak_kb, cold_ms]
-
-:class:`JsPool` is the :class:`~edge.runtime.invocation.FunctionPool` of one
-``runtime = "js"`` function version. One isolate serves all of a version's
-concurrent requests, so ``max_instances`` does not apply; instead a pool admits
-at most :data:`MAX_INFLIGHT` requests at once and answers 503 beyond that.
 """
 
 from __future__ import annotations
@@ -34,26 +29,19 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import edge
-from edge.runtime.invocation import (
-    FunctionLoadError,
-    FunctionVersion,
-    Invocation,
-    LogRecord,
-    Outcome,
-)
-from edge.runtime.protocol import HEADER, MAX_FRAME, ProtocolError, decode, encode
+from edge.runtime.invocation import FunctionLoadError
+from edge.runtime.wire import FrameBuffer, ProtocolError, decode, encode
 
 logger = logging.getLogger(__name__)
 
-MAX_INFLIGHT = 1024
-ERRORS = frozenset({None, "exception", "timeout", "memory", "crash", "unavailable"})
-TEXT = [("content-type", "text/plain; charset=utf-8")]
+# The details of the faults the V8 host reports: it sends a fault's kind, and
+# the worker words it (edge.runtime.faults).
+HOST_REASONS = {"crash": "crashed: its isolate was replaced", "unavailable": "it is not loaded"}
 
 
 class HostDiedError(Exception):
@@ -62,7 +50,7 @@ class HostDiedError(Exception):
 
 def host_command(*args: str) -> list[str]:
     """The argv that starts a V8 host (or checker) in a fresh interpreter."""
-    return [sys.executable, "-m", "edge.runtime.v8host", *args]
+    return [sys.executable, "-m", "edge.runtime.js.host", *args]
 
 
 def host_env() -> dict[str, str]:
@@ -91,31 +79,20 @@ class FrameProtocol(asyncio.Protocol):
     def __init__(self, on_frame: Callable[[Any], None], on_lost: Callable[[], None]) -> None:
         self._on_frame = on_frame
         self._on_lost = on_lost
-        self._buf = bytearray()
+        self._frames = FrameBuffer()
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
-        buf = self._buf
-        buf += data
-        start = 0
+        self._frames.feed(data)
         try:
-            while len(buf) - start >= HEADER.size:
-                (size,) = HEADER.unpack_from(buf, start)
-                if size > MAX_FRAME:
-                    raise ProtocolError(f"frame of {size} bytes exceeds the limit")
-                end = start + HEADER.size + size
-                if len(buf) < end:
-                    break
-                frame = decode(bytes(buf[start + HEADER.size : end]))
-                start = end
-                self._on_frame(frame)
+            while (payload := self._frames.next()) is not None:
+                self._on_frame(decode(payload))
         except ProtocolError as exc:
             logger.error("closing connection: %s", exc)
             self.close()
-        del buf[:start]
 
     def send(self, message: Any) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -310,150 +287,3 @@ class V8Host:
             await proc.wait()
         if self._reapers:
             await asyncio.gather(*self._reapers, return_exceptions=True)
-
-
-def _request_url(inv: Invocation) -> str:
-    if "://" in inv.url:
-        return inv.url
-    host = next((v for k, v in inv.headers if k.lower() == "host"), "localhost")
-    query = f"?{inv.query_string}" if inv.query_string else ""
-    return f"http://{host}{inv.path}{query}"
-
-
-class JsPool:
-    """The :class:`~edge.runtime.invocation.FunctionPool` of one JS function version.
-
-    Args:
-        version: the function version (``runtime == "js"``).
-        host: the worker's shared :class:`V8Host`.
-    """
-
-    def __init__(self, version: FunctionVersion, host: V8Host) -> None:
-        self.version = version
-        self.last_used = time.monotonic()
-        self._host = host
-        self._inflight = 0
-        self._closed = False
-        self._registered = False
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def _spec(self) -> dict[str, Any]:
-        v = self.version
-        try:
-            source = (v.root / v.path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise FunctionLoadError(f"{v.path}: cannot read the module: {exc}") from None
-        return {
-            "name": v.name,
-            "filename": v.path,
-            "source": source,
-            "memory_mb": v.memory_mb,
-            "timeout_ms": v.timeout_ms,
-            "env": dict(v.env),
-        }
-
-    async def start(self) -> None:
-        """Read the module and create its isolate (pre-warm).
-
-        Raises:
-            FunctionLoadError: the module does not compile or evaluate, with V8's message.
-        """
-        self._register()
-        try:
-            await self._host.load(self.version.key)
-        except HostDiedError as exc:
-            raise FunctionLoadError(f"{self.version.path}: {exc}") from None
-
-    def _register(self) -> None:
-        if not self._registered:
-            self._host.register(self.version.key, self._spec())
-            self._registered = True
-
-    async def invoke(self, invocation: Invocation) -> Outcome:
-        """Run one request in the version's isolate (loading it on first use);
-        faults become 5xx outcomes."""
-        started = time.perf_counter()
-        self.last_used = time.monotonic()
-        if self._closed:
-            return self._fail(503, "unavailable", "is not available", started)
-        if self._inflight >= MAX_INFLIGHT:
-            return self._fail(503, "overloaded", "is overloaded", started)
-        self._inflight += 1
-        self._idle.clear()
-        try:
-            return await self._invoke(invocation, started)
-        finally:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.set()
-
-    async def _invoke(self, inv: Invocation, started: float) -> Outcome:
-        key = self.version.key
-        headers = [[k.lower(), v] for k, v in inv.headers]
-        frame = [inv.method, _request_url(inv), headers, inv.body, inv.params]
-        try:
-            self._register()
-            info, cold = await self._host.load(key)
-            reply = await self._host.invoke(key, frame)
-        except FunctionLoadError as exc:
-            logger.error("%s: load failed: %s", self.version.name, exc)
-            return self._fail(502, "crash", "failed to load", started)
-        except HostDiedError:
-            return self._fail(502, "crash", "crashed (the V8 host process died)", started)
-        return self._outcome(reply, info["cold_ms"] if cold else 0.0, started)
-
-    def _outcome(self, reply: list[Any], load_ms: float, started: float) -> Outcome:
-        # APPSEC: the host runs untrusted code, so its frames are checked like input.
-        try:
-            _, _, status, headers, body, logs, error, peak_kb, cold_ms = reply
-            if not (isinstance(status, int) and isinstance(body, bytes) and error in ERRORS):
-                raise TypeError("bad reply")
-            cold_ms = max(float(cold_ms), load_ms)
-            return Outcome(
-                status=status,
-                headers=[(str(k), str(v)) for k, v in headers],
-                body=body,
-                cold=cold_ms > 0,
-                cold_ms=cold_ms,
-                duration_ms=(time.perf_counter() - started) * 1000,
-                error=error,
-                logs=[LogRecord(float(ts), str(level), str(msg)) for ts, level, msg in logs],
-                memory_peak_kb=int(peak_kb),
-            )
-        except (TypeError, ValueError) as exc:
-            logger.error("%s: malformed reply from the V8 host: %s", self.version.name, exc)
-            return self._fail(502, "crash", "crashed (malformed reply)", started)
-
-    def _fail(self, status: int, error: str, what: str, started: float) -> Outcome:
-        body = f"function '{self.version.name}' {what}\n".encode()
-        return Outcome(
-            status=status,
-            headers=list(TEXT),
-            body=body,
-            error=error,
-            duration_ms=(time.perf_counter() - started) * 1000,
-        )
-
-    def reap_idle(self, now: float, ttl: float) -> int:
-        """Unload the isolate when idle past ``ttl`` and ``min_warm`` is 0."""
-        idle = now - self.last_used > ttl and self._inflight == 0
-        if idle and self.version.min_warm == 0 and self._host.is_loaded(self.version.key):
-            self._host.unload(self.version.key)
-            return 1
-        return 0
-
-    async def close(self, drain: bool = True) -> None:
-        """Stop taking requests; with ``drain``, wait (bounded) for in-flight ones."""
-        self._closed = True
-        if drain and self._inflight:
-            bound = self.version.timeout_ms / 1000 + 1.0
-            try:
-                await asyncio.wait_for(self._idle.wait(), bound)
-            except TimeoutError:
-                logger.warning(
-                    "%s: closing with %d requests in flight", self.version.name, self._inflight
-                )
-        if self._registered:
-            self._registered = False
-            self._host.unregister(self.version.key)

@@ -1,14 +1,21 @@
 """Python function pools: the warm instances of one function version, per worker.
 
-A worker holds one :class:`~edge.runtime.link.Zygote` and a :class:`~edge.runtime.pools.Pools`
-registry of :class:`PythonPool` (and JavaScript pools from an injected
-factory). A pool asks the zygote for a template (which imports the function;
+A worker holds one :class:`~edge.runtime.python.client.Zygote`; its
+:class:`~edge.runtime.registry.PoolRegistry` holds a :class:`PythonPool` per
+Python function version. A pool asks the zygote for a template (which imports the function;
 a failure raises :class:`~edge.runtime.invocation.FunctionLoadError`), then
 forks instances from it: pre-warmed (``min_warm``), on demand (the cold
 start), up to ``max_instances`` at once. Beyond that requests wait in a
 bounded queue, then get 503. Every limit is enforced from here, outside the
 function: the timeout (SIGKILL and 504), memory (502), crashes (502, the
-instance is replaced on the next request), malformed replies (502).
+instance is replaced on the next request), malformed replies (502), each
+answered through the fault table (:mod:`edge.runtime.faults`).
+
+Instance slots are counted in one place, shaped like gunicorn's
+``manage_workers``: :meth:`PythonPool._reserve` takes a slot (up to
+``max_instances``), :meth:`PythonPool._fill` turns it into an instance or
+:meth:`PythonPool._unreserve` gives it back, and :meth:`PythonPool._converge`
+hands free slots to queued requests first, then tops the pool up to ``min_warm``.
 
 All bookkeeping happens on the worker's event loop; nothing here blocks.
 """
@@ -19,9 +26,10 @@ import asyncio
 import collections
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
-from edge.runtime.channel import CallTimeout, ExitInfo, InstanceChannel, SpawnError
+from edge.runtime.faults import fault_outcome
 from edge.runtime.invocation import (
     FunctionLoadError,
     FunctionVersion,
@@ -29,10 +37,11 @@ from edge.runtime.invocation import (
     LogRecord,
     Outcome,
 )
-from edge.runtime.limits import Limits
-from edge.runtime.link import TemplateLink, TemplateSource, Zygote
-from edge.runtime.protocol import PeerClosed, ProtocolError
-from edge.runtime.reply import InvalidReply, error_outcome, parse_reply, request_frame
+from edge.runtime.python.client import TemplateLink, TemplateSource, Zygote
+from edge.runtime.python.frames import InvalidReply, parse_reply, request_frame
+from edge.runtime.python.process.sandbox import Limits
+from edge.runtime.python.sockets import CallTimeout, ExitInfo, InstanceChannel, SpawnError
+from edge.runtime.wire import PeerClosed, ProtocolError
 
 __all__ = ["PythonPool", "Zygote"]
 
@@ -108,9 +117,10 @@ class PythonPool:
     async def start(self) -> None:
         """Load the function (raises FunctionLoadError) and pre-warm ``min_warm``."""
         await self._templates.get()
-        warm = min(self.version.min_warm, self.version.max_instances)
-        self._starting += warm
-        await asyncio.gather(*(self._prewarm() for _ in range(warm)))
+        warm: list[Coroutine[Any, Any, None]] = []
+        while len(warm) < self.version.min_warm and self._reserve():
+            warm.append(self._prewarm())
+        await asyncio.gather(*warm)
 
     async def invoke(self, invocation: Invocation) -> Outcome:
         """Run one request; function faults become 5xx Outcomes, never exceptions."""
@@ -181,18 +191,61 @@ class PythonPool:
         """What the function's module printed or logged while it was imported."""
         return self._templates.load_logs
 
-    # -- leasing -------------------------------------------------------------
+    # -- leasing: every instance slot is reserved and freed here -------------
 
     def _total(self) -> int:
         return len(self._idle) + len(self._busy) + self._starting
+
+    def _reserve(self) -> bool:
+        """Take a slot for an instance about to start, if ``max_instances`` allows."""
+        if self._total() >= self.version.max_instances:
+            return False
+        self._starting += 1
+        return True
+
+    async def _fill(self) -> InstanceChannel:
+        """Start an instance in a reserved slot; it comes back busy.
+
+        If it cannot start, the slot goes to a queued request, if any; it is not
+        refilled at once, so a function that cannot start does not crash-loop.
+        """
+        try:
+            instance = await self._spawn()
+        except BaseException:
+            self._unreserve(top_up=False)
+            raise
+        self._starting -= 1  # the slot now holds the instance
+        self._busy.add(instance)
+        return instance
+
+    def _unreserve(self, *, top_up: bool = True) -> None:
+        """Give back a reserved slot that no instance filled."""
+        self._starting -= 1
+        self._converge(top_up=top_up)
+
+    def _converge(self, *, top_up: bool = True) -> None:
+        """The one step that uses free slots: queued requests first, then ``min_warm``."""
+        while self._waiters:
+            if self._waiters[0].done():
+                self._waiters.popleft()
+            elif self._reserve():
+                self._waiters.popleft().set_result(None)  # it starts an instance itself
+            else:
+                break
+        while top_up and not self._closing and self._total() < self.version.min_warm:
+            if not self._reserve():
+                return
+            task = asyncio.get_running_loop().create_task(self._prewarm())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _lease(self, invocation: Invocation) -> tuple[InstanceChannel, float | None]:
         if self._idle:
             instance = self._idle.pop()
             self._busy.add(instance)
             return instance, None
-        if self._total() < self.version.max_instances:
-            return await self._cold(invocation, reserved=False)
+        if self._reserve():
+            return await self._cold(invocation)
         if len(self._waiters) >= self._queue_limit:
             raise _Refused(self._overloaded(invocation))
         return await self._queue(invocation)
@@ -213,8 +266,8 @@ class PythonPool:
             raise _Refused(self._overloaded(invocation))
         if got is _CLOSED:
             raise _Refused(self._shutting_down(invocation))
-        if got is None:  # a slot was freed and reserved for us: start an instance
-            return await self._cold(invocation, reserved=True)
+        if got is None:  # a slot was reserved for us: start an instance in it
+            return await self._cold(invocation)
         return got, None
 
     def _expire(self, waiter: asyncio.Future[Any]) -> None:
@@ -231,34 +284,22 @@ class PythonPool:
             if isinstance(got, InstanceChannel):
                 self._release(got, answered=False)
             elif got is None:
-                self._starting -= 1
-                self._slot_freed()
+                self._unreserve()
 
-    async def _cold(
-        self, invocation: Invocation, *, reserved: bool
-    ) -> tuple[InstanceChannel, float]:
-        if not reserved:
-            self._starting += 1
+    async def _cold(self, invocation: Invocation) -> tuple[InstanceChannel, float]:
+        """Start an instance for this request in the slot reserved for it."""
         started = time.perf_counter()
         try:
-            instance = await self._spawn()
+            instance = await self._fill()
         except (SpawnError, PeerClosed, FunctionLoadError) as exc:
-            self._starting -= 1
-            self._slot_freed()
             raise _Refused(
-                error_outcome(
-                    invocation,
-                    503,
+                fault_outcome(
                     "unavailable",
-                    f"function {self.version.name} could not start an instance: {exc}",
+                    self.version,
+                    invocation.request_id,
+                    reason=f"could not start an instance: {exc}",
                 )
             ) from None
-        except BaseException:
-            self._starting -= 1
-            self._slot_freed()
-            raise
-        self._starting -= 1
-        self._busy.add(instance)
         return instance, (time.perf_counter() - started) * 1000
 
     def _release(self, instance: InstanceChannel, *, answered: bool = True) -> None:
@@ -276,26 +317,6 @@ class PythonPool:
                 return
         self._idle.append(instance)
 
-    def _slot_freed(self) -> None:
-        """Room for one more instance: give it to a queued request, or top up."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._starting += 1  # reserved for that request
-                waiter.set_result(None)
-                return
-        self._top_up()
-
-    def _top_up(self) -> None:
-        """Start instances in the background until ``min_warm`` are live."""
-        for _ in range(self.version.min_warm - self._total()):
-            if self._closing:
-                return
-            self._starting += 1  # reserved now, so a second top-up does not overshoot
-            task = asyncio.get_running_loop().create_task(self._prewarm())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
     # -- calls ---------------------------------------------------------------
 
     async def _run(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
@@ -311,12 +332,7 @@ class PythonPool:
                 instance.pid,
                 timeout_ms,
             )
-            return error_outcome(
-                invocation,
-                504,
-                "timeout",
-                f"function {self.version.name} timed out after {timeout_ms} ms",
-            )
+            return fault_outcome("timeout", self.version, invocation.request_id)
         except PeerClosed:
             return await self._died(instance, invocation)
         except ProtocolError as exc:
@@ -335,15 +351,13 @@ class PythonPool:
         if instance.calls % SAMPLE_EVERY == 0:
             instance.sample_memory()
         self._release(instance)
-        return Outcome(
-            status,
-            headers,
-            body,
-            duration_ms=duration_ms,
-            error=error,
-            logs=logs,
-            memory_peak_kb=instance.memory_peak_kb,
-        )
+        if error == "exception":
+            outcome = fault_outcome("exception", self.version, invocation.request_id, logs=logs)
+        else:
+            outcome = Outcome(status, headers, body, logs=logs)
+        outcome.duration_ms = duration_ms
+        outcome.memory_peak_kb = instance.memory_peak_kb
+        return outcome
 
     async def _died(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
         if self._closing:
@@ -353,67 +367,62 @@ class PythonPool:
             return self._memory(instance, invocation, [])
         reason = info.describe() if info is not None else "closed its connection"
         logger.warning("function %s: instance %d %s", self._label, instance.pid, reason)
-        outcome = error_outcome(invocation, 502, "crash", f"function {self.version.name} {reason}")
-        outcome.memory_peak_kb = instance.memory_peak_kb
-        return outcome
+        return fault_outcome(
+            "crash",
+            self.version,
+            invocation.request_id,
+            memory_peak_kb=instance.memory_peak_kb,
+            reason=reason,
+        )
 
     def _memory(
         self, instance: InstanceChannel, invocation: Invocation, logs: list[LogRecord]
     ) -> Outcome:
-        limit = self.version.memory_mb
         logger.warning(
             "function %s: instance %d killed: memory limit %d MB exceeded",
             self._label,
             instance.pid,
-            limit,
+            self.version.memory_mb,
         )
-        outcome = error_outcome(
-            invocation,
-            502,
+        return fault_outcome(
             "memory",
-            f"function {self.version.name}: memory limit of {limit} MB exceeded",
+            self.version,
+            invocation.request_id,
+            logs=logs,
+            memory_peak_kb=instance.memory_peak_kb,
         )
-        outcome.logs = logs
-        outcome.memory_peak_kb = instance.memory_peak_kb
-        return outcome
 
     def _invalid(self, instance: InstanceChannel, invocation: Invocation, why: str) -> Outcome:
         instance.kill()
         logger.warning(
             "function %s: instance %d killed: invalid response: %s", self._label, instance.pid, why
         )
-        outcome = error_outcome(
-            invocation, 502, "crash", f"invalid response from function {self.version.name}"
+        return fault_outcome(
+            "invalid_response",
+            self.version,
+            invocation.request_id,
+            logs=[LogRecord(time.time(), "error", f"invalid response: {why}")],
         )
-        outcome.logs = [LogRecord(time.time(), "error", f"invalid response: {why}")]
-        return outcome
 
     def _shutting_down(self, invocation: Invocation) -> Outcome:
-        return error_outcome(
-            invocation, 503, "unavailable", f"function {self.version.name} is shutting down"
+        return fault_outcome(
+            "unavailable", self.version, invocation.request_id, reason="it is shutting down"
         )
 
     def _overloaded(self, invocation: Invocation) -> Outcome:
-        return error_outcome(
-            invocation,
-            503,
-            "overloaded",
-            f"function {self.version.name} is at its limit of {self.version.max_instances} "
-            "instances; retry later",
-            [("retry-after", "1")],
+        return fault_outcome(
+            "overloaded", self.version, invocation.request_id, limit=self.version.max_instances
         )
 
     # -- processes -----------------------------------------------------------
 
     async def _prewarm(self) -> None:
-        """Start one instance into the idle list (its slot is already reserved)."""
+        """Start one instance in a reserved slot, into the idle list (or to a waiter)."""
         try:
-            instance = await self._spawn()
+            instance = await self._fill()
         except (SpawnError, PeerClosed, FunctionLoadError) as exc:
             logger.warning("function %s: could not pre-warm an instance: %s", self._label, exc)
             return
-        finally:
-            self._starting -= 1
         self._release(instance, answered=False)
         instance.last_used = time.monotonic()
 
@@ -435,7 +444,7 @@ class PythonPool:
         elif instance not in self._busy:
             return
         self._busy.discard(instance)
-        self._slot_freed()
+        self._converge()
 
     def _on_instance_exit(self, info: ExitInfo) -> None:
         instance = self._by_pid.pop(info.pid, None)
@@ -454,4 +463,4 @@ class PythonPool:
         # Pre-warm again from a new template, unless this one died young: a
         # template that cannot stay up waits for demand instead of crash-looping.
         if time.monotonic() - template.started >= MIN_TEMPLATE_LIFE_S:
-            self._top_up()
+            self._converge()

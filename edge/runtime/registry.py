@@ -1,8 +1,8 @@
 """One worker's registry of warm pools: start on demand, LRU cap, idle reaping.
 
-Python versions get a :class:`~edge.runtime.pool.PythonPool` on the worker's
+Python versions get a :class:`~edge.runtime.python.pool.PythonPool` on the worker's
 zygote; JavaScript versions a pool from the injected ``js_factory``
-(:class:`~edge.runtime.isolate.JsPool`).
+(:class:`~edge.runtime.js.pool.JsPool`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import logging
 from collections.abc import Callable
 
 from edge.runtime.invocation import FunctionLoadError, FunctionPool, FunctionVersion
-from edge.runtime.limits import Limits
-from edge.runtime.link import Zygote
-from edge.runtime.pool import PythonPool
+from edge.runtime.python.client import Zygote
+from edge.runtime.python.pool import PythonPool
+from edge.runtime.python.process.sandbox import Limits
 
 logger = logging.getLogger(__name__)
 
@@ -22,14 +22,14 @@ logger = logging.getLogger(__name__)
 PoolFactory = Callable[[FunctionVersion], FunctionPool]
 
 
-class Pools:
+class PoolRegistry:
     """One worker's pools, keyed by :attr:`FunctionVersion.key`.
 
     Args:
         zygote: the worker's :class:`Zygote`, or a factory building it on first need.
         max_pools: warm pools kept; past it the least recently used one is retired.
         idle_ttl: seconds an instance may idle before :meth:`reap` stops it.
-        js_factory: builds the pool of a ``"js"`` version (``edge.runtime.isolate``).
+        js_factory: builds the pool of a ``"js"`` version (``edge.runtime.js.pool``).
         on_evict: told of each version whose pool goes to make room (a platform event).
         limits: process and file limits of Python function processes.
     """

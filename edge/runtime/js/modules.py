@@ -18,10 +18,10 @@ runs inside ``async function (__edge_exports) { "use strict"; ... }``, so
 top-level ``await`` works and top-level names stay private to the module.
 
 :func:`check_js` and :func:`check_js_many` parse modules in V8 inside a
-short-lived ``python -m edge.runtime.v8host --check`` process, because the
+short-lived ``python -m edge.runtime.js.host --check`` process, because the
 caller (the git hook, a runtime worker) may fork and V8 must not be
 initialised in a process that later forks. :func:`evaluate_module` runs a module
-in an isolate of the V8 host (:mod:`edge.runtime.v8host`); the functions at
+in an isolate of the V8 host (:mod:`edge.runtime.js.host`); the functions at
 the end encode requests for, and check responses from, ``js/dispatch.js``.
 """
 
@@ -44,7 +44,7 @@ from typing import Any, BinaryIO
 from py_mini_racer import JSEvalException, JSOOMException, JSParseException, MiniRacer
 from py_mini_racer._exc import JSTerminatedException
 
-from edge.runtime.isolate import host_command, host_env
+from edge.runtime.js.client import host_command, host_env
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def check_js(source: str, filename: str) -> str | None:
 
 
 def main() -> int:
-    """Entry for ``python -m edge.runtime.v8host --check``."""
+    """Entry for ``python -m edge.runtime.js.host --check``."""
     return serve_checks(sys.stdin.buffer, sys.stdout.buffer)
 
 

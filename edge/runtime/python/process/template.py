@@ -1,7 +1,7 @@
 """A function template: the forked process that imported one function version.
 
 Forked by the zygote per :class:`~edge.runtime.invocation.FunctionVersion`. It
-enters the sandbox (``edge.runtime.limits``), imports the entry module and
+enters the sandbox (``edge.runtime.python.process.sandbox``), imports the entry module and
 resolves the handler, tells the worker ``ready`` (or ``error`` with the
 traceback, then exits with :data:`EXIT_BOOT_ERROR`), and from then on forks an
 instance for every ``spawn`` the worker sends: the fork is the cold start. The
@@ -14,7 +14,7 @@ a ``spawn`` hands the spare over at once. The next spare is forked once the
 template has been idle for ``SPARE_DELAY_MS``, so that fork does not compete
 for CPU with the first request of the instance just handed over.
 
-Control messages (seqpacket, see ``edge.runtime.protocol``):
+Control messages (seqpacket, see ``edge.runtime.wire``):
 
 * template -> worker: ``{op: ready, logs}`` | ``{op: error, message, logs}``,
   ``{op: spawned, pid}`` + the instance socket, ``{op: spawn_failed, message}``,
@@ -37,9 +37,10 @@ from pathlib import PurePosixPath
 from types import ModuleType
 from typing import Any
 
-from edge.runtime import limits
-from edge.runtime.instance import Capture, Handler, Instance
-from edge.runtime.supervisor import Supervisor
+from edge.runtime.python.process import sandbox
+from edge.runtime.python.process.instance import Capture, Handler, Instance
+from edge.runtime.python.process.supervisor import Supervisor
+from edge.uids import function_ids
 
 # Reserved exit code: the function failed to boot (gunicorn's WORKER_BOOT_ERROR).
 EXIT_BOOT_ERROR = 3
@@ -66,7 +67,7 @@ class Template(Supervisor):
         super().__init__(sock)
         self.spec = spec
         self.capture = Capture()
-        self.pins = limits.PathPins()
+        self.pins = sandbox.PathPins()
         self.handler: Handler | None = None
         self.spare: tuple[int, socket.socket] | None = None
 
@@ -94,18 +95,19 @@ class Template(Supervisor):
         """Everything before function code runs. APPSEC: order matters."""
         spec = self.spec
         os.setsid()  # own session: terminal signals to the platform do not reach it
-        limits.redirect_stdio()
+        sandbox.redirect_stdio()
         root = spec["root"]
         self.pins.pin([*sys.path, root])
-        limits.close_inherited_fds([self.sock.fileno(), *self.pins.fds()])
+        sandbox.close_inherited_fds([self.sock.fileno(), *self.pins.fds()])
         os.chdir(root)
-        separate = limits.privileged()
-        limits.limit_resources(limits.Limits(spec["nofile"], spec["nproc"]), separate_uid=separate)
+        separate = sandbox.privileged()
+        limits = sandbox.Limits(spec["nofile"], spec["nproc"])
+        sandbox.limit_resources(limits, separate_uid=separate)
         if separate:
-            limits.drop_privileges(*limits.function_ids(spec["app"], spec["app_id"]))
-        limits.harden()
-        limits.die_with_parent(os.getppid())
-        limits.become_subreaper()
+            sandbox.drop_privileges(*function_ids(spec["app"], spec["app_id"]))
+        sandbox.harden()
+        sandbox.die_with_parent(os.getppid())
+        sandbox.become_subreaper()
         sys.path.insert(0, root)
         self.pins.apply()
         sys.dont_write_bytecode = True
@@ -116,7 +118,7 @@ class Template(Supervisor):
         """Import the entry module under the memory limit and resolve the handler."""
         spec = self.spec
         self.capture.install()
-        limits.limit_memory(spec["memory_mb"])
+        sandbox.limit_memory(spec["memory_mb"])
         module = _import_entry(sys.path[0], spec["path"])
         handler = getattr(module, spec["handler"], None)
         where = f"{spec['path']}:{spec['handler']}"
@@ -181,8 +183,8 @@ class Template(Supervisor):
         parent = os.getppid()
         self.forget_signals()
         os.setpgid(0, 0)  # its own group: killing it kills what it forked
-        limits.close_inherited_fds([sock.fileno(), *self.pins.fds()])
-        limits.die_with_parent(parent)
+        sandbox.close_inherited_fds([sock.fileno(), *self.pins.fds()])
+        sandbox.die_with_parent(parent)
         assert self.handler is not None
         return Instance(sock, self.handler, self.spec["env"], self.capture).run()
 
@@ -207,7 +209,7 @@ def _import_entry(root: str, path: str) -> ModuleType:
 
 def _describe(exc: BaseException) -> str:
     """The traceback of a load failure, without the platform's own frames."""
-    if isinstance(exc, LoadError | limits.SandboxError):
+    if isinstance(exc, LoadError | sandbox.SandboxError):
         return str(exc)
     info = traceback.TracebackException.from_exception(exc)
     info.stack = traceback.StackSummary.from_list(

@@ -16,7 +16,7 @@ import signal
 import socket
 from typing import Any
 
-from edge.runtime.protocol import (
+from edge.runtime.wire import (
     PeerClosed,
     ProtocolError,
     close_fds,

@@ -1,10 +1,13 @@
 """One runtime worker's state: the route table, its pools, its link to the platform.
 
-A deploy is a new generation, not an edit: :meth:`Node.reload` reads the
+One :class:`Worker` per gunicorn worker process, built by its composition root
+(:func:`edge.runtime.server.load_app`).
+
+A deploy is a new generation, not an edit: :meth:`Worker.reload` reads the
 store's routing snapshot, starts (and pre-warms) pools for function versions it
 does not run yet, switches the table by reference, acknowledges, then drains
 and closes the pools nothing routes to any more. Unchanged functions keep
-their warm pools. If Redis or the database is down, the node keeps serving the
+their warm pools. If Redis or the database is down, the worker keeps serving the
 table it has and catches up when they return (a periodic check of the store's
 routes version covers lost events).
 """
@@ -26,11 +29,12 @@ from edge import commands
 from edge.config import Config
 from edge.logstream import LogWriter, platform_event
 from edge.metrics import MetricsRecorder
-from edge.platform.store import Store
 from edge.runtime.accesslog import AccessLog
 from edge.runtime.bundles import ensure_local
 from edge.runtime.invocation import FunctionLoadError, FunctionPool, FunctionVersion
+from edge.runtime.registry import PoolRegistry
 from edge.runtime.table import RouteTable
+from edge.snapshot import RoutingSource
 
 logger = logging.getLogger(__name__)
 
@@ -45,22 +49,22 @@ def async_redis(url: str) -> redis_async.Redis:
     return redis_async.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=15)
 
 
-class Node:
+class Worker:
     """The per-worker composition of route table, pools and background tasks.
 
     Args:
         config: runtime configuration.
-        store: read access to the routing snapshot.
+        store: read access to the routing snapshot (the control plane's store).
         redis_client: for commands, heartbeats and acks.
-        pools: the worker's pool registry (``edge.runtime.pool.Pools``).
+        pools: the worker's pool registry .
     """
 
     def __init__(
         self,
         config: Config,
-        store: Store,
+        store: RoutingSource,
         redis_client: redis_async.Redis,
-        pools: object,
+        pools: PoolRegistry,
         *,
         clock: Callable[[], float] = time.monotonic,
         closing: list[Callable[[], Awaitable[None]]] | None = None,
@@ -106,7 +110,7 @@ class Node:
                 await task
         with contextlib.suppress(RedisError, OSError):
             await commands.forget_worker(self.redis, self.worker_id)
-        await self.pools.close()  # type: ignore[attr-defined]
+        await self.pools.close()
         for close in self._closing:
             await close()
         self.access.close()
@@ -118,7 +122,7 @@ class Node:
 
     async def pool(self, version: FunctionVersion) -> FunctionPool:
         """The warm pool of ``version``, started on demand (e.g. after LRU eviction)."""
-        return await self.pools.get_or_start(version)  # type: ignore[attr-defined]
+        return await self.pools.get_or_start(version)
 
     def request_reload(self) -> None:
         self._wanted.set()
@@ -159,10 +163,7 @@ class Node:
     async def _start_pools(self, table: RouteTable) -> dict[str, str]:
         wanted = list(table.versions().values())
         results = await asyncio.gather(
-            *(
-                self.pools.get_or_start(v)  # type: ignore[attr-defined]
-                for v in wanted
-            ),
+            *(self.pools.get_or_start(v) for v in wanted),
             return_exceptions=True,
         )
         failures: dict[str, str] = {}
@@ -201,7 +202,7 @@ class Node:
         keep = new.versions()
         for key in old.versions():
             if key not in keep:
-                task = asyncio.create_task(self.pools.retire(key))  # type: ignore[attr-defined]
+                task = asyncio.create_task(self.pools.retire(key))
                 self._retiring.add(task)
                 task.add_done_callback(self._retiring.discard)
 
@@ -276,6 +277,6 @@ class Node:
         while True:
             await asyncio.sleep(REAP_S)
             try:
-                await self.pools.reap(self.clock())  # type: ignore[attr-defined]
+                await self.pools.reap(self.clock())
             except Exception:
                 logger.exception("reaping idle instances failed")

@@ -1,8 +1,8 @@
 """A function instance: the forked process that runs one request at a time.
 
-Runs in a child forked from a template (see ``edge.runtime.template``), which
+Runs in a child forked from a template (see ``edge.runtime.python.process.template``), which
 already imported the function and set up the sandbox. Frames on the instance
-socket are length-prefixed msgpack (``edge.runtime.protocol``):
+socket are length-prefixed msgpack (``edge.runtime.wire``):
 
 * request: ``{method, url, path, query, headers, body, params, id}``
 * reply: ``{status, headers, body, logs, error}`` where ``logs`` is a list of
@@ -18,7 +18,6 @@ Everything written to ``sys.stdout`` (level ``info``), ``sys.stderr``
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import select
@@ -29,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from edge.function import Request, to_response
-from edge.runtime.protocol import HEADER, MAX_FRAME, ProtocolError, decode, encode
+from edge.runtime.wire import FrameBuffer, ProtocolError, decode, encode
 
 # Reserved exit code: the instance hit its memory limit (cf. gunicorn's
 # WORKER_BOOT_ERROR for a reserved "failed to boot" code).
@@ -41,12 +40,13 @@ MAX_MESSAGE = 16 * 1024
 # with bytes(), i.e. calloc: it counts against RLIMIT_DATA but its pages are
 # never touched, so it costs no time at fork.
 BALLAST_BYTES = 256 * 1024
-_JSON = [("content-type", "application/json")]
 # Bytes asked of each recv(). Below glibc's mmap threshold (128 KiB) on
 # purpose: recv(n) allocates n bytes and then shrinks them, and an mmap'ed
 # buffer costs an mmap, a page fault, an mremap and a munmap on every call
 # (~12 us, measured, for a 300-byte request).
 RECV_BYTES = 64 * 1024
+# An uncaught exception: the worker answers it from its fault table.
+_INTERNAL_ERROR = {"status": 500, "headers": [], "body": b"", "error": "exception"}
 
 Handler = Callable[[Request], Any]
 
@@ -164,7 +164,7 @@ class Instance:
         self.env = dict(env)
         self.capture = capture
         self.pid = os.getpid()
-        self._buffer = bytearray()
+        self._frames = FrameBuffer()
         # Wait for a request in poll(), not in a blocking recv(): the worker
         # reading our reply frees socket buffer space, and the kernel then wakes
         # every task sleeping in recv() on this socket (unix_write_space), only
@@ -204,22 +204,15 @@ class Instance:
         self.sock.close()
 
     def _read_frame(self) -> bytes | None:
-        buffer = self._buffer
-        while True:
-            if len(buffer) >= HEADER.size:
-                (size,) = HEADER.unpack_from(buffer)
-                if size > MAX_FRAME:
-                    raise ProtocolError(f"request frame of {size} bytes")
-                end = HEADER.size + size
-                if len(buffer) >= end:
-                    frame = bytes(buffer[HEADER.size : end])
-                    del buffer[:end]
-                    return frame
+        """The next request's payload; ``None`` when the worker closed the socket."""
+        frames = self._frames
+        while (payload := frames.next()) is None:
             self._poller.poll()
             chunk = self.sock.recv(RECV_BYTES)
             if not chunk:
                 return None
-            buffer += chunk
+            frames.feed(chunk)
+        return payload
 
     def _answer(self, frame: bytes) -> bytes:
         message = decode(frame)
@@ -242,7 +235,7 @@ class Instance:
             raise
         except BaseException:  # any failure of function code is a 500
             self.capture.add("error", traceback.format_exc())
-            return encode({**_internal_error(request.request_id), "logs": self.capture.take()})
+            return encode({**_INTERNAL_ERROR, "logs": self.capture.take()})
 
     def _call(self, request: Request) -> dict[str, Any]:
         result = self.handler(request)
@@ -272,8 +265,3 @@ class Instance:
             )
         except BaseException:  # the worker sees the exit status instead
             return
-
-
-def _internal_error(request_id: str) -> dict[str, Any]:
-    body = json.dumps({"error": "internal error", "request_id": request_id}).encode()
-    return {"status": 500, "headers": _JSON, "body": body, "error": "exception"}

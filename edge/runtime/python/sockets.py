@@ -28,10 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from edge.runtime.instance import EXIT_MEMORY
-from edge.runtime.protocol import (
-    HEADER,
-    MAX_FRAME,
+from edge.runtime.python.process.instance import EXIT_MEMORY
+from edge.runtime.wire import (
+    FrameBuffer,
     PeerClosed,
     ProtocolError,
     close_fds,
@@ -196,7 +195,7 @@ class InstanceChannel(asyncio.Protocol):
         self._status_fd = status_fd
         self._on_lost = on_lost
         self._transport: asyncio.Transport | None = None
-        self._buffer = bytearray()
+        self._frames = FrameBuffer()
         self._waiter: asyncio.Future[Any] | None = None
         self._exit_waiter: asyncio.Future[ExitInfo] | None = None
         self.alive = True
@@ -243,23 +242,19 @@ class InstanceChannel(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        if len(buffer) < HEADER.size:
+        frames = self._frames
+        frames.feed(data)
+        try:
+            payload = frames.next()
+        except ProtocolError as exc:
+            self._fail(exc)
             return
-        (size,) = HEADER.unpack_from(buffer)
-        if size > MAX_FRAME:
-            self._fail(ProtocolError(f"reply frame of {size} bytes exceeds {MAX_FRAME}"))
-            return
-        end = HEADER.size + size
-        if len(buffer) < end:
+        if payload is None:
             return
         waiter = self._waiter
-        if len(buffer) > end or waiter is None or waiter.done():
+        if frames.pending or waiter is None or waiter.done():
             self._fail(ProtocolError("unsolicited data from the instance"))
             return
-        payload = bytes(buffer[HEADER.size : end])
-        buffer.clear()
         try:
             waiter.set_result(decode(payload))
         except ProtocolError as exc:

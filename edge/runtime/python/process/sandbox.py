@@ -1,13 +1,12 @@
 """The sandbox of function processes: environment, ids, rlimits, fds.
 
 Everything here runs inside the zygote or its forked children (templates and
-instances), except :func:`function_ids` (also used by the artifact exporter)
-and :func:`zygote_env` (used by the worker to exec the zygote).
+instances), except :func:`zygote_env` (used by the worker to exec the zygote).
 
 What holds, by how the platform runs:
 
 * **As root** (production): each template drops to its app's own uid/gid
-  (:func:`function_ids`) before it imports any function code, with no
+  (:func:`edge.uids.function_ids`) before it imports any function code, with no
   supplementary groups, ``PR_SET_NO_NEW_PRIVS`` and non-dumpable. So a
   function cannot read other apps' release folders (the exporter makes them
   readable by their app's group only) nor the platform's files that are not
@@ -30,7 +29,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import os
 import resource
 import signal
@@ -38,10 +36,6 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-# APPSEC: function uids/gids live in a range no real account uses; one per app.
-FUNCTION_ID_BASE = 200_000
-FUNCTION_ID_SPAN = 800_000
 
 # APPSEC: the only variables of the worker the zygote may inherit: what the
 # interpreter needs to start and import ``edge``. Never EDGE_*, tokens, etc.
@@ -71,32 +65,6 @@ class Limits:
 
 class SandboxError(Exception):
     """The sandbox of a function process could not be set up."""
-
-
-def function_ids(app: str, app_id: int = 0) -> tuple[int, int]:
-    """The uid and gid the functions of ``app`` run as (when the platform is root).
-
-    Deterministic, so every runtime node and the artifact exporter agree
-    without coordination. Two apps collide with probability about
-    ``n**2 / (2 * FUNCTION_ID_SPAN)`` for ``n`` apps (0.6% at 100 apps).
-
-    With ``app_id`` (the app's id in the store, which every node and the
-    exporter see alike) ids never collide; without it (tools and tests that have
-    no store) they are derived from the name.
-
-    Args:
-        app: the app name (a DNS label).
-        app_id: the app's store id, or 0 when unknown.
-
-    Returns:
-        ``(uid, gid)``, equal, in ``[FUNCTION_ID_BASE, FUNCTION_ID_BASE + FUNCTION_ID_SPAN)``.
-    """
-    if 0 < app_id < FUNCTION_ID_SPAN:
-        # The store's id of the app: unique, and the same on every node.
-        return FUNCTION_ID_BASE + app_id, FUNCTION_ID_BASE + app_id
-    digest = hashlib.sha256(app.encode()).digest()
-    n = FUNCTION_ID_BASE + int.from_bytes(digest[:8], "big") % FUNCTION_ID_SPAN
-    return n, n
 
 
 def zygote_env(environ: Mapping[str, str], import_root: Path | None = None) -> dict[str, str]:

@@ -1,14 +1,14 @@
 """The zygote: a fresh, single-threaded interpreter that forks function templates.
 
 A runtime worker (asyncio, with threads: it must never fork) starts one with
-``python -P -m edge.runtime.zygote <fd> <worker-pid>`` (see
-``edge.runtime.pool.Zygote``), exec'ed with a scrubbed environment and only
+``python -P -m edge.runtime.python.process.zygote <fd> <worker-pid>`` (see
+``edge.runtime.python.pool.Zygote``), exec'ed with a scrubbed environment and only
 the control socket ``<fd>`` open. Per function version the worker asks for a
 template; the zygote forks it with a socketpair of its own and passes the
 worker that socket's other end, so instances are then spawned without the
 zygote in the path.
 
-Control messages (seqpacket, see ``edge.runtime.protocol``):
+Control messages (seqpacket, see ``edge.runtime.wire``):
 
 * worker -> zygote: ``{op: template, id, spec}``, ``{op: kill, pid}``.
 * zygote -> worker: ``{op: hello, pid}`` once; ``{op: template, id, pid}`` +
@@ -30,9 +30,9 @@ import sys
 from typing import Any
 
 import edge  # noqa: F401 - imported once here, inherited by every template
-from edge.runtime import limits
-from edge.runtime.supervisor import Supervisor
-from edge.runtime.template import EXIT_BOOT_ERROR, Template
+from edge.runtime.python.process import sandbox
+from edge.runtime.python.process.supervisor import Supervisor
+from edge.runtime.python.process.template import EXIT_BOOT_ERROR, Template
 
 _SPEC_FIELDS = {
     "key": str,
@@ -107,12 +107,12 @@ def _check_spec(spec: object) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: ``python -P -m edge.runtime.zygote <fd> <worker-pid>``."""
+    """Entry point: ``python -P -m edge.runtime.python.process.zygote <fd> <worker-pid>``."""
     args = sys.argv[1:] if argv is None else argv
     fd, parent = int(args[0]), int(args[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we stop
-    limits.die_with_parent(parent)
-    limits.become_subreaper()
+    sandbox.die_with_parent(parent)
+    sandbox.become_subreaper()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=fd)
     server = ZygoteServer(sock)
     server.install_signals()

@@ -1,17 +1,19 @@
-"""Frames between the runtime worker and function processes.
+"""The wire format between runtime workers and function processes.
 
-A frame is a 4-byte big-endian length followed by that many bytes of msgpack.
-APPSEC: frames from function processes are untrusted; they are decoded with
-msgpack only (never pickle or eval), size-capped, and every field is
-type-checked by the receiver before use.
+Stream sockets (worker <-> instance, worker <-> V8 host) carry frames: a 4-byte
+big-endian length followed by that many bytes of msgpack. :class:`FrameBuffer`
+is the one parser of that format, used by both asyncio protocols on the worker
+side, by the V8 host, and by the blocking reader inside instances.
 
 Control messages (worker <-> zygote, worker <-> template) travel on
 ``SOCK_SEQPACKET`` sockets instead: one msgpack message per packet, so the
 kernel keeps message boundaries and attaches passed file descriptors
 (``SCM_RIGHTS``) to exactly the message they belong to. No length prefix.
 
-``asyncio`` is imported lazily: function processes import this module and
-should not pay for (or fork) an event loop package they do not use.
+APPSEC: frames from function processes are untrusted; they are decoded with
+msgpack only (never pickle or eval), size-capped, and every field is
+type-checked by the receiver before use. This module imports no event loop:
+function processes import it.
 """
 
 from __future__ import annotations
@@ -20,12 +22,9 @@ import os
 import socket
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgpack
-
-if TYPE_CHECKING:
-    import asyncio
 
 HEADER = struct.Struct("!I")
 MAX_FRAME = 64 * 1024 * 1024
@@ -41,52 +40,58 @@ class PeerClosed(ProtocolError):
 
 
 def encode(message: Any) -> bytes:
+    """One frame: the length prefix and the msgpack payload."""
     payload = msgpack.packb(message, use_bin_type=True)
     return HEADER.pack(len(payload)) + payload
 
 
 def decode(payload: bytes) -> Any:
+    """A frame's payload as Python data (maps, lists, str, bytes, numbers only)."""
     try:
         return msgpack.unpackb(payload, raw=False, strict_map_key=True)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise ProtocolError(f"undecodable frame: {exc}") from None
 
 
-async def read_frame(reader: asyncio.StreamReader, limit: int = MAX_FRAME) -> Any:
-    """Read one frame; raises ``ProtocolError`` on EOF or a frame over ``limit``."""
-    import asyncio  # noqa: PLC0415 - see the module docstring
+class FrameBuffer:
+    """Bytes read from a stream socket, cut into frame payloads.
 
-    try:
-        header = await reader.readexactly(HEADER.size)
-        (size,) = HEADER.unpack(header)
-        if size > limit:
-            raise ProtocolError(f"frame of {size} bytes exceeds the {limit}-byte limit")
-        return decode(await reader.readexactly(size))
-    except asyncio.IncompleteReadError:
-        raise ProtocolError("peer closed the connection") from None
+    Args:
+        limit: the largest payload accepted; a bigger length prefix is a
+            :class:`ProtocolError` (the peer must not make us buffer it).
+    """
 
+    def __init__(self, limit: int = MAX_FRAME) -> None:
+        self._buf = bytearray()
+        self._limit = limit
 
-def recv_frame(sock: socket.socket, limit: int = MAX_FRAME) -> Any:
-    """Blocking read of one frame (used inside function processes)."""
-    header = _recv_exactly(sock, HEADER.size)
-    (size,) = HEADER.unpack(header)
-    if size > limit:
-        raise ProtocolError(f"frame of {size} bytes exceeds the {limit}-byte limit")
-    return decode(_recv_exactly(sock, size))
+    def feed(self, data: bytes) -> None:
+        """Append bytes as they arrive."""
+        self._buf += data
 
+    def next(self) -> bytes | None:
+        """The next complete payload (removed from the buffer), or ``None`` for now.
 
-def send_frame(sock: socket.socket, message: Any) -> None:
-    sock.sendall(encode(message))
+        Raises:
+            ProtocolError: the next frame announces more than ``limit`` bytes.
+        """
+        buf = self._buf
+        if len(buf) < HEADER.size:
+            return None
+        (size,) = HEADER.unpack_from(buf)
+        if size > self._limit:
+            raise ProtocolError(f"frame of {size} bytes exceeds the {self._limit}-byte limit")
+        end = HEADER.size + size
+        if len(buf) < end:
+            return None
+        payload = bytes(buf[HEADER.size : end])
+        del buf[:end]  # front deletion of a bytearray is amortised O(1) in CPython
+        return payload
 
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < size:
-        chunk = sock.recv(size - len(buf))
-        if not chunk:
-            raise ProtocolError("peer closed the connection")
-        buf += chunk
-    return bytes(buf)
+    @property
+    def pending(self) -> int:
+        """Bytes buffered that are not yet a whole frame."""
+        return len(self._buf)
 
 
 def send_control(sock: socket.socket, message: Any, fds: Sequence[int] = ()) -> None:

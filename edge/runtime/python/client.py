@@ -1,6 +1,6 @@
 """The worker's handles on its zygote and on function templates.
 
-* :class:`Zygote`: starts ``python -P -m edge.runtime.zygote`` with
+* :class:`Zygote`: starts ``python -P -m edge.runtime.python.process.zygote`` with
   ``subprocess`` (never ``os.fork``: the worker has threads), a scrubbed
   environment and only the control socket open; asks it for templates;
   restarts it on demand after it died.
@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import edge
-from edge.runtime.channel import ControlChannel, ExitInfo, SpawnError
 from edge.runtime.invocation import FunctionLoadError, FunctionVersion, LogRecord
-from edge.runtime.limits import Limits, zygote_env
-from edge.runtime.protocol import PeerClosed, close_fds
-from edge.runtime.reply import parse_logs
+from edge.runtime.python.frames import parse_logs
+from edge.runtime.python.process.sandbox import Limits, zygote_env
+from edge.runtime.python.sockets import ControlChannel, ExitInfo, SpawnError
+from edge.runtime.wire import PeerClosed, close_fds
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class Zygote:
                     self._python,
                     "-P",
                     "-m",
-                    "edge.runtime.zygote",
+                    "edge.runtime.python.process.zygote",
                     str(theirs.fileno()),
                     str(os.getpid()),
                 ],

@@ -1,7 +1,7 @@
 """The V8 host process: all JavaScript isolates of one runtime worker.
 
-Run as ``python -m edge.runtime.v8host --fd N`` by :class:`edge.runtime.isolate.V8Host`
-(frames are described there), or with ``--check`` by :mod:`edge.runtime.jscheck`.
+Run as ``python -m edge.runtime.js.host --fd N`` by :class:`edge.runtime.js.pool.V8Host`
+(frames are described there), or with ``--check`` by :mod:`edge.runtime.js.modules`.
 V8 is initialised only here, in a fresh process that never forks.
 
 One :class:`Isolate` (a ``MiniRacer`` context on this process's loop) per function
@@ -42,9 +42,10 @@ from typing import Any
 import uvloop
 from py_mini_racer import JSMappedObject, MiniRacer, init_mini_racer, mini_racer
 
-from edge.runtime import jscheck
-from edge.runtime.isolate import FrameProtocol
-from edge.runtime.jscheck import LoadError, ModuleSpec
+from edge.runtime.faults import fault_message
+from edge.runtime.js import modules
+from edge.runtime.js.client import HOST_REASONS, FrameProtocol
+from edge.runtime.js.modules import LoadError, ModuleSpec
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +57,9 @@ MIN_GRACE_S = 0.1
 PEAK_STEP = 1.25
 ISOLATE_DATA = 96 * MIB  # address space one isolate maps (thread stacks, heap reservations)
 DATA_SLACK = 512 * MIB  # this interpreter, frames in flight, an isolate being replaced
-TEXT = [["content-type", "text/plain; charset=utf-8"]]
-FAULTS = {  # error -> (status, what happened)
-    "timeout": (504, "time limit of {timeout_ms} ms exceeded"),
-    "memory": (502, "memory limit of {memory_mb} MB exceeded"),
-    "crash": (502, "isolate crashed and was replaced"),
-    "unavailable": (503, "is not loaded"),
-}
+# A fault is sent as its kind alone (no status, headers or body): the worker
+# answers it from the fault table (edge.runtime.faults), as for Python.
+FAULT_STATUS = 500
 
 
 @dataclass(eq=False)
@@ -85,6 +82,11 @@ def _data_size() -> int:
 def _new_racer(stack: ExitStack, loop: asyncio.AbstractEventLoop) -> MiniRacer:
     """A context whose callbacks land on ``loop`` (called in a thread: it blocks ~3 ms)."""
     return stack.enter_context(mini_racer(event_loop=loop))
+
+
+def _kind(error: str) -> str:
+    """The fault a finished response ended in: its own kind, or an exception."""
+    return error if error == "invalid_response" else "exception"
 
 
 class Isolate:
@@ -154,14 +156,14 @@ class Isolate:
         self._pump()
 
     async def _load(self, mr: MiniRacer, stack: ExitStack) -> None:
-        internal = await jscheck.eval_limited(mr, self._runtime_js, self.spec, PRELUDE_TIMEOUT_S)
+        internal = await modules.eval_limited(mr, self._runtime_js, self.spec, PRELUDE_TIMEOUT_S)
         self._watch_memory(mr)
         # mini-racer 0.14 (pinned in pyproject) has no public API for a JS->Python
         # notification that does not block its loop; this private one is the same
         # mechanism its Promise support uses.
         assert mr._ctx is not None and isinstance(internal, JSMappedObject)
         internal["ping"] = stack.enter_context(mr._ctx._register_js_notification(self._on_ping))
-        await jscheck.evaluate_module(mr, self.spec, self._load_ping)
+        await modules.evaluate_module(mr, self.spec, self._load_ping)
 
     def close(self) -> None:
         """Dispose of the isolate, failing whatever is still waiting."""
@@ -198,9 +200,7 @@ class Isolate:
 
     def _reset(self, reason: str) -> None:
         """Replace the isolate; its in-flight requests fail with ``reason``."""
-        logger.warning(
-            "%s: isolate replaced: %s", self.spec.name, FAULTS[reason][1].format(**vars(self.spec))
-        )
+        logger.warning("%s: isolate replaced: %s", self.spec.name, self._fault_text(reason))
         if reason == "memory":
             self.peak_kb = max(self.peak_kb, self.spec.memory_mb * 1024)
         now = asyncio.get_running_loop().time()
@@ -217,7 +217,7 @@ class Isolate:
         """Queue ``[method, url, headers, body, params]``; one ``resp`` frame answers it."""
         loop = asyncio.get_running_loop()
         method, url, headers, body, params = request
-        kind, text = jscheck.request_body(body) if body else (0, "")
+        kind, text = modules.request_body(body) if body else (0, "")
         call = Call(
             rid,
             [rid, method, url, headers, kind, text, params],
@@ -261,13 +261,13 @@ class Isolate:
         # V8 runs it without waiting for this loop; alone, a request is faster
         # without the second task contending for the GIL.
         pipelined = self._async and len(batch) > 1
-        then = asyncio.ensure_future(mr.eval_cancelable(jscheck.COLLECT)) if pipelined else None
+        then = asyncio.ensure_future(mr.eval_cancelable(modules.COLLECT)) if pipelined else None
         try:
-            raw = await jscheck.dispatch_result(first, self.spec.name)
+            raw = await modules.dispatch_result(first, self.spec.name)
             if then is not None and isinstance(raw, str):
                 self._deliver(raw, batch)
                 self.collect = False  # ``then`` is that collection
-                raw = await jscheck.dispatch_result(then, self.spec.name)
+                raw = await modules.dispatch_result(then, self.spec.name)
         finally:
             if then is not None and not then.done():
                 then.cancel()  # and wait: its callback must be gone before any context free
@@ -328,22 +328,29 @@ class Isolate:
 
     def _respond(self, call: Call, item: list[Any]) -> None:
         try:
-            status, headers, body, logs, error = jscheck.response_fields(item)
-        except jscheck.RESPONSE_ERRORS as exc:
+            status, headers, body, logs, error = modules.response_fields(item)
+        except modules.RESPONSE_ERRORS as exc:
             logger.error("%s: invalid response from JavaScript: %s", self.spec.name, exc)
-            status, headers, body, error = 500, TEXT, b"Internal Server Error", "exception"
-            logs = [[time.time(), "error", f"invalid response from the function: {exc}"]]
+            status, headers, body, error = FAULT_STATUS, [], b"", "invalid_response"
+            logs = [[time.time(), "error", f"invalid response: {exc}"]]
         if error == "memory":  # an ArrayBuffer allocation failed (see Host._budget)
             self._fault(call, "memory", logs)
             return
-        self._reply(call, status, headers, body, logs=logs, error=error and "exception")
+        self._reply(call, status, headers, body, logs=logs, error=error and _kind(error))
 
     def _fault(self, call: Call, error: str, logs: list[Any] | None = None) -> None:
-        status, what = FAULTS[error]
-        text = what.format(**vars(self.spec))
-        body = f"function '{self.spec.name}': {text}\n".encode()
-        logs = [*(logs or []), [time.time(), "error", f"killed: {text}"]]
-        self._reply(call, status, TEXT, body, logs=logs, error=error)
+        logs = [*(logs or []), [time.time(), "error", f"killed: {self._fault_text(error)}"]]
+        self._reply(call, FAULT_STATUS, [], b"", logs=logs, error=error)
+
+    def _fault_text(self, error: str) -> str:
+        spec = self.spec
+        return fault_message(
+            error,
+            function=spec.name,
+            timeout_ms=spec.timeout_ms,
+            memory_mb=spec.memory_mb,
+            reason=HOST_REASONS.get(error, ""),
+        )
 
     def _reply(
         self,
@@ -419,8 +426,7 @@ class Host:
         method, url, headers, body, params = args
         isolate = self.isolates.get(key)
         if isolate is None:
-            body = b"function is not loaded\n"
-            self.send(["resp", rid, 503, TEXT, body, [], "unavailable", 0, 0.0])
+            self.send(["resp", rid, FAULT_STATUS, [], b"", [], "unavailable", 0, 0.0])
             return
         isolate.submit(rid, [method, url, headers, body, params])  # the worker is trusted
 
@@ -515,7 +521,7 @@ def _drop_privileges() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``--fd N`` serves a worker, ``--check`` checks modules."""
-    parser = argparse.ArgumentParser(prog="python -m edge.runtime.v8host")
+    parser = argparse.ArgumentParser(prog="python -m edge.runtime.js.host")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--fd", type=int, help="inherited socket to serve")
     mode.add_argument("--check", action="store_true", help="check modules (JSON on stdin)")
@@ -524,13 +530,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,
-        format="v8host[%(process)d] %(levelname)s %(name)s: %(message)s",
+        format="v8-host[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
     init_mini_racer(ignore_duplicate_init=True)
-    script = jscheck.runtime_script()
+    script = modules.runtime_script()
     _drop_privileges()
     if args.check:
-        return jscheck.main()
+        return modules.main()
     uvloop.run(serve(args.fd, script))
     return 0
 

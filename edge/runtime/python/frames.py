@@ -6,12 +6,11 @@ checked here field by field before any of it reaches the HTTP response.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from edge.runtime.invocation import Invocation, LogRecord, Outcome
-from edge.runtime.protocol import encode
+from edge.runtime.invocation import Invocation, LogRecord
+from edge.runtime.wire import encode
 
 _LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 MAX_LOG_RECORDS = 1000
@@ -31,7 +30,6 @@ _HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-_JSON = ("content-type", "application/json")
 
 
 class InvalidReply(Exception):
@@ -111,17 +109,3 @@ def parse_logs(raw: object) -> list[LogRecord]:
                 level = level if level in _LEVELS else "info"
                 records.append(LogRecord(float(ts), level, message[:MAX_LOG_MESSAGE]))
     return records
-
-
-def error_outcome(
-    invocation: Invocation,
-    status: int,
-    error: str,
-    message: str,
-    headers: list[tuple[str, str]] | None = None,
-) -> Outcome:
-    """A platform-made answer: ``{"error", "message", "request_id"}`` as JSON."""
-    body = json.dumps(
-        {"error": error, "message": message, "request_id": invocation.request_id}
-    ).encode()
-    return Outcome(status, [_JSON, *(headers or [])], body, error=error)

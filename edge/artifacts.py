@@ -1,0 +1,136 @@
+"""Release artifacts: a release's files as a content-addressed, read-only folder.
+
+``$EDGE_HOME/releases/<app>/<sha256>/`` holds the files; ``<sha256>.tar`` beside
+it is the deterministic bundle that remote runtime nodes fetch and verify. The
+digest is the sha256 of that tar, so two commits of an app with the same files
+share one artifact. Artifacts are per app (not shared across apps even when
+identical) because each app's folder is readable by that app's group only.
+The control plane exports them (:meth:`Artifacts.export`); runtime nodes on
+other hosts install fetched bundles the same way (:meth:`Artifacts.install`).
+
+APPSEC: artifacts are written read-only (no function can change its own code);
+when the platform runs as root they are owned by root with the app's group and
+no access for others, so one app's functions cannot read another app's code.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.uids import function_ids
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One regular file of a release: relative POSIX path, mode bit, bytes."""
+
+    path: str
+    executable: bool
+    data: bytes
+
+    @functools.cached_property
+    def digest(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def _bundle(files: list[SourceFile]) -> bytes:
+    """A deterministic tar of the files."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for file in files:
+            info = tarfile.TarInfo(file.path)
+            info.size = len(file.data)
+            info.mode = 0o555 if file.executable else 0o444
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(file.data))
+    return buf.getvalue()
+
+
+class Artifacts:
+    """The folder of release artifacts on one host."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, app: str, digest: str) -> Path:
+        return self.root / app / digest
+
+    def bundle_path(self, app: str, digest: str) -> Path:
+        return self.root / app / f"{digest}.tar"
+
+    def export(self, files: list[SourceFile], app: str, app_id: int = 0) -> str:
+        """Export a release's files; returns the bundle's digest. Idempotent."""
+        data = _bundle(files)
+        digest = hashlib.sha256(data).hexdigest()
+        self.install(digest, data, app, app_id)
+        return digest
+
+    def install(self, digest: str, data: bytes, app: str, app_id: int = 0) -> Path:
+        """Unpack a verified bundle as ``<digest>/`` (used by remote nodes too)."""
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise ValueError(f"bundle does not match its digest {digest}")
+        target = self.path(app, digest)
+        if target.is_dir():
+            return target
+        folder = target.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o711)  # noqa: S103 - traversable, not listable: apps reach only their own
+        if os.geteuid() == 0:
+            # APPSEC: other apps cannot even list this app's releases.
+            os.chown(folder, 0, _gid(app, app_id))
+            os.chmod(folder, 0o750)  # noqa: S103 - root:app-group, nothing for others
+        bundle = self.bundle_path(app, digest)
+        if not bundle.exists():
+            bundle.write_bytes(data)
+            bundle.chmod(0o600)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                tar.extractall(staging, filter="data")
+            _seal(staging, _gid(app, app_id))
+            try:
+                staging.rename(target)
+            except OSError:
+                if not target.is_dir():  # a concurrent export won the race: fine
+                    raise
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+
+def _seal(folder: Path, gid: int) -> None:
+    """Make an unpacked artifact read-only, readable only by its app when root."""
+    as_root = os.geteuid() == 0
+    # APPSEC: owner root (or the platform user), group = the app's group, no
+    # write bits anywhere, nothing for others when uid separation is possible.
+    other = 0 if as_root else 0o5
+    for dirpath, dirnames, filenames in os.walk(folder, topdown=False):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            executable = os.stat(path).st_mode & 0o100
+            if as_root:
+                os.chown(path, 0, gid)
+            mode = 0o550 if executable else 0o440
+            os.chmod(path, mode | (other if executable else other & 0o4))
+        for name in dirnames:
+            _seal_dir(os.path.join(dirpath, name), gid, as_root, other)
+    _seal_dir(str(folder), gid, as_root, other)
+
+
+def _gid(app: str, app_id: int) -> int:
+    return function_ids(app, app_id)[1] if os.geteuid() == 0 else -1
+
+
+def _seal_dir(path: str, gid: int, as_root: bool, other: int) -> None:
+    if as_root:
+        os.chown(path, 0, gid)
+    os.chmod(path, 0o550 | other)  # noqa: S103 - read-only code, see _seal

@@ -28,6 +28,7 @@ from edge.errors import EdgeError, ManifestError
 from edge.logstream import emit_sync, platform_event
 from edge.manifest import FunctionSpec, Manifest, load_manifest
 from edge.platform.artifacts import Artifacts, SourceFile, folder_files, git_files
+from edge.platform.deploylog import DeployLog
 from edge.platform.store import FunctionRecord, ReleaseInfo, Store
 from edge.runtime.jscheck import check_js_many
 from edge.sources import DirSource, GitTreeSource, Source
@@ -95,6 +96,7 @@ class Deployer:
         self.store = store
         self.redis = redis_client
         self.artifacts = artifacts
+        self.steps = DeployLog(redis_client)
         self._held = threading.local()
 
     # -- update: validation ------------------------------------------------
@@ -177,15 +179,16 @@ class Deployer:
         if pushed.branch is None:
             return None
         env = environment_for_branch(pushed.branch, app)
-        try:
-            with self.app_lock(app):
-                if pushed.deleted:
-                    self._teardown(app, env, progress)
-                    return None
-                return self._release(repo, app, env, pushed, pusher=pusher, progress=progress)
-        except EdgeError as exc:
-            progress(f"error: deploy of {pushed.branch} failed: {exc}")
-            return None
+        with self.steps.track(app, env, progress) as step:
+            try:
+                with self.app_lock(app):
+                    if pushed.deleted:
+                        self._teardown(app, env, step)
+                        return None
+                    return self._release(repo, app, env, pushed, pusher=pusher, progress=step)
+            except EdgeError as exc:
+                step(f"error: deploy of {pushed.branch} failed: {exc}")
+                return None
 
     def _release(
         self, repo: Any, app: str, env: str, pushed: PushedRef, *, pusher: str, progress: Progress
@@ -289,7 +292,7 @@ class Deployer:
         Raises:
             EdgeError: the folder does not validate; nothing changes then.
         """
-        with self.app_lock(app):
+        with self.app_lock(app), self.steps.track(app, PRODUCTION, progress) as step:
             manifest = self.checked_manifest(DirSource(folder), app)
             app_info = self.store.get_or_create_app(app, created_by=by)
             self.store.get_or_create_environment(app, PRODUCTION, branch="main")
@@ -306,15 +309,15 @@ class Deployer:
                 author=by,
                 message="edge dev: working folder",
             )
-            progress(
+            step(
                 f"-----> Release v{release.version} from {folder} "
                 f"({len(manifest.functions)} function(s))"
             )
-            return self.go_live(app, PRODUCTION, release, progress)
+            return self.go_live(app, PRODUCTION, release, step)
 
     def rollback(self, app: str, *, to: int | None, by: str, progress: Progress) -> ReleaseInfo:
         """Repoint production to an earlier release, recorded as a new release."""
-        with self.app_lock(app):
+        with self.app_lock(app), self.steps.track(app, PRODUCTION, progress) as step:
             target = self.store.rollback_target(app, PRODUCTION, to)
             release = self.store.create_release(
                 app,
@@ -328,8 +331,8 @@ class Deployer:
                 message=f"Rollback to v{target.version}",
                 rollback_of=target.version,
             )
-            progress(f"-----> Rolling back {app} to v{target.version} as v{release.version}")
-            return self.go_live(app, PRODUCTION, release, progress)
+            step(f"-----> Rolling back {app} to v{target.version} as v{release.version}")
+            return self.go_live(app, PRODUCTION, release, step)
 
     def _event(
         self, app: str, env: str, message: str, *, release: int = 0, level: str = "info"

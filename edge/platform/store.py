@@ -44,6 +44,7 @@ from edge.platform.models import (
     make_engine,
     utcnow,
 )
+from edge.platform.overview import OverviewMethods
 from edge.platform.tokens import TokenMethods
 
 __all__ = [
@@ -69,7 +70,7 @@ def alembic_config(url: str) -> AlembicConfig:
     return config
 
 
-class Store(TokenMethods):
+class Store(TokenMethods, OverviewMethods):
     """The control plane's database, behind methods that return frozen records."""
 
     def __init__(self, engine: Engine, url: str) -> None:

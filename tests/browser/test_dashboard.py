@@ -89,7 +89,7 @@ def test_admin_sees_every_app_with_its_preview(tab: Tab, stack: Stack, apps: App
     )
     expect(row).to_contain_text("Test Pusher")
     expect(page.locator(f'tr[data-app="{apps.other}"]')).to_be_visible()
-    tab.screenshot("apps")
+    tab.screenshot("admin")
 
 
 def test_an_app_token_sees_only_its_app(tab: Tab, stack: Stack, apps: Apps) -> None:
@@ -130,6 +130,7 @@ def test_a_printed_line_appears_in_the_live_log_within_2_s(
     start = time.monotonic()
     expect(page.locator("#log li", has_text=tag)).to_be_visible(timeout=2000)
     assert time.monotonic() - start < 2.0
+    tab.screenshot("logs")
 
     page.get_by_role("button", name="Pause").click()
     held = uuid.uuid4().hex[:10]
@@ -144,7 +145,7 @@ def test_a_printed_line_appears_in_the_live_log_within_2_s(
     expect(page).to_have_url(f"{tab.base}/apps/{apps.main}/logs?function=hello")
     expect(page.locator("#log li .fn", has_text="[platform]")).to_have_count(0)
     expect(page.locator("#log li", has_text=held)).to_be_visible()
-    tab.screenshot("logs")
+    tab.screenshot("logs-filtered")
 
 
 def test_charts_show_points_after_a_burst_of_traffic(tab: Tab, stack: Stack, apps: Apps) -> None:
@@ -163,6 +164,7 @@ def test_charts_show_points_after_a_burst_of_traffic(tab: Tab, stack: Stack, app
     apps_chart = page.locator(f'tr[data-app="{apps.other}"] svg.chart-requests')
     assert int(apps_chart.get_attribute("data-points") or 0) >= 1
     expect(apps_chart.locator("rect").first).to_be_visible()
+    tab.screenshot("apps")
     tab.open(f"/apps/{apps.other}")
     row = page.locator('tr[data-function="hello"]')
     assert int(row.locator("svg.chart-requests").get_attribute("data-points") or 0) >= 1

@@ -17,7 +17,9 @@ from edge.config import Config
 from edge.logstream import emit_sync, platform_event
 from edge.platform.app import create_app
 from edge.platform.services import Platform, build_platform
+from edge.platform.sessions import SESSION_TTL
 from edge.platform.store import FunctionRecord
+from edge.platform.tokens import hash_token
 from edge.redisserver import RedisServer
 
 APPS = 50
@@ -88,6 +90,7 @@ def seeded(
     try:
         token = seed(platform)
         client = falcon.testing.TestClient(create_app(platform))
+        client.app.platform = platform  # type: ignore[attr-defined]
         yield client, sign_in(client, token)
     finally:
         platform.close()
@@ -142,3 +145,56 @@ def test_the_apps_page_lists_every_app(seeded: tuple[falcon.testing.TestClient, 
     text = client.simulate_get("/", headers={"Cookie": f"edge_session={session}"}).text
     assert text.count('<tr data-app="') == APPS
     assert "feature-x--app49" in text  # each preview with its URL
+
+
+def test_a_session_reads_the_api_but_never_changes_anything(
+    seeded: tuple[falcon.testing.TestClient, str],
+) -> None:
+    client, session = seeded
+    cookie = {"Cookie": f"edge_session={session}"}
+    series = client.simulate_get("/v1/apps/app07/metrics/series?minutes=5", headers=cookie)
+    assert series.status_code == 200
+    assert series.json == {"app": "app07", "minutes": 5, "functions": []}
+    refused = client.simulate_post("/v1/apps/app07/rollback", json={"to": 1}, headers=cookie)
+    assert refused.status_code == 401
+    assert "/v1/apps/{app}/metrics/series" in client.simulate_get("/v1/openapi.json").json["paths"]
+
+
+def test_sessions_expire_and_end_at_logout(
+    seeded: tuple[falcon.testing.TestClient, str], tmp_path: Path
+) -> None:
+    client, _ = seeded
+    platform: Platform = client.app.platform  # type: ignore[attr-defined]
+    token = platform.store.create_token("short-lived", apps=["app01"])
+    session = sign_in(client, token)
+    cookie = {"Cookie": f"edge_session={session}"}
+    ttl = platform.redis.ttl(f"edge:session:{hash_token(session)}")
+    assert 0 < ttl <= SESSION_TTL  # type: ignore[operator]
+    page = client.simulate_get("/", headers=cookie)
+    assert page.text.count('<tr data-app="') == 1
+    csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+    out = client.simulate_post(
+        "/logout",
+        body=f"csrf={csrf}",
+        headers={**cookie, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert out.status_code == 303
+    assert client.simulate_get("/", headers=cookie).headers["location"].startswith("/login")
+
+
+def test_a_bad_token_or_a_forged_sign_in_form_is_refused(
+    seeded: tuple[falcon.testing.TestClient, str],
+) -> None:
+    client, _ = seeded
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    csrf = client.simulate_get("/login").cookies["edge_login_csrf"].value
+    bad = client.simulate_post(
+        "/login",
+        body=f"csrf={csrf}&token=edge_nope",
+        headers={**form, "Cookie": f"edge_login_csrf={csrf}"},
+    )
+    assert bad.status_code == 401
+    assert "not valid" in bad.text
+    forged = client.simulate_post("/login", body="csrf=x&token=edge_nope", headers=form)
+    assert forged.status_code == 403
+    assert "edge_session" not in forged.cookies

@@ -14,7 +14,14 @@ def _number(value: float) -> str:
     return f"{value:.0f}" if value == int(value) or value >= 100 else f"{value:.1f}"
 
 
-def bars(values: Sequence[float], *, label: str, unit: str = "", kind: str = "requests") -> Markup:
+def bars(
+    values: Sequence[float],
+    *,
+    label: str,
+    unit: str = "",
+    kind: str = "requests",
+    width: int = WIDTH,
+) -> Markup:
     """One minute per bar, oldest on the left, scaled to the largest value.
 
     Args:
@@ -23,6 +30,7 @@ def bars(values: Sequence[float], *, label: str, unit: str = "", kind: str = "re
             and the peak it becomes the chart's accessible name and tooltip.
         unit: appended to the peak in that text (e.g. ``" ms"``).
         kind: a CSS class suffix choosing the colour.
+        width: in CSS pixels (the height is fixed).
     """
     peak = max(values, default=0)
     total = sum(values)
@@ -33,7 +41,7 @@ def bars(values: Sequence[float], *, label: str, unit: str = "", kind: str = "re
         if kind != "latency"
         else f"{label} over the last {len(values)} minutes: peak {_number(peak)}{unit}"
     )
-    step = WIDTH / max(len(values), 1)
+    step = width / max(len(values), 1)
     rects = []
     for i, value in enumerate(values):
         if value <= 0:
@@ -45,10 +53,10 @@ def bars(values: Sequence[float], *, label: str, unit: str = "", kind: str = "re
         )
     # APPSEC: every interpolated value is a number we computed or escaped text.
     return Markup(  # noqa: S704
-        f'<svg class="chart chart-{escape(kind)}" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{escape(summary)}" '
+        f'<svg class="chart chart-{escape(kind)}" viewBox="0 0 {width} {HEIGHT}" '
+        f'width="{width}" height="{HEIGHT}" role="img" aria-label="{escape(summary)}" '
         f'data-points="{drawn}" focusable="false">'
         f"<title>{escape(summary)}</title>"
-        f'<line x1="0" y1="{HEIGHT - 0.5}" x2="{WIDTH}" y2="{HEIGHT - 0.5}"></line>'
+        f'<line x1="0" y1="{HEIGHT - 0.5}" x2="{width}" y2="{HEIGHT - 0.5}"></line>'
         f"{''.join(rects)}</svg>"
     )

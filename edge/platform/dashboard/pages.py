@@ -20,6 +20,7 @@ from edge.series import read_app_series, read_series
 logger = logging.getLogger(__name__)
 
 RELEASES_SHOWN = 50
+FN_CHART = 120  # px: three charts per function row
 _REDIS_DOWN = (redis.RedisError, OSError)
 
 
@@ -88,17 +89,21 @@ def _function_rows(
     rows = []
     for name in names:
         minutes = points.get(name) or [{"requests": 0, "errors": 0, "p99_ms": 0}] * 60
+        requests = [p["requests"] for p in minutes]
+        p99 = [p["p99_ms"] for p in minutes]
+        errors = [p["errors"] for p in minutes]
         rows.append(
             {
                 "name": name,
                 "metrics": by_name.get(name),
-                "requests_chart": bars([p["requests"] for p in minutes], label="requests/min"),
+                "requests": sum(requests),
+                "p99_peak": max(p99),
+                "errors": sum(errors),
+                "requests_chart": bars(requests, label="requests/min", width=FN_CHART),
                 "p99_chart": bars(
-                    [p["p99_ms"] for p in minutes], label="p99 latency", unit=" ms", kind="latency"
+                    p99, label="p99 latency", unit=" ms", kind="latency", width=FN_CHART
                 ),
-                "errors_chart": bars(
-                    [p["errors"] for p in minutes], label="errors/min", kind="errors"
-                ),
+                "errors_chart": bars(errors, label="errors/min", kind="errors", width=FN_CHART),
             }
         )
     return rows

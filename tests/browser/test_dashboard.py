@@ -242,6 +242,8 @@ def test_pages_fit_a_phone_screen(
             phone.open(path)
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, f"{path} is {width}px wide on a 390px phone"
+        phone.open(f"/apps/{apps.main}")
+        phone.screenshot("phone-app")
         phone.open("/")
         phone.screenshot("phone")
     finally:

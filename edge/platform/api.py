@@ -276,8 +276,7 @@ def handle_edge_error(
     resp.status = falcon.code_to_http_status(ex.http_status)
     render = getattr(req.context, "render_error", None)
     if render is not None:  # a dashboard page: an HTML page, not JSON
-        resp.content_type = falcon.MEDIA_HTML
-        resp.text = render(ex)
+        render(resp, ex)
         return
     resp.media = {"error": str(ex)}
     if isinstance(ex, AuthError) and not isinstance(ex, ForbiddenError):

@@ -130,12 +130,9 @@ class Deployer:
             manifest = self.checked_manifest(GitTreeSource(store, store[new].tree), app)
         except EdgeError as exc:
             env = environment_for_branch(pushed.branch, app)
-            self._event(
-                app,
-                env,
-                f"push of {pushed.branch} {new.decode()[:7]} rejected: {exc}",
-                level="error",
-            )
+            message = f"push of {pushed.branch} {new.decode()[:7]} rejected: {exc}"
+            self._event(app, env, message, level="error")
+            self.steps.rejected(app, env, message)
             raise
         names = ", ".join(f.name for f in manifest.functions)
         return [f"-----> edge.toml valid: {len(manifest.functions)} function(s): {names}"]

@@ -75,6 +75,10 @@ class DeployLog:
             state = "failed" if failed else "done"
             self._write(app, _fields(deploy, env, f"deploy {state}", state))
 
+    def rejected(self, app: str, env: str, line: str) -> None:
+        """A push refused before it deployed: a deploy of one step, ``failed``."""
+        self._write(app, _fields(secrets.token_hex(6), env, line, "failed"))
+
 
 def _fields(deploy: str, env: str, line: str, state: str) -> dict[str, str]:
     return {

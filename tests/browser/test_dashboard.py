@@ -227,6 +227,15 @@ def test_a_push_in_flight_appears_on_the_deploys_page(tab: Tab, stack: Stack, ap
     expect(newest.locator(".steps")).to_contain_text("live at", timeout=30_000)
     expect(newest.locator(".badge")).to_have_text("done")
     push.join(timeout=60)
+
+    apps.other_work.commit("Too slow", {"edge.toml": MANIFEST + "timeout_ms = 60000\n"})
+    refused = apps.other_work.push(stack.remote(apps.other), check=False)
+    assert refused.returncode != 0
+    apps.other_work.git("reset", "-q", "--hard", "HEAD~1")
+    expect(page.locator("section.deploy")).to_have_count(before + 2, timeout=10_000)
+    expect(newest.locator(".badge")).to_have_text("failed")
+    expect(newest.locator(".steps")).to_contain_text("rejected")
+    expect(newest.locator(".steps")).to_contain_text("timeout_ms")
     tab.screenshot("deploys")
 
 

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import falcon
 import jinja2
 
-from edge.errors import EdgeError, ForbiddenError
+from edge.errors import ForbiddenError
 from edge.platform.services import Platform
 from edge.platform.sessions import SESSION_COOKIE, Session
 from edge.platform.store import TokenInfo
@@ -93,7 +93,9 @@ class Web:
     def require(self, req: falcon.Request, app: str | None = None) -> Viewer:
         """The viewer, or a redirect to the sign-in page; errors become HTML pages."""
         viewer = self.viewer(req)
-        req.context.render_error = lambda ex: self._error_page(ex, viewer)
+        req.context.render_error = lambda resp, ex: self.render(
+            resp, "error.html", viewer=viewer, title="Error", error=str(ex)
+        )
         if viewer is None:
             raise falcon.HTTPSeeOther("/login?next=" + quote(req.relative_uri, safe=""))
         if app is not None and not viewer.identity.can_access(app):
@@ -104,9 +106,6 @@ class Web:
         """APPSEC: every state-changing form carries the session's CSRF token."""
         if not viewer.session.csrf_ok(form.get("csrf")):
             raise ForbiddenError("this form is missing its CSRF token: reload the page and retry")
-
-    def _error_page(self, ex: EdgeError, viewer: Viewer | None) -> str:
-        return self.html("error.html", viewer=viewer, title="Error", error=str(ex))
 
 
 def form_of(req: falcon.Request) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 import falcon
 import redis
 
-from edge.errors import AuthError, EdgeError, ForbiddenError, NotFoundError
+from edge.errors import AuthError, EdgeError, ForbiddenError, NotFoundError, UnavailableError
 from edge.logstream import follow_batches, read_logs
 from edge.metrics import read_metrics
 from edge.platform.auth import token_from_header
@@ -283,9 +283,20 @@ def handle_edge_error(
         resp.set_header("WWW-Authenticate", 'Bearer realm="edge"')
 
 
+def handle_redis_error(
+    req: falcon.Request, resp: falcon.Response, ex: redis.RedisError, params: dict[str, Any]
+) -> None:
+    """Redis down: 503 with the reason (the store's answers need no Redis)."""
+    logger.warning("request %s %s failed: Redis unreachable (%s)", req.method, req.path, ex)
+    handle_edge_error(
+        req, resp, UnavailableError(f"Redis is unreachable ({ex}); try again shortly"), params
+    )
+
+
 def create_api(platform: Platform) -> falcon.App:
     app = falcon.App()
     app.add_error_handler(EdgeError, handle_edge_error)
+    app.add_error_handler(redis.RedisError, handle_redis_error)
     app.add_route("/healthz", Health(platform))
     app.add_route("/v1/openapi.json", OpenAPI())
     app.add_route("/v1/apps", Apps(platform))

@@ -198,3 +198,30 @@ def test_a_bad_token_or_a_forged_sign_in_form_is_refused(
     forged = client.simulate_post("/login", body="csrf=x&token=edge_nope", headers=form)
     assert forged.status_code == 403
     assert "edge_session" not in forged.cookies
+
+
+def test_redis_down_gives_a_clear_503(tmp_path: Path) -> None:
+    config = Config.from_env(
+        {
+            "EDGE_HOME": str(tmp_path / "home"),
+            "EDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'edge.db'}",
+            "EDGE_REDIS_URL": f"unix://{tmp_path / 'no-redis.sock'}",
+        }
+    )
+    platform = build_platform(config)
+    platform.store.migrate()
+    try:
+        token = platform.store.create_token("admin", admin=True)
+        platform.store.get_or_create_app("shop", created_by="admin")
+        client = falcon.testing.TestClient(create_app(platform))
+        page = client.simulate_get("/", headers={"Cookie": "edge_session=abc"})
+        assert page.status_code == 503
+        assert "Redis is unreachable" in page.text
+        assert page.headers["content-type"].startswith("text/html")
+        api = client.simulate_get(
+            "/v1/apps/shop/metrics", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert api.status_code == 503
+        assert "Redis is unreachable" in api.json["error"]
+    finally:
+        platform.close()

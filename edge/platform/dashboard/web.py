@@ -92,15 +92,19 @@ class Web:
 
     def require(self, req: falcon.Request, app: str | None = None) -> Viewer:
         """The viewer, or a redirect to the sign-in page; errors become HTML pages."""
+        self._errors_as_html(req, None)
         viewer = self.viewer(req)
-        req.context.render_error = lambda resp, ex: self.render(
-            resp, "error.html", viewer=viewer, title="Error", error=str(ex)
-        )
+        self._errors_as_html(req, viewer)
         if viewer is None:
             raise falcon.HTTPSeeOther("/login?next=" + quote(req.relative_uri, safe=""))
         if app is not None and not viewer.identity.can_access(app):
             raise ForbiddenError(f"token {viewer.identity.name!r} has no access to app {app!r}")
         return viewer
+
+    def _errors_as_html(self, req: falcon.Request, viewer: Viewer | None) -> None:
+        req.context.render_error = lambda resp, ex: self.render(
+            resp, "error.html", viewer=viewer, title="Error", error=str(ex)
+        )
 
     def check_csrf(self, req: falcon.Request, viewer: Viewer, form: dict[str, Any]) -> None:
         """APPSEC: every state-changing form carries the session's CSRF token."""

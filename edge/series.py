@@ -18,6 +18,7 @@ import redis
 
 from edge.metrics import (
     INDEX_KEY,
+    bucket_upper_ms,
     current_minute,
     index_labels,
     quantile_ms,
@@ -42,9 +43,9 @@ class Minute:
         else:
             self.counts[name] = self.counts.get(name, 0) + value
 
-    def point(self, minute: int) -> dict[str, Any]:
+    def point(self, minute: int, histogram: bool = False) -> dict[str, Any]:
         n = self.counts.get("invocations", 0)
-        return {
+        point: dict[str, Any] = {
             "t": minute * 60,
             "requests": n,
             "errors": self.counts.get("errors", 0),
@@ -54,6 +55,13 @@ class Minute:
             "p95_ms": round(quantile_ms(self.buckets, 0.95), 3),
             "p99_ms": round(quantile_ms(self.buckets, 0.99), 3),
         }
+        if histogram:  # upper bound (ms) -> count, non-empty buckets only
+            point["histogram"] = {
+                f"{bucket_upper_ms(i):.4g}": count
+                for i, count in sorted(self.buckets.items())
+                if count
+            }
+        return point
 
 
 def _window(minutes: int, now: int | None) -> tuple[int, int]:
@@ -88,6 +96,7 @@ def read_series(
     function: str | None = None,
     minutes: int = 60,
     now: int | None = None,
+    histogram: bool = False,
 ) -> list[dict[str, Any]]:
     """Each function's per-minute figures over the last ``minutes`` minutes.
 
@@ -97,6 +106,8 @@ def read_series(
         environment, function: only these (default: all).
         minutes: how far back, 1 .. 1440 (24 hours).
         now: the last minute (epoch minutes; default: the current one).
+        histogram: also give each point its latency histogram, ``histogram``:
+            bucket upper bound in ms (text) -> count, empty buckets left out.
 
     Returns:
         One dict per function, sorted by environment and function:
@@ -123,7 +134,7 @@ def read_series(
     result = []
     for _app, env, name in wanted:
         found = _minutes(((hour, next(replies)) for hour in hours), first, last)
-        points = [found.get(m, Minute()).point(m) for m in range(first, last + 1)]
+        points = [found.get(m, Minute()).point(m, histogram) for m in range(first, last + 1)]
         result.append({"environment": env, "function": name, "points": points})
     return result
 

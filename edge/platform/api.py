@@ -251,6 +251,7 @@ class MetricsSeries:
             environment=req.get_param("env") or None,
             function=req.get_param("function") or None,
             minutes=minutes,
+            histogram=bool(req.get_param_as_bool("histogram")),
         )
         resp.media = {"app": app, "minutes": minutes, "functions": functions}
 

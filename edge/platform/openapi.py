@@ -110,6 +110,12 @@ OPENAPI: dict[str, Any] = {
                             "maximum": 1440,
                         },
                     },
+                    {
+                        "name": "histogram",
+                        "in": "query",
+                        "schema": {"type": "boolean"},
+                        "description": "add each minute's latency histogram (ms bound -> count)",
+                    },
                 ],
             )
         },

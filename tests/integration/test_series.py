@@ -57,6 +57,10 @@ def test_workers_on_two_nodes_add_up_in_the_current_minute(
     assert (point["requests"], point["errors"], point["cold_starts"]) == (300, 30, 3)
     assert point["p50_ms"] == pytest.approx(50.5, rel=0.05)
     assert point["p99_ms"] == pytest.approx(99, rel=0.05)
+    [detailed] = read_series(client, "shop", now=now, histogram=True)
+    [histogram] = [p["histogram"] for p in detailed["points"] if p["requests"]]
+    assert sum(histogram.values()) == 300
+    assert all(p["histogram"] == {} for p in detailed["points"] if not p["requests"])
     apps = read_app_series(client, ["shop", "none"], now=now)
     assert [p for p in apps["shop"] if p != (0, 0)] == [(300, 30)]
     assert apps["none"] == [(0, 0)] * 60

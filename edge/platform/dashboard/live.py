@@ -23,7 +23,8 @@ def _function_names(web: Web, app: str) -> list[str]:
     for env in info.environments:
         if env.active_release_id is not None:
             release = web.platform.store.active_release(app, env.name)
-            names.update(f.name for f in release.functions) if release else None
+            if release is not None:
+                names.update(f.name for f in release.functions)
     return sorted(names)
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 import falcon
-import redis
 
 from edge.errors import EdgeError, NotFoundError
 from edge.metrics import read_metrics
@@ -17,11 +15,8 @@ from edge.platform.deploy import PRODUCTION, public_url
 from edge.platform.models import AppInfo, EnvironmentInfo, ReleaseInfo
 from edge.series import read_app_series, read_series
 
-logger = logging.getLogger(__name__)
-
 RELEASES_SHOWN = 50
 FN_CHART = 120  # px: three charts per function row
-_REDIS_DOWN = (redis.RedisError, OSError)
 
 
 @dataclass(frozen=True)
@@ -48,11 +43,7 @@ class AppsPage:
         platform = self.web.platform
         apps = [a for a in platform.store.list_apps() if viewer.identity.can_access(a.name)]
         last = platform.store.last_deploys()
-        try:
-            series = read_app_series(platform.redis, [a.name for a in apps])
-        except _REDIS_DOWN as exc:
-            logger.warning("dashboard: no series, Redis unreachable (%s)", exc)
-            series = {}
+        series = read_app_series(platform.redis, [a.name for a in apps])
         rows = [self._row(app, last.get(app.name), series.get(app.name, [])) for app in apps]
         self.web.render(resp, "apps.html", viewer=viewer, title="Apps", rows=rows)
 
@@ -125,12 +116,9 @@ class AppPage:
         active = next((r for r in releases if env and r.id == env.active_release_id), None)
         if active is None and env is not None and env.active_release_id is not None:
             active = platform.store.active_release(app, env_name)
-        try:
-            metrics = read_metrics(platform.redis, app, env_name)
-            series = read_series(platform.redis, app, environment=env_name)
-        except _REDIS_DOWN as exc:
-            logger.warning("dashboard: no metrics, Redis unreachable (%s)", exc)
-            metrics, series = [], []
+        # Redis down: the session lookup already failed with a 503 page.
+        metrics = read_metrics(platform.redis, app, env_name)
+        series = read_series(platform.redis, app, environment=env_name)
         rolled = req.get_param_as_int("rolled_back")
         self.web.render(
             resp,

@@ -111,7 +111,9 @@ def test_rollback_from_the_releases_table_changes_the_answer(
     expect(releases.locator('tr[data-version="2"] button.rollback')).to_have_count(0)  # serving
     releases.get_by_role("button", name="Roll back to v1").click()
     expect(page.locator("h1")).to_have_text(f"Roll back {apps.main} to v1?")
-    page.get_by_role("button", name="Yes, roll back to v1").click()
+    confirm = page.get_by_role("button", name="Yes, roll back to v1")
+    confirm.focus()  # from the keyboard
+    page.keyboard.press("Enter")
     expect(page.locator(".notice")).to_contain_text("serves the code of v1")
     assert answer(stack, apps.main) == "v1"
     expect(releases.locator('tr[data-version="3"]')).to_contain_text("Rollback to v1")
@@ -258,3 +260,24 @@ def test_pages_fit_a_phone_screen(
     finally:
         phone.context.close()
     assert phone.errors == []
+
+
+def test_every_page_reads_without_javascript(
+    browser: Browser, stack: Stack, apps: Apps, tmp_path: Path
+) -> None:
+    plain = new_tab(browser, stack, tmp_path, java_script_enabled=False)
+    try:
+        page = sign_in(plain, stack.token)
+        expect(page.locator(f'tr[data-app="{apps.main}"] a.preview')).to_have_text("feature-x")
+        plain.open(f"/apps/{apps.main}")
+        expect(page.locator("table.releases tr[data-version]").first).to_be_visible()
+        expect(page.locator('tr[data-function="hello"] svg.chart-requests')).to_be_visible()
+        plain.open(f"/apps/{apps.main}/logs")
+        expect(page.locator("#log li.kind-platform").first).to_be_visible()
+        expect(page.locator("#pause")).to_be_hidden()  # live controls need the script
+        plain.open(f"/apps/{apps.other}/deploys")
+        expect(page.locator("section.deploy.state-done").first).to_contain_text("live at")
+        plain.screenshot("no-javascript")
+    finally:
+        plain.context.close()
+    assert plain.errors == []

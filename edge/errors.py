@@ -8,7 +8,8 @@
     ├── AuthError                  missing token (401)
     │   └── ForbiddenError         token lacks access to that app (403)
     ├── NotFoundError              unknown app, environment, release (404)
-    └── ConflictError              the request conflicts with current state (409)
+    ├── ConflictError              the request conflicts with current state (409)
+    └── UnavailableError           a service the answer needs (Redis) is down (503)
 
 The control plane translates these to HTTP in exactly one place
 (``edge.platform.api``). Function faults are not exceptions: the runtime's
@@ -63,3 +64,9 @@ class ConflictError(EdgeError):
     """The request conflicts with the current state."""
 
     http_status = 409
+
+
+class UnavailableError(EdgeError):
+    """A service the answer needs (Redis) is unreachable; retrying later may work."""
+
+    http_status = 503

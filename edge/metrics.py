@@ -19,7 +19,8 @@ Redis layout (hashes; ``<node>`` names a runtime node, shared by its workers):
 - ``edge:metrics-node:<node>:<app>:<environment>:<function>``: one node's share
   (expires :data:`NODE_TTL` seconds after the node's last flush);
 - ``edge:metrics-index`` and ``edge:metrics-index-node:<node>``: sets of JSON
-  ``[app, environment, function]`` naming the hashes above (no ``SCAN``).
+  ``[app, environment, function]`` naming the hashes above (no ``SCAN``);
+- the per-minute series of :mod:`edge.series`, merged by the same script.
 
 Hash fields: ``invocations``, ``errors`` (status >= 500 or any function fault),
 ``cold_starts``, ``timeouts``, ``memory_kills``, ``status:<n>xx``,
@@ -39,6 +40,7 @@ import contextlib
 import json
 import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -59,6 +61,10 @@ NODE_KEY_PREFIX = "edge:metrics-node:"
 INDEX_KEY = "edge:metrics-index"
 NODE_INDEX_PREFIX = "edge:metrics-index-node:"
 NODE_TTL = 7 * 24 * 3600
+SERIES_PREFIX = "edge:series:"
+# An hour's hash is last written in its last minute: it outlives that by 25 hours,
+# so the last 24 hours are always complete.
+SERIES_TTL = 25 * 3600
 
 MIN_MS = 0.01
 MAX_MS = 60_000.0
@@ -71,11 +77,13 @@ LABELS = ("app", "environment", "function")
 _REDIS_DOWN = (redis.RedisError, OSError)
 _COUNTERS = ("invocations", "errors", "cold_starts", "timeouts", "memory_kills")
 
-# KEYS: cluster hash, node hash, index set, node index set.
-# ARGV: index member, memory peak (KB), node TTL, then field/increment pairs.
+# KEYS: cluster hash, node hash, index set, node index set, then the hour hashes
+# of the per-minute series: the function's and the app's (see edge.series).
+# ARGV: index member, memory peak (KB), node TTL, minute of the hour, series TTL,
+# then field/increment pairs.
 _MERGE = """
 for k = 1, 2 do
-  for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1]) end
+  for i = 6, #ARGV, 2 do redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1]) end
   local peak = tonumber(ARGV[2])
   if peak > tonumber(redis.call('HGET', KEYS[k], 'memory_peak_kb') or '0') then
     redis.call('HSET', KEYS[k], 'memory_peak_kb', peak)
@@ -85,6 +93,18 @@ redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('EXPIRE', KEYS[4], ARGV[3])
+for i = 6, #ARGV, 2 do
+  local name = ARGV[i]
+  if name == 'invocations' or name == 'errors' then
+    redis.call('HINCRBY', KEYS[6], ARGV[4] .. ':' .. name, ARGV[i + 1])
+  end
+  if name == 'invocations' or name == 'errors' or name == 'cold_starts'
+      or name == 'duration_us' or string.sub(name, 1, 2) == 'b:' then
+    redis.call('HINCRBY', KEYS[5], ARGV[4] .. ':' .. name, ARGV[i + 1])
+  end
+end
+redis.call('EXPIRE', KEYS[5], ARGV[5])
+redis.call('EXPIRE', KEYS[6], ARGV[5])
 return 1
 """
 
@@ -97,6 +117,25 @@ def metrics_key(app: str, environment: str, function: str) -> str:
 def node_metrics_key(node: str, app: str, environment: str, function: str) -> str:
     """One runtime node's hash of one function in one environment."""
     return f"{NODE_KEY_PREFIX}{node}:{app}:{environment}:{function}"
+
+
+def series_key(app: str, environment: str, function: str, hour: int) -> str:
+    """One function's per-minute series for one hour (``hour`` = epoch minutes // 60).
+
+    Fields are ``<minute of the hour>:<counter>``: ``invocations``, ``errors``,
+    ``cold_starts``, ``duration_us`` and the latency buckets ``b:<i>``.
+    """
+    return f"{SERIES_PREFIX}{app}:{environment}:{function}:{hour}"
+
+
+def series_app_key(app: str, hour: int) -> str:
+    """An app's per-minute ``invocations`` and ``errors`` for one hour, all functions."""
+    return f"{SERIES_PREFIX}{app}:{hour}"
+
+
+def current_minute() -> int:
+    """Minutes since the epoch, now."""
+    return int(time.time()) // 60
 
 
 def bucket_upper_ms(index: int) -> float:
@@ -151,6 +190,9 @@ class _Cell:
 
     counts: Counter[str] = field(default_factory=Counter)
     memory_peak_kb: int = 0
+    # The minute its first count arrived in: a cell lives one flush interval
+    # (a second), so its counts land in the per-minute series at most that late.
+    minute: int = field(default_factory=current_minute)
 
     def merge(self, other: _Cell) -> None:
         self.counts.update(other.counts)
@@ -262,14 +304,18 @@ class MetricsRecorder(Flusher):
         return sum(cell.counts["invocations"] for cell in cells.values())
 
     def _queue(self, pipe: Any, key: tuple[str, str, str], cell: _Cell) -> None:
+        hour, minute = divmod(cell.minute, 60)
         keys = (
             metrics_key(*key),
             node_metrics_key(self.node, *key),
             INDEX_KEY,
             NODE_INDEX_PREFIX + self.node,
+            series_key(*key, hour),
+            series_app_key(key[0], hour),
         )
         pairs = [part for name, count in cell.counts.items() if count for part in (name, count)]
-        pipe.eval(_MERGE, len(keys), *keys, json.dumps(key), cell.memory_peak_kb, NODE_TTL, *pairs)
+        args = (json.dumps(key), cell.memory_peak_kb, NODE_TTL, minute, SERIES_TTL, *pairs)
+        pipe.eval(_MERGE, len(keys), *keys, *args)
 
     def _restore(self, cells: dict[tuple[str, str, str], _Cell]) -> None:
         for key, cell in cells.items():
@@ -321,7 +367,7 @@ class Series:
         }
 
 
-def _labels(
+def index_labels(
     members: Iterable[Any], app: str | None, environment: str | None
 ) -> list[tuple[str, str, str]]:
     found = set()
@@ -347,7 +393,7 @@ def load_series(
     client: redis.Redis, node: str | None, app: str | None = None, environment: str | None = None
 ) -> list[Series]:
     members: Any = client.smembers(_index_of(node))
-    wanted = _labels(members, app, environment)
+    wanted = index_labels(members, app, environment)
     pipe = client.pipeline(transaction=False)
     for labels in wanted:
         pipe.hgetall(_key_of(node, labels))
@@ -357,7 +403,7 @@ def load_series(
 
 async def aload_series(client: redis_async.Redis, node: str | None) -> list[Series]:
     members: Any = await client.smembers(_index_of(node))
-    wanted = _labels(members, None, None)
+    wanted = index_labels(members, None, None)
     async with client.pipeline(transaction=False) as pipe:
         for labels in wanted:
             pipe.hgetall(_key_of(node, labels))

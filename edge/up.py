@@ -175,6 +175,7 @@ def banner(config: Config, token_path: Path, demo: bool) -> str:
         f"  runtime (functions)  http://{config.bind}:{config.runtime_port}",
         f"  control plane        {config.platform_url}"
         f"   (git: {config.platform_url}/git/<app>.git)",
+        f"  dashboard            {config.platform_url}/   (sign in with the admin token)",
         f"  admin token          {token_path}",
     ]
     if demo:

@@ -4,7 +4,7 @@
 # redis-server itself (the same embedded server `edge up` uses).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/ensure-system-packages.sh
+EDGE_WITH_BROWSER=1 scripts/ensure-system-packages.sh
 
 pgdir=$(mktemp -d /tmp/edge-test-pg.XXXXXX)
 chmod 755 "$pgdir"

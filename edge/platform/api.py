@@ -11,16 +11,19 @@ from typing import Any
 import falcon
 import redis
 
-from edge.errors import AuthError, EdgeError, ForbiddenError, NotFoundError
+from edge.errors import AuthError, EdgeError, ForbiddenError, NotFoundError, UnavailableError
 from edge.logstream import follow_batches, read_logs
 from edge.metrics import read_metrics
 from edge.platform.auth import token_from_header
+from edge.platform.dashboard import add_dashboard
 from edge.platform.deploy import public_url
 from edge.platform.openapi import OPENAPI
 from edge.platform.repos import check_app_name
 from edge.platform.services import Platform
+from edge.platform.sessions import SESSION_COOKIE
 from edge.platform.store import TokenInfo
 from edge.prometheus import PROMETHEUS_CONTENT_TYPE, prometheus_text
+from edge.series import MAX_MINUTES, read_series
 from edge.snapshot import PRODUCTION
 
 logger = logging.getLogger(__name__)
@@ -29,6 +32,14 @@ logger = logging.getLogger(__name__)
 def _identity(platform: Platform, req: falcon.Request) -> TokenInfo:
     token = token_from_header(req.get_header("Authorization"))
     identity = platform.store.authenticate(token) if token else None
+    if token is None and req.method in ("GET", "HEAD"):
+        # APPSEC: a dashboard session may read (the live log, the series); every
+        # state change through the API still needs the token itself, so a
+        # cross-site form cannot ride the cookie (which is SameSite=Strict anyway).
+        found = platform.sessions.signed_in(
+            req.cookies.get(SESSION_COOKIE), platform.store.authenticate_hash
+        )
+        identity = found[1] if found else None
     if identity is None:
         raise AuthError(
             "missing or invalid API token: send `Authorization: Bearer <token>` "
@@ -225,6 +236,27 @@ class Metrics:
         resp.media = {"app": app, "functions": rows}
 
 
+class MetricsSeries:
+    """Per-function, per-minute figures of an app over the last hour (up to 24 hours)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, app: str) -> None:
+        _require(self.platform, req, app)
+        self.platform.store.get_app(app)
+        minutes = req.get_param_as_int("minutes", min_value=1, max_value=MAX_MINUTES) or 60
+        functions = read_series(
+            self.platform.redis,
+            app,
+            environment=req.get_param("env") or None,
+            function=req.get_param("function") or None,
+            minutes=minutes,
+            histogram=bool(req.get_param_as_bool("histogram")),
+        )
+        resp.media = {"app": app, "minutes": minutes, "functions": functions}
+
+
 class Prometheus:
     """``/metrics``: every function's figures, cluster-wide, for Prometheus."""
 
@@ -244,14 +276,29 @@ def handle_edge_error(
 ) -> None:
     """The one translation of platform errors to HTTP."""
     resp.status = falcon.code_to_http_status(ex.http_status)
+    render = getattr(req.context, "render_error", None)
+    if render is not None:  # a dashboard page: an HTML page, not JSON
+        render(resp, ex)
+        return
     resp.media = {"error": str(ex)}
     if isinstance(ex, AuthError) and not isinstance(ex, ForbiddenError):
         resp.set_header("WWW-Authenticate", 'Bearer realm="edge"')
 
 
+def handle_redis_error(
+    req: falcon.Request, resp: falcon.Response, ex: redis.RedisError, params: dict[str, Any]
+) -> None:
+    """Redis down: 503 with the reason (the store's answers need no Redis)."""
+    logger.warning("request %s %s failed: Redis unreachable (%s)", req.method, req.path, ex)
+    handle_edge_error(
+        req, resp, UnavailableError(f"Redis is unreachable ({ex}); try again shortly"), params
+    )
+
+
 def create_api(platform: Platform) -> falcon.App:
     app = falcon.App()
     app.add_error_handler(EdgeError, handle_edge_error)
+    app.add_error_handler(redis.RedisError, handle_redis_error)
     app.add_route("/healthz", Health(platform))
     app.add_route("/v1/openapi.json", OpenAPI())
     app.add_route("/v1/apps", Apps(platform))
@@ -260,5 +307,7 @@ def create_api(platform: Platform) -> falcon.App:
     app.add_route("/v1/bundles/{app}/{digest}", Bundle(platform))
     app.add_route("/v1/apps/{app}/logs", Logs(platform))
     app.add_route("/v1/apps/{app}/metrics", Metrics(platform))
+    app.add_route("/v1/apps/{app}/metrics/series", MetricsSeries(platform))
     app.add_route("/metrics", Prometheus(platform))
+    add_dashboard(app, platform)
     return app

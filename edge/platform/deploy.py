@@ -29,6 +29,7 @@ from edge.errors import EdgeError, ManifestError
 from edge.logstream import emit_sync, platform_event
 from edge.manifest import FunctionSpec, Manifest, load_manifest
 from edge.platform.artifacts import folder_files, git_files
+from edge.platform.deploylog import DeployLog
 from edge.platform.store import ReleaseInfo, Store
 from edge.runtime.js.modules import check_js_many
 from edge.snapshot import PRODUCTION, PRODUCTION_BRANCH, FunctionRecord, site_host
@@ -94,6 +95,7 @@ class Deployer:
         self.store = store
         self.redis = redis_client
         self.artifacts = artifacts
+        self.steps = DeployLog(redis_client)
         self._held = threading.local()
 
     # -- update: validation ------------------------------------------------
@@ -127,12 +129,9 @@ class Deployer:
             manifest = self.checked_manifest(GitTreeSource(store, store[new].tree), app)
         except EdgeError as exc:
             env = environment_for_branch(pushed.branch, app)
-            self._event(
-                app,
-                env,
-                f"push of {pushed.branch} {new.decode()[:7]} rejected: {exc}",
-                level="error",
-            )
+            message = f"push of {pushed.branch} {new.decode()[:7]} rejected: {exc}"
+            self._event(app, env, message, level="error")
+            self.steps.rejected(app, env, message)
             raise
         names = ", ".join(f.name for f in manifest.functions)
         return [f"-----> edge.toml valid: {len(manifest.functions)} function(s): {names}"]
@@ -176,15 +175,16 @@ class Deployer:
         if pushed.branch is None:
             return None
         env = environment_for_branch(pushed.branch, app)
-        try:
-            with self.app_lock(app):
-                if pushed.deleted:
-                    self._teardown(app, env, progress)
-                    return None
-                return self._release(repo, app, env, pushed, pusher=pusher, progress=progress)
-        except EdgeError as exc:
-            progress(f"error: deploy of {pushed.branch} failed: {exc}")
-            return None
+        with self.steps.track(app, env, progress) as step:
+            try:
+                with self.app_lock(app):
+                    if pushed.deleted:
+                        self._teardown(app, env, step)
+                        return None
+                    return self._release(repo, app, env, pushed, pusher=pusher, progress=step)
+            except EdgeError as exc:
+                step(f"error: deploy of {pushed.branch} failed: {exc}")
+                return None
 
     def _release(
         self, repo: Any, app: str, env: str, pushed: PushedRef, *, pusher: str, progress: Progress
@@ -288,7 +288,7 @@ class Deployer:
         Raises:
             EdgeError: the folder does not validate; nothing changes then.
         """
-        with self.app_lock(app):
+        with self.app_lock(app), self.steps.track(app, PRODUCTION, progress) as step:
             manifest = self.checked_manifest(DirSource(folder), app)
             app_info = self.store.get_or_create_app(app, created_by=by)
             self.store.get_or_create_environment(app, PRODUCTION, branch=PRODUCTION_BRANCH)
@@ -305,15 +305,15 @@ class Deployer:
                 author=by,
                 message="edge dev: working folder",
             )
-            progress(
+            step(
                 f"-----> Release v{release.version} from {folder} "
                 f"({len(manifest.functions)} function(s))"
             )
-            return self.go_live(app, PRODUCTION, release, progress)
+            return self.go_live(app, PRODUCTION, release, step)
 
     def rollback(self, app: str, *, to: int | None, by: str, progress: Progress) -> ReleaseInfo:
         """Repoint production to an earlier release, recorded as a new release."""
-        with self.app_lock(app):
+        with self.app_lock(app), self.steps.track(app, PRODUCTION, progress) as step:
             target = self.store.rollback_target(app, PRODUCTION, to)
             release = self.store.create_release(
                 app,
@@ -327,8 +327,8 @@ class Deployer:
                 message=f"Rollback to v{target.version}",
                 rollback_of=target.version,
             )
-            progress(f"-----> Rolling back {app} to v{target.version} as v{release.version}")
-            return self.go_live(app, PRODUCTION, release, progress)
+            step(f"-----> Rolling back {app} to v{target.version} as v{release.version}")
+            return self.go_live(app, PRODUCTION, release, step)
 
     def _event(
         self, app: str, env: str, message: str, *, release: int = 0, level: str = "info"

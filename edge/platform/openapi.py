@@ -91,6 +91,34 @@ OPENAPI: dict[str, Any] = {
                 [_APP, {"name": "env", "in": "query", "schema": {"type": "string"}}],
             )
         },
+        "/v1/apps/{app}/metrics/series": {
+            "get": _op(
+                "Per-function, per-minute requests, errors, cold starts and latency "
+                "(avg/p50/p95/p99 from a histogram), summed over every runtime node; "
+                "kept 24 hours",
+                [
+                    _APP,
+                    {"name": "env", "in": "query", "schema": {"type": "string"}},
+                    {"name": "function", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "minutes",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "default": 60,
+                            "minimum": 1,
+                            "maximum": 1440,
+                        },
+                    },
+                    {
+                        "name": "histogram",
+                        "in": "query",
+                        "schema": {"type": "boolean"},
+                        "description": "add each minute's latency histogram (ms bound -> count)",
+                    },
+                ],
+            )
+        },
         "/v1/bundles/{app}/{digest}": {
             "get": _op(
                 "A release bundle (tar) for runtime nodes",

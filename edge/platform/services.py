@@ -12,6 +12,7 @@ from edge.artifacts import Artifacts
 from edge.config import Config
 from edge.platform.deploy import Deployer
 from edge.platform.repos import AppRepos
+from edge.platform.sessions import Sessions
 from edge.platform.store import Store
 
 
@@ -25,6 +26,7 @@ class Platform:
     artifacts: Artifacts
     repos: AppRepos
     deployer: Deployer
+    sessions: Sessions
 
     def close(self) -> None:
         self.redis.close()
@@ -45,7 +47,7 @@ def build_platform(config: Config) -> Platform:
     artifacts = Artifacts(config.releases_dir)
     repos = AppRepos(config.repos_dir, config.max_push_bytes)
     deployer = Deployer(config, store, client, artifacts)
-    return Platform(config, store, client, artifacts, repos, deployer)
+    return Platform(config, store, client, artifacts, repos, deployer, Sessions(client))
 
 
 def save_settings(config: Config) -> None:

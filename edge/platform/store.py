@@ -39,6 +39,7 @@ from edge.platform.models import (
     make_engine,
     utcnow,
 )
+from edge.platform.overview import OverviewMethods
 from edge.platform.tokens import TokenMethods
 from edge.snapshot import (
     PRODUCTION,
@@ -75,7 +76,7 @@ def alembic_config(url: str) -> AlembicConfig:
     return config
 
 
-class Store(TokenMethods):
+class Store(TokenMethods, OverviewMethods):
     """The control plane's database, behind methods that return frozen records."""
 
     def __init__(self, engine: Engine, url: str) -> None:

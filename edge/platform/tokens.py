@@ -70,8 +70,12 @@ class TokenMethods:
 
     def authenticate(self, token: str) -> TokenInfo | None:
         """The token's identity and scope, or ``None`` if it is unknown or revoked."""
+        return self.authenticate_hash(hash_token(token))
+
+    def authenticate_hash(self, token_hash: str) -> TokenInfo | None:
+        """As :meth:`authenticate`, by the token's sha256 (a dashboard session keeps only that)."""
         with self._read() as session:
-            row = session.scalar(sa.select(Token).where(Token.token_hash == hash_token(token)))
+            row = session.scalar(sa.select(Token).where(Token.token_hash == token_hash))
             if row is None:
                 return None
             apps = session.scalars(sa.select(TokenApp.app).where(TokenApp.token_id == row.id))

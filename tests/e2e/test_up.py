@@ -33,6 +33,9 @@ def test_edge_up_demo_serves_the_sample_app_and_stops_cleanly(tmp_path: Path) ->
         up.wait_for_line("Ctrl-C stops everything", timeout=120)
         assert "v1 live at http://shop.edge.localhost" in up.output
         assert f"curl http://shop.edge.localhost:{port}/api/users/42" in up.output
+        dashboard = f"http://127.0.0.1:{env['EDGE_PLATFORM_PORT']}/"
+        assert f"dashboard            {dashboard}" in up.output
+        assert "Sign in to Edge" in httpx.get(dashboard, follow_redirects=True).text
         host = {"Host": "shop.edge.localhost"}
         user = httpx.get(f"http://127.0.0.1:{port}/api/users/42", headers=host).json()
         assert user["name"] == "Arthur Dent"

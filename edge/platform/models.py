@@ -252,6 +252,25 @@ class TokenApp(Base):
     app: Mapped[str] = mapped_column(String(63), primary_key=True)
 
 
+class Secret(Base):
+    """One secret of one app environment, sealed (see :mod:`edge.keyring`).
+
+    Keyed by the environment's name, not its row, so a secret can be set before
+    the branch's first push.
+    """
+
+    __tablename__ = "secrets"
+    __table_args__ = (UniqueConstraint("app_id", "environment", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    environment: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(255))
+    sealed: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
 class PlatformState(Base):
     """The single row of platform-wide counters."""
 
@@ -307,7 +326,7 @@ class FunctionRecord:
     memory_mb: int
     timeout_ms: int
     regions: list[str]
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # APPSEC: holds secrets once unsealed
     min_warm: int
     max_instances: int
     content_hash: str
@@ -455,7 +474,11 @@ class ReleaseInfo:
 
 @dataclass(frozen=True)
 class LiveEnvironment:
-    """One environment the runtime serves, with its active release's functions."""
+    """One environment the runtime serves, with its active release's functions.
+
+    ``secrets`` are (name, sealed value) pairs, opened on the runtime side by
+    :func:`edge.platform.vault.unseal`.
+    """
 
     app: str
     environment: str
@@ -464,6 +487,7 @@ class LiveEnvironment:
     artifact: str
     functions: tuple[FunctionRecord, ...]
     app_id: int = 0
+    secrets: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)

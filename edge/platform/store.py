@@ -45,6 +45,7 @@ from edge.platform.models import (
     utcnow,
 )
 from edge.platform.tokens import TokenMethods
+from edge.platform.vault import SecretMethods, sealed_secrets
 
 __all__ = [
     "AppInfo",
@@ -69,7 +70,7 @@ def alembic_config(url: str) -> AlembicConfig:
     return config
 
 
-class Store(TokenMethods):
+class Store(TokenMethods, SecretMethods):
     """The control plane's database, behind methods that return frozen records."""
 
     def __init__(self, engine: Engine, url: str) -> None:
@@ -472,7 +473,8 @@ class Store(TokenMethods):
     def routing_snapshot(self) -> RoutingSnapshot:
         """Everything the runtime serves, read in one consistent transaction.
 
-        Three queries, whatever the number of apps: environments, functions, routes.
+        Four queries, whatever the number of apps: environments, functions, routes,
+        and secrets (sealed: the runtime opens them, see :func:`edge.platform.vault.unseal`).
         """
         with self._read(snapshot=True) as session:
             version = q.routes_version(session)
@@ -492,6 +494,7 @@ class Store(TokenMethods):
             ).all()
             live = sa.select(Environment.active_release_id).where(Environment.deleted_at.is_(None))
             functions = q.functions(session, live)
+            secrets = sealed_secrets(session)
         return RoutingSnapshot(
             version=version,
             environments=tuple(
@@ -503,6 +506,7 @@ class Store(TokenMethods):
                     artifact=artifact,
                     functions=functions[release_id],
                     app_id=app_id,
+                    secrets=secrets.get((app_id, env), ()),
                 )
                 for app, env, release_id, number, artifact, app_id in rows
             ),

@@ -322,13 +322,15 @@ class Deployer:
             self.store.get_or_create_environment(app, PRODUCTION, branch="main")
             files = folder_files(folder)
             digest = self.artifacts.export(files, app, app_info.id)
+            functions = function_records(files, manifest)
+            self.say_overrides(app, PRODUCTION, functions, None, progress)
             release = self.store.create_release(
                 app,
                 PRODUCTION,
                 commit_sha=f"dev-{digest[:12]}",
                 artifact=digest,
                 manifest_json=json.dumps(manifest.to_json()),
-                functions=function_records(files, manifest),
+                functions=functions,
                 created_by=by,
                 author=by,
                 message="edge dev: working folder",

@@ -201,3 +201,17 @@ def test_bad_secret_names_and_values_are_refused_and_change_nothing(
     assert empty.returncode == 1 and "no value for DB on stdin" in empty.stderr
     releases = json.loads(edge(stack, "releases", app, "--json").stdout)["releases"]
     assert [r["version"] for r in releases] == [1]
+
+
+def test_a_secret_that_breaks_the_function_is_taken_back(
+    runtime_stack: Stack, tmp_path: Path
+) -> None:
+    stack = runtime_stack
+    picky = "import os\nif os.environ.get('MODE') == 'crash':\n    raise RuntimeError('MODE')\n"
+    app, _ = deploy(stack, tmp_path, {"edge.toml": MANIFEST, "py.py": picky + PY, "js.js": JS})
+    out = edge(stack, "secrets", "set", app, "MODE", stdin="crash", check=False)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "failed to start" in out.stdout and "v1 keeps serving" in out.stdout, out.stdout
+    assert "secret MODE is back to what it was before" in out.stdout, out.stdout
+    assert json.loads(edge(stack, "secrets", "list", app, "--json").stdout)["secrets"] == []
+    assert stack.get(stack.host(app), "/py").json()["code"] == "a"

@@ -215,3 +215,30 @@ def test_a_secret_that_breaks_the_function_is_taken_back(
     assert "secret MODE is back to what it was before" in out.stdout, out.stdout
     assert json.loads(edge(stack, "secrets", "list", app, "--json").stdout)["secrets"] == []
     assert stack.get(stack.host(app), "/py").json()["code"] == "a"
+
+
+def test_the_api_documents_secrets_checks_tokens_and_never_answers_a_value(
+    runtime_stack: Stack, tmp_path: Path
+) -> None:
+    stack = runtime_stack
+    base = f"http://127.0.0.1:{stack.config.platform_port}"
+    spec = stack.http.get(f"{base}/v1/openapi.json").json()["paths"]
+    assert set(spec["/v1/apps/{app}/secrets"]) == {"get"}
+    assert set(spec["/v1/apps/{app}/secrets/{name}"]) == {"put", "delete"}
+
+    app, _ = deploy(stack, tmp_path)
+    other = edge(stack, "token", "create", "--app", "someone-else").stdout.strip()
+    mine = edge(stack, "token", "create", "--app", app).stdout.strip()
+    url = f"{base}/v1/apps/{app}/secrets/KEY"
+    denied = stack.http.put(url, json={"value": "v"}, headers={"Authorization": f"Bearer {other}"})
+    assert denied.status_code == 403, denied.text
+    auth = {"Authorization": f"Bearer {mine}"}
+    assert stack.http.put(url, json={"value": 42}, headers=auth).status_code == 400
+    answer = stack.http.put(url, json={"value": "api-value-7"}, headers=auth)
+    assert answer.status_code == 200 and answer.json()["release"]["status"] == "active"
+    listed = stack.http.get(f"{base}/v1/apps/{app}/secrets", headers=auth)
+    assert [s["name"] for s in listed.json()["secrets"]] == ["KEY"]
+    for body in (answer.text, listed.text):
+        assert "api-value-7" not in body
+    assert stack.http.delete(url, headers=auth).status_code == 200
+    assert stack.http.delete(url, headers=auth).status_code == 404

@@ -34,7 +34,9 @@ HELLO = (
 
 @pytest.fixture(scope="module")
 def acl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A redis-server on loopback TCP: ``default`` off, one user ``edge`` with a password."""
+    """A redis-server on loopback TCP: ``default`` off, one user ``edge`` with a password,
+    limited to ``edge:*`` keys and channels and to non-dangerous commands (as the README
+    recommends)."""
     folder = Path(tmp_path_factory.mktemp("acl-redis"))
     port = free_port()
     proc = subprocess.Popen(
@@ -59,9 +61,11 @@ def acl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "edge",
             "on",
             f">{PASSWORD}",
-            "~*",
-            "&*",
+            "resetchannels",
+            "~edge:*",
+            "&edge:*",
             "+@all",
+            "-@dangerous",
         ],
         stdin=subprocess.DEVNULL,
         start_new_session=True,
@@ -108,6 +112,8 @@ def test_the_platform_runs_on_redis_with_acl_credentials(acl_stack: Stack, tmp_p
         redis.Redis(host="127.0.0.1", port=port).ping()  # no credentials: refused
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(host="127.0.0.1", port=port, username="edge", password="wrong").ping()
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        redis.Redis.from_url(url).set("not-edge", 1)  # the user has edge:* keys only
 
     app = "acl-" + uuid.uuid4().hex[:6]
     work = Workdir(tmp_path / app)

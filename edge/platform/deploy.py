@@ -375,6 +375,12 @@ class Deployer:
                 rollback_of=target.version,
             )
             progress(f"-----> Rolling back {app} to v{target.version} as v{release.version}")
+            secrets = [secret.name for secret in self.store.list_secrets(app, PRODUCTION)]
+            if secrets:
+                progress(
+                    f"-----> with the current secrets ({', '.join(secrets)}): "
+                    "a rollback never brings back old secret values"
+                )
             return self.go_live(app, PRODUCTION, release, progress)
 
     def event(

@@ -10,7 +10,10 @@ import uuid
 from pathlib import Path
 
 import redis
-from stack import Stack, Workdir, wait_for
+from stack import Stack, Workdir, free_port, wait_for
+
+from edge.config import Config
+from edge.redisserver import RedisServer
 
 MANIFEST = """
 [env]
@@ -181,6 +184,7 @@ def test_rollback_brings_back_old_code_with_the_current_secrets(
 
     out = edge(stack, "rollback", app)  # the previous code: v2 (v1's code, secrets changed)
     assert "to v2 as v5" in out.stdout, out.stdout
+    assert "with the current secrets (DB_PASSWORD)" in out.stdout, out.stdout
     served = stack.get(stack.host(app), "/py").json()
     assert (served["code"], served["secret"]) == ("a", "two")  # old code, current secret
 
@@ -242,3 +246,30 @@ def test_the_api_documents_secrets_checks_tokens_and_never_answers_a_value(
         assert "api-value-7" not in body
     assert stack.http.delete(url, headers=auth).status_code == 200
     assert stack.http.delete(url, headers=auth).status_code == 404
+
+
+def test_a_runtime_node_on_another_host_opens_secrets_with_the_shared_key(
+    own_stack: tuple[Stack, RedisServer], tmp_path: Path
+) -> None:
+    east, _ = own_stack
+    east.start("platform")
+    east.start("runtime")
+    home = tmp_path / "west-home"  # no shared disk: no secret.key of its own
+    home.mkdir()
+    env = {
+        **east.env,
+        "EDGE_HOME": str(home),
+        "EDGE_RUNTIME_PORT": str(free_port()),
+        "EDGE_TOKEN": east.token,
+        "EDGE_SECRET_KEY": (east.home / "secret.key").read_text().strip(),
+    }
+    west = Stack(home, env, Config.from_env(env), east.token)
+    try:
+        west.start("runtime")
+        app, _ = deploy(east, tmp_path)
+        out = edge(east, "secrets", "set", app, "DB_PASSWORD", stdin="shared")
+        assert "v2 live at" in out.stdout and "not signed" not in out.stdout, out.stdout
+        assert seen(west, app, "/py") == "shared" and seen(west, app, "/js") == "shared"
+        assert not (home / "secret.key").exists()
+    finally:
+        west.close()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
+import pytest
 import redis
 from stack import Stack, Workdir, free_port, wait_for
 
@@ -273,3 +275,37 @@ def test_a_runtime_node_on_another_host_opens_secrets_with_the_shared_key(
         assert not (home / "secret.key").exists()
     finally:
         west.close()
+
+
+PEEK = """
+import os
+
+def handle(request):
+    try:
+        open(request.env["KEY_PATH"], "rb").read()
+        key = "read"
+    except OSError as exc:
+        key = type(exc).__name__
+    leaked = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                if b"EDGE_" in handle.read():
+                    leaked.append(pid)
+        except OSError:
+            pass
+    return {"key": key, "leaked": leaked, "own": [k for k in os.environ if k.startswith("EDGE_")]}
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="function uids apart from the platform's need root")
+def test_a_function_cannot_read_the_platform_key(runtime_stack: Stack, tmp_path: Path) -> None:
+    stack = runtime_stack
+    key_path = stack.home / "secret.key"
+    manifest = (
+        f'[env]\nKEY_PATH = "{key_path}"\n[functions.peek]\nentry = "peek.py"\nroutes = ["/"]\n'
+    )
+    app, _ = deploy(stack, tmp_path, {"edge.toml": manifest, "peek.py": PEEK})
+    assert key_path.is_file()
+    peek = stack.get(stack.host(app), "/").json()
+    assert peek == {"key": "PermissionError", "leaked": [], "own": []}

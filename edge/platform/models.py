@@ -477,7 +477,7 @@ class LiveEnvironment:
     """One environment the runtime serves, with its active release's functions.
 
     ``secrets`` are (name, sealed value) pairs, opened on the runtime side by
-    :func:`edge.platform.vault.unseal`.
+    :func:`edge.secretenv.unseal`.
     """
 
     app: str

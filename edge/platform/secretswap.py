@@ -11,7 +11,8 @@ from __future__ import annotations
 from edge.errors import NotFoundError
 from edge.platform.deploy import Deployer, Progress
 from edge.platform.store import ReleaseInfo
-from edge.platform.vault import SECRETS_CHANGED, check_secret_value, place
+from edge.platform.vault import SECRETS_CHANGED, check_secret_value
+from edge.secretenv import place
 
 
 def change_secret(

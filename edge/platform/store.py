@@ -474,7 +474,7 @@ class Store(TokenMethods, SecretMethods):
         """Everything the runtime serves, read in one consistent transaction.
 
         Four queries, whatever the number of apps: environments, functions, routes,
-        and secrets (sealed: the runtime opens them, see :func:`edge.platform.vault.unseal`).
+        and secrets (sealed: the runtime opens them, see :func:`edge.secretenv.unseal`).
         """
         with self._read(snapshot=True) as session:
             version = q.routes_version(session)

@@ -3,8 +3,9 @@
 The store never sees a plain value: the control plane seals a value with the
 platform key before storing it (:class:`edge.keyring.Keyring`), the routing
 snapshot carries the sealed values, and each runtime worker opens them
-(:func:`unseal`) into the environment variables of that environment's
-functions, where a secret wins over an ``[env]`` value of the same name.
+(:func:`edge.secretenv.unseal`) into the environment variables of that
+environment's functions, where a secret wins over an ``[env]`` value of the same
+name.
 
 Secrets are not versioned with releases: every release of an environment,
 including one brought back by a rollback, runs with the environment's current
@@ -13,35 +14,21 @@ secrets, so a rotated or removed credential never comes back by accident.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from edge.errors import EdgeError
-from edge.keyring import Keyring, SecretKeyError
 from edge.platform import rows as q
-from edge.platform.models import (
-    FunctionRecord,
-    RoutingSnapshot,
-    Secret,
-    as_utc,
-    check_label,
-    utcnow,
-)
+from edge.platform.models import FunctionRecord, Secret, as_utc, check_label, utcnow
 
 SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 MAX_SECRET_BYTES = 64 * 1024
 SECRETS_CHANGED = "secrets changed"
-
-
-def place(app: str, environment: str, name: str) -> str:
-    """Where a secret belongs; sealed values are bound to it."""
-    return f"{app}/{environment}/{name}"
 
 
 def check_secret_name(name: str) -> None:
@@ -153,45 +140,6 @@ def sealed_secrets(session: Session) -> dict[tuple[int, str], tuple[tuple[str, s
     ):
         found.setdefault((app_id, environment), []).append((name, sealed))
     return {key: tuple(pairs) for key, pairs in found.items()}
-
-
-def unseal(snapshot: RoutingSnapshot, keyring: Keyring) -> tuple[RoutingSnapshot, dict[str, str]]:
-    """The snapshot with each environment's secrets opened into its functions' env.
-
-    A function's ``content_hash`` then also covers a keyed fingerprint of the
-    secrets, so a change of secrets starts new pools (the hot swap of a deploy)
-    while unchanged ones keep their warm pools.
-
-    Returns:
-        The snapshot, and failures by ``app/environment/(secrets)`` for the
-        environments whose secrets this host's key cannot open.
-    """
-    failures: dict[str, str] = {}
-    environments = []
-    for live in snapshot.environments:
-        if not live.secrets:
-            environments.append(live)
-            continue
-        try:
-            values = {
-                name: keyring.open(place(live.app, live.environment, name), sealed)
-                for name, sealed in live.secrets
-            }
-        except SecretKeyError as exc:
-            failures[f"{live.app}/{live.environment}/(secrets)"] = str(exc)
-            environments.append(replace(live, secrets=()))
-            continue
-        fingerprint = keyring.fingerprint(values)
-        functions = tuple(_with_secrets(f, values, fingerprint) for f in live.functions)
-        environments.append(replace(live, functions=functions, secrets=()))
-    return replace(snapshot, environments=tuple(environments)), failures
-
-
-def _with_secrets(
-    record: FunctionRecord, values: dict[str, str], fingerprint: str
-) -> FunctionRecord:
-    digest = hashlib.sha256(f"{record.content_hash}:{fingerprint}".encode()).hexdigest()
-    return replace(record, env={**record.env, **values}, content_hash=digest)
 
 
 def overridden(

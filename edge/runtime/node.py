@@ -28,11 +28,11 @@ from edge.keyring import Keyring
 from edge.logstream import LogWriter, platform_event
 from edge.metrics import MetricsRecorder
 from edge.platform.store import Store
-from edge.platform.vault import unseal
 from edge.runtime.accesslog import AccessLog
 from edge.runtime.bundles import ensure_local
 from edge.runtime.invocation import FunctionLoadError, FunctionPool, FunctionVersion
 from edge.runtime.table import RouteTable
+from edge.secretenv import unseal
 
 logger = logging.getLogger(__name__)
 

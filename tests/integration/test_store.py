@@ -16,8 +16,8 @@ from edge.keyring import Keyring, decode_key, new_key
 from edge.manifest import FunctionSpec
 from edge.platform.store import FunctionRecord, ReleaseInfo, Store
 from edge.platform.tokens import hash_token
-from edge.platform.vault import place, unseal
 from edge.routes import RoutePattern
+from edge.secretenv import place, unseal
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -294,6 +295,65 @@ def cmd_metrics(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _secrets_path(args: argparse.Namespace, name: str = "") -> str:
+    suffix = f"/{urllib.parse.quote(name, safe='')}" if name else ""
+    query = urllib.parse.urlencode({"env": args.env})
+    return f"/v1/apps/{urllib.parse.quote(args.app, safe='')}/secrets{suffix}?{query}"
+
+
+def read_secret_value(name: str) -> str:
+    """The value from stdin (a prompt without echo on a terminal), never from argv.
+
+    APPSEC: argv is visible to every user in ``ps`` and lands in shell history.
+    """
+    if sys.stdin.isatty():
+        value = getpass.getpass(f"value of {name} (not echoed): ")
+    else:
+        value = sys.stdin.read()
+        # `echo value | edge secrets set` adds one newline that is not part of it.
+        value = value[:-2] if value.endswith("\r\n") else value.removesuffix("\n")
+    if not value:
+        raise ClientError(
+            f"no value for {name} on stdin: pipe it in, e.g. "
+            f'`printf %s "$VALUE" | edge secrets set APP {name}`'
+        )
+    return value
+
+
+def cmd_secrets_set(config: Config, args: argparse.Namespace) -> int:
+    value = read_secret_value(args.name)
+    data = api(config, "PUT", _secrets_path(args, args.name), {"value": value})
+    return _print_change(data, args)
+
+
+def cmd_secrets_unset(config: Config, args: argparse.Namespace) -> int:
+    return _print_change(api(config, "DELETE", _secrets_path(args, args.name)), args)
+
+
+def _print_change(data: dict[str, Any], args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    for line in data.get("progress", []):
+        print(line)
+    release = data.get("release")
+    return 1 if release and release.get("status") == "failed" else 0
+
+
+def cmd_secrets_list(config: Config, args: argparse.Namespace) -> int:
+    data = api(config, "GET", _secrets_path(args))
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    rows = [
+        {"name": s["name"], "updated": str(s["updated_at"])[:19], "by": s["updated_by"]}
+        for s in data["secrets"]
+    ]
+    empty = f"no secrets for {args.app} ({data['environment']})"
+    print(table(rows, ["name", "updated", "by"]) if rows else empty)
+    return 0
+
+
 def cmd_init(config: Config, args: argparse.Namespace) -> int:
     from edge.platform.repos import check_app_name  # noqa: PLC0415
 
@@ -329,6 +389,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     _server_commands(sub)
     _app_commands(sub)
+    _secrets_commands(sub)
     _observe_commands(sub)
     return p
 
@@ -384,6 +445,27 @@ def _app_commands(sub: Subparsers) -> None:
     rollback.add_argument("--to", type=int, help="release version (default: the previous one)")
     rollback.add_argument("--json", action="store_true")
     rollback.set_defaults(func=cmd_rollback)
+
+
+def _secrets_commands(sub: Subparsers) -> None:
+    secrets = sub.add_parser(
+        "secrets", help="an app's secrets (encrypted; env vars of its functions)"
+    )
+    actions = secrets.add_subparsers(dest="action", required=True)
+    for action, func, text in (
+        ("set", cmd_secrets_set, "set NAME from stdin (never argv); live without a push"),
+        ("unset", cmd_secrets_unset, "remove NAME; live without a push"),
+        ("list", cmd_secrets_list, "names and when they changed, never values"),
+    ):
+        parser = actions.add_parser(action, help=text)
+        parser.add_argument("app")
+        if action != "list":
+            parser.add_argument("name", help="the environment variable, e.g. DATABASE_URL")
+        parser.add_argument(
+            "--env", default="production", help="a preview's branch (default: production)"
+        )
+        parser.add_argument("--json", action="store_true")
+        parser.set_defaults(func=func)
 
 
 def _observe_commands(sub: Subparsers) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import ConfigError
@@ -70,6 +70,8 @@ class Config:
     log_stream_len: int = 10_000
     access_log: str = ""
     token: str = ""
+    # APPSEC: never in a repr (a logged Config must not carry the platform key).
+    secret_key: str = field(default="", repr=False)
 
     @property
     def repos_dir(self) -> Path:
@@ -128,11 +130,14 @@ class Config:
             log_stream_len=_int(env, "EDGE_LOG_STREAM_LEN", 10_000, 10, 10_000_000),
             access_log=env.get("EDGE_ACCESS_LOG") or str(home / "logs" / "access.log"),
             token=env.get("EDGE_TOKEN") or "",
+            secret_key=env.get("EDGE_SECRET_KEY") or "",
         )
 
     def to_env(self) -> dict[str, str]:
         """The ``EDGE_*`` variables that reproduce this configuration in a child process."""
+        key = {"EDGE_SECRET_KEY": self.secret_key} if self.secret_key else {}
         return {
+            **key,
             "EDGE_HOME": str(self.home),
             "EDGE_DATABASE_URL": self.database_url,
             "EDGE_REDIS_URL": self.redis_url,

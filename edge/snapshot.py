@@ -11,7 +11,7 @@ valid app or environment name (a DNS label) looks like. Pure: no I/O.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from edge.errors import EdgeError
@@ -70,7 +70,7 @@ class FunctionRecord:
     memory_mb: int
     timeout_ms: int
     regions: list[str]
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # APPSEC: holds secrets once unsealed
     min_warm: int
     max_instances: int
     content_hash: str
@@ -98,7 +98,11 @@ class FunctionRecord:
 
 @dataclass(frozen=True)
 class LiveEnvironment:
-    """One environment the runtime serves, with its active release's functions."""
+    """One environment the runtime serves, with its active release's functions.
+
+    ``secrets`` are (name, sealed value) pairs, opened on the runtime side by
+    :func:`edge.secretenv.unseal`.
+    """
 
     app: str
     environment: str
@@ -107,6 +111,7 @@ class LiveEnvironment:
     artifact: str
     functions: tuple[FunctionRecord, ...]
     app_id: int = 0
+    secrets: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)

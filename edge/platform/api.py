@@ -16,9 +16,10 @@ from edge.logstream import follow_batches, read_logs
 from edge.metrics import read_metrics
 from edge.platform.auth import token_from_header
 from edge.platform.dashboard import add_dashboard
-from edge.platform.deploy import public_url
+from edge.platform.deploy import environment_for_branch, public_url
 from edge.platform.openapi import OPENAPI
 from edge.platform.repos import check_app_name
+from edge.platform.secretswap import change_secret
 from edge.platform.services import Platform
 from edge.platform.sessions import SESSION_COOKIE
 from edge.platform.store import TokenInfo
@@ -131,6 +132,60 @@ class Rollback:
             "release": _jsonable(release),
             "progress": lines,
             "url": public_url(self.platform.config, app, PRODUCTION),
+        }
+
+
+def _secrets_env(req: falcon.Request, app: str) -> str:
+    """``?env=``: production (also ``main``), or a preview by its branch or its name."""
+    raw = req.get_param("env") or PRODUCTION
+    return PRODUCTION if raw in ("main", PRODUCTION) else environment_for_branch(raw, app)
+
+
+class Secrets:
+    """An environment's secrets: names and when they changed, never values."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, app: str) -> None:
+        _require(self.platform, req, app)
+        env = _secrets_env(req, app)
+        secrets = self.platform.store.list_secrets(app, env)
+        resp.media = {"app": app, "environment": env, "secrets": _jsonable(secrets)}
+
+
+class Secret:
+    """Set (PUT ``{"value": ...}``) or unset (DELETE) one secret, then hot-swap onto it."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, app: str, name: str) -> None:
+        body = req.get_media(default_when_empty={}) or {}
+        value = body.get("value") if isinstance(body, dict) else None
+        if not isinstance(value, str):
+            raise EdgeError('send the secret as JSON: {"value": "..."} (a string)')
+        self._change(req, resp, app, name, value)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, app: str, name: str) -> None:
+        self._change(req, resp, app, name, None)
+
+    def _change(
+        self, req: falcon.Request, resp: falcon.Response, app: str, name: str, value: str | None
+    ) -> None:
+        identity = _require(self.platform, req, app)
+        check_app_name(app)
+        env = _secrets_env(req, app)
+        lines: list[str] = []
+        release = change_secret(
+            self.platform.deployer, app, env, name, value, by=identity.name, progress=lines.append
+        )
+        resp.media = {
+            "app": app,
+            "environment": env,
+            "name": name,
+            "release": None if release is None else _jsonable(release),
+            "progress": lines,
         }
 
 
@@ -304,6 +359,8 @@ def create_api(platform: Platform) -> falcon.App:
     app.add_route("/v1/apps", Apps(platform))
     app.add_route("/v1/apps/{app}/releases", Releases(platform))
     app.add_route("/v1/apps/{app}/rollback", Rollback(platform))
+    app.add_route("/v1/apps/{app}/secrets", Secrets(platform))
+    app.add_route("/v1/apps/{app}/secrets/{name}", Secret(platform))
     app.add_route("/v1/bundles/{app}/{digest}", Bundle(platform))
     app.add_route("/v1/apps/{app}/logs", Logs(platform))
     app.add_route("/v1/apps/{app}/metrics", Metrics(platform))

@@ -26,11 +26,13 @@ from edge import commands
 from edge.artifacts import Artifacts, SourceFile
 from edge.config import Config
 from edge.errors import EdgeError, ManifestError
+from edge.keyring import Keyring
 from edge.logstream import emit_sync, platform_event
 from edge.manifest import FunctionSpec, Manifest, load_manifest
 from edge.platform.artifacts import folder_files, git_files
 from edge.platform.deploylog import DeployLog
 from edge.platform.store import ReleaseInfo, Store
+from edge.platform.vault import overridden
 from edge.runtime.js.modules import check_js_many
 from edge.snapshot import PRODUCTION, PRODUCTION_BRANCH, FunctionRecord, site_host
 from edge.sources import DirSource, GitTreeSource, Source
@@ -86,16 +88,23 @@ class Deployer:
         store: the release store.
         redis_client: where deploy events go (``None``: no runtime to tell).
         artifacts: where release folders are exported.
+        keyring: seals secrets and verifies the runtime's acknowledgements.
     """
 
     def __init__(
-        self, config: Config, store: Store, redis_client: redis.Redis | None, artifacts: Artifacts
+        self,
+        config: Config,
+        store: Store,
+        redis_client: redis.Redis | None,
+        artifacts: Artifacts,
+        keyring: Keyring,
     ) -> None:
         self.config = config
         self.store = store
         self.redis = redis_client
         self.artifacts = artifacts
         self.steps = DeployLog(redis_client)
+        self.keyring = keyring
         self._held = threading.local()
 
     # -- update: validation ------------------------------------------------
@@ -130,7 +139,7 @@ class Deployer:
         except EdgeError as exc:
             env = environment_for_branch(pushed.branch, app)
             message = f"push of {pushed.branch} {new.decode()[:7]} rejected: {exc}"
-            self._event(app, env, message, level="error")
+            self.event(app, env, message, level="error")
             self.steps.rejected(app, env, message)
             raise
         names = ", ".join(f.name for f in manifest.functions)
@@ -216,20 +225,21 @@ class Deployer:
             f"-----> Release v{release.version} recorded "
             f"(artifact {digest[:12]}, {len(functions)} function(s))"
         )
+        self.say_overrides(app, env, functions, None, progress)
         return self.go_live(app, env, release, progress)
 
     def go_live(self, app: str, env: str, release: ReleaseInfo, progress: Progress) -> ReleaseInfo:
         """Point the environment at ``release``, tell the runtime, wait for it."""
         previous = self.store.active_release(app, env)
         routes_version = self.store.point_environment(release.id)
-        ack = self._notify(routes_version)
+        ack = self.notify(routes_version)
         failures = ack.failures() if ack else {}
         mine = {name: msg for name, msg in failures.items() if name.startswith(f"{app}/{env}/")}
         if mine:
             for name, message in mine.items():
                 progress(f"error: function {name.rsplit('/', 1)[-1]} failed to start: {message}")
             self.store.mark_failed(release.id, "; ".join(mine.values()))
-            self._event(
+            self.event(
                 app,
                 env,
                 f"v{release.version} failed: {'; '.join(mine.values())}",
@@ -237,17 +247,23 @@ class Deployer:
                 level="error",
             )
             if previous is not None:
-                self._notify(self.store.point_environment(previous.id))
+                self.notify(self.store.point_environment(previous.id))
                 progress(f"-----> v{release.version} failed; v{previous.version} keeps serving")
             return self.store.get_release(app, env, release.version)
         url = public_url(self.config, app, env)
-        self._event(
+        self.event(
             app,
             env,
             f"v{release.version} deployed ({release.commit_sha[:7]})"
             + (f", rolled back to v{release.rollback_of}" if release.rollback_of else ""),
             release=release.version,
         )
+        if ack is not None and ack.ignored:
+            progress(
+                f"warning: ignored {len(ack.ignored)} runtime report(s) not signed with this "
+                "platform's key; a runtime node on another host needs EDGE_SECRET_KEY set to "
+                "the control plane's key"
+            )
         if ack is not None and ack.live:
             self.store.mark_active(release.id)
             progress(f"-----> v{release.version} live at {url}")
@@ -266,20 +282,31 @@ class Deployer:
             )
         return self.store.get_release(app, env, release.version)
 
-    def _notify(self, routes_version: int) -> commands.AckResult | None:
+    def notify(self, routes_version: int) -> commands.AckResult | None:
         if self.redis is None:
             return None
         try:
             commands.send_routes_changed(self.redis, routes_version)
-            return commands.wait_for_version(self.redis, routes_version, self.config.deploy_timeout)
+            ack = commands.wait_for_version(
+                self.redis, routes_version, self.config.deploy_timeout, self.keyring
+            )
         except redis.RedisError as exc:
             logger.warning("could not notify the runtime of routes v%s: %s", routes_version, exc)
             return None
+        if ack.ignored:
+            logger.warning(
+                "ignored runtime reports not signed with this platform's key: %s "
+                "(a runtime node needs EDGE_SECRET_KEY set to the control plane's key; "
+                "anything else writing %s* keys is a forgery)",
+                ", ".join(repr(name[:80]) for name in ack.ignored[:5]),
+                commands.WORKER_PREFIX,
+            )
+        return ack
 
     def _teardown(self, app: str, env: str, progress: Progress) -> None:
         routes_version = self.store.delete_environment(app, env)
-        self._notify(routes_version)
-        self._event(app, env, f"preview {env} torn down")
+        self.notify(routes_version)
+        self.event(app, env, f"preview {env} torn down")
         progress(f"-----> preview {hostname(self.config, app, env)} torn down")
 
     def deploy_folder(self, folder: Path, app: str, *, by: str, progress: Progress) -> ReleaseInfo:
@@ -294,13 +321,15 @@ class Deployer:
             self.store.get_or_create_environment(app, PRODUCTION, branch=PRODUCTION_BRANCH)
             files = folder_files(folder)
             digest = self.artifacts.export(files, app, app_info.id)
+            functions = function_records(files, manifest)
+            self.say_overrides(app, PRODUCTION, functions, None, progress)
             release = self.store.create_release(
                 app,
                 PRODUCTION,
                 commit_sha=f"dev-{digest[:12]}",
                 artifact=digest,
                 manifest_json=json.dumps(manifest.to_json()),
-                functions=function_records(files, manifest),
+                functions=functions,
                 created_by=by,
                 author=by,
                 message="edge dev: working folder",
@@ -310,6 +339,23 @@ class Deployer:
                 f"({len(manifest.functions)} function(s))"
             )
             return self.go_live(app, PRODUCTION, release, step)
+
+    def say_overrides(
+        self,
+        app: str,
+        env: str,
+        functions: list[FunctionRecord],
+        names: set[str] | None,
+        progress: Progress,
+    ) -> None:
+        """Tell the pusher which edge.toml variables a secret overrides (the secret wins)."""
+        if names is None:
+            names = {secret.name for secret in self.store.list_secrets(app, env)}
+        for name, where in overridden(functions, names).items():
+            progress(
+                f"-----> secret {name} overrides the edge.toml env value of the same name "
+                f"(in {', '.join(where)}): the secret wins"
+            )
 
     def rollback(self, app: str, *, to: int | None, by: str, progress: Progress) -> ReleaseInfo:
         """Repoint production to an earlier release, recorded as a new release."""
@@ -328,9 +374,15 @@ class Deployer:
                 rollback_of=target.version,
             )
             step(f"-----> Rolling back {app} to v{target.version} as v{release.version}")
+            secrets = [secret.name for secret in self.store.list_secrets(app, PRODUCTION)]
+            if secrets:
+                step(
+                    f"-----> with the current secrets ({', '.join(secrets)}): "
+                    "a rollback never brings back old secret values"
+                )
             return self.go_live(app, PRODUCTION, release, step)
 
-    def _event(
+    def event(
         self, app: str, env: str, message: str, *, release: int = 0, level: str = "info"
     ) -> None:
         """A platform event in the app's log stream (never fails a deploy)."""

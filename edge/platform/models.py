@@ -249,6 +249,25 @@ class TokenApp(Base):
     app: Mapped[str] = mapped_column(String(63), primary_key=True)
 
 
+class Secret(Base):
+    """One secret of one app environment, sealed (see :mod:`edge.keyring`).
+
+    Keyed by the environment's name, not its row, so a secret can be set before
+    the branch's first push.
+    """
+
+    __tablename__ = "secrets"
+    __table_args__ = (UniqueConstraint("app_id", "environment", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    environment: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(255))
+    sealed: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
 class PlatformState(Base):
     """The single row of platform-wide counters."""
 

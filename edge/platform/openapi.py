@@ -35,6 +35,13 @@ def _op(
 
 
 _APP = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}}
+_SECRET = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_SECRET_ENV = {
+    "name": "env",
+    "in": "query",
+    "schema": {"type": "string", "default": "production"},
+    "description": "production (or main), or a preview by its branch",
+}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -62,6 +69,28 @@ OPENAPI: dict[str, Any] = {
                 [_APP],
                 {"type": "object", "properties": {"to": {"type": "integer", "minimum": 1}}},
             )
+        },
+        "/v1/apps/{app}/secrets": {
+            "get": _op(
+                "An environment's secrets: names and when they changed, never values",
+                [_APP, _SECRET_ENV],
+            )
+        },
+        "/v1/apps/{app}/secrets/{name}": {
+            "put": _op(
+                "Set a secret (encrypted at rest); the environment hot-swaps onto it as a "
+                'new release, "secrets changed"',
+                [_APP, _SECRET, _SECRET_ENV],
+                {
+                    "type": "object",
+                    "required": ["value"],
+                    "properties": {"value": {"type": "string"}},
+                },
+            ),
+            "delete": _op(
+                'Unset a secret; the environment hot-swaps as a new release, "secrets changed"',
+                [_APP, _SECRET, _SECRET_ENV],
+            ),
         },
         "/v1/apps/{app}/logs": {
             "get": _op(

@@ -10,6 +10,7 @@ import redis
 
 from edge.artifacts import Artifacts
 from edge.config import Config
+from edge.keyring import Keyring
 from edge.platform.deploy import Deployer
 from edge.platform.repos import AppRepos
 from edge.platform.sessions import Sessions
@@ -46,7 +47,7 @@ def build_platform(config: Config) -> Platform:
     client = redis_client(config.redis_url)
     artifacts = Artifacts(config.releases_dir)
     repos = AppRepos(config.repos_dir, config.max_push_bytes)
-    deployer = Deployer(config, store, client, artifacts)
+    deployer = Deployer(config, store, client, artifacts, Keyring.from_config(config))
     return Platform(config, store, client, artifacts, repos, deployer, Sessions(client))
 
 

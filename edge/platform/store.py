@@ -41,6 +41,7 @@ from edge.platform.models import (
 )
 from edge.platform.overview import OverviewMethods
 from edge.platform.tokens import TokenMethods
+from edge.platform.vault import SecretMethods, sealed_secrets
 from edge.snapshot import (
     PRODUCTION,
     FunctionRecord,
@@ -76,7 +77,7 @@ def alembic_config(url: str) -> AlembicConfig:
     return config
 
 
-class Store(TokenMethods, OverviewMethods):
+class Store(TokenMethods, OverviewMethods, SecretMethods):
     """The control plane's database, behind methods that return frozen records."""
 
     def __init__(self, engine: Engine, url: str) -> None:
@@ -481,7 +482,8 @@ class Store(TokenMethods, OverviewMethods):
     def routing_snapshot(self) -> RoutingSnapshot:
         """Everything the runtime serves, read in one consistent transaction.
 
-        Three queries, whatever the number of apps: environments, functions, routes.
+        Four queries, whatever the number of apps: environments, functions, routes,
+        and secrets (sealed: the runtime opens them, see :func:`edge.secretenv.unseal`).
         """
         with self._read(snapshot=True) as session:
             version = q.routes_version(session)
@@ -501,6 +503,7 @@ class Store(TokenMethods, OverviewMethods):
             ).all()
             live = sa.select(Environment.active_release_id).where(Environment.deleted_at.is_(None))
             functions = q.functions(session, live)
+            secrets = sealed_secrets(session)
         return RoutingSnapshot(
             version=version,
             environments=tuple(
@@ -512,6 +515,7 @@ class Store(TokenMethods, OverviewMethods):
                     artifact=artifact,
                     functions=functions[release_id],
                     app_id=app_id,
+                    secrets=secrets.get((app_id, env), ()),
                 )
                 for app, env, release_id, number, artifact, app_id in rows
             ),

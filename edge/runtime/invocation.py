@@ -38,7 +38,7 @@ class FunctionVersion:
     root: Path
     path: str
     handler: str
-    env: Mapping[str, str]
+    env: Mapping[str, str] = field(repr=False)  # APPSEC: may hold secrets; never in a repr
     memory_mb: int
     timeout_ms: int
     min_warm: int = 0

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from edge import commands
 from edge.config import Config
+from edge.keyring import Keyring
 from edge.logstream import LogWriter, platform_event
 from edge.metrics import MetricsRecorder
 from edge.runtime.accesslog import AccessLog
@@ -34,6 +35,7 @@ from edge.runtime.bundles import ensure_local
 from edge.runtime.invocation import FunctionLoadError, FunctionPool, FunctionVersion
 from edge.runtime.registry import PoolRegistry
 from edge.runtime.table import RouteTable
+from edge.secretenv import unseal
 from edge.snapshot import RoutingSource
 
 logger = logging.getLogger(__name__)
@@ -81,6 +83,7 @@ class Worker:
         self.logs = logs if logs is not None else LogWriter(redis_client, config.log_stream_len)
         self.metrics = MetricsRecorder(redis_client, self.node_name)
         self.access = AccessLog(config.access_log)
+        self.keyring = Keyring.from_config(config)  # opens secrets, signs reports
         self._closing = list(closing or ())
         self.failed: dict[str, str] = {}
         self._wanted = asyncio.Event()
@@ -147,10 +150,12 @@ class Worker:
             return
         if snapshot.version == self.table.version and self.table.sites:
             return
+        snapshot, sealed = unseal(snapshot, self.keyring)  # secrets join the functions' env
         # A node on another host fetches the releases it does not have yet.
         missing = await loop.run_in_executor(None, ensure_local, self.config, snapshot)
         table = RouteTable.build(snapshot, self.config)
         failures = await self._start_pools(table)
+        failures.update(sealed)
         failures.update({f"{site}/(release bundle)": error for site, error in missing.items()})
         table = self._without_failed(table, failures)
         old = self.table
@@ -213,7 +218,7 @@ class Worker:
             self.worker_id, self.config.region, self.table.version, self.failed
         )
         try:
-            await commands.report_status(self.redis, status, announce=announce)
+            await commands.report_status(self.redis, status, self.keyring, announce=announce)
         except (RedisError, OSError) as exc:
             logger.warning("could not report to redis: %s", exc)
 

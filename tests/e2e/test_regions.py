@@ -38,6 +38,8 @@ def test_a_second_node_in_another_region_fetches_releases_and_serves_its_functio
         "EDGE_RUNTIME_PORT": str(free_port()),
         "EDGE_TOKEN": east.token,
         "EDGE_PLATFORM_URL": f"http://127.0.0.1:{east.config.platform_port}",
+        # Another host has its own home: it is given the control plane's key.
+        "EDGE_SECRET_KEY": (east.home / "secret.key").read_text().strip(),
     }
     tokyo = Stack(home, env, Config.from_env(env), east.token)
     try:
@@ -54,6 +56,7 @@ def test_a_second_node_in_another_region_fetches_releases_and_serves_its_functio
         )
         out = work.push(east.remote(app))
         assert "v1 live at" in out.stderr, out.stderr  # both nodes acknowledged
+        assert "not signed" not in out.stderr, out.stderr
         host = east.host(app)
         assert east.get(host, "/").text == "hello"
         assert tokyo.get(host, "/").text == "hello"

@@ -22,6 +22,7 @@ TABLES = {
     "tokens",
     "token_apps",
     "platform_state",
+    "secrets",
 }
 
 

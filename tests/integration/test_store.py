@@ -12,10 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from edge.errors import ConflictError, EdgeError, NotFoundError
+from edge.keyring import Keyring, decode_key, new_key
 from edge.manifest import FunctionSpec
 from edge.platform.store import FunctionRecord, ReleaseInfo, Store
 from edge.platform.tokens import hash_token
 from edge.routes import RoutePattern
+from edge.secretenv import place, unseal
 
 
 @pytest.fixture
@@ -491,3 +493,55 @@ def test_sqlite_database_uses_write_ahead_logging(sqlite_url: str) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+# -- secrets -------------------------------------------------------------------
+
+
+def keyring() -> Keyring:
+    return Keyring([decode_key(new_key(), "test")])
+
+
+def test_secrets_are_stored_sealed_and_listed_by_name(store: Store, database_url: str) -> None:
+    app_with_envs(store)
+    ring = keyring()
+    before = store.routes_version()
+    sealed = ring.seal(place("shop", "production", "DB"), "plain-value-42")
+    assert store.put_secret("shop", "production", "DB", sealed, by="ci") is None
+    assert store.routes_version() == before + 1  # what the runtime serves changed
+    store.put_secret("shop", "feature-x", "DB", ring.seal("shop/feature-x/DB", "p"), by="ci")
+    assert "plain-value-42" not in dump(database_url)
+    assert [(s.name, s.updated_by) for s in store.list_secrets("shop", "production")] == [
+        ("DB", "ci")
+    ]
+    assert store.put_secret("shop", "production", "DB", None, by="ci") == sealed
+    assert store.list_secrets("shop", "production") == []
+    assert [s.name for s in store.list_secrets("shop", "feature-x")] == ["DB"]
+    with pytest.raises(EdgeError, match="secret name '9X'"):
+        store.put_secret("shop", "production", "9X", sealed, by="ci")
+    with pytest.raises(NotFoundError, match="app 'nope' not found"):
+        store.list_secrets("nope", "production")
+
+
+def test_the_runtime_opens_secrets_into_the_env_and_a_new_pool_identity(store: Store) -> None:
+    app_with_envs(store)
+    store.activate_release(release(store).id)
+    plain = store.routing_snapshot().environments[0].functions[0]
+    ring = keyring()
+    for name, value in (("TABLE", "from-secret"), ("DB", "pw")):
+        sealed = ring.seal(place("shop", "production", name), value)
+        store.put_secret("shop", "production", name, sealed, by="ci")
+
+    snapshot = store.routing_snapshot()
+    assert "pw" not in repr(snapshot)
+    opened, failures = unseal(snapshot, ring)
+    assert failures == {}
+    record = opened.environments[0].functions[0]
+    assert record.env == {"TABLE": "from-secret", "DB": "pw"}  # the secret wins over [env]
+    assert record.content_hash != plain.content_hash  # new values, new pools
+    assert unseal(store.routing_snapshot(), ring)[0] == opened  # same values, same pools
+
+    wrong, failures = unseal(snapshot, keyring())
+    assert list(failures) == ["shop/production/(secrets)"]
+    assert "EDGE_SECRET_KEY" in failures["shop/production/(secrets)"]
+    assert wrong.environments[0].functions[0].env == {"TABLE": "users"}

@@ -18,7 +18,16 @@ from pathlib import Path
 import edge
 
 PACKAGE = Path(edge.__file__).resolve().parent
-SHARED = ("snapshot.py", "uids.py", "artifacts.py", "errors.py", "routes.py", "manifest.py")
+SHARED = (
+    "snapshot.py",
+    "uids.py",
+    "artifacts.py",
+    "errors.py",
+    "routes.py",
+    "manifest.py",
+    "keyring.py",
+    "secretenv.py",
+)
 # Everything in this folder runs in the zygote, templates and instances.
 FUNCTION_PROCESS = tuple(
     f"edge.runtime.python.process.{path.stem}"

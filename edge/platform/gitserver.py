@@ -13,13 +13,15 @@ import functools
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
-from dulwich.objects import ObjectID
-from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS
+from dulwich.errors import GitProtocolError
+from dulwich.objects import Commit, ObjectID, valid_hexsha
+from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS, Protocol
 from dulwich.refs import Ref
+from dulwich.repo import Repo
 from dulwich.server import Backend, ReceivePackHandler
-from dulwich.web import HTTPGitApplication
+from dulwich.web import GunzipFilter, HTTPGitApplication, LimitedInputFilter
 
 from edge.errors import EdgeError
 from edge.platform.auth import authenticate_environ, challenge
@@ -69,7 +71,10 @@ class EdgeReceivePack(ReceivePackHandler):
         app: str,
         pusher: str,
     ) -> None:
-        super().__init__(backend, args, proto, stateless_rpc, advertise_refs)
+        self.shallow_lines = _ShallowLines(proto)
+        super().__init__(
+            backend, args, cast(Protocol, self.shallow_lines), stateless_rpc, advertise_refs
+        )
         self.deployer = deployer
         self.app = app
         self.pusher = pusher
@@ -92,7 +97,27 @@ class EdgeReceivePack(ReceivePackHandler):
         self, refs: list[tuple[ObjectID, ObjectID, Ref]]
     ) -> Iterator[tuple[bytes, bytes]]:
         for ref, status in super()._apply_pack(refs):
+            if ref == b"unpack" and status == b"ok":
+                self._record_shallow()
             yield ref, STALE if status == b"failed to write" else status
+
+    def _record_shallow(self) -> None:
+        """Mark the pushed shallow roots whose parents this repository lacks.
+
+        What git does with ``receive.shallowUpdate``: a push from a depth-1
+        clone of another repository brings commits whose parents never
+        arrive; the ``shallow`` file tells dulwich's walkers where history ends.
+        """
+        repo = cast(Repo, self.repo)
+        store = repo.object_store
+        present = [store[sha] for sha in self.shallow_lines.shallow if sha in store]
+        roots = {
+            commit.id
+            for commit in present
+            if isinstance(commit, Commit) and any(p not in store for p in commit.parents)
+        }
+        if roots:
+            repo.update_shallow(roots, None)
 
     def _on_update(self, ref_name: Ref, old_sha: ObjectID, new_sha: ObjectID) -> bytes | None:
         try:
@@ -126,6 +151,32 @@ class EdgeReceivePack(ReceivePackHandler):
 def receive_handler(deployer: Deployer, app: str, pusher: str) -> Callable[..., EdgeReceivePack]:
     """The handler constructor dulwich calls for ``git-receive-pack`` of one push."""
     return functools.partial(EdgeReceivePack, deployer=deployer, app=app, pusher=pusher)
+
+
+class _ShallowLines:
+    """The client protocol, minus the ``shallow <sha>`` lines of a shallow clone's push.
+
+    Field note: a push from a shallow clone sends them before its ref updates,
+    and dulwich's receive-pack refuses them as "Invalid ref update line".
+    Every other call goes to the wrapped protocol.
+    """
+
+    def __init__(self, proto: Any) -> None:
+        self.proto = proto
+        self.shallow: set[ObjectID] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.proto, name)
+
+    def read_pkt_line(self) -> bytes | None:
+        line: bytes | None = self.proto.read_pkt_line()
+        while line is not None and line.startswith(b"shallow "):
+            sha = line[len(b"shallow ") :].strip()
+            if not valid_hexsha(sha):
+                raise GitProtocolError(f"invalid shallow line from client: {line!r}")
+            self.shallow.add(ObjectID(sha))
+            line = self.proto.read_pkt_line()
+        return line
 
 
 class _LimitedInput:
@@ -230,7 +281,24 @@ class GitServer:
         git_app = HTTPGitApplication(
             AppBackend(self.repos, app), handlers={b"git-receive-pack": handler}
         )
-        return git_app(environ, start_response)
+        # dulwich's make_wsgi_chain, with the inflated body limited too:
+        # git gzips upload-pack requests over 1 KiB (a fetch from a clone
+        # with many local commits), and HTTPGitApplication alone cannot read
+        # them. APPSEC: a small gzip body may inflate without bound.
+        chain = LimitedInputFilter(GunzipFilter(_InflatedLimit(git_app, self.max_push_bytes)))
+        return chain(environ, start_response)
+
+
+class _InflatedLimit:
+    """WSGI filter: a gunzipped request body counts against the push limit too."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        environ["wsgi.input"] = _LimitedInput(environ["wsgi.input"], self.limit)
+        return self.app(environ, start_response)
 
 
 def _is_push(environ: dict[str, Any]) -> bool:

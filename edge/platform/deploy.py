@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from dulwich.objects import Commit
 
 from edge import commands
 from edge.config import Config
@@ -29,6 +30,7 @@ from edge.logstream import emit_sync, platform_event
 from edge.manifest import FunctionSpec, Manifest, load_manifest
 from edge.platform.artifacts import Artifacts, SourceFile, folder_files, git_files
 from edge.platform.store import FunctionRecord, ReleaseInfo, Store
+from edge.platform.trees import TreeLimits, check_tree, stored
 from edge.runtime.jscheck import check_js_many
 from edge.sources import DirSource, GitTreeSource, Source
 
@@ -78,6 +80,10 @@ class PushedRef:
         return self.new == ZERO_SHA
 
 
+class DeployError(EdgeError):
+    """A deploy failed after its ref moved; the ref was moved back (see :meth:`Deployer.deploy`)."""
+
+
 class Deployer:
     """Validates and deploys pushes for every app.
 
@@ -124,8 +130,13 @@ class Deployer:
                 )
             return []
         store = object_store if object_store is not None else repo.object_store
+        limits = TreeLimits(self.config.max_release_bytes, self.config.max_file_bytes)
         try:
-            manifest = self.checked_manifest(GitTreeSource(store, store[new].tree), app)
+            commit = stored(store, new)
+            if not isinstance(commit, Commit):
+                raise EdgeError(f"{new.decode()} is not a commit the push brought; push a branch")
+            check_tree(store, commit.tree, limits)
+            manifest = self.checked_manifest(GitTreeSource(store, commit.tree), app)
         except EdgeError as exc:
             env = environment_for_branch(pushed.branch, app)
             self._event(
@@ -172,20 +183,63 @@ class Deployer:
         pusher: str,
         progress: Progress,
     ) -> ReleaseInfo | None:
-        """Deploy one accepted ref update; failures are reported, never raised."""
+        """Deploy one accepted ref update, reporting progress and failures to the pusher.
+
+        A ref never points at a commit that is not deployed: when the release
+        fails (or the deploy breaks before the environment serves it), the ref
+        is moved back to ``old`` before :class:`DeployError` is raised, so the
+        same push can simply be made again.
+
+        Raises:
+            DeployError: the deploy failed; the previous release keeps serving.
+        """
         pushed = PushedRef(ref_name.decode(), old, new)
         if pushed.branch is None:
             return None
         env = environment_for_branch(pushed.branch, app)
-        try:
-            with self.app_lock(app):
-                if pushed.deleted:
+        with self.app_lock(app):
+            if pushed.deleted:
+                try:
                     self._teardown(app, env, progress)
-                    return None
-                return self._release(repo, app, env, pushed, pusher=pusher, progress=progress)
-        except EdgeError as exc:
-            progress(f"error: deploy of {pushed.branch} failed: {exc}")
+                except EdgeError as exc:
+                    progress(f"error: teardown of {pushed.branch} failed: {exc}")
+                return None
+            try:
+                release = self._release(repo, app, env, pushed, pusher=pusher, progress=progress)
+                reason = (release.status_reason or "failed") if release.status == "failed" else None
+            except Exception as exc:  # any failure must move the ref back
+                reason = self._failure(app, env, pushed, exc)
+            if reason is None:
+                return release
+            self._undo_ref(repo, pushed)
+            progress(
+                f"error: deploy of {pushed.branch} failed: {reason}; the branch was left at "
+                f"{pushed.old.decode()[:7]}: fix it and push again"
+            )
+            raise DeployError(f"deploy failed: {reason}")
+
+    def _failure(self, app: str, env: str, pushed: PushedRef, exc: Exception) -> str | None:
+        """Why a deploy broke, or ``None`` if the environment serves the commit anyway."""
+        if not isinstance(exc, EdgeError):
+            logger.exception("deploy of %s/%s %s failed", app, env, pushed.new.decode()[:7])
+        try:
+            active = self.store.active_release(app, env)
+        except EdgeError:
+            active = None
+        if active is not None and active.commit_sha == pushed.new.decode():
             return None
+        if isinstance(exc, EdgeError):
+            return str(exc)
+        return f"internal error ({type(exc).__name__}), logged by the control plane"
+
+    @staticmethod
+    def _undo_ref(repo: Any, pushed: PushedRef) -> None:
+        """Move the ref back where it was, unless another push has moved it since."""
+        ref = pushed.ref.encode()
+        if pushed.old == ZERO_SHA:
+            repo.refs.remove_if_equals(ref, pushed.new)
+        else:
+            repo.refs.set_if_equals(ref, pushed.new, pushed.old)
 
     def _release(
         self, repo: Any, app: str, env: str, pushed: PushedRef, *, pusher: str, progress: Progress
@@ -196,9 +250,9 @@ class Deployer:
         )
         progress(f"-----> Deploying {app} ({env}) from {pushed.branch} {pushed.new.decode()[:7]}")
         app_info = self.store.get_or_create_app(app, created_by=pusher)
-        self.store.get_or_create_environment(app, env, branch=pushed.branch or "")
         files = git_files(repo.object_store, commit.tree)
         digest = self.artifacts.export(files, app, app_info.id)
+        self.store.get_or_create_environment(app, env, branch=pushed.branch or "")
         functions = function_records(files, manifest)
         release = self.store.create_release(
             app,

@@ -25,7 +25,7 @@ from dulwich.web import GunzipFilter, HTTPGitApplication, LimitedInputFilter
 
 from edge.errors import EdgeError
 from edge.platform.auth import authenticate_environ, challenge
-from edge.platform.deploy import Deployer
+from edge.platform.deploy import Deployer, DeployError
 from edge.platform.repos import AppRepos, check_app_name
 from edge.platform.store import TokenInfo
 
@@ -78,6 +78,7 @@ class EdgeReceivePack(ReceivePackHandler):
         self.deployer = deployer
         self.app = app
         self.pusher = pusher
+        self.failed_deploys: dict[bytes, bytes] = {}
 
     def _progress(self, text: str) -> None:
         if self._client_capabilities is None:
@@ -137,15 +138,27 @@ class EdgeReceivePack(ReceivePackHandler):
 
     def _on_post_receive(self, client_refs: list[tuple[ObjectID, ObjectID, Ref]]) -> None:
         for old_sha, new_sha, ref_name in client_refs:
-            self.deployer.deploy(
-                self.repo,
-                self.app,
-                ref_name,
-                old_sha,
-                new_sha,
-                pusher=self.pusher,
-                progress=self._progress,
-            )
+            try:
+                self.deployer.deploy(
+                    self.repo,
+                    self.app,
+                    ref_name,
+                    old_sha,
+                    new_sha,
+                    pusher=self.pusher,
+                    progress=self._progress,
+                )
+            except DeployError as exc:  # the deployer moved the ref back
+                self.failed_deploys[ref_name] = str(exc).encode()
+
+    def _report_status(self, status: Any) -> None:
+        """git's report, where a ref whose deploy failed is rejected, not ``ok``."""
+        super()._report_status(
+            [
+                (name, self.failed_deploys.get(name, msg) if msg == b"ok" else msg)
+                for name, msg in status
+            ]
+        )
 
 
 def receive_handler(deployer: Deployer, app: str, pusher: str) -> Callable[..., EdgeReceivePack]:

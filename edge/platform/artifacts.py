@@ -112,6 +112,34 @@ class Artifacts:
     def bundle_path(self, app: str, digest: str) -> Path:
         return self.root / app / f"{digest}.tar"
 
+    def digests(self, app: str) -> set[str]:
+        """The digests of the artifacts of ``app`` on this host (folders or bundles)."""
+        folder = self.root / app
+        if not folder.is_dir():
+            return set()
+        return {
+            entry.name.removesuffix(".tar")
+            for entry in folder.iterdir()
+            if not entry.name.startswith(".")
+        }
+
+    def remove(self, app: str, digest: str) -> None:
+        """Delete an artifact (its folder and bundle); a missing one is fine.
+
+        The folder is first renamed aside, so it disappears at once, then made
+        writable again (it was sealed read-only) and deleted.
+        """
+        bundle = self.bundle_path(app, digest)
+        bundle.unlink(missing_ok=True)
+        target = self.path(app, digest)
+        if not target.is_dir():
+            return
+        trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=target.parent))
+        target.rename(trash / digest)
+        for dirpath, _dirnames, _filenames in os.walk(trash):
+            os.chmod(dirpath, 0o700)
+        shutil.rmtree(trash)
+
     def export(self, files: list[SourceFile], app: str, app_id: int = 0) -> str:
         """Export a release's files; returns the bundle's digest. Idempotent."""
         data = _bundle(files)

@@ -25,9 +25,10 @@ from dulwich.objects import Commit
 
 from edge import commands
 from edge.config import Config
-from edge.errors import EdgeError, ManifestError
+from edge.errors import ConflictError, EdgeError, ManifestError
 from edge.logstream import emit_sync, platform_event
 from edge.manifest import FunctionSpec, Manifest, load_manifest
+from edge.platform import retention
 from edge.platform.artifacts import Artifacts, SourceFile, folder_files, git_files
 from edge.platform.store import FunctionRecord, ReleaseInfo, Store
 from edge.platform.trees import TreeLimits, check_tree, stored
@@ -203,6 +204,7 @@ class Deployer:
                     self._teardown(app, env, progress)
                 except EdgeError as exc:
                     progress(f"error: teardown of {pushed.branch} failed: {exc}")
+                self.collect(app)
                 return None
             try:
                 release = self._release(repo, app, env, pushed, pusher=pusher, progress=progress)
@@ -210,6 +212,7 @@ class Deployer:
             except Exception as exc:  # any failure must move the ref back
                 reason = self._failure(app, env, pushed, exc)
             if reason is None:
+                self.collect(app)
                 return release
             self._undo_ref(repo, pushed)
             progress(
@@ -364,12 +367,20 @@ class Deployer:
                 f"-----> Release v{release.version} from {folder} "
                 f"({len(manifest.functions)} function(s))"
             )
-            return self.go_live(app, PRODUCTION, release, progress)
+            live = self.go_live(app, PRODUCTION, release, progress)
+            self.collect(app)
+            return live
 
     def rollback(self, app: str, *, to: int | None, by: str, progress: Progress) -> ReleaseInfo:
         """Repoint production to an earlier release, recorded as a new release."""
         with self.app_lock(app):
             target = self.store.rollback_target(app, PRODUCTION, to)
+            if not self.artifacts.bundle_path(app, target.artifact).is_file():
+                raise ConflictError(
+                    f"v{target.version} of {app} is older than the "
+                    f"{self.config.keep_releases} releases kept (EDGE_KEEP_RELEASES) and its "
+                    "files were deleted; push its commit again (git revert) instead"
+                )
             release = self.store.create_release(
                 app,
                 PRODUCTION,
@@ -383,7 +394,13 @@ class Deployer:
                 rollback_of=target.version,
             )
             progress(f"-----> Rolling back {app} to v{target.version} as v{release.version}")
-            return self.go_live(app, PRODUCTION, release, progress)
+            live = self.go_live(app, PRODUCTION, release, progress)
+            self.collect(app)
+            return live
+
+    def collect(self, app: str) -> None:
+        """Delete the artifacts of ``app`` no release can come back to (never raises)."""
+        retention.collect(self.store, self.artifacts, app, self.config.keep_releases)
 
     def _event(
         self, app: str, env: str, message: str, *, release: int = 0, level: str = "info"

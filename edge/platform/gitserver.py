@@ -26,6 +26,7 @@ from dulwich.web import GunzipFilter, HTTPGitApplication, LimitedInputFilter
 from edge.errors import EdgeError
 from edge.platform.auth import authenticate_environ, challenge
 from edge.platform.deploy import Deployer, DeployError
+from edge.platform.packguard import PackGuard
 from edge.platform.repos import AppRepos, check_app_name
 from edge.platform.store import TokenInfo
 
@@ -166,6 +167,17 @@ def receive_handler(deployer: Deployer, app: str, pusher: str) -> Callable[..., 
     return functools.partial(EdgeReceivePack, deployer=deployer, app=app, pusher=pusher)
 
 
+def drain(stream: Any) -> None:
+    """Read and discard what a refused client still sends (up to :data:`DRAIN_BYTES`),
+    so that git shows the reason instead of a broken pipe."""
+    drained = 0
+    while drained < DRAIN_BYTES:
+        chunk = stream.read(1 << 16)
+        if not chunk:
+            return
+        drained += len(chunk)
+
+
 class _ShallowLines:
     """The client protocol, minus the ``shallow <sha>`` lines of a shallow clone's push.
 
@@ -209,20 +221,12 @@ class _LimitedInput:
         data = self.stream.read(size)
         self.seen += len(data)
         if self.seen > self.limit:
-            self._drain()
+            drain(self.stream)
             raise OSError(
                 f"push exceeds the {self.limit // (1024 * 1024)} MB limit "
                 "(EDGE_MAX_PUSH_MB); remove large files from the repository"
             )
         return bytes(data)
-
-    def _drain(self) -> None:
-        drained = 0
-        while drained < DRAIN_BYTES:
-            chunk = self.stream.read(1 << 16)
-            if not chunk:
-                return
-            drained += len(chunk)
 
 
 class GitServer:
@@ -233,6 +237,7 @@ class GitServer:
         deployer: validates and deploys pushes.
         authenticate: token -> its TokenInfo (or None), from the store.
         max_push_bytes: the largest push accepted.
+        max_object_bytes: the largest inflated object a push may bring.
     """
 
     def __init__(
@@ -241,11 +246,13 @@ class GitServer:
         deployer: Deployer,
         authenticate: Callable[[str], TokenInfo | None],
         max_push_bytes: int,
+        max_object_bytes: int,
     ) -> None:
         self.repos = repos
         self.deployer = deployer
         self.authenticate = authenticate
         self.max_push_bytes = max_push_bytes
+        self.max_object_bytes = max_object_bytes
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         match = GIT_PATH.match(environ.get("PATH_INFO", ""))
@@ -298,19 +305,28 @@ class GitServer:
         # git gzips upload-pack requests over 1 KiB (a fetch from a clone
         # with many local commits), and HTTPGitApplication alone cannot read
         # them. APPSEC: a small gzip body may inflate without bound.
-        chain = LimitedInputFilter(GunzipFilter(_InflatedLimit(git_app, self.max_push_bytes)))
+        inflated = _InflatedBody(git_app, self.max_push_bytes, self.max_object_bytes)
+        chain = LimitedInputFilter(GunzipFilter(inflated))
         return chain(environ, start_response)
 
 
-class _InflatedLimit:
-    """WSGI filter: a gunzipped request body counts against the push limit too."""
+class _InflatedBody:
+    """WSGI filter on the (gunzipped) body: it counts against the push limit too,
+    and a push's pack is scanned so no object inflates past the file limit."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], limit: int) -> None:
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], limit: int, max_object_bytes: int
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.max_object_bytes = max_object_bytes
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        environ["wsgi.input"] = _LimitedInput(environ["wsgi.input"], self.limit)
+        body = _LimitedInput(environ["wsgi.input"], self.limit)
+        if environ.get("REQUEST_METHOD") == "POST" and _is_push(environ):
+            environ["wsgi.input"] = PackGuard(body, self.max_object_bytes, on_refuse=drain)
+        else:
+            environ["wsgi.input"] = body
         return self.app(environ, start_response)
 
 

@@ -67,8 +67,8 @@ class Config:
     max_file_bytes: int = 100 * MIB
     keep_releases: int = 20
     max_stream_s: float = 300.0
-    max_follows: int = 64
-    max_follows_per_token: int = 8
+    max_follows: int = 8
+    max_follows_per_token: int = 4
     deploy_timeout: float = 10.0
     runtime_workers: int = 2
     idle_ttl: float = 300.0
@@ -131,8 +131,9 @@ class Config:
             max_file_bytes=_int(env, "EDGE_MAX_FILE_MB", 100, 1, 1 << 20) * MIB,
             keep_releases=_int(env, "EDGE_KEEP_RELEASES", 20, 1, 100_000),
             max_stream_s=_float(env, "EDGE_MAX_STREAM_S", 300.0),
-            max_follows=_int(env, "EDGE_MAX_FOLLOWS", 64, 1, 100_000),
-            max_follows_per_token=_int(env, "EDGE_MAX_FOLLOWS_PER_TOKEN", 8, 1, 100_000),
+            # A control-plane worker has 16 threads: some must stay for git and the API.
+            max_follows=_int(env, "EDGE_MAX_FOLLOWS", 8, 1, 12),
+            max_follows_per_token=_int(env, "EDGE_MAX_FOLLOWS_PER_TOKEN", 4, 1, 100_000),
             deploy_timeout=_float(env, "EDGE_DEPLOY_TIMEOUT", 10.0),
             runtime_workers=_int(env, "EDGE_RUNTIME_WORKERS", 2, 1, 256),
             idle_ttl=_float(env, "EDGE_IDLE_TTL", 300.0),

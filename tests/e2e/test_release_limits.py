@@ -93,9 +93,7 @@ def test_a_file_that_inflates_past_the_limit_is_refused_before_it_is_inflated(
     assert small.get(small.host(app), "/").text == "v1"
 
 
-def test_a_release_over_the_size_limit_is_rejected_in_update(
-    small: Stack, tmp_path: Path
-) -> None:
+def test_a_release_over_the_size_limit_is_rejected_in_update(small: Stack, tmp_path: Path) -> None:
     app, work = deployed(small, tmp_path)
     for i in range(4):  # 4 x 2.5 MB: each file fits, together they do not
         (work.path / f"data{i}.bin").write_bytes(bytes([i]) + bytes(5 * MIB // 2))
@@ -109,9 +107,7 @@ def test_a_release_over_the_size_limit_is_rejected_in_update(
     assert [r["version"] for r in versions(small, app)] == [1]
 
 
-def test_artifacts_no_release_can_come_back_to_are_collected(
-    small: Stack, tmp_path: Path
-) -> None:
+def test_artifacts_no_release_can_come_back_to_are_collected(small: Stack, tmp_path: Path) -> None:
     app, work = deployed(small, tmp_path)
     folder = small.home / "releases" / app
     for version in ("v2", "v3", "v4"):

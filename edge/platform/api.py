@@ -203,8 +203,9 @@ class Logs:
         last_id = resume or (records[-1]["id"] if records else "$")
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-store")
-        resp.stream = self._events(
-            records, app, function, environment, last_id=last_id, lease=lease
+        resp.stream = _Leased(
+            self._events(records, app, function, environment, last_id=last_id, lease=lease),
+            lease,
         )
 
     def _events(
@@ -240,6 +241,26 @@ class Logs:
                     yield _sse(record)
         finally:
             lease.release()
+
+
+class _Leased:
+    """A response stream that gives its follow lease back when the server closes it,
+    even if it was never iterated (the client left before the first byte)."""
+
+    def __init__(self, events: Iterator[bytes], lease: FollowLease) -> None:
+        self.events = events
+        self.lease = lease
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.events
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.events, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.lease.release()
 
 
 def _sse(record: dict[str, Any]) -> bytes:

@@ -22,9 +22,13 @@ INFLATE_CHUNK = 1 << 20
 Scanner = Generator[None, None, Any]
 
 
-class ObjectTooLarge(OSError):
-    """A pushed object inflates past the limit (an OSError, so dulwich reports it as
-    the unpack status and git prints it)."""
+class PushRefused(OSError):
+    """The push is refused (an OSError, so dulwich reports it as the unpack status
+    and git prints it)."""
+
+
+class ObjectTooLarge(PushRefused):
+    """A pushed object inflates past the limit."""
 
 
 class _Buffer:
@@ -77,7 +81,7 @@ class PackGuard:
                 next(self._scanner)
             except StopIteration:  # past the pack: nothing more to check
                 self._scanner = None
-            except ObjectTooLarge:
+            except PushRefused:
                 if self.on_refuse is not None:
                     self.on_refuse(self.stream)
                 raise
@@ -86,10 +90,14 @@ class PackGuard:
     def _scan(self) -> Scanner:
         buf = self._buf
         while True:  # the commands: pkt-lines up to a flush
-            length = int((yield from _take(buf, 4)), 16)
+            raw = yield from _take(buf, 4)
+            try:
+                length = int(raw, 16)
+            except ValueError:
+                raise PushRefused(f"malformed push: bad pkt-line length {raw!r}") from None
             if length == 0:
                 break
-            yield from _take(buf, length - 4)
+            yield from _take(buf, max(0, length - 4))
         header = yield from _take(buf, 12)
         if header[:4] != b"PACK":
             return None
@@ -149,7 +157,7 @@ def _delta_target_size(head: bytes, *, partial: bool = False) -> int:
             if pos >= len(head):
                 if partial:
                     return 0
-                raise ObjectTooLarge("a pushed delta is malformed (no size header)")
+                raise PushRefused("malformed push: a delta without its size header")
             byte = head[pos]
             pos += 1
             value |= (byte & 0x7F) << shift

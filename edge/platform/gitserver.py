@@ -20,7 +20,7 @@ from dulwich.objects import Commit, ObjectID, valid_hexsha
 from dulwich.protocol import SIDE_BAND_CHANNEL_PROGRESS, Protocol
 from dulwich.refs import Ref
 from dulwich.repo import Repo
-from dulwich.server import Backend, ReceivePackHandler
+from dulwich.server import Backend, ReceivePackHandler, UploadPackHandler
 from dulwich.web import GunzipFilter, HTTPGitApplication, LimitedInputFilter
 
 from edge.errors import EdgeError
@@ -32,6 +32,11 @@ from edge.platform.store import TokenInfo
 
 logger = logging.getLogger(__name__)
 
+SHALLOW_HISTORY = (
+    b"ERR this app's history was pushed from a shallow clone and ends at a commit "
+    b"whose parents were never pushed: clone it with `git clone --depth 1`, "
+    b"or push the full history (`git fetch --unshallow`, then push)"
+)
 STALE = b"the branch moved while you pushed (another push landed first): fetch, then push again"
 DRAIN_BYTES = 1 << 30  # what an oversized push may still send (and we discard)
 GIT_PATH = re.compile(r"^/git/(?P<app>[^/]*)\.git(?P<rest>/.*)?$")
@@ -160,6 +165,23 @@ class EdgeReceivePack(ReceivePackHandler):
                 for name, msg in status
             ]
         )
+
+
+class EdgeUploadPack(UploadPackHandler):
+    """upload-pack that answers a clone reaching past a shallow push with a clear error.
+
+    After a push from a depth-1 clone of another repository, the commits' parents
+    are not here (the repository's ``shallow`` file lists them); dulwich's walk
+    would fail with a KeyError and the client would see HTTP 500.
+    """
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except KeyError:
+            if not cast(Repo, self.repo).get_shallow():
+                raise
+            self.proto.write_pkt_line(SHALLOW_HISTORY)
 
 
 def receive_handler(deployer: Deployer, app: str, pusher: str) -> Callable[..., EdgeReceivePack]:
@@ -299,7 +321,8 @@ class GitServer:
         environ["wsgi.input"] = _LimitedInput(environ["wsgi.input"], self.max_push_bytes)
         handler = receive_handler(self.deployer, app, identity.name)
         git_app = HTTPGitApplication(
-            AppBackend(self.repos, app), handlers={b"git-receive-pack": handler}
+            AppBackend(self.repos, app),
+            handlers={b"git-receive-pack": handler, b"git-upload-pack": EdgeUploadPack},
         )
         # dulwich's make_wsgi_chain, with the inflated body limited too:
         # git gzips upload-pack requests over 1 KiB (a fetch from a clone

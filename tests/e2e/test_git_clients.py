@@ -7,6 +7,7 @@ own client and protocol v2: each of these broke the server once.
 from __future__ import annotations
 
 import io
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -74,6 +75,16 @@ def test_shallow_clone_of_another_repository_deploys_to_a_new_app(
     assert served(stack, app) == "two"
     tip = shallow.git("rev-parse", "HEAD").stdout.strip()
     assert (stack.home / "repos" / f"{app}.git" / "shallow").read_text().split() == [tip]
+    full = subprocess.run(
+        ["git", "clone", "-q", stack.remote(app), str(tmp_path / "full")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert full.returncode != 0
+    assert "pushed from a shallow clone" in full.stderr, full.stderr
+    assert "git clone --depth 1" in full.stderr
+    Workdir.clone(stack.remote(app), tmp_path / "depth1", "--depth", "1")
     shallow.commit("three", files("three"))
     assert "v2 live at" in shallow.push(stack.remote(app), "HEAD:main").stderr
     assert served(stack, app) == "three"

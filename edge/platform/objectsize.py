@@ -34,7 +34,8 @@ def object_size(store: Any, sha: bytes) -> int:
                 offset = pack.index.object_offset(sha)
             except KeyError:
                 continue
-            return _packed_size(os.fspath(pack.data.path), offset)
+            # the .pack beside the .idx: reading it ourselves maps no pack data
+            return _packed_size(pack.index.path.removesuffix(".idx") + ".pack", offset)
         size = _loose_size(os.path.join(os.fspath(disk.path), sha[:2].decode(), sha[2:].decode()))
         if size is not None:
             return size

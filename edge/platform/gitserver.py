@@ -103,10 +103,15 @@ class EdgeReceivePack(ReceivePackHandler):
     def _apply_pack(
         self, refs: list[tuple[ObjectID, ObjectID, Ref]]
     ) -> Iterator[tuple[bytes, bytes]]:
+        unpacked = False
         for ref, status in super()._apply_pack(refs):
             if ref == b"unpack" and status == b"ok":
+                unpacked = True
                 self._record_shallow()
             yield ref, STALE if status == b"failed to write" else status
+        if not unpacked:  # dulwich reports no refs then; git would say "failed to report"
+            for _old, _new, ref_name in refs:
+                yield ref_name, b"unpacker error: nothing was changed"
 
     def _record_shallow(self) -> None:
         """Mark the pushed shallow roots whose parents this repository lacks.

@@ -88,6 +88,7 @@ def test_a_file_that_inflates_past_the_limit_is_refused_before_it_is_inflated(
     assert "inflates to 96.0 MB, over the 3 MB limit for one file (EDGE_MAX_FILE_MB)" in (
         out.stderr
     ), out.stderr
+    assert "! [remote rejected] main -> main (unpacker error: nothing was changed)" in out.stderr
     assert worker_peaks(small) - before < 48 * MIB  # dulwich would hold it whole: 96+ MB
     assert [r["version"] for r in versions(small, app)] == [1]
     assert small.get(small.host(app), "/").text == "v1"

@@ -8,14 +8,12 @@ it, tells the runtime and waits (bounded) for every worker to serve it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import re
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +25,13 @@ from edge import commands
 from edge.config import Config
 from edge.errors import ConflictError, EdgeError, ManifestError
 from edge.logstream import emit_sync, platform_event
-from edge.manifest import FunctionSpec, Manifest, load_manifest
+from edge.manifest import Manifest, load_manifest
 from edge.platform import retention
-from edge.platform.artifacts import Artifacts, SourceFile, folder_files, git_files
-from edge.platform.store import FunctionRecord, ReleaseInfo, Store
+from edge.platform.artifacts import Artifacts, folder_files, git_files
+from edge.platform.functions import compile_python, function_records
+from edge.platform.locks import AppLocks
+from edge.platform.pending import PendingDeploys
+from edge.platform.store import ReleaseInfo, Store
 from edge.platform.trees import TreeLimits, check_tree, stored
 from edge.runtime.jscheck import check_js_many
 from edge.sources import DirSource, GitTreeSource, Source
@@ -102,7 +103,7 @@ class Deployer:
         self.store = store
         self.redis = redis_client
         self.artifacts = artifacts
-        self._held = threading.local()
+        self.locks = AppLocks(config.home / "locks")
 
     # -- update: validation ------------------------------------------------
 
@@ -159,7 +160,7 @@ class Deployer:
                 f"edge.toml: app: {manifest.app!r} does not match the repository "
                 f"{app!r}; change it to {app!r} or push to /git/{manifest.app}.git"
             )
-        problems.extend(_compile_python(source, manifest))
+        problems.extend(compile_python(source, manifest))
         js = {
             f.path: (source.read(f.path) or b"").decode("utf-8", "replace")
             for f in manifest.functions
@@ -413,73 +414,48 @@ class Deployer:
                 self.config.log_stream_len,
             )
 
-    @contextmanager
-    def app_lock(self, app: str) -> Iterator[None]:
+    def app_lock(self, app: str) -> AbstractContextManager[None]:
         """One push or deploy per app at a time, across processes on this host.
 
         Reentrant within a thread: a push holds it from the first ref update to
         the end of its deploy, and the deploy takes it again.
         """
-        held = self._held.__dict__.setdefault("apps", set())
-        if app in held:
-            yield
+        return self.locks.hold(app)
+
+    # -- pushes that died ---------------------------------------------------
+
+    def recover(self, repo: Any, app: str) -> None:
+        """Undo the ref moves of pushes whose process died before their deploy ended.
+
+        Their markers are stale only while no push of the app holds its lock:
+        a push in flight keeps its own.
+        """
+        pending = PendingDeploys(repo)
+        if not pending.refs():
             return
-        locks = self.config.home / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        with open(locks / f"{app}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            held.add(app)
-            try:
-                yield
-            finally:
-                held.discard(app)
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with self.locks.attempt(app) as free:
+            if not free:
+                return
+            for ref, old, new in pending.refs():
+                self._recover(repo, app, PushedRef(ref, old, new))
+                pending.clear(ref)
 
-
-def _compile_python(source: Source, manifest: Manifest) -> list[str]:
-    problems = []
-    for spec in manifest.functions:
-        if spec.runtime != "python":
-            continue
-        code = source.read(spec.path) or b""
+    def _recover(self, repo: Any, app: str, pushed: PushedRef) -> None:
+        env = environment_for_branch(pushed.branch or "", app)
         try:
-            compile(code, spec.path, "exec", dont_inherit=True)
-        except SyntaxError as exc:
-            problems.append(f"{spec.path}:{exc.lineno or 0}: SyntaxError: {exc.msg}")
-        except ValueError as exc:  # e.g. null bytes in the source
-            problems.append(f"{spec.path}: cannot compile: {exc}")
-    return problems
-
-
-def function_records(files: list[SourceFile], manifest: Manifest) -> list[FunctionRecord]:
-    """Store rows for every function, each with its content hash.
-
-    A function's hash covers its own config and every file of the tree except
-    edge.toml and the other functions' entry files: a change to one function's
-    entry file leaves its siblings' hashes (and warm pools) untouched, while a
-    change to a shared module changes them all.
-    """
-    entries = {spec.path for spec in manifest.functions}
-    records = []
-    for spec in manifest.functions:
-        digest = hashlib.sha256(json.dumps(_spec_identity(spec)).encode())
-        for file in files:
-            if file.path == "edge.toml" or (file.path in entries and file.path != spec.path):
-                continue
-            digest.update(f"{file.path}\0{file.digest}\n".encode())
-        records.append(FunctionRecord.from_spec(spec, digest.hexdigest()))
-    return records
-
-
-def _spec_identity(spec: FunctionSpec) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "runtime": spec.runtime,
-        "path": spec.path,
-        "handler": spec.handler,
-        "env": spec.env,
-        "memory_mb": spec.memory_mb,
-        "timeout_ms": spec.timeout_ms,
-        "min_warm": spec.min_warm,
-        "max_instances": spec.max_instances,
-    }
+            active = self.store.active_release(app, env)
+        except EdgeError:
+            active = None
+        if active is not None and active.commit_sha == pushed.new.decode():
+            return
+        self._undo_ref(repo, pushed)
+        logger.warning(
+            "push of %s %s to %s died mid-deploy: ref moved back", pushed.ref, pushed.new[:7], app
+        )
+        self._event(
+            app,
+            env,
+            f"push of {pushed.branch} {pushed.new.decode()[:7]} was interrupted before its "
+            f"deploy finished; the branch is back at {pushed.old.decode()[:7]}: push again",
+            level="error",
+        )

@@ -25,8 +25,9 @@ from dulwich.web import GunzipFilter, HTTPGitApplication, LimitedInputFilter
 
 from edge.errors import EdgeError
 from edge.platform.auth import authenticate_environ, challenge
-from edge.platform.deploy import Deployer, DeployError
+from edge.platform.deploy import ZERO_SHA, Deployer, DeployError
 from edge.platform.packguard import PackGuard
+from edge.platform.pending import PendingDeploys
 from edge.platform.repos import AppRepos, check_app_name
 from edge.platform.store import TokenInfo
 
@@ -85,6 +86,8 @@ class EdgeReceivePack(ReceivePackHandler):
         self.app = app
         self.pusher = pusher
         self.failed_deploys: dict[bytes, bytes] = {}
+        self.pending = PendingDeploys(self.repo)
+        self.marked: list[str] = []
 
     def _progress(self, text: str) -> None:
         if self._client_capabilities is None:
@@ -98,7 +101,11 @@ class EdgeReceivePack(ReceivePackHandler):
         # The whole push (validation, ref moves, deploy) holds the app's lock:
         # concurrent pushes to one app queue instead of racing on ref files.
         with self.deployer.app_lock(self.app):
-            super().handle()
+            try:
+                super().handle()
+            finally:  # the push ended, either way: its refs are no longer in flight
+                for ref in self.marked:
+                    self.pending.clear(ref)
 
     def _apply_pack(
         self, refs: list[tuple[ObjectID, ObjectID, Ref]]
@@ -135,6 +142,9 @@ class EdgeReceivePack(ReceivePackHandler):
         try:
             for line in self.deployer.validate(self.repo, self.app, ref_name, old_sha, new_sha):
                 self._progress(line)
+            if new_sha != ZERO_SHA:  # the ref may move now: in flight until the push ends
+                self.pending.mark(ref_name.decode(), old_sha, new_sha)
+                self.marked.append(ref_name.decode())
         except EdgeError as exc:
             problems = getattr(exc, "problems", [str(exc)])
             for problem in problems:
@@ -324,6 +334,7 @@ class GitServer:
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         environ["PATH_INFO"] = GIT_PATH.match(environ["PATH_INFO"])["rest"] or "/"  # type: ignore[index]
         environ["wsgi.input"] = _LimitedInput(environ["wsgi.input"], self.max_push_bytes)
+        self.deployer.recover(self.repos.open(app), app)
         handler = receive_handler(self.deployer, app, identity.name)
         git_app = HTTPGitApplication(
             AppBackend(self.repos, app),

@@ -6,13 +6,15 @@ would (``git hash-object --literally``) and pushed with the real git client.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-from stack import Stack, Workdir
+from stack import Stack, Workdir, wait_for
 
 HELLO = {
     "edge.toml": '[functions.hello]\nentry = "hello.py"\nroutes = ["/"]\n',
@@ -128,3 +130,47 @@ def test_a_deploy_that_crashes_leaves_the_branch_where_it_was(
     again = work.push(stack.remote(app))
     assert "v2 live at" in again.stderr, again.stderr
     assert stack.get(stack.host(app), "/").text == "v2"
+
+
+def test_a_push_whose_control_plane_dies_mid_deploy_can_be_made_again(
+    deployed: tuple[Stack, str, Workdir, str],
+) -> None:
+    """Before: the worker died after the ref moved, and a re-push said "Everything up-to-date"."""
+    stack, app, work, good = deployed
+    for i in range(40):  # 40 MB that does not compress: the export takes a moment
+        (work.path / f"data{i}.bin").write_bytes(os.urandom(1 << 20))
+    work.commit("v2", {"hello.py": "def handle(request):\n    return 'v2'\n"})
+    releases = stack.home / "releases" / app
+    pushing = subprocess.Popen(
+        ["git", "push", stack.remote(app), "main"],
+        cwd=work.path,
+        env=work.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(
+            lambda: any(p.name.startswith(".bundle-") for p in releases.iterdir()),
+            timeout=60,
+            interval=0.005,
+            message="the export of v2 to begin",
+        )
+        for pid in platform_workers(stack):
+            os.kill(pid, signal.SIGKILL)
+        assert pushing.wait(timeout=60) != 0
+    finally:
+        if pushing.poll() is None:
+            pushing.kill()
+            pushing.wait()
+    health = f"http://127.0.0.1:{stack.config.platform_port}/healthz"
+    wait_for(lambda: httpx.get(health).status_code == 200, message="new platform workers")
+    assert remote_main(work, stack.remote(app)) == good
+    assert stack.get(stack.host(app), "/").text == "v1"
+    again = work.push(stack.remote(app))
+    assert "v2 live at" in again.stderr, again.stderr
+    assert stack.get(stack.host(app), "/").text == "v2"
+
+
+def platform_workers(stack: Stack) -> list[int]:
+    master = stack.processes["platform"].pid
+    return [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]

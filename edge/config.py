@@ -63,6 +63,12 @@ class Config:
     max_memory_mb: int = 512
     max_push_bytes: int = 100 * MIB
     max_body_bytes: int = 10 * MIB
+    max_release_bytes: int = 512 * MIB
+    max_file_bytes: int = 100 * MIB
+    keep_releases: int = 20
+    max_stream_s: float = 300.0
+    max_follows: int = 8
+    max_follows_per_token: int = 4
     deploy_timeout: float = 10.0
     runtime_workers: int = 2
     idle_ttl: float = 300.0
@@ -123,6 +129,13 @@ class Config:
             max_memory_mb=_int(env, "EDGE_MAX_MEMORY_MB", 512, 16, 1 << 20),
             max_push_bytes=_int(env, "EDGE_MAX_PUSH_MB", 100, 1, 1 << 20) * MIB,
             max_body_bytes=_int(env, "EDGE_MAX_BODY_MB", 10, 1, 1 << 20) * MIB,
+            max_release_bytes=_int(env, "EDGE_MAX_RELEASE_MB", 512, 1, 1 << 20) * MIB,
+            max_file_bytes=_int(env, "EDGE_MAX_FILE_MB", 100, 1, 1 << 20) * MIB,
+            keep_releases=_int(env, "EDGE_KEEP_RELEASES", 20, 1, 100_000),
+            max_stream_s=_float(env, "EDGE_MAX_STREAM_S", 300.0),
+            # A control-plane worker has 16 threads: some must stay for git and the API.
+            max_follows=_int(env, "EDGE_MAX_FOLLOWS", 8, 1, 12),
+            max_follows_per_token=_int(env, "EDGE_MAX_FOLLOWS_PER_TOKEN", 4, 1, 100_000),
             deploy_timeout=_float(env, "EDGE_DEPLOY_TIMEOUT", 10.0),
             runtime_workers=_int(env, "EDGE_RUNTIME_WORKERS", 2, 1, 256),
             idle_ttl=_float(env, "EDGE_IDLE_TTL", 300.0),
@@ -150,6 +163,12 @@ class Config:
             "EDGE_MAX_MEMORY_MB": str(self.max_memory_mb),
             "EDGE_MAX_PUSH_MB": str(self.max_push_bytes // MIB),
             "EDGE_MAX_BODY_MB": str(self.max_body_bytes // MIB),
+            "EDGE_MAX_RELEASE_MB": str(self.max_release_bytes // MIB),
+            "EDGE_MAX_FILE_MB": str(self.max_file_bytes // MIB),
+            "EDGE_KEEP_RELEASES": str(self.keep_releases),
+            "EDGE_MAX_STREAM_S": str(self.max_stream_s),
+            "EDGE_MAX_FOLLOWS": str(self.max_follows),
+            "EDGE_MAX_FOLLOWS_PER_TOKEN": str(self.max_follows_per_token),
             "EDGE_DEPLOY_TIMEOUT": str(self.deploy_timeout),
             "EDGE_RUNTIME_WORKERS": str(self.runtime_workers),
             "EDGE_IDLE_TTL": str(self.idle_ttl),

@@ -656,10 +656,15 @@ def test_a_release_that_fails_at_import_is_marked_failed_and_v1_keeps_serving(
         },
     )
     with neighbour_keeps_serving(faults):
-        out = work.push(stack.remote(app)).stderr
+        pushed = work.push(stack.remote(app), check=False)
+    out = pushed.stderr
     assert "error: function main failed to start" in out, out
     assert "RuntimeError: no config at import" in out, out
     assert "v2 failed; v1 keeps serving" in out, out
+    # The branch stays on the deployed commit: git says so, and a fixed push is a plain push.
+    assert pushed.returncode != 0 and "! [remote rejected] main -> main (deploy failed" in out
+    remote_main = work.git("ls-remote", stack.remote(app), "main").stdout.split()[0]
+    assert remote_main == work.git("rev-parse", "HEAD~1").stdout.strip()
     releases = stack.http.get(
         f"http://127.0.0.1:{stack.config.platform_port}/v1/apps/{app}/releases",
         headers={"Authorization": f"Bearer {stack.token}"},

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.uids import function_ids
+from edge.uids import FUNCTION_ID_BASE, function_ids
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,16 @@ def _write_bundle(files: list[SourceFile], target: Path) -> str:
 
 
 class Artifacts:
-    """The folder of release artifacts on one host."""
+    """The folder of release artifacts on one host.
 
-    def __init__(self, root: Path) -> None:
+    Args:
+        root: ``$EDGE_HOME/releases``.
+        uid_base: the install's block of function uids (:mod:`edge.uids`).
+    """
+
+    def __init__(self, root: Path, uid_base: int = FUNCTION_ID_BASE) -> None:
         self.root = root
+        self.uid_base = uid_base
 
     def path(self, app: str, digest: str) -> Path:
         return self.root / app / digest
@@ -142,9 +148,12 @@ class Artifacts:
         os.chmod(self.root, 0o711)  # noqa: S103 - traversable, not listable: apps reach only their own
         if os.geteuid() == 0:
             # APPSEC: other apps cannot even list this app's releases.
-            os.chown(folder, 0, _gid(app, app_id))
+            os.chown(folder, 0, self._gid(app, app_id))
             os.chmod(folder, 0o750)  # noqa: S103 - root:app-group, nothing for others
         return folder
+
+    def _gid(self, app: str, app_id: int) -> int:
+        return function_ids(app, app_id, self.uid_base)[1] if os.geteuid() == 0 else -1
 
     def _unpack(self, app: str, digest: str, app_id: int) -> Path:
         """Extract ``<digest>.tar`` (streamed from disk) into the sealed ``<digest>/``."""
@@ -155,7 +164,7 @@ class Artifacts:
         try:
             with tarfile.open(self.bundle_path(app, digest)) as tar:
                 tar.extractall(staging, filter="data")
-            _seal(staging, _gid(app, app_id))
+            _seal(staging, self._gid(app, app_id))
             try:
                 staging.rename(target)
             except OSError:
@@ -184,10 +193,6 @@ def _seal(folder: Path, gid: int) -> None:
         for name in dirnames:
             _seal_dir(os.path.join(dirpath, name), gid, as_root, other)
     _seal_dir(str(folder), gid, as_root, other)
-
-
-def _gid(app: str, app_id: int) -> int:
-    return function_ids(app, app_id)[1] if os.geteuid() == 0 else -1
 
 
 def _seal_dir(path: str, gid: int, as_root: bool, other: int) -> None:

@@ -8,12 +8,14 @@ socket, loopback ports 8080 (runtime) and 8081 (control plane).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import ConfigError
+from edge.uids import FUNCTION_ID_BASE, reserve_base
 
 MIB = 1024 * 1024
 
@@ -78,6 +80,7 @@ class Config:
     token: str = ""
     # APPSEC: never in a repr (a logged Config must not carry the platform key).
     secret_key: str = field(default="", repr=False)
+    uid_base: int = 0
 
     @property
     def repos_dir(self) -> Path:
@@ -96,6 +99,18 @@ class Config:
     def embedded_redis(self) -> bool:
         return self.redis_url == f"unix://{self.redis_socket}"
 
+    @functools.cached_property
+    def function_uid_base(self) -> int:
+        """This install's block of function uids (:mod:`edge.uids`).
+
+        Reserved in the host's registry on first use when running as root
+        (raising :class:`ConfigError` if ``EDGE_UID_BASE`` overlaps another
+        install); without root there is no uid separation and no registry.
+        """
+        if os.geteuid() != 0:
+            return FUNCTION_ID_BASE
+        return reserve_base(self.home, self.uid_base)
+
     def prepare_home(self) -> None:
         """Create ``EDGE_HOME`` for a platform or runtime process, privately.
 
@@ -107,6 +122,7 @@ class Config:
         os.umask(0o077)
         self.home.mkdir(parents=True, exist_ok=True)
         os.chmod(self.home, 0o711)  # noqa: S103 - see the APPSEC note above
+        _ = self.function_uid_base  # refuse to start on an overlapping uid block
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -144,13 +160,16 @@ class Config:
             access_log=env.get("EDGE_ACCESS_LOG") or str(home / "logs" / "access.log"),
             token=env.get("EDGE_TOKEN") or "",
             secret_key=env.get("EDGE_SECRET_KEY") or "",
+            uid_base=_int(env, "EDGE_UID_BASE", 0, 0, 2**31),
         )
 
     def to_env(self) -> dict[str, str]:
         """The ``EDGE_*`` variables that reproduce this configuration in a child process."""
         key = {"EDGE_SECRET_KEY": self.secret_key} if self.secret_key else {}
+        uids = {"EDGE_UID_BASE": str(self.uid_base)} if self.uid_base else {}
         return {
             **key,
+            **uids,
             "EDGE_HOME": str(self.home),
             "EDGE_DATABASE_URL": self.database_url,
             "EDGE_REDIS_URL": self.redis_url,

@@ -40,7 +40,7 @@ from edge.errors import NotFoundError
 from edge.platform.store import Store
 from edge.redisserver import RedisServer
 from edge.runtime.python.process.sandbox import Limits
-from edge.uids import function_ids
+from edge.uids import function_ids, reserve_base
 from edge.up import admin_token
 
 pytestmark = pytest.mark.skipif(
@@ -273,10 +273,11 @@ def _comm(pid: int) -> str:
 
 
 def app_uid(stack: Stack, app: str) -> int | None:
-    """The uid an app's functions run as: from its id in the store (None if unknown)."""
+    """The uid an app's functions run as: from its id in the store and the uid block
+    the stack's install holds on this host (None if unknown)."""
     store = Store.from_url(stack.config.database_url)
     try:
-        return function_ids(app, store.get_app(app).id)[0]
+        return function_ids(app, store.get_app(app).id, reserve_base(stack.home))[0]
     except NotFoundError:
         return None
     finally:

@@ -46,6 +46,16 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _host_port(environ: Mapping[str, str], name: str) -> tuple[str, int] | None:
+    raw = environ.get(name) or ""
+    if not raw:
+        return None
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ConfigError(f"{name}={raw!r}: must be host:port, e.g. 127.0.0.1:9090")
+    return host.strip("[]"), int(port)
+
+
 @dataclass(frozen=True)
 class Config:
     """The settings of one platform or runtime process.
@@ -81,6 +91,7 @@ class Config:
     # APPSEC: never in a repr (a logged Config must not carry the platform key).
     secret_key: str = field(default="", repr=False)
     uid_base: int = 0
+    metrics_bind: tuple[str, int] | None = None
 
     @property
     def repos_dir(self) -> Path:
@@ -161,15 +172,20 @@ class Config:
             token=env.get("EDGE_TOKEN") or "",
             secret_key=env.get("EDGE_SECRET_KEY") or "",
             uid_base=_int(env, "EDGE_UID_BASE", 0, 0, 2**31),
+            metrics_bind=_host_port(env, "EDGE_METRICS_BIND"),
         )
 
     def to_env(self) -> dict[str, str]:
         """The ``EDGE_*`` variables that reproduce this configuration in a child process."""
         key = {"EDGE_SECRET_KEY": self.secret_key} if self.secret_key else {}
         uids = {"EDGE_UID_BASE": str(self.uid_base)} if self.uid_base else {}
+        metrics = (
+            {"EDGE_METRICS_BIND": "{}:{}".format(*self.metrics_bind)} if self.metrics_bind else {}
+        )
         return {
             **key,
             **uids,
+            **metrics,
             "EDGE_HOME": str(self.home),
             "EDGE_DATABASE_URL": self.database_url,
             "EDGE_REDIS_URL": self.redis_url,

@@ -376,12 +376,18 @@ class MetricsSeries:
 
 
 class Prometheus:
-    """``/metrics``: every function's figures, cluster-wide, for Prometheus."""
+    """``/metrics``: every function's figures, cluster-wide, for Prometheus.
+
+    APPSEC: it names every app, preview branch and function with its traffic,
+    so only an admin token may read it (Prometheus's ``authorization`` setting).
+    """
 
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not _identity(self.platform, req).admin:
+            raise ForbiddenError("/metrics covers every app: use an admin token")
         try:
             resp.data = prometheus_text(self.platform.redis)
         except redis.RedisError as exc:

@@ -23,6 +23,7 @@ from edge.logstream import outcome_entries
 from edge.prometheus import PROMETHEUS_CONTENT_TYPE, aprometheus_text
 from edge.runtime.faults import fault_message, fault_response
 from edge.runtime.invocation import FunctionLoadError, Invocation, Outcome
+from edge.runtime.scrape import SCRAPE_PATHS, bearer_allowed, on_metrics_socket
 from edge.runtime.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -71,9 +72,10 @@ class Dispatcher:
         request_id = self._request_id()
         resp.set_header("x-edge-request-id", request_id)
         host = req.host.lower()
-        site = self.worker.table.site(host)
+        scraper = on_metrics_socket(req.scope, self.config)
+        site = None if scraper else self.worker.table.site(host)
         if site is None:
-            await self._platform_path(req, resp, host)
+            await self._platform_path(req, resp, host, scraper)
             return
         # The router wants the raw (still percent-encoded) path: it decodes params itself.
         scope = req.scope
@@ -167,8 +169,15 @@ class Dispatcher:
         resp.data = outcome.body
 
     async def _platform_path(
-        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, host: str
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, host: str, scraper: bool
     ) -> None:
+        if scraper and req.path not in SCRAPE_PATHS:
+            message = (
+                f"this is the metrics socket (EDGE_METRICS_BIND): it serves only /metrics "
+                f"and /healthz; functions are on port {self.config.runtime_port}"
+            )
+            _fault(resp, "not_found", message)
+            return
         if req.path == "/healthz":
             resp.media = {
                 "ok": True,
@@ -179,6 +188,14 @@ class Dispatcher:
             }
             return
         if req.path == "/metrics":
+            if not scraper and not bearer_allowed(req.get_header("Authorization"), self.config):
+                message = (
+                    "/metrics needs `Authorization: Bearer <token>` with this node's token "
+                    "(EDGE_TOKEN or $EDGE_HOME/admin.token), or scrape the EDGE_METRICS_BIND socket"
+                )
+                _fault(resp, "unauthorized", message)
+                resp.set_header("WWW-Authenticate", 'Bearer realm="edge-metrics"')
+                return
             try:
                 resp.data = await aprometheus_text(self.worker.redis, self.worker.node_name)
                 resp.content_type = PROMETHEUS_CONTENT_TYPE

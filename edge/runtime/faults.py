@@ -58,6 +58,7 @@ FAULTS: Mapping[str, Fault] = MappingProxyType(
         ),
         "unavailable": Fault(503, "function {function} is unavailable: {reason}"),
         "not_found": Fault(404, "{reason}"),
+        "unauthorized": Fault(401, "{reason}"),
         "wrong_region": Fault(
             404, "function {function} does not run in region {region}; it runs in: {regions}"
         ),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from edge.config import Config
 from edge.logstream import LogWriter, platform_event
 from edge.runtime.invocation import FunctionVersion
+from edge.runtime.scrape import metrics_binds
 from edge.serving import serve
 from edge.snapshot import RoutingSource
 
@@ -106,7 +107,7 @@ def run(config: Config, source: SourceFactory) -> None:
         lambda: load_app(config, source),
         {
             **hooks,
-            "bind": f"{config.bind}:{config.runtime_port}",
+            "bind": [f"{config.bind}:{config.runtime_port}", *metrics_binds(config)],
             "workers": config.runtime_workers,
             "worker_class": "asgi",
             "worker_connections": 2000,

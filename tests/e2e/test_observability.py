@@ -204,27 +204,30 @@ def test_logs_follow_streams_new_lines(runtime_stack: Stack, app: str) -> None:
 
 def test_prometheus_endpoints_parse(runtime_stack: Stack, app: str) -> None:
     runtime_stack.get(runtime_stack.host(app), "/timed/1")
+    # The runtime node's token, as `edge up` writes it; /metrics needs it (or the
+    # EDGE_METRICS_BIND socket, see test_metrics_access).
+    (runtime_stack.home / "admin.token").write_text(runtime_stack.token)
+    auth = {"Authorization": f"Bearer {runtime_stack.token}"}
     for url in (
         f"{runtime_stack.runtime_url}/metrics",
         f"http://127.0.0.1:{runtime_stack.config.platform_port}/metrics",
     ):
 
-        def families(url: str = url) -> dict:
-            text = httpx.get(url, timeout=10).text
-            return {f.name: f for f in text_string_to_metric_families(text)}
+        def timed(url: str = url) -> tuple[dict, list] | None:
+            # Workers flush their counts each second: wait for this app's to arrive.
+            text = httpx.get(url, headers=auth, timeout=10).text
+            found = {f.name: f for f in text_string_to_metric_families(text)}
+            family = found.get("edge_function_invocations")
+            samples = [
+                s
+                for s in (family.samples if family else [])
+                if s.labels.get("app") == app and s.labels.get("function") == "timed"
+            ]
+            return (found, samples) if samples else None
 
-        found = wait_for(
-            lambda: "edge_function_invocations" in families() and families(),
-            timeout=10,
-            message=f"metrics at {url}",
-        )
-        samples = [
-            s
-            for s in found["edge_function_invocations"].samples  # type: ignore[index]
-            if s.labels.get("app") == app and s.labels.get("function") == "timed"
-        ]
-        assert samples and all(s.labels["status_class"] for s in samples)
-        assert "edge_function_duration_seconds" in found  # type: ignore[operator]
+        found, samples = wait_for(timed, timeout=10, message=f"metrics at {url}")  # type: ignore[misc]
+        assert all(s.labels["status_class"] for s in samples)
+        assert "edge_function_duration_seconds" in found
 
 
 def test_access_log_is_json_lines(runtime_stack: Stack, app: str) -> None:

@@ -24,20 +24,31 @@ from edge.logstream import follow_batches, read_logs
 from edge.metrics import read_metrics
 from edge.platform.auth import token_from_header
 from edge.platform.dashboard import add_dashboard
-from edge.platform.deploy import environment_for_branch, public_url
+from edge.platform.deploy import public_url
 from edge.platform.follows import FollowGate, FollowLease
 from edge.platform.openapi import OPENAPI
+from edge.platform.params import (
+    bool_param,
+    env_param,
+    int_field,
+    int_param,
+    json_object,
+    label_param,
+    since_param,
+)
 from edge.platform.repos import check_app_name
 from edge.platform.secretswap import change_secret
 from edge.platform.services import Platform
 from edge.platform.sessions import SESSION_COOKIE
 from edge.platform.store import TokenInfo
+from edge.platform.vault import check_secret_name
 from edge.prometheus import PROMETHEUS_CONTENT_TYPE, prometheus_text
 from edge.series import MAX_MINUTES, read_series
 from edge.snapshot import PRODUCTION
 
 logger = logging.getLogger(__name__)
 STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+MAX_VERSION = 2**31 - 1  # release versions are 32-bit integers in the store
 
 
 def _identity(platform: Platform, req: falcon.Request) -> TokenInfo:
@@ -61,6 +72,7 @@ def _identity(platform: Platform, req: falcon.Request) -> TokenInfo:
 
 def _require(platform: Platform, req: falcon.Request, app: str) -> TokenInfo:
     identity = _identity(platform, req)
+    check_app_name(app)
     if not identity.can_access(app):
         raise ForbiddenError(f"token {identity.name!r} has no access to app {app!r}")
     return identity
@@ -117,8 +129,8 @@ class Releases:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, app: str) -> None:
         _require(self.platform, req, app)
-        env = req.get_param("env") or PRODUCTION
-        limit = req.get_param_as_int("limit", min_value=1, max_value=1000) or 50
+        env = env_param(req, app) or PRODUCTION
+        limit = int_param(req, "limit", 50, 1, 1000)
         self.platform.store.get_app(app)
         releases = self.platform.store.list_releases(app, env, limit=limit)
         resp.media = {"app": app, "environment": env, "releases": _jsonable(releases)}
@@ -130,10 +142,8 @@ class Rollback:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, app: str) -> None:
         identity = _require(self.platform, req, app)
-        body = req.get_media(default_when_empty={}) or {}
-        to = body.get("to") if isinstance(body, dict) else None
-        if to is not None and (not isinstance(to, int) or isinstance(to, bool) or to < 1):
-            raise EdgeError(f"'to' must be a release version number (got {to!r})")
+        body = json_object(req, {"to": "<release version, default: the previous one>"})
+        to = int_field(body, "to", 1, MAX_VERSION)
         lines: list[str] = []
         release = self.platform.deployer.rollback(
             app, to=to, by=identity.name, progress=lines.append
@@ -145,12 +155,6 @@ class Rollback:
         }
 
 
-def _secrets_env(req: falcon.Request, app: str) -> str:
-    """``?env=``: production (also ``main``), or a preview by its branch or its name."""
-    raw = req.get_param("env") or PRODUCTION
-    return PRODUCTION if raw in ("main", PRODUCTION) else environment_for_branch(raw, app)
-
-
 class Secrets:
     """An environment's secrets: names and when they changed, never values."""
 
@@ -159,7 +163,7 @@ class Secrets:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, app: str) -> None:
         _require(self.platform, req, app)
-        env = _secrets_env(req, app)
+        env = env_param(req, app) or PRODUCTION
         secrets = self.platform.store.list_secrets(app, env)
         resp.media = {"app": app, "environment": env, "secrets": _jsonable(secrets)}
 
@@ -171,21 +175,28 @@ class Secret:
         self.platform = platform
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, app: str, name: str) -> None:
-        body = req.get_media(default_when_empty={}) or {}
-        value = body.get("value") if isinstance(body, dict) else None
+        identity = _require(self.platform, req, app)
+        value = json_object(req, {"value": '"..."'}).get("value")
         if not isinstance(value, str):
-            raise EdgeError('send the secret as JSON: {"value": "..."} (a string)')
-        self._change(req, resp, app, name, value)
+            raise EdgeError('\'value\': send the secret as JSON: {"value": "..."} (a string)')
+        self._change(req, resp, identity, app=app, name=name, value=value)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, app: str, name: str) -> None:
-        self._change(req, resp, app, name, None)
+        identity = _require(self.platform, req, app)
+        self._change(req, resp, identity, app=app, name=name, value=None)
 
     def _change(
-        self, req: falcon.Request, resp: falcon.Response, app: str, name: str, value: str | None
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        identity: TokenInfo,
+        *,
+        app: str,
+        name: str,
+        value: str | None,
     ) -> None:
-        identity = _require(self.platform, req, app)
-        check_app_name(app)
-        env = _secrets_env(req, app)
+        check_secret_name(name)
+        env = env_param(req, app) or PRODUCTION
         lines: list[str] = []
         release = change_secret(
             self.platform.deployer, app, env, name, value, by=identity.name, progress=lines.append
@@ -210,30 +221,13 @@ class Bundle:
         if not identity.admin:
             raise ForbiddenError("bundles are served to runtime nodes: use an admin token")
         check_app_name(app)
+        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+            raise EdgeError(f"digest {digest[:80]!r}: must be 64 lowercase hex digits (a sha256)")
         path = self.platform.artifacts.bundle_path(app, digest)
-        if (
-            len(digest) != 64
-            or not all(c in "0123456789abcdef" for c in digest)
-            or not path.is_file()
-        ):
+        if not path.is_file():
             raise NotFoundError(f"no release bundle {digest!r}")
         resp.content_type = "application/x-tar"
         resp.data = path.read_bytes()
-
-
-def parse_since(text: str | None) -> float | None:
-    """``"90s"``, ``"10m"``, ``"2h"``, ``"1d"`` or plain seconds -> seconds."""
-    if not text:
-        return None
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    number, unit = (text[:-1], text[-1]) if text[-1] in units else (text, "s")
-    try:
-        value = float(number) * units[unit]
-    except ValueError:
-        raise EdgeError(f"since={text!r}: use a duration like 30s, 10m, 2h or 1d") from None
-    if value <= 0:
-        raise EdgeError(f"since={text!r}: must be positive")
-    return value
 
 
 class Logs:
@@ -252,12 +246,14 @@ class Logs:
     def on_get(self, req: falcon.Request, resp: falcon.Response, app: str) -> None:
         identity = _require(self.platform, req, app)
         self.platform.store.get_app(app)
-        function = req.get_param("function") or None
-        environment = req.get_param("env") or None
-        resume = req.get_header("Last-Event-ID") if req.get_param_as_bool("follow") else None
+        function = label_param(req, "function")
+        environment = env_param(req, app)
+        follow = bool_param(req, "follow")
+        resume = req.get_header("Last-Event-ID") if follow else None
         if resume is not None and not STREAM_ID.match(resume):
             raise EdgeError(f"Last-Event-ID {resume!r}: expected a log record id like 1712-0")
-        limit = req.get_param_as_int("limit", min_value=1, max_value=10_000) or 1000
+        limit = int_param(req, "limit", 1000, 1, 10_000)
+        since = since_param(req)
         records = (
             []
             if resume
@@ -266,11 +262,11 @@ class Logs:
                 app,
                 function=function,
                 environment=environment,
-                since_seconds=parse_since(req.get_param("since")),
+                since_seconds=since,
                 limit=limit,
             )
         )
-        if not req.get_param_as_bool("follow"):
+        if not follow:
             resp.media = {"app": app, "records": records}
             return
         lease = self.gate.admit(identity)
@@ -350,7 +346,7 @@ class Metrics:
     def on_get(self, req: falcon.Request, resp: falcon.Response, app: str) -> None:
         _require(self.platform, req, app)
         self.platform.store.get_app(app)
-        rows = read_metrics(self.platform.redis, app, req.get_param("env") or None)
+        rows = read_metrics(self.platform.redis, app, env_param(req, app))
         resp.media = {"app": app, "functions": rows}
 
 
@@ -363,14 +359,14 @@ class MetricsSeries:
     def on_get(self, req: falcon.Request, resp: falcon.Response, app: str) -> None:
         _require(self.platform, req, app)
         self.platform.store.get_app(app)
-        minutes = req.get_param_as_int("minutes", min_value=1, max_value=MAX_MINUTES) or 60
+        minutes = int_param(req, "minutes", 60, 1, MAX_MINUTES)
         functions = read_series(
             self.platform.redis,
             app,
-            environment=req.get_param("env") or None,
-            function=req.get_param("function") or None,
+            environment=env_param(req, app),
+            function=label_param(req, "function"),
             minutes=minutes,
-            histogram=bool(req.get_param_as_bool("histogram")),
+            histogram=bool_param(req, "histogram"),
         )
         resp.media = {"app": app, "minutes": minutes, "functions": functions}
 

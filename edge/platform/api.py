@@ -249,9 +249,10 @@ class Logs:
         function = label_param(req, "function")
         environment = env_param(req, app)
         follow = bool_param(req, "follow")
-        resume = req.get_header("Last-Event-ID") if follow else None
+        resume = req.get_header("Last-Event-ID")
         if resume is not None and not STREAM_ID.match(resume):
-            raise EdgeError(f"Last-Event-ID {resume!r}: expected a log record id like 1712-0")
+            raise EdgeError(f"Last-Event-ID {resume[:40]!r}: expected a log record id like 1712-0")
+        resume = resume if follow else None
         limit = int_param(req, "limit", 1000, 1, 10_000)
         since = since_param(req)
         records = (

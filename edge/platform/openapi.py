@@ -1,36 +1,205 @@
-"""The OpenAPI document served at ``/v1/openapi.json``."""
+"""The OpenAPI document served at ``/v1/openapi.json``.
+
+Parameters carry the rules :mod:`edge.platform.params` enforces and responses
+the shapes the API returns, so a client (and the schemathesis run in the test
+suite) can rely on both. Links chain calls for stateful testing: the apps list
+leads to each app's endpoints, a secret set leads to its unset.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-_ERROR = {
-    "description": "error",
-    "content": {
-        "application/json": {
-            "schema": {"type": "object", "properties": {"error": {"type": "string"}}}
+from edge.platform.params import MAX_TEXT
+from edge.snapshot import LABEL_RULE
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An object schema whose properties are all required unless named in ``optional``."""
+    return {
+        "type": "object",
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+    }
+
+
+_STR: dict[str, Any] = {"type": "string"}
+_INT: dict[str, Any] = {"type": "integer"}
+_NUM: dict[str, Any] = {"type": "number"}
+_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+_MAYBE_INT: dict[str, Any] = {"type": ["integer", "null"]}
+_LIST_STR: dict[str, Any] = {"type": "array", "items": _STR}
+_LABEL = "^[a-z0-9]+(-[a-z0-9]+)*$"  # a DNS label without '--' (an app name)
+_FUNCTION_LABEL = "^([a-z0-9]([a-z0-9-]*[a-z0-9])?)?$"  # empty: every function
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj({"error": _STR}),
+    "Environment": _obj(
+        {
+            "id": _INT,
+            "app": _STR,
+            "name": _STR,
+            "branch": _STR,
+            "active_release_id": _MAYBE_INT,
+            "active_version": _MAYBE_INT,
+            "last_version": _INT,
+            "created_at": _TIME,
+            "deleted_at": {"type": ["string", "null"], "format": "date-time"},
         }
+    ),
+    "App": _obj(
+        {
+            "id": _INT,
+            "name": _STR,
+            "created_at": _TIME,
+            "created_by": _STR,
+            "environments": {"type": "array", "items": _ref("Environment")},
+        }
+    ),
+    "Function": _obj(
+        {
+            "name": _STR,
+            "runtime": {"type": "string", "enum": ["python", "js"]},
+            "entry": _STR,
+            "path": _STR,
+            "handler": _STR,
+            "memory_mb": _INT,
+            "timeout_ms": _INT,
+            "regions": _LIST_STR,
+            "env": {"type": "object", "additionalProperties": _STR},
+            "min_warm": _INT,
+            "max_instances": _INT,
+            "content_hash": _STR,
+            "routes": _LIST_STR,
+        }
+    ),
+    "Release": _obj(
+        {
+            "id": _INT,
+            "app": _STR,
+            "environment": _STR,
+            "version": _INT,
+            "commit_sha": _STR,
+            "artifact": _STR,
+            "manifest_json": _STR,
+            "status": {
+                "type": "string",
+                "enum": ["deploying", "active", "failed", "superseded", "disabled"],
+            },
+            "status_reason": {"type": ["string", "null"]},
+            "created_at": _TIME,
+            "created_by": _STR,
+            "author": _STR,
+            "message": _STR,
+            "rollback_of": _MAYBE_INT,
+            "functions": {"type": "array", "items": _ref("Function")},
+        }
+    ),
+    "Secret": _obj({"name": _STR, "environment": _STR, "updated_at": _TIME, "updated_by": _STR}),
+    "SecretChange": _obj(
+        {
+            "app": _STR,
+            "environment": _STR,
+            "name": _STR,
+            "release": {"oneOf": [_ref("Release"), {"type": "null"}]},
+            "progress": _LIST_STR,
+        }
+    ),
+    "LogRecord": {
+        **_obj(
+            {
+                "id": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
+                "ts": _NUM,
+                "app": _STR,
+                "environment": _STR,
+                "release": _INT,
+                "function": _STR,
+                "request_id": _STR,
+                "level": _STR,
+                "message": _STR,
+                "kind": _STR,
+            }
+        ),
+        "additionalProperties": True,
     },
+    "FunctionMetrics": {
+        **_obj(
+            {
+                "app": _STR,
+                "environment": _STR,
+                "function": _STR,
+                "invocations": _INT,
+                "errors": _INT,
+                "cold_starts": _INT,
+                "warm_hit_ratio": _NUM,
+                "avg_ms": _NUM,
+                "p50_ms": _NUM,
+                "p95_ms": _NUM,
+                "p99_ms": _NUM,
+                "memory_peak_kb": _INT,
+                "timeouts": _INT,
+                "memory_kills": _INT,
+                "status_classes": {"type": "object", "additionalProperties": _INT},
+            }
+        ),
+    },
+    "Point": _obj(
+        {
+            "t": _INT,
+            "requests": _INT,
+            "errors": _INT,
+            "cold_starts": _INT,
+            "avg_ms": _NUM,
+            "p50_ms": _NUM,
+            "p95_ms": _NUM,
+            "p99_ms": _NUM,
+            "histogram": {"type": "object", "additionalProperties": _INT},
+        },
+        optional=("histogram",),
+    ),
+    "FunctionSeries": _obj(
+        {
+            "environment": _STR,
+            "function": _STR,
+            "points": {"type": "array", "items": _ref("Point")},
+        }
+    ),
 }
+
+_ERROR = {"description": "error", "content": {"application/json": {"schema": _ref("Error")}}}
 _AUTH: list[dict[str, list[str]]] = [{"token": []}]
 
 
 def _op(
-    summary: str, params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None
+    op_id: str,
+    summary: str,
+    result: dict[str, Any],
+    params: list[dict[str, Any]] | None = None,
+    *,
+    body: dict[str, Any] | None = None,
+    links: dict[str, Any] | None = None,
+    errors: tuple[str, ...] = (),
 ) -> dict[str, Any]:
+    """An operation answering 200 with JSON ``result``; 400/401/403/404 and ``errors``."""
+    ok: dict[str, Any] = {"description": "ok", "content": {"application/json": {"schema": result}}}
+    if links:
+        ok["links"] = links
     op: dict[str, Any] = {
+        "operationId": op_id,
         "summary": summary,
         "security": _AUTH,
         "parameters": params or [],
-        "responses": {
-            "200": {"description": "ok", "content": {"application/json": {}}},
-            "401": _ERROR,
-            "403": _ERROR,
-            "404": _ERROR,
-        },
+        "responses": {"200": ok} | {code: _ERROR for code in ("400", "401", "403", "404", *errors)},
     }
     if body is not None:
-        op["requestBody"] = {"content": {"application/json": {"schema": body}}}
+        op["requestBody"] = {
+            "required": "required" in body,
+            "content": {"application/json": {"schema": body}},
+        }
     return op
 
 
@@ -40,142 +209,221 @@ def _with_429(op: dict[str, Any]) -> dict[str, Any]:
     return op
 
 
-_APP = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}}
-_SECRET = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-_SECRET_ENV = {
-    "name": "env",
-    "in": "query",
-    "schema": {"type": "string", "default": "production"},
-    "description": "production (or main), or a preview by its branch",
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    param = {"name": name, "in": "query", "schema": schema}
+    return param | ({"description": description} if description else {})
+
+
+def _link(operation: str, **parameters: str) -> dict[str, Any]:
+    return {"operationId": operation, "parameters": parameters}
+
+
+_APP = {
+    "name": "app",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": _LABEL, "maxLength": 63},
+    "description": f"an app name: {LABEL_RULE}, no '--'",
+}
+_SECRET = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,254}$"},
+}
+_ENV = _query(
+    "env",
+    {"type": "string", "maxLength": MAX_TEXT},
+    "production (or main), or a preview by its branch or its name; empty: the default",
+)
+_FUNCTION = _query("function", {"type": "string", "pattern": _FUNCTION_LABEL, "maxLength": 63})
+_FROM_APPS = "$response.body#/apps/0/name"
+_APP_LINKS = {
+    "releases": _link("listReleases", app=_FROM_APPS),
+    "logs": _link("readLogs", app=_FROM_APPS),
+    "metrics": _link("readMetrics", app=_FROM_APPS),
+    "series": _link("readSeries", app=_FROM_APPS),
+    "secrets": _link("listSecrets", app=_FROM_APPS),
+    "rollback": _link("rollback", app=_FROM_APPS),
+}
+_SECRET_LINKS = {
+    "list": _link("listSecrets", app="$request.path.app", env="$response.body#/environment"),
+    "unset": _link("unsetSecret", app="$request.path.app", name="$request.path.name"),
+}
+
+
+def _list(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": _ref(name)}
+
+
+_LIMIT = {"type": "integer", "minimum": 1}
+_BOOL = {"type": "boolean"}
+_DIGEST = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+
+PATHS: dict[str, Any] = {
+    "/v1/apps": {
+        "get": _op(
+            "listApps",
+            "List apps and their environments",
+            _obj({"apps": _list("App")}),
+            links=_APP_LINKS,
+        )
+    },
+    "/v1/apps/{app}/releases": {
+        "get": _op(
+            "listReleases",
+            "List releases of an environment, newest first",
+            _obj({"app": _STR, "environment": _STR, "releases": _list("Release")}),
+            [_APP, _ENV, _query("limit", _LIMIT | {"default": 50, "maximum": 1000})],
+            links={
+                "rollback": {
+                    "operationId": "rollback",
+                    "parameters": {"app": "$request.path.app"},
+                    "requestBody": {"to": "$response.body#/releases/0/version"},
+                }
+            },
+        )
+    },
+    "/v1/apps/{app}/rollback": {
+        "post": _op(
+            "rollback",
+            "Repoint production to an earlier release (default: the previous one)",
+            _obj({"release": _ref("Release"), "progress": _LIST_STR, "url": _STR}),
+            [_APP],
+            body={
+                "type": "object",
+                "properties": {
+                    "to": {
+                        "type": ["integer", "null"],
+                        "minimum": 1,
+                        "maximum": 2**31 - 1,
+                        "description": "release version; null or absent: the previous one",
+                    }
+                },
+                "additionalProperties": False,
+            },
+            links={"releases": _link("listReleases", app="$request.path.app")},
+            errors=("409",),
+        )
+    },
+    "/v1/apps/{app}/secrets": {
+        "get": _op(
+            "listSecrets",
+            "An environment's secrets: names and when they changed, never values",
+            _obj({"app": _STR, "environment": _STR, "secrets": _list("Secret")}),
+            [_APP, _ENV],
+        )
+    },
+    "/v1/apps/{app}/secrets/{name}": {
+        "put": _op(
+            "setSecret",
+            "Set a secret (encrypted at rest); the environment hot-swaps onto it as a "
+            'new release, "secrets changed"',
+            _ref("SecretChange"),
+            [_APP, _SECRET, _ENV],
+            body={
+                "type": "object",
+                "required": ["value"],
+                "properties": {"value": {"type": "string", "minLength": 1}},
+                "additionalProperties": False,
+            },
+            links=_SECRET_LINKS,
+            errors=("409",),
+        ),
+        "delete": _op(
+            "unsetSecret",
+            'Unset a secret; the environment hot-swaps as a new release, "secrets changed"',
+            _ref("SecretChange"),
+            [_APP, _SECRET, _ENV],
+            links={"list": _SECRET_LINKS["list"]},
+            errors=("409",),
+        ),
+    },
+    "/v1/apps/{app}/logs": {
+        "get": _with_429(
+            _op(
+                "readLogs",
+                "An app's function logs and platform events; follow=1 streams "
+                "Server-Sent Events (text/event-stream) until EDGE_MAX_STREAM_S",
+                _obj({"app": _STR, "records": _list("LogRecord")}),
+                [
+                    _APP,
+                    _FUNCTION,
+                    _ENV,
+                    _query(
+                        "since",
+                        {"type": "string", "pattern": "^([0-9]+(\\.[0-9]+)?[smhd]?)?$"},
+                        "a positive duration up to 366d, e.g. 30s, 10m, 2h, 1d",
+                    ),
+                    _query("limit", _LIMIT | {"default": 1000, "maximum": 10_000}),
+                    _query("follow", _BOOL),
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+                        "description": "with follow=1: resume after this record id",
+                    },
+                ],
+            )
+        )
+    },
+    "/v1/apps/{app}/metrics": {
+        "get": _op(
+            "readMetrics",
+            "Per-function invocations, errors, cold starts, latency quantiles, memory peak",
+            _obj({"app": _STR, "functions": _list("FunctionMetrics")}),
+            [_APP, _ENV],
+        )
+    },
+    "/v1/apps/{app}/metrics/series": {
+        "get": _op(
+            "readSeries",
+            "Per-function, per-minute requests, errors, cold starts and latency "
+            "(avg/p50/p95/p99 from a histogram), summed over every runtime node; kept 24 hours",
+            _obj({"app": _STR, "minutes": _INT, "functions": _list("FunctionSeries")}),
+            [
+                _APP,
+                _ENV,
+                _FUNCTION,
+                _query("minutes", _LIMIT | {"default": 60, "maximum": 1440}),
+                _query(
+                    "histogram", _BOOL, "add each minute's latency histogram (ms bound -> count)"
+                ),
+            ],
+        )
+    },
+    "/v1/bundles/{app}/{digest}": {
+        "get": _op(
+            "getBundle",
+            "A release bundle (tar) for runtime nodes (admin token)",
+            {},
+            [_APP, {"name": "digest", "in": "path", "required": True, "schema": _DIGEST}],
+        )
+    },
+}
+# follow=1: each event is a log record (``id`` its record id, ``data`` its JSON) or,
+# when the stream reaches EDGE_MAX_STREAM_S, ``event: end`` with the reason.
+PATHS["/v1/apps/{app}/logs"]["get"]["responses"]["200"]["content"]["text/event-stream"] = {
+    "schema": {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
+            "event": {"type": "string", "enum": ["end"]},
+            "data": {"type": "string", "contentMediaType": "application/json"},
+        },
+    }
+}
+PATHS["/v1/bundles/{app}/{digest}"]["get"]["responses"]["200"]["content"] = {
+    "application/x-tar": {"schema": {"type": "string", "format": "binary"}}
 }
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Edge control plane", "version": "1"},
-    "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
-    "paths": {
-        "/v1/apps": {"get": _op("List apps and their environments")},
-        "/v1/apps/{app}/releases": {
-            "get": _op(
-                "List releases of an environment",
-                [
-                    _APP,
-                    {
-                        "name": "env",
-                        "in": "query",
-                        "schema": {"type": "string", "default": "production"},
-                    },
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}},
-                ],
-            )
-        },
-        "/v1/apps/{app}/rollback": {
-            "post": _op(
-                "Repoint production to an earlier release (default: the previous one)",
-                [_APP],
-                {"type": "object", "properties": {"to": {"type": "integer", "minimum": 1}}},
-            )
-        },
-        "/v1/apps/{app}/secrets": {
-            "get": _op(
-                "An environment's secrets: names and when they changed, never values",
-                [_APP, _SECRET_ENV],
-            )
-        },
-        "/v1/apps/{app}/secrets/{name}": {
-            "put": _op(
-                "Set a secret (encrypted at rest); the environment hot-swaps onto it as a "
-                'new release, "secrets changed"',
-                [_APP, _SECRET, _SECRET_ENV],
-                {
-                    "type": "object",
-                    "required": ["value"],
-                    "properties": {"value": {"type": "string"}},
-                },
-            ),
-            "delete": _op(
-                'Unset a secret; the environment hot-swaps as a new release, "secrets changed"',
-                [_APP, _SECRET, _SECRET_ENV],
-            ),
-        },
-        "/v1/apps/{app}/logs": {
-            "get": _with_429(
-                _op(
-                    "An app's function logs and platform events; "
-                    "follow=1 streams Server-Sent Events",
-                    [
-                        _APP,
-                        {"name": "function", "in": "query", "schema": {"type": "string"}},
-                        {"name": "env", "in": "query", "schema": {"type": "string"}},
-                        {
-                            "name": "since",
-                            "in": "query",
-                            "schema": {"type": "string"},
-                            "description": "e.g. 30s, 10m, 2h, 1d",
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "default": 1000},
-                        },
-                        {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
-                        {
-                            "name": "Last-Event-ID",
-                            "in": "header",
-                            "schema": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
-                            "description": "with follow=1: resume after this record id",
-                        },
-                    ],
-                )
-            )
-        },
-        "/v1/apps/{app}/metrics": {
-            "get": _op(
-                "Per-function invocations, errors, cold starts, latency quantiles, memory peak",
-                [_APP, {"name": "env", "in": "query", "schema": {"type": "string"}}],
-            )
-        },
-        "/v1/apps/{app}/metrics/series": {
-            "get": _op(
-                "Per-function, per-minute requests, errors, cold starts and latency "
-                "(avg/p50/p95/p99 from a histogram), summed over every runtime node; "
-                "kept 24 hours",
-                [
-                    _APP,
-                    {"name": "env", "in": "query", "schema": {"type": "string"}},
-                    {"name": "function", "in": "query", "schema": {"type": "string"}},
-                    {
-                        "name": "minutes",
-                        "in": "query",
-                        "schema": {
-                            "type": "integer",
-                            "default": 60,
-                            "minimum": 1,
-                            "maximum": 1440,
-                        },
-                    },
-                    {
-                        "name": "histogram",
-                        "in": "query",
-                        "schema": {"type": "boolean"},
-                        "description": "add each minute's latency histogram (ms bound -> count)",
-                    },
-                ],
-            )
-        },
-        "/v1/bundles/{app}/{digest}": {
-            "get": _op(
-                "A release bundle (tar) for runtime nodes",
-                [
-                    _APP,
-                    {
-                        "name": "digest",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
-                ],
-            )
-        },
+    "components": {
+        "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        "schemas": SCHEMAS,
     },
+    "paths": PATHS,
 }

@@ -73,7 +73,7 @@ def int_field(body: Mapping[str, Any], name: str, low: int, high: int) -> int | 
 def int_param(req: falcon.Request, name: str, default: int, low: int, high: int) -> int:
     """Query parameter ``name`` as a whole number in ``[low, high]``."""
     raw = req.get_param(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not _WHOLE.fullmatch(raw):
         raise EdgeError(f"{name}={_show(raw)}: must be a whole number from {low} to {high}")
@@ -86,7 +86,7 @@ def int_param(req: falcon.Request, name: str, default: int, low: int, high: int)
 def bool_param(req: falcon.Request, name: str) -> bool:
     """Query parameter ``name`` as a flag: true/false, 1/0, yes/no, on/off."""
     raw = req.get_param(name)
-    if raw is None or raw == "":
+    if raw is None:
         return False
     if raw.lower() in _TRUE:
         return True
@@ -128,6 +128,7 @@ def since_param(req: falcon.Request) -> float | None:
 
 
 def _text_param(req: falcon.Request, name: str) -> str | None:
+    """A text parameter; empty (``?env=``) is the same as absent."""
     raw = req.get_param(name)
     if raw is None or raw == "":
         return None

@@ -146,6 +146,8 @@ def test_a_bad_rollback_body_is_refused_and_rolls_nothing_back(
         ("logs", "limit=100000000000000000000000000", "limit="),
         ("logs", "limit=0", "limit="),
         ("logs", "limit=ten", "limit="),
+        ("logs", "limit=", "limit="),
+        ("logs", "follow=", "follow="),
         ("logs", "follow=maybe", "follow="),
         ("logs", "function=%00", "function="),
         ("logs", "function=Not_A_Label", "function="),
@@ -194,3 +196,30 @@ def test_bad_paths_and_bodies_are_400s(
     assert result.status_code == 400, result.text
     assert named in result.json["error"]
     assert json.loads(result.text).keys() == {"error"}
+
+
+def test_a_bad_last_event_id_is_refused_even_without_follow(
+    api: tuple[falcon.testing.TestClient, dict[str, str]],
+) -> None:
+    client, auth = api
+    result = client.simulate_get(
+        f"/v1/apps/{APP}/logs", headers={**auth, "Last-Event-ID": "not-an-id"}
+    )
+    assert result.status_code == 400
+    assert result.json["error"].startswith("Last-Event-ID")
+
+
+def test_empty_text_parameters_mean_not_given(
+    api: tuple[falcon.testing.TestClient, dict[str, str]],
+) -> None:
+    client, auth = api
+    result = client.simulate_get(
+        f"/v1/apps/{APP}/releases", query_string="env=&limit=1", headers=auth
+    )
+    assert result.status_code == 200
+    assert result.json["environment"] == "production"
+    assert [r["version"] for r in result.json["releases"]] == [2]
+    logs = client.simulate_get(
+        f"/v1/apps/{APP}/logs", query_string="function=&env=&since=", headers=auth
+    )
+    assert logs.status_code == 200, logs.text

@@ -141,16 +141,17 @@ class Config:
         env = os.environ if environ is None else environ
         home = Path(env.get("EDGE_HOME") or ".edge").expanduser().resolve()
         platform_port = _int(env, "EDGE_PLATFORM_PORT", 8081, 0, 65535)
+        runtime_port = _int(env, "EDGE_RUNTIME_PORT", 8080, 0, 65535)
         bind = env.get("EDGE_BIND") or "127.0.0.1"
         local = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind  # noqa: S104
-        return cls(
+        config = cls(
             home=home,
             database_url=env.get("EDGE_DATABASE_URL") or f"sqlite:///{home / 'edge.db'}",
             redis_url=env.get("EDGE_REDIS_URL") or f"unix://{home / 'redis.sock'}",
             domain=(env.get("EDGE_DOMAIN") or "edge.localhost").lower().strip("."),
             region=env.get("EDGE_REGION") or "us-east",
             bind=bind,
-            runtime_port=_int(env, "EDGE_RUNTIME_PORT", 8080, 0, 65535),
+            runtime_port=runtime_port,
             platform_port=platform_port,
             platform_url=env.get("EDGE_PLATFORM_URL") or f"http://{local}:{platform_port}",
             max_memory_mb=_int(env, "EDGE_MAX_MEMORY_MB", 512, 16, 1 << 20),
@@ -174,6 +175,13 @@ class Config:
             uid_base=_int(env, "EDGE_UID_BASE", 0, 0, 2**31),
             metrics_bind=_host_port(env, "EDGE_METRICS_BIND"),
         )
+        if config.metrics_bind and config.metrics_bind[1] in (runtime_port, platform_port):
+            # The metrics socket is told apart by its port: it must have its own.
+            raise ConfigError(
+                f"EDGE_METRICS_BIND={env['EDGE_METRICS_BIND']!r}: its port must differ from "
+                f"EDGE_RUNTIME_PORT ({runtime_port}) and EDGE_PLATFORM_PORT ({platform_port})"
+            )
+        return config
 
     def to_env(self) -> dict[str, str]:
         """The ``EDGE_*`` variables that reproduce this configuration in a child process."""

@@ -24,6 +24,13 @@ def test_a_bad_metrics_bind_names_the_setting(raw: str) -> None:
         Config.from_env({"EDGE_METRICS_BIND": raw})
 
 
+def test_the_metrics_port_must_be_its_own() -> None:
+    with pytest.raises(ConfigError, match="must differ from EDGE_RUNTIME_PORT"):
+        Config.from_env({"EDGE_METRICS_BIND": "127.0.0.1:8080"})
+    with pytest.raises(ConfigError, match="must differ"):
+        Config.from_env({"EDGE_METRICS_BIND": "0.0.0.0:9000", "EDGE_PLATFORM_PORT": "9000"})
+
+
 def test_the_metrics_socket_is_told_apart_by_its_port() -> None:
     config = Config.from_env({"EDGE_METRICS_BIND": "0.0.0.0:9090"})
     assert on_metrics_socket({"server": ("127.0.0.1", 9090)}, config)

@@ -409,7 +409,7 @@ PATHS["/v1/apps/{app}/logs"]["get"]["responses"]["200"]["content"]["text/event-s
         "required": ["data"],
         "properties": {
             "id": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
-            "event": {"type": "string", "enum": ["end"]},
+            "event": {"type": "string", "enum": ["message", "end"]},
             "data": {"type": "string", "contentMediaType": "application/json"},
         },
     }

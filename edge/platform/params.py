@@ -35,7 +35,11 @@ def json_object(req: falcon.Request, fields: Mapping[str, str]) -> dict[str, Any
 
     An empty body is ``{}``.
     """
-    raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
+    # A chunked body has no Content-Length: falcon's bounded stream would read it as
+    # empty (a rollback body then meant "the previous release"); gunicorn de-chunks
+    # the raw stream, which ends with the body.
+    stream = req.bounded_stream if req.content_length is not None else req.stream
+    raw = stream.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
         raise EdgeError(f"request body: larger than {MAX_BODY_BYTES // 1024} KiB")
     if not raw.strip():

@@ -162,3 +162,13 @@ def test_chained_calls_conform(api_schema: OpenApiSchema) -> None:
     answered = {label for label, status in steps if status == 200}
     # The chains reached the app and changed it (a vacuous run would pass the checks too).
     assert {"GET /v1/apps", "POST /v1/apps/{app}/rollback"} <= answered, steps
+
+
+def test_a_chunked_body_is_read(fuzzed: Stack) -> None:
+    """A body without Content-Length (chunked) is checked like any other."""
+    url = f"http://127.0.0.1:{fuzzed.config.platform_port}/v1/apps/shop/rollback"
+    auth = {"Authorization": f"Bearer {fuzzed.token}", "Content-Type": "application/json"}
+    resp = fuzzed.http.post(url, content=iter([b'{"to":', b" 0}"]), headers=auth)
+    assert resp.status_code == 400, resp.text
+    assert "'to'" in resp.json()["error"]
+

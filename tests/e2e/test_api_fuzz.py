@@ -171,4 +171,3 @@ def test_a_chunked_body_is_read(fuzzed: Stack) -> None:
     resp = fuzzed.http.post(url, content=iter([b'{"to":', b" 0}"]), headers=auth)
     assert resp.status_code == 400, resp.text
     assert "'to'" in resp.json()["error"]
-

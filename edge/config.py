@@ -63,6 +63,10 @@ class Config:
     max_memory_mb: int = 512
     max_push_bytes: int = 100 * MIB
     max_body_bytes: int = 10 * MIB
+    max_response_bytes: int = 32 * MIB
+    max_stream_s: float = 300.0
+    send_timeout: float = 30.0
+    header_timeout: float = 10.0
     deploy_timeout: float = 10.0
     runtime_workers: int = 2
     idle_ttl: float = 300.0
@@ -123,6 +127,10 @@ class Config:
             max_memory_mb=_int(env, "EDGE_MAX_MEMORY_MB", 512, 16, 1 << 20),
             max_push_bytes=_int(env, "EDGE_MAX_PUSH_MB", 100, 1, 1 << 20) * MIB,
             max_body_bytes=_int(env, "EDGE_MAX_BODY_MB", 10, 1, 1 << 20) * MIB,
+            max_response_bytes=_int(env, "EDGE_MAX_RESPONSE_MB", 32, 1, 1024) * MIB,
+            max_stream_s=_float(env, "EDGE_MAX_STREAM_S", 300.0),
+            send_timeout=_float(env, "EDGE_SEND_TIMEOUT_S", 30.0),
+            header_timeout=_float(env, "EDGE_HEADER_TIMEOUT_S", 10.0),
             deploy_timeout=_float(env, "EDGE_DEPLOY_TIMEOUT", 10.0),
             runtime_workers=_int(env, "EDGE_RUNTIME_WORKERS", 2, 1, 256),
             idle_ttl=_float(env, "EDGE_IDLE_TTL", 300.0),
@@ -150,6 +158,10 @@ class Config:
             "EDGE_MAX_MEMORY_MB": str(self.max_memory_mb),
             "EDGE_MAX_PUSH_MB": str(self.max_push_bytes // MIB),
             "EDGE_MAX_BODY_MB": str(self.max_body_bytes // MIB),
+            "EDGE_MAX_RESPONSE_MB": str(self.max_response_bytes // MIB),
+            "EDGE_MAX_STREAM_S": str(self.max_stream_s),
+            "EDGE_SEND_TIMEOUT_S": str(self.send_timeout),
+            "EDGE_HEADER_TIMEOUT_S": str(self.header_timeout),
             "EDGE_DEPLOY_TIMEOUT": str(self.deploy_timeout),
             "EDGE_RUNTIME_WORKERS": str(self.runtime_workers),
             "EDGE_IDLE_TTL": str(self.idle_ttl),

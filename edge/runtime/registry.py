@@ -32,6 +32,7 @@ class PoolRegistry:
         js_factory: builds the pool of a ``"js"`` version (``edge.runtime.js.pool``).
         on_evict: told of each version whose pool goes to make room (a platform event).
         limits: process and file limits of Python function processes.
+        max_response: the largest buffered Python response body, in bytes.
     """
 
     def __init__(
@@ -43,7 +44,9 @@ class PoolRegistry:
         js_factory: PoolFactory | None = None,
         limits: Limits | None = None,
         on_evict: Callable[[FunctionVersion], None] | None = None,
+        max_response: int = 32 * 1024 * 1024,
     ) -> None:
+        self._max_response = max_response
         self._zygote = zygote if isinstance(zygote, Zygote) else None
         self._zygote_factory = None if isinstance(zygote, Zygote) else zygote
         self.max_pools = max_pools
@@ -131,7 +134,9 @@ class PoolRegistry:
 
     def _make(self, version: FunctionVersion) -> FunctionPool:
         if version.runtime == "python":
-            return PythonPool(version, self.zygote, limits=self._limits)
+            return PythonPool(
+                version, self.zygote, limits=self._limits, max_response=self._max_response
+            )
         if version.runtime == "js" and self._js_factory is not None:
             return self._js_factory(version)
         raise FunctionLoadError(f"{version.path}: no runtime for {version.runtime!r} functions")

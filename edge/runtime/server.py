@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
 from edge.logstream import LogWriter, platform_event
+from edge.runtime.connection import worker_class
 from edge.runtime.invocation import FunctionVersion
 from edge.serving import serve
 from edge.snapshot import RoutingSource
@@ -64,8 +65,9 @@ def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Host]:
         Zygote,
         max_pools=config.max_warm_pools,
         idle_ttl=config.idle_ttl,
-        js_factory=lambda version: JsPool(version, host),
+        js_factory=lambda version: JsPool(version, host, config.max_response_bytes),
         on_evict=evicted,
+        max_response=config.max_response_bytes,
     )
     return pools, host
 
@@ -108,7 +110,8 @@ def run(config: Config, source: SourceFactory) -> None:
             **hooks,
             "bind": f"{config.bind}:{config.runtime_port}",
             "workers": config.runtime_workers,
-            "worker_class": "asgi",
+            # gunicorn's asgi worker with send and header timeouts (edge.runtime.connection)
+            "worker_class": worker_class(config.send_timeout, config.header_timeout),
             "worker_connections": 2000,
             "backlog": 2048,
             "timeout": 60,

@@ -102,6 +102,8 @@ class Isolate:
         self.live: dict[int, Call] = {}
         self.forget: list[int] = []
         self.check: list[int] = []
+        self.credit: list[list[int]] = []
+        self.streams: dict[int, Call] = {}
         self.collect = False
         self._async = False
         self.inflight: asyncio.Task[None] | None = None
@@ -174,6 +176,7 @@ class Isolate:
             self._fault(call, "unavailable")
         self.queue.clear()
         self.live.clear()
+        self._end_streams("crash")
         self._dispose()
 
     def _dispose(self) -> None:
@@ -207,7 +210,8 @@ class Isolate:
         for call in self.live.values():
             self._fault(call, reason if reason == "memory" or call.deadline <= now else "crash")
         self.live.clear()
-        self.forget, self.check, self.collect = [], [], False
+        self._end_streams("memory" if reason == "memory" else "crash")
+        self.forget, self.check, self.credit, self.collect = [], [], [], False
         self._dispose()
         self._pump()
 
@@ -234,15 +238,15 @@ class Isolate:
             if self.queue:
                 self.ensure_started()
             return
-        if not (self.queue or self.collect or self.forget or self.check):
+        if not (self.queue or self.collect or self.forget or self.check or self.credit):
             return
         loop = asyncio.get_running_loop()
         batch = list(self.queue)
         self.queue.clear()
         for call in batch:
             self.live[call.rid] = call
-        payload = [[call.item for call in batch], self.forget, self.check]
-        self.forget, self.check, self.collect = [], [], False
+        payload = [[call.item for call in batch], self.forget, self.check, self.credit]
+        self.forget, self.check, self.credit, self.collect = [], [], [], False
         if batch:
             overdue = min(call.deadline for call in batch)
         else:
@@ -315,7 +319,7 @@ class Isolate:
         self._pump()
 
     def _deliver(self, raw: str, batch: list[Call]) -> None:
-        done, collect, unknown = json.loads(raw)
+        done, collect, unknown, chunks = json.loads(raw)
         if batch:
             self._async = bool(collect)  # this function's handlers return promises
         for item in done:
@@ -325,10 +329,48 @@ class Isolate:
         self.collect = self.collect or bool(collect)
         lost = [self.live.pop(rid) for rid in unknown if rid in self.live]
         self.queue.extendleft(reversed(lost))
+        for item in chunks:
+            self._stream_item(item)
+
+    # ---- streamed bodies (js/dispatch.js describes them) ----
+
+    def stream_credit(self, rid: int, size: int) -> None:
+        """The worker's client took ``size`` bytes of stream ``rid`` (-1: stop it)."""
+        if rid in self.streams:
+            if size < 0:
+                del self.streams[rid]
+            self.credit.append([rid, size])
+            self._pump()
+
+    def _stream_item(self, item: list[Any]) -> None:
+        try:
+            rid, data, *end = item
+            if rid not in self.streams:
+                return  # stopped by the worker meanwhile
+            if data is not None:
+                self._send(["chunk", rid, modules.stream_chunk(data)])
+                return
+            error, logs = end
+            del self.streams[rid]
+            self._send(["end", rid, error and _kind(str(error)), modules.log_records(logs)])
+        except modules.RESPONSE_ERRORS as exc:
+            logger.error("%s: invalid stream item from JavaScript: %s", self.spec.name, exc)
+            self.streams.pop(item[0], None)
+            self.credit.append([item[0], -1])
+            self._send(["end", item[0], "invalid_response", []])
+
+    def _end_streams(self, error: str) -> None:
+        for rid in self.streams:
+            self._send(["end", rid, error, [[time.time(), "error", f"stream ended: {error}"]]])
+        self.streams.clear()
 
     def _respond(self, call: Call, item: list[Any]) -> None:
         try:
             status, headers, body, logs, error = modules.response_fields(item)
+            if item[3] == modules.STREAMED:
+                self.streams[call.rid] = call
+                self._reply(call, status, headers, None, logs=logs, error=None)
+                return
         except modules.RESPONSE_ERRORS as exc:
             logger.error("%s: invalid response from JavaScript: %s", self.spec.name, exc)
             status, headers, body, error = FAULT_STATUS, [], b"", "invalid_response"
@@ -357,7 +399,7 @@ class Isolate:
         call: Call,
         status: int,
         headers: list[Any],
-        body: bytes,
+        body: bytes | None,
         *,
         logs: list[Any],
         error: str | None,
@@ -414,6 +456,10 @@ class Host:
                 task = asyncio.ensure_future(self._load(rid, key, ModuleSpec.parse(args[0])))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            elif op in ("ack", "cancel"):
+                isolate = self.isolates.get(key)
+                if isolate is not None:
+                    isolate.stream_credit(rid, int(args[0]) if op == "ack" else -1)
             elif op == "unload":
                 isolate = self.isolates.pop(key, None)
                 if isolate is not None:

@@ -8,7 +8,10 @@ socket are length-prefixed msgpack (``edge.runtime.wire``):
 * reply: ``{status, headers, body, logs, error}`` where ``logs`` is a list of
   ``[ts, level, message]`` and ``error`` is ``None``, ``"exception"`` (an
   uncaught exception, answered 500 with a generic body) or ``"memory"`` (the
-  instance then exits with :data:`EXIT_MEMORY`).
+  instance then exits with :data:`EXIT_MEMORY`);
+* or, when the handler returns a generator, a streamed reply: ``head``,
+  ``chunk`` frames and an ``end`` frame, each tagged with a kind ``k``, paced
+  by the worker's ``ack`` frames (``edge.runtime.python.process.stream``).
 
 Everything written to ``sys.stdout`` (level ``info``), ``sys.stderr``
 (``error``) and Python ``logging`` (``debug``, ``info``, ``warning``,
@@ -28,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from edge.function import Request, to_response
+from edge.runtime.python.process.stream import ClientGone, StreamSender, is_ack, streamed
 from edge.runtime.wire import FrameBuffer, ProtocolError, decode, encode
 
 # Reserved exit code: the instance hit its memory limit (cf. gunicorn's
@@ -194,10 +198,14 @@ class Instance:
                 return 1
             if frame is None:
                 return 0
-            reply = self._answer(frame)
+            try:
+                reply = self._answer(frame)
+            except ClientGone:
+                return 0  # the worker hung up mid-stream: it kills us anyway
             if os.getpid() != self.pid:
                 return 0  # a child the function forked came back here: never reply twice
-            self.sock.sendall(reply)
+            if reply:
+                self.sock.sendall(reply)
 
     def _forked(self) -> None:
         """In a process the function forked: let go of the instance socket."""
@@ -216,6 +224,8 @@ class Instance:
 
     def _answer(self, frame: bytes) -> bytes:
         message = decode(frame)
+        if is_ack(message):
+            return b""  # credit that came after a stream ended
         request = Request(
             method=message["method"],
             url=message["url"],
@@ -230,19 +240,39 @@ class Instance:
         self.capture.take()
         try:
             reply = self._call(request)
+            if isinstance(reply, bytes):
+                return reply  # a streamed reply's end frame
             return encode({**reply, "logs": self.capture.take()})
-        except MemoryError:
+        except (MemoryError, ClientGone):
             raise
         except BaseException:  # any failure of function code is a 500
             self.capture.add("error", traceback.format_exc())
             return encode({**_INTERNAL_ERROR, "logs": self.capture.take()})
 
-    def _call(self, request: Request) -> dict[str, Any]:
+    def _call(self, request: Request) -> dict[str, Any] | bytes:
         result = self.handler(request)
         if isinstance(result, Awaitable):
             result = self._await(result)
+        stream = streamed(result)
+        if stream is not None:
+            return self._stream(*stream)
         status, headers, body = to_response(result).encode()
         return {"status": status, "headers": headers, "body": body, "error": None}
+
+    def _stream(self, response: Any, chunks: Any) -> bytes:
+        """Send a streamed reply; returns its end frame. An error before the first
+        chunk propagates (a plain 500); after it, the end frame carries it."""
+        sender = StreamSender(self.sock, self._read_frame, self._await)
+        first = sender.first(chunks)
+        error = None
+        try:
+            sender.send(response, first, chunks)
+        except (MemoryError, ClientGone):
+            raise
+        except BaseException:
+            self.capture.add("error", traceback.format_exc())
+            error = "exception"
+        return sender.end(error, self.capture.take())
 
     def _await(self, awaitable: Awaitable[Any]) -> Any:
         """Run an async handler's awaitable on this instance's one event loop."""

@@ -277,4 +277,3 @@ def test_a_stream_is_logged_once_with_its_bytes(stream_stack: Stack, host: str) 
     records = wait_for(line, message="the stream's access log line")
     assert isinstance(records, list) and len(records) == 1
     assert records[0]["bytes"] == 16 * 65536 and records[0]["status"] == 200
-

@@ -71,6 +71,10 @@ export default {
   async fetch(request, env, ctx) {
     const mode = ctx.params.mode;
     if (mode === "open") { open(); return new Response("opened"); }
+    if (mode === "buffered") {
+      const mb = Number(new URL(request.url).searchParams.get("mb"));
+      return new Response("y".repeat(mb * 1024 * 1024));
+    }
     if (mode === "gated") {
       return streamed((async function* () {
         yield "data: first\\n\\n";
@@ -262,6 +266,10 @@ def test_an_oversize_buffered_response_is_502_naming_the_limit(
     assert body["error"] == "response_too_large"
     assert "24 MB limit (EDGE_MAX_RESPONSE_MB)" in body["message"]
     assert stream_stack.get(host, "/py/ping").status_code == 200
+    response = stream_stack.get(host, "/js/buffered?mb=25")
+    assert response.status_code == 502
+    assert response.json()["error"] == "response_too_large"
+    assert stream_stack.get(host, "/js/buffered?mb=1").content == b"y" * MIB
 
 
 def test_a_stream_is_logged_once_with_its_bytes(stream_stack: Stack, host: str) -> None:

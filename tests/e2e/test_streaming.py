@@ -32,6 +32,7 @@ max_instances = 1
 [functions.js]
 entry = "functions/stream.js"
 routes = ["/js/:mode"]
+timeout_ms = 1000
 """
 PYTHON = """
 import os
@@ -50,6 +51,17 @@ def handle(request):
             wait(gate)
             yield "second\\n"
         return body()
+    if mode == "late":  # no first chunk before its gate opens
+        def late():
+            wait(request.query["gate"])
+            yield "too late"
+        return late()
+    if mode == "endless":
+        def endless():
+            while True:
+                yield "tick\\n"
+                time.sleep(0.05)
+        return endless()
     if mode == "big":
         block = b"x" * 65536
         return (block for _ in range(int(request.query["n"])))
@@ -81,6 +93,12 @@ export default {
         await gate;
         yield "data: second\\n\\n";
       })(), "text/event-stream");
+    }
+    if (mode === "late") {
+      return streamed((async function* () {
+        await new Promise(() => {});  // never resolves: no first chunk, ever
+        yield "too late";
+      })(), "text/plain");
     }
     if (mode === "big") {
       const n = Number(new URL(request.url).searchParams.get("n"));
@@ -158,6 +176,12 @@ def raw_request(stack: Stack, host: str, path: str) -> socket.socket:
     return sock
 
 
+def access_records(stack: Stack, request_id: str) -> list[dict[str, object]]:
+    access = stack.home / "logs" / "access.log"
+    lines = access.read_text().splitlines() if access.exists() else []
+    return [r for r in map(json.loads, lines) if r["request_id"] == request_id]
+
+
 def tcp_state(sock: socket.socket) -> int:
     return int(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0])
 
@@ -199,6 +223,15 @@ def test_a_js_stream_goes_through_whole(stream_stack: Stack, host: str) -> None:
     response = stream_stack.get(host, "/js/big?n=64")
     assert response.status_code == 200
     assert response.content == b"x" * (64 * 65536)
+
+
+@pytest.mark.parametrize("language", ["py", "js"])
+def test_timeout_ms_bounds_the_time_to_the_first_chunk(
+    stream_stack: Stack, host: str, gate: Path, language: str
+) -> None:
+    response = stream_stack.get(host, f"/{language}/late?gate={gate}")
+    assert response.status_code == 504
+    assert "timed out after 1000 ms" in response.json()["message"]
 
 
 def test_a_slow_reader_keeps_worker_memory_flat_through_200_mb(
@@ -272,16 +305,43 @@ def test_an_oversize_buffered_response_is_502_naming_the_limit(
     assert stream_stack.get(host, "/js/buffered?mb=1").content == b"y" * MIB
 
 
+def test_a_stream_runs_at_most_edge_max_stream_s(tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path / "redis.sock", tmp_path / "redis")
+    redis.start()
+    database = f"sqlite:///{tmp_path / 'edge.db'}"
+    running = _running(
+        tmp_path, database, redis.url, EDGE_RUNTIME_WORKERS="1", EDGE_MAX_STREAM_S="1"
+    )
+    try:
+        stack = next(running)
+        work = Workdir(tmp_path / "limited")
+        files = {"edge.toml": MANIFEST, "functions/stream.py": PYTHON, "functions/stream.js": JS}
+        work.commit("endless", files)
+        assert "v1 live at" in work.push(stack.remote("limited")).stderr
+        url = f"{stack.runtime_url}/py/endless"
+        received = b""
+        with (
+            httpx.Client(timeout=30) as client,
+            client.stream("GET", url, headers={"Host": stack.host("limited")}) as response,
+            pytest.raises(httpx.RemoteProtocolError),  # cut: no final chunk
+        ):
+            for chunk in response.iter_raw():
+                received += chunk
+        assert received.startswith(b"tick\n")
+        request_id = response.headers["x-edge-request-id"]
+        records = wait_for(lambda: access_records(stack, request_id), message="its log line")
+        assert isinstance(records, list) and records[0]["error"] == "stream_limit"
+    finally:
+        running.close()
+        redis.stop()
+
+
 def test_a_stream_is_logged_once_with_its_bytes(stream_stack: Stack, host: str) -> None:
     response = stream_stack.get(host, "/py/big?n=16")
     assert len(response.content) == 16 * 65536
     request_id = response.headers["x-edge-request-id"]
-    access = stream_stack.home / "logs" / "access.log"
-
-    def line() -> list[dict[str, object]]:
-        lines = access.read_text().splitlines() if access.exists() else []
-        return [r for r in map(json.loads, lines) if r["request_id"] == request_id]
-
-    records = wait_for(line, message="the stream's access log line")
+    records = wait_for(
+        lambda: access_records(stream_stack, request_id), message="the stream's access log line"
+    )
     assert isinstance(records, list) and len(records) == 1
     assert records[0]["bytes"] == 16 * 65536 and records[0]["status"] == 200

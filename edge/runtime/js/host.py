@@ -250,7 +250,10 @@ class Isolate:
         if batch:
             overdue = min(call.deadline for call in batch)
         else:
-            overdue = max([loop.time() + MIN_GRACE_S, *(c.deadline for c in self.live.values())])
+            # A stream's producer runs in these rounds too: it may compute a chunk
+            # for up to timeout_ms before the isolate counts as runaway.
+            grace = self.spec.timeout_ms / 1000 if self.streams else MIN_GRACE_S
+            overdue = max([loop.time() + grace, *(c.deadline for c in self.live.values())])
         code = f"__edge.d({json.dumps(payload, ensure_ascii=False)})"  # JSON is valid JS
         task = asyncio.ensure_future(self._dispatch(code, batch))
         self.inflight = task

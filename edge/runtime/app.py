@@ -165,7 +165,7 @@ class Dispatcher:
         error: str | None = None,
     ) -> None:
         request_id, host, method, path, app, environment, function = where
-        self.worker.metrics.observe_outcome(version, outcome)
+        self.worker.metrics.observe_outcome(version, outcome, size)
         if outcome.logs or outcome.error:
             self.worker.logs.emit_many(outcome_entries(version, request_id, outcome))
         self.worker.access.record(

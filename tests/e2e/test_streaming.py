@@ -29,6 +29,10 @@ routes = ["/py/:mode"]
 timeout_ms = 1000
 max_instances = 1
 
+[functions.counted]
+entry = "functions/counted.py"
+routes = ["/counted"]
+
 [functions.js]
 entry = "functions/stream.js"
 routes = ["/js/:mode"]
@@ -110,6 +114,11 @@ export default {
   },
 };
 """
+COUNTED = """
+def handle(request):
+    return (b"z" * 65536 for _ in range(16))
+"""
+FILES = {"edge.toml": MANIFEST, "functions/counted.py": COUNTED}
 TCP_ESTABLISHED = 1
 
 
@@ -136,7 +145,7 @@ def host(stream_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str:
     work = Workdir(Path(tmp_path_factory.mktemp("stream-app")) / app)
     work.commit(
         "streams",
-        {"edge.toml": MANIFEST, "functions/stream.py": PYTHON, "functions/stream.js": JS},
+        {**FILES, "functions/stream.py": PYTHON, "functions/stream.js": JS},
     )
     out = work.push(stream_stack.remote(app))
     assert "v1 live at" in out.stderr, out.stderr
@@ -315,8 +324,7 @@ def test_a_stream_runs_at_most_edge_max_stream_s(tmp_path: Path) -> None:
     try:
         stack = next(running)
         work = Workdir(tmp_path / "limited")
-        files = {"edge.toml": MANIFEST, "functions/stream.py": PYTHON, "functions/stream.js": JS}
-        work.commit("endless", files)
+        work.commit("endless", {**FILES, "functions/stream.py": PYTHON, "functions/stream.js": JS})
         assert "v1 live at" in work.push(stack.remote("limited")).stderr
         url = f"{stack.runtime_url}/py/endless"
         received = b""
@@ -336,12 +344,28 @@ def test_a_stream_runs_at_most_edge_max_stream_s(tmp_path: Path) -> None:
         redis.stop()
 
 
-def test_a_stream_is_logged_once_with_its_bytes(stream_stack: Stack, host: str) -> None:
-    response = stream_stack.get(host, "/py/big?n=16")
-    assert len(response.content) == 16 * 65536
+def test_a_stream_is_logged_and_counted_once_with_its_bytes(stream_stack: Stack, host: str) -> None:
+    response = stream_stack.get(host, "/counted")
+    assert response.content == b"z" * (16 * 65536)
     request_id = response.headers["x-edge-request-id"]
     records = wait_for(
         lambda: access_records(stream_stack, request_id), message="the stream's access log line"
     )
     assert isinstance(records, list) and len(records) == 1
     assert records[0]["bytes"] == 16 * 65536 and records[0]["status"] == 200
+
+    def counters() -> dict[str, float]:
+        text = stream_stack.http.get(stream_stack.runtime_url + "/metrics").text
+        found = {}
+        for line in text.splitlines():
+            if 'function="counted"' in line and not line.startswith("#"):
+                found[line.split("{", 1)[0]] = float(line.rsplit(" ", 1)[1])
+        return found
+
+    counted = wait_for(
+        lambda: (c := counters()).get("edge_function_response_bytes_total") and c,
+        message="the stream's metrics",
+    )
+    assert isinstance(counted, dict)
+    assert counted["edge_function_response_bytes_total"] == 16 * 65536
+    assert counted["edge_function_invocations_total"] == 1

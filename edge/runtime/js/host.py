@@ -46,6 +46,7 @@ from edge.runtime.faults import fault_message
 from edge.runtime.js import modules
 from edge.runtime.js.client import HOST_REASONS, FrameProtocol
 from edge.runtime.js.modules import LoadError, ModuleSpec
+from edge.runtime.js.relay import StreamRelay
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +103,7 @@ class Isolate:
         self.live: dict[int, Call] = {}
         self.forget: list[int] = []
         self.check: list[int] = []
-        self.credit: list[list[int]] = []
-        self.streams: dict[int, Call] = {}
+        self.streams = StreamRelay(spec.name, send, _kind)
         self.collect = False
         self._async = False
         self.inflight: asyncio.Task[None] | None = None
@@ -176,7 +176,7 @@ class Isolate:
             self._fault(call, "unavailable")
         self.queue.clear()
         self.live.clear()
-        self._end_streams("crash")
+        self.streams.end_all("crash")
         self._dispose()
 
     def _dispose(self) -> None:
@@ -210,8 +210,8 @@ class Isolate:
         for call in self.live.values():
             self._fault(call, reason if reason == "memory" or call.deadline <= now else "crash")
         self.live.clear()
-        self._end_streams("memory" if reason == "memory" else "crash")
-        self.forget, self.check, self.credit, self.collect = [], [], [], False
+        self.streams.end_all("memory" if reason == "memory" else "crash")
+        self.forget, self.check, self.collect = [], [], False
         self._dispose()
         self._pump()
 
@@ -238,21 +238,22 @@ class Isolate:
             if self.queue:
                 self.ensure_started()
             return
-        if not (self.queue or self.collect or self.forget or self.check or self.credit):
+        if not (self.queue or self.collect or self.forget or self.check or self.streams.credit):
             return
         loop = asyncio.get_running_loop()
         batch = list(self.queue)
         self.queue.clear()
         for call in batch:
             self.live[call.rid] = call
-        payload = [[call.item for call in batch], self.forget, self.check, self.credit]
-        self.forget, self.check, self.credit, self.collect = [], [], [], False
+        credit = self.streams.take_credit()
+        payload = [[call.item for call in batch], self.forget, self.check, credit]
+        self.forget, self.check, self.collect = [], [], False
         if batch:
             overdue = min(call.deadline for call in batch)
         else:
             # A stream's producer runs in these rounds too: it may compute a chunk
             # for up to timeout_ms before the isolate counts as runaway.
-            grace = self.spec.timeout_ms / 1000 if self.streams else MIN_GRACE_S
+            grace = self.spec.timeout_ms / 1000 if self.streams.open else MIN_GRACE_S
             overdue = max([loop.time() + grace, *(c.deadline for c in self.live.values())])
         code = f"__edge.d({json.dumps(payload, ensure_ascii=False)})"  # JSON is valid JS
         task = asyncio.ensure_future(self._dispatch(code, batch))
@@ -333,45 +334,18 @@ class Isolate:
         lost = [self.live.pop(rid) for rid in unknown if rid in self.live]
         self.queue.extendleft(reversed(lost))
         for item in chunks:
-            self._stream_item(item)
-
-    # ---- streamed bodies (js/dispatch.js describes them) ----
+            self.streams.relay(item)
 
     def stream_credit(self, rid: int, size: int) -> None:
         """The worker's client took ``size`` bytes of stream ``rid`` (-1: stop it)."""
-        if rid in self.streams:
-            if size < 0:
-                del self.streams[rid]
-            self.credit.append([rid, size])
+        if self.streams.grant(rid, size):
             self._pump()
-
-    def _stream_item(self, item: list[Any]) -> None:
-        try:
-            rid, data, *end = item
-            if rid not in self.streams:
-                return  # stopped by the worker meanwhile
-            if data is not None:
-                self._send(["chunk", rid, modules.stream_chunk(data)])
-                return
-            error, logs = end
-            del self.streams[rid]
-            self._send(["end", rid, error and _kind(str(error)), modules.log_records(logs)])
-        except modules.RESPONSE_ERRORS as exc:
-            logger.error("%s: invalid stream item from JavaScript: %s", self.spec.name, exc)
-            self.streams.pop(item[0], None)
-            self.credit.append([item[0], -1])
-            self._send(["end", item[0], "invalid_response", []])
-
-    def _end_streams(self, error: str) -> None:
-        for rid in self.streams:
-            self._send(["end", rid, error, [[time.time(), "error", f"stream ended: {error}"]]])
-        self.streams.clear()
 
     def _respond(self, call: Call, item: list[Any]) -> None:
         try:
             status, headers, body, logs, error = modules.response_fields(item)
             if item[3] == modules.STREAMED:
-                self.streams[call.rid] = call
+                self.streams.opened(call.rid)
                 self._reply(call, status, headers, None, logs=logs, error=None)
                 return
         except modules.RESPONSE_ERRORS as exc:

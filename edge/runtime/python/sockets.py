@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 MessageCallback = Callable[[Any, list[int]], None]
 # Frames of a streamed reply that may arrive before its sink is attached.
 MAX_HELD = WINDOW + 2 * CHUNK_MAX
+# The kinds ``k`` of a streamed reply's frames (edge.runtime.python.process.stream);
+# other kinds go to the handler registered with InstanceChannel.handle().
+STREAM_KINDS = frozenset({"head", "chunk", "end"})
 
 
 class CallTimeout(Exception):
@@ -181,10 +184,13 @@ class InstanceChannel(asyncio.Protocol):
     """One instance: its socket as a protocol, a pidfd, its ``/proc`` status.
 
     Created by :meth:`attach`. One call at a time; a reply nobody asked for,
-    an oversized or undecodable frame, or EOF fails the pending call. A reply
-    tagged with a kind ``k`` (a streamed reply's head) switches the channel to
-    stream mode: the frames after it go to the sink :meth:`stream_to` attaches
-    (held until then), and EOF is reported to the sink as ``None``.
+    an oversized or undecodable frame, or EOF fails the pending call. Frames
+    tagged with a kind ``k``: a streamed reply's ``head`` switches the channel
+    to stream mode (the ``chunk`` and ``end`` frames after it go to the sink
+    :meth:`stream_to` attaches, held until then; EOF reaches the sink as
+    ``None``); any other kind goes to the handler :meth:`handle` registered
+    for it, or is a protocol error. An untagged frame is a reply: the one-frame
+    fast path.
 
     Attributes:
         pid: the instance's pid (verified to be a child of its template).
@@ -212,6 +218,7 @@ class InstanceChannel(asyncio.Protocol):
         self._sink: Callable[[Any], None] | None = None
         self._held: list[Any] | None = None
         self._held_bytes = 0
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._waiter: asyncio.Future[Any] | None = None
         self._exit_waiter: asyncio.Future[ExitInfo] | None = None
         self.alive = True
@@ -279,11 +286,12 @@ class InstanceChannel(asyncio.Protocol):
             return
         try:
             reply = decode(payload)
+            if reply.__class__ is dict and "k" in reply:  # a tagged frame: the slow path
+                self._receive(reply, len(payload))
+                return
         except ProtocolError as exc:
             self._fail(exc)
             return
-        if reply.__class__ is dict and "k" in reply:
-            self._held = []  # a streamed reply's head: hold what follows for its sink
         waiter.set_result(reply)
 
     def _receive_many(self, payload: bytes | None) -> None:
@@ -296,7 +304,13 @@ class InstanceChannel(asyncio.Protocol):
             self._fail(exc)
 
     def _receive(self, message: Any, size: int) -> None:
-        if self._sink is not None:
+        kind = message.get("k") if message.__class__ is dict else None
+        if kind is not None and kind not in STREAM_KINDS:
+            handler = self._handlers.get(kind)
+            if handler is None:
+                raise ProtocolError(f"unknown frame kind {str(kind)[:20]!r}")
+            handler(message)  # e.g. a request the function makes of the worker
+        elif self._sink is not None:
             self._sink(message)
         elif self._held is not None:
             self._held.append(message)
@@ -304,8 +318,10 @@ class InstanceChannel(asyncio.Protocol):
             if self._held_bytes > MAX_HELD:
                 raise ProtocolError("the instance sent past its stream window")
         elif self._waiter is not None and not self._waiter.done():
-            if message.__class__ is dict and "k" in message:
-                self._held = []
+            if kind == "head":
+                self._held = []  # a streamed reply: hold what follows for its sink
+            elif kind is not None:
+                raise ProtocolError(f"a stream {kind} before its head")
             self._waiter.set_result(message)
         else:
             raise ProtocolError("unsolicited data from the instance")
@@ -320,6 +336,11 @@ class InstanceChannel(asyncio.Protocol):
                 sink(message)
             if not self.alive:
                 sink(None)
+
+    def handle(self, kind: str, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Pass frames of ``kind`` (other than a reply's) to ``handler``, whenever
+        they come: before a reply, between its chunks, or while it streams."""
+        self._handlers[kind] = handler
 
     def send_ack(self, size: int) -> None:
         """Give the instance ``size`` bytes of stream credit."""

@@ -169,6 +169,8 @@ class JsPool:
             outcome.cold = outcome.cold_ms > 0
         except (TypeError, ValueError) as exc:
             logger.error("%s: malformed reply from the V8 host: %s", self.version.name, exc)
+            if len(reply) > 4 and reply[4] is None and isinstance(reply[1], int):
+                self._host.cancel(self.version.key, reply[1])  # a streamed head: stop it
             return self._fault("invalid_response", inv, started)
         outcome.duration_ms = (time.perf_counter() - started) * 1000
         return outcome

@@ -78,6 +78,7 @@ def handle(request):
 JS = """
 let open;
 const gate = new Promise((resolve) => { open = resolve; });
+let ticking = 0;  // tickers whose generator has not finished
 function streamed(source, type) {
   const response = new Response(null, { headers: { "content-type": type } });
   __edgeInternal.setStreamBody(response, source);
@@ -104,6 +105,20 @@ export default {
         yield "too late";
       })(), "text/plain");
     }
+    if (mode === "ticker") {
+      return streamed((async function* () {
+        ticking++;
+        try {
+          for (;;) {
+            yield "tick\\n";
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+        } finally {
+          ticking--;
+        }
+      })(), "text/plain");
+    }
+    if (mode === "ticking") return new Response(String(ticking));
     if (mode === "big") {
       const n = Number(new URL(request.url).searchParams.get("n"));
       const block = new Uint8Array(65536).fill(120);
@@ -275,6 +290,18 @@ def test_a_client_disconnecting_mid_stream_frees_the_instance_within_1_s(
     response = stream_stack.get(host, "/py/ping")
     assert response.status_code == 200, response.text
     assert not gate.exists()
+
+
+def test_a_client_disconnecting_stops_a_js_stream(stream_stack: Stack, host: str) -> None:
+    sock = raw_request(stream_stack, host, "/js/ticker")
+    with sock:
+        assert b"tick" in sock.recv(65536)
+        assert stream_stack.get(host, "/js/ticking").text == "1"
+    wait_for(
+        lambda: stream_stack.get(host, "/js/ticking").text == "0",
+        timeout=1.0,
+        message="the JS stream's generator to be stopped",
+    )
 
 
 def test_a_client_that_never_reads_is_cut_off(stream_stack: Stack, host: str) -> None:

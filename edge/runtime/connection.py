@@ -84,7 +84,8 @@ class EdgeProtocol(ASGIProtocol):
         self._closed_future = worker.loop.create_future()
         if self._flow_control is not None:
             self._flow_control = TimedFlowControl(transport, worker.send_timeout)
-        self._header_timer = worker.loop.call_later(worker.header_timeout, self._header_expired)
+        if self._callback_parser is not None:  # HTTP/1 (HTTP/2 has its own settings timer)
+            self._header_timer = worker.loop.call_later(worker.header_timeout, self._header_expired)
 
     def _on_headers_complete(self) -> Any:
         if self._header_timer is not None:

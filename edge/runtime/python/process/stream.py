@@ -14,7 +14,9 @@ The worker answers ``{"k": "ack", "n": int}`` as the client takes bytes. The
 instance never has more than :data:`WINDOW` bytes unacknowledged: past that
 it blocks on the socket until credit comes, so a slow client pauses the
 generator itself. Acks that arrive after the end are skipped by the request
-loop (:func:`is_ack`).
+loop (:func:`is_ack`); code that reads other frames from the worker while a
+stream is under way (e.g. a KV reply) hands the acks it meets to
+:meth:`StreamSender.credit`.
 """
 
 from __future__ import annotations
@@ -131,12 +133,18 @@ class StreamSender:
             self._sock.sendall(encode({"k": "chunk", "d": bytes(piece)}))
             self._unacked += len(piece)
 
+    def credit(self, message: dict[str, Any]) -> None:
+        """Take an ack frame's credit (raises ProtocolError if it is malformed)."""
+        size = message.get("n")
+        if type(size) is not int or size <= 0:
+            raise ProtocolError("a stream ack without a positive byte count")
+        self._unacked -= size
+
     def _wait_credit(self) -> None:
         payload = self._read_frame()
         if payload is None:
             raise ClientGone()
         message = decode(payload)
-        credit = message.get("n") if is_ack(message) else None
-        if type(credit) is not int or credit <= 0:
+        if not is_ack(message):
             raise ProtocolError("expected a stream ack from the worker")
-        self._unacked -= credit
+        self.credit(message)

@@ -155,7 +155,7 @@ class Config:
             # A control-plane worker has 16 threads: some must stay for git and the API.
             max_follows=_int(env, "EDGE_MAX_FOLLOWS", 8, 1, 12),
             max_follows_per_token=_int(env, "EDGE_MAX_FOLLOWS_PER_TOKEN", 4, 1, 100_000),
-            max_response_bytes=_int(env, "EDGE_MAX_RESPONSE_MB", 32, 1, 1024) * MIB,
+            max_response_bytes=_int(env, "EDGE_MAX_RESPONSE_MB", 32, 1, 48) * MIB,
             send_timeout=_float(env, "EDGE_SEND_TIMEOUT_S", 30.0),
             header_timeout=_float(env, "EDGE_HEADER_TIMEOUT_S", 10.0),
             deploy_timeout=_float(env, "EDGE_DEPLOY_TIMEOUT", 10.0),

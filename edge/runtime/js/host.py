@@ -47,6 +47,7 @@ from edge.runtime.js import modules
 from edge.runtime.js.client import HOST_REASONS, FrameProtocol
 from edge.runtime.js.modules import LoadError, ModuleSpec
 from edge.runtime.js.relay import StreamRelay
+from edge.runtime.wire import MAX_FRAME
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ DATA_SLACK = 512 * MIB  # this interpreter, frames in flight, an isolate being r
 # A fault is sent as its kind alone (no status, headers or body): the worker
 # answers it from the fault table (edge.runtime.faults), as for Python.
 FAULT_STATUS = 500
+# The largest buffered body sent to the worker: a frame holds it, headers and logs.
+MAX_BODY = MAX_FRAME - 8 * MIB
 
 
 @dataclass(eq=False)
@@ -384,6 +387,10 @@ class Isolate:
         if call.timer is not None:
             call.timer.cancel()
             call.timer = None
+        if body is not None and len(body) > MAX_BODY:
+            # Past what one frame to the worker may carry (the worker's own
+            # EDGE_MAX_RESPONSE_MB is lower): say so instead of breaking the link.
+            status, headers, body, error = FAULT_STATUS, [], b"", "response_too_large"
         self._send(
             ["resp", call.rid, status, headers, body, logs, error, self.peak_kb, call.cold_ms]
         )

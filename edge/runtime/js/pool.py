@@ -30,7 +30,16 @@ logger = logging.getLogger(__name__)
 
 MAX_INFLIGHT = 1024
 ERRORS = frozenset(
-    {None, "exception", "timeout", "memory", "crash", "invalid_response", "unavailable"}
+    {
+        None,
+        "exception",
+        "timeout",
+        "memory",
+        "crash",
+        "invalid_response",
+        "unavailable",
+        "response_too_large",
+    }
 )
 HOST_DIED = "crashed: the V8 host process died"
 
@@ -161,7 +170,11 @@ class JsPool:
                     outcome.stream = self._stream(rid)
             else:
                 outcome = fault_outcome(
-                    error, self.version, inv.request_id, reason=HOST_REASONS.get(error, "")
+                    error,
+                    self.version,
+                    inv.request_id,
+                    reason=HOST_REASONS.get(error, ""),
+                    limit_mb=self._max_response // MIB,
                 )
             outcome.logs = records
             outcome.memory_peak_kb = int(peak_kb)

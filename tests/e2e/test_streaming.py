@@ -258,11 +258,12 @@ def test_timeout_ms_bounds_the_time_to_the_first_chunk(
     assert "timed out after 1000 ms" in response.json()["message"]
 
 
+@pytest.mark.parametrize("language", ["py", "js"])
 def test_a_slow_reader_keeps_worker_memory_flat_through_200_mb(
-    stream_stack: Stack, host: str
+    stream_stack: Stack, host: str, language: str
 ) -> None:
     blocks = 200 * MIB // 65536
-    sock = raw_request(stream_stack, host, f"/py/big?n={blocks}")
+    sock = raw_request(stream_stack, host, f"/{language}/big?n={blocks}")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
     before = worker_rss_kb(stream_stack)
     peak, received, pause_at = before, 0, 0

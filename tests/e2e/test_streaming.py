@@ -39,6 +39,7 @@ routes = ["/js/:mode"]
 timeout_ms = 1000
 """
 PYTHON = """
+import asyncio
 import os
 import time
 
@@ -66,6 +67,13 @@ def handle(request):
                 yield "tick\\n"
                 time.sleep(0.05)
         return endless()
+    if mode == "agen":  # an async generator, printing as it goes
+        async def agen():
+            for word in request.query["words"].split(","):
+                print("streaming", word)
+                await asyncio.sleep(0)
+                yield word.encode() + b" "
+        return agen()
     if mode == "big":
         block = b"x" * 65536
         return (block for _ in range(int(request.query["n"])))
@@ -256,6 +264,32 @@ def test_timeout_ms_bounds_the_time_to_the_first_chunk(
     response = stream_stack.get(host, f"/{language}/late?gate={gate}")
     assert response.status_code == 504
     assert "timed out after 1000 ms" in response.json()["message"]
+
+
+def test_an_async_generator_streams_and_its_prints_reach_the_logs(
+    stream_stack: Stack, host: str
+) -> None:
+    words = [uuid.uuid4().hex[:8] for _ in range(3)]
+    response = stream_stack.get(host, f"/py/agen?words={','.join(words)}")
+    assert response.status_code == 200
+    assert response.text == "".join(f"{w} " for w in words)
+    request_id = response.headers["x-edge-request-id"]
+
+    def printed() -> list[dict[str, str]]:
+        records = stream_stack.http.get(
+            f"http://127.0.0.1:{stream_stack.config.platform_port}/v1/apps/{app_of(host)}/logs"
+            "?function=py",
+            headers={"Authorization": f"Bearer {stream_stack.token}"},
+        ).json()["records"]
+        return [r for r in records if any(w in r["message"] for w in words)]
+
+    records = wait_for(lambda: len(printed()) == 3 and printed(), message="the prints")
+    assert isinstance(records, list)
+    assert {r["request_id"] for r in records} == {request_id}
+
+
+def app_of(host: str) -> str:
+    return host.split(".", 1)[0]
 
 
 @pytest.mark.parametrize("language", ["py", "js"])

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from edge.config import Config
 from edge.logstream import outcome_entries
 from edge.prometheus import PROMETHEUS_CONTENT_TYPE, aprometheus_text
-from edge.runtime.connection import CLOSED_KEY
+from edge.runtime.connection import ABORT_KEY, CLOSED_KEY
 from edge.runtime.faults import fault_message, fault_response
 from edge.runtime.invocation import (
     FunctionLoadError,
@@ -139,7 +139,7 @@ class Dispatcher:
         if stream is None:
             self._record(version, where, outcome, len(outcome.body))
             return
-        stream.start(self.config.max_stream_s, scope.get(CLOSED_KEY))
+        stream.start(self.config.max_stream_s, scope.get(CLOSED_KEY), scope.get(ABORT_KEY))
         stream.on_done(lambda body: self._stream_over(version, where, outcome, body))
 
     def _stream_over(

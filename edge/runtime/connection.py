@@ -16,7 +16,11 @@ and nothing bounds how long a client may take to send its request headers.
 * a future, at ``scope["edge.closed"]``, that completes when the connection
   closes: a streamed response stops its producer at once (gunicorn only tells
   the application through ``receive()``, which would need a task per stream),
-  and a ``send()`` blocked on a vanished client is released.
+  and a ``send()`` blocked on a vanished client is released;
+* a callable, at ``scope["edge.abort"]``, that resets the connection: a
+  stream that fails after its head ends unterminated, so the client cannot take
+  a truncated body for a whole one (raising into gunicorn would do the same,
+  with a traceback in the log for every such stream).
 
 Buffered bodies are bounded by the dispatcher, which sends large ones in
 slices (``edge.runtime.app``), so the write buffer never holds much more than
@@ -39,6 +43,7 @@ from gunicorn.workers.gasgi import ASGIWorker
 logger = logging.getLogger(__name__)
 
 CLOSED_KEY = "edge.closed"
+ABORT_KEY = "edge.abort"
 # SO_LINGER on, 0 s: close() resets the connection instead of leaving the kernel
 # to keep offering unsent bytes to a client with a zero window.
 _RESET = struct.pack("ii", 1, 0)
@@ -71,6 +76,7 @@ class EdgeProtocol(ASGIProtocol):
     """gunicorn's HTTP/1 protocol with the send and header timeouts above."""
 
     _flow_control: FlowControl | None
+    _closed: bool
 
     def __init__(self, worker: EdgeWorker) -> None:
         super().__init__(worker)
@@ -115,7 +121,13 @@ class EdgeProtocol(ASGIProtocol):
     def _build_http_scope(self, request: Any, sockname: Any, peername: Any) -> dict[str, Any]:
         scope: dict[str, Any] = super()._build_http_scope(request, sockname, peername)
         scope[CLOSED_KEY] = self._closed_future
+        scope[ABORT_KEY] = self._abort
         return scope
+
+    def _abort(self) -> None:
+        if self.transport is not None and not self._closed:
+            self._closed = True  # gunicorn's send() is a no-op from now on
+            self.transport.abort()
 
 
 class EdgeWorker(ASGIWorker):

@@ -62,6 +62,7 @@ class BodyStream:
         self._taken = 0
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._abort: Callable[[], None] | None = None
         self._on_done: list[Callable[[BodyStream], None]] = []
         self.ended = False
         self.closed = False
@@ -108,9 +109,16 @@ class BodyStream:
 
     # -- the dispatcher's side ----------------------------------------------------
 
-    def start(self, max_seconds: float, closed: asyncio.Future[Any] | None) -> None:
-        """Arm the stream's time limit, and stop it when ``closed`` (the client's
-        connection) completes."""
+    def start(
+        self,
+        max_seconds: float,
+        closed: asyncio.Future[Any] | None,
+        abort: Callable[[], None] | None = None,
+    ) -> None:
+        """Arm the stream's time limit, stop it when ``closed`` (the client's
+        connection) completes, and end a failed stream with ``abort()`` (which
+        resets the connection) rather than by raising :class:`StreamAborted`."""
+        self._abort = abort
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(max_seconds, self.stop, STREAM_LIMIT)
         if closed is not None:
@@ -140,7 +148,9 @@ class BodyStream:
             self.bytes += self._taken
             return chunk
         if self.error not in (None, DISCONNECTED):
-            raise StreamAborted(self.error)
+            if self._abort is None:
+                raise StreamAborted(self.error)
+            self._abort()
         raise StopAsyncIteration
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
+from edge.kvstore import Limits as KVLimits
 from edge.logstream import LogWriter, platform_event
 from edge.runtime.invocation import FunctionVersion
 from edge.serving import serve
@@ -22,7 +23,9 @@ from edge.snapshot import RoutingSource
 
 if TYPE_CHECKING:
     from edge.runtime.js.client import V8Host
+    from edge.runtime.kv import KVService
     from edge.runtime.registry import PoolRegistry
+    from edge.runtime.worker import Worker
 
 SourceFactory = Callable[[Config], RoutingSource]
 
@@ -30,16 +33,30 @@ SourceFactory = Callable[[Config], RoutingSource]
 def load_app(config: Config, source: SourceFactory) -> object:
     """Build one worker's app: its own routing source, Redis client, pools and worker state."""
     from edge.runtime.app import create_app  # noqa: PLC0415 - built in each worker
+    from edge.runtime.kv import KVService  # noqa: PLC0415
     from edge.runtime.worker import Worker, async_redis  # noqa: PLC0415
 
     redis = async_redis(config.redis_url)
     logs = LogWriter(redis, config.log_stream_len)
-    pools, v8host = build_pools(config, logs)
+    worker: Worker | None = None
+
+    def count(version: FunctionVersion, name: str) -> None:
+        if worker is not None:
+            worker.metrics.count(version, name)
+
+    kv = KVService(redis, kv_limits(config), count)
+    pools, v8host = build_pools(config, logs, kv)
     worker = Worker(config, source(config), redis, pools, closing=[v8host.close], logs=logs)
     return create_app(config, worker)
 
 
-def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Host]:
+def kv_limits(config: Config) -> KVLimits:
+    return KVLimits(config.kv_max_value_bytes, config.kv_max_bytes)
+
+
+def build_pools(
+    config: Config, logs: LogWriter, kv: KVService | None = None
+) -> tuple[PoolRegistry, V8Host]:
     """The worker's pool registry and the V8 host its JavaScript pools share."""
     from edge.runtime.js.client import V8Host  # noqa: PLC0415
     from edge.runtime.js.pool import JsPool  # noqa: PLC0415
@@ -66,6 +83,7 @@ def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Host]:
         idle_ttl=config.idle_ttl,
         js_factory=lambda version: JsPool(version, host),
         on_evict=evicted,
+        kv=kv,
     )
     return pools, host
 

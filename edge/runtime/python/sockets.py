@@ -204,6 +204,9 @@ class InstanceChannel(asyncio.Protocol):
         self.memory_peak_kb = 0
         self.base_rss_kb = 0
         self.exit: ExitInfo | None = None
+        # Tagged frames mid-call (``{"kind": "kv", ...}``, see edge.runtime.wire);
+        # the pool sets this for each call, and answers with send_frame().
+        self.on_side: Callable[[dict[str, Any]], None] | None = None
 
     @classmethod
     async def attach(
@@ -256,9 +259,19 @@ class InstanceChannel(asyncio.Protocol):
             self._fail(ProtocolError("unsolicited data from the instance"))
             return
         try:
-            waiter.set_result(decode(payload))
+            message = decode(payload)
         except ProtocolError as exc:
             self._fail(exc)
+            return
+        if isinstance(message, dict) and message.get("kind") == "kv" and self.on_side is not None:
+            self.on_side(message)  # a side request (KV) of the running call
+        else:
+            waiter.set_result(message)
+
+    def send_frame(self, frame: bytes) -> None:
+        """Answer a side request of the running call (dropped if the instance is gone)."""
+        if self.alive and self._transport is not None:
+            self._transport.write(frame)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(PeerClosed("the instance closed its connection"))

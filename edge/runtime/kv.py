@@ -56,7 +56,7 @@ class KVService:
 
     async def answer(self, version: FunctionVersion, message: Any) -> dict[str, Any]:
         """The reply frame to one untrusted ``kv`` frame from ``version``'s code."""
-        self._tally(version, "kv_ops")
+        self.tally(version, "kv_ops")
         try:
             op = plan(Namespace(version.app, version.environment), message, self._limits)
             raw = await asyncio.wait_for(
@@ -64,17 +64,17 @@ class KVService:
             )
             return reply_ok(op.result(raw))
         except KVError as exc:
-            self._tally(version, "kv_errors")
+            self.tally(version, "kv_errors")
             return reply_error(exc.code, str(exc))
         except ResponseError as exc:  # e.g. INCRBY past 64 bits
-            self._tally(version, "kv_errors")
+            self.tally(version, "kv_errors")
             return reply_error("invalid", f"KV operation refused: {exc}")
         except (RedisError, OSError, TimeoutError) as exc:
-            self._tally(version, "kv_errors")
+            self.tally(version, "kv_errors")
             logger.warning("KV for %s/%s unavailable: %s", version.app, version.environment, exc)
             return reply_error("unavailable", "KV is unavailable right now; try again")
 
-    def _tally(self, version: FunctionVersion, name: str) -> None:
+    def tally(self, version: FunctionVersion, name: str) -> None:
         if self._count is not None:
             self._count(version, name)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
+from edge.egress import EgressPolicy
 from edge.kvstore import Limits as KVLimits
 from edge.logstream import LogWriter, platform_event
 from edge.runtime.invocation import FunctionVersion
@@ -22,7 +23,7 @@ from edge.serving import serve
 from edge.snapshot import RoutingSource
 
 if TYPE_CHECKING:
-    from edge.runtime.js.client import V8Host
+    from edge.runtime.js.client import HostCall, V8Host
     from edge.runtime.kv import KVService
     from edge.runtime.registry import PoolRegistry
     from edge.runtime.worker import Worker
@@ -33,6 +34,8 @@ SourceFactory = Callable[[Config], RoutingSource]
 def load_app(config: Config, source: SourceFactory) -> object:
     """Build one worker's app: its own routing source, Redis client, pools and worker state."""
     from edge.runtime.app import create_app  # noqa: PLC0415 - built in each worker
+    from edge.runtime.fetcher import Fetcher  # noqa: PLC0415
+    from edge.runtime.js.bindings import JsBindings  # noqa: PLC0415
     from edge.runtime.kv import KVService  # noqa: PLC0415
     from edge.runtime.worker import Worker, async_redis  # noqa: PLC0415
 
@@ -45,7 +48,15 @@ def load_app(config: Config, source: SourceFactory) -> object:
             worker.metrics.count(version, name)
 
     kv = KVService(redis, kv_limits(config), count)
-    pools, v8host = build_pools(config, logs, kv)
+    policy = EgressPolicy.for_platform(
+        config.egress_allow,
+        config.redis_url,
+        config.platform_url,
+        config.bind,
+        config.platform_port,
+    )
+    bindings = JsBindings(kv, Fetcher(policy, count), config.kv_max_value_bytes)
+    pools, v8host = build_pools(config, logs, kv, bindings.call)
     worker = Worker(config, source(config), redis, pools, closing=[v8host.close], logs=logs)
     return create_app(config, worker)
 
@@ -55,7 +66,10 @@ def kv_limits(config: Config) -> KVLimits:
 
 
 def build_pools(
-    config: Config, logs: LogWriter, kv: KVService | None = None
+    config: Config,
+    logs: LogWriter,
+    kv: KVService | None = None,
+    host_call: HostCall | None = None,
 ) -> tuple[PoolRegistry, V8Host]:
     """The worker's pool registry and the V8 host its JavaScript pools share."""
     from edge.runtime.js.client import V8Host  # noqa: PLC0415
@@ -63,7 +77,7 @@ def build_pools(
     from edge.runtime.python.client import Zygote  # noqa: PLC0415
     from edge.runtime.registry import PoolRegistry  # noqa: PLC0415
 
-    host = V8Host()
+    host = V8Host(host_call)
 
     def evicted(version: FunctionVersion) -> None:
         logs.emit(

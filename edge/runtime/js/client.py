@@ -19,6 +19,12 @@ and host to worker::
 
     ["ok", rid, {"cold_ms": float, "memory_peak_kb": int}] | ["err", rid, message]
     ["resp", rid, status, headers, body, [[ts, level, msg], ...], error, memory_peak_kb, cold_ms]
+
+Host calls, made by a function mid-request (``env.KV``, ``fetch()``; see
+:mod:`edge.runtime.js.bindings`)::
+
+    host to worker: ["call", call_id, key, rid, kind, args]     kind: "kv" | "fetch"
+    worker to host: ["callr", call_id, reply]                   reply: JSON-able
 """
 
 from __future__ import annotations
@@ -29,12 +35,12 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
 import edge
-from edge.runtime.invocation import FunctionLoadError
+from edge.runtime.invocation import FunctionLoadError, FunctionVersion
 from edge.runtime.wire import FrameBuffer, ProtocolError, decode, encode
 
 logger = logging.getLogger(__name__)
@@ -107,14 +113,24 @@ class FrameProtocol(asyncio.Protocol):
         self._on_lost()
 
 
+HostCall = Callable[[FunctionVersion, int, str, Any], Awaitable[Any]]
+
+
 class V8Host:
     """The worker's client of its V8 host process (started on demand).
 
     Function versions are registered with their load spec; a version is loaded
     into the current host on first use, and again after a host restart.
+
+    Args:
+        on_call: answers host calls (KV, fetch) of a version's code; without
+            it every host call is refused.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_call: HostCall | None = None) -> None:
+        self._on_call = on_call
+        self._versions: dict[str, FunctionVersion] = {}
+        self._call_tasks: set[asyncio.Task[None]] = set()
         self._proc: asyncio.subprocess.Process | None = None
         self._conn: FrameProtocol | None = None
         self._starting: asyncio.Future[FrameProtocol] | None = None
@@ -131,10 +147,14 @@ class V8Host:
         """The current host's process id (``None`` when none is running)."""
         return self._proc.pid if self._proc is not None and self._conn is not None else None
 
-    def register(self, key: str, spec: dict[str, Any]) -> None:
+    def register(
+        self, key: str, spec: dict[str, Any], version: FunctionVersion | None = None
+    ) -> None:
         """Make a function version known (reference-counted by key)."""
         _, refs = self._specs.get(key, (spec, 0))
         self._specs[key] = (spec, refs + 1)
+        if version is not None:
+            self._versions[key] = version
 
     def unregister(self, key: str) -> None:
         """Drop one reference; the last one unloads the version's isolate."""
@@ -143,6 +163,7 @@ class V8Host:
             self._specs[key] = (spec, refs - 1)
             return
         self._specs.pop(key, None)
+        self._versions.pop(key, None)
         self.unload(key)
 
     def unload(self, key: str) -> None:
@@ -243,10 +264,27 @@ class V8Host:
         return conn
 
     def _on_frame(self, frame: Any) -> None:
+        if isinstance(frame, list) and len(frame) == 6 and frame[0] == "call":
+            task = asyncio.ensure_future(self._host_call(*frame[1:]))
+            self._call_tasks.add(task)
+            task.add_done_callback(self._call_tasks.discard)
+            return
         if isinstance(frame, list) and len(frame) >= 2 and isinstance(frame[1], int):
             fut = self._pending.pop(frame[1], None)
             if fut is not None and not fut.done():
                 fut.set_result(frame)
+
+    async def _host_call(self, call_id: Any, key: Any, rid: Any, kind: Any, args: Any) -> None:
+        """Answer one host call. APPSEC: the host runs untrusted code; the version
+        is the one registered under ``key`` (never named by the call itself), and
+        the bindings check ``kind`` and ``args``."""
+        version = self._versions.get(key) if isinstance(key, str) else None
+        if version is None or self._on_call is None or not isinstance(rid, int):
+            reply: Any = {"ok": False, "error": "unavailable", "message": "not available here"}
+        else:
+            reply = await self._on_call(version, rid, str(kind), args)
+        if self._conn is not None:
+            self._conn.send(["callr", call_id, reply])
 
     def _on_lost(self) -> None:
         self._conn = None
@@ -276,6 +314,8 @@ class V8Host:
     async def close(self) -> None:
         """Stop the host process and wait for it."""
         self._closed = True
+        for task in self._call_tasks:
+            task.cancel()
         if self._starting is not None:
             self._starting.cancel()
             await asyncio.wait({self._starting})  # so a host being started is seen below

@@ -32,7 +32,7 @@ entry = "kvjs.js"
 routes = ["/js/*"]
 """
 
-KV_PY = '''
+KV_PY = """
 import json
 import os
 from edge import kv
@@ -70,7 +70,7 @@ def handle(request):
             return {"caught": exc.code, "message": str(exc)}
         return {"caught": None}
     return {"unknown": op}
-'''
+"""
 
 KV_JS = """
 export default {
@@ -214,9 +214,7 @@ def test_concurrent_incr_across_both_workers_is_exact(kv_stack: Stack, app: str)
     assert len({r["template"] for r in results if "template" in r}) == 2
 
 
-def test_other_apps_and_previews_see_nothing(
-    kv_stack: Stack, app: str, tmp_path: Path
-) -> None:
+def test_other_apps_and_previews_see_nothing(kv_stack: Stack, app: str, tmp_path: Path) -> None:
     call(kv_stack, kv_stack.host(app), "/py/put?key=private", "production only")
     other = "kvo-" + uuid.uuid4().hex[:6]
     deploy(kv_stack, tmp_path, other)
@@ -226,9 +224,7 @@ def test_other_apps_and_previews_see_nothing(
         assert call(kv_stack, host, "/js/get?key=private") == {"value": None}
         assert call(kv_stack, host, "/py/list") == {"keys": []}
     call(kv_stack, kv_stack.host(app, "preview"), "/py/put?key=private", "preview's own")
-    assert call(kv_stack, kv_stack.host(app), "/py/get?key=private") == {
-        "value": "production only"
-    }
+    assert call(kv_stack, kv_stack.host(app), "/py/get?key=private") == {"value": "production only"}
 
 
 def test_oversized_values_and_keys_fail_catchably_and_store_nothing(

@@ -280,7 +280,11 @@ class V8Host:
         the bindings check ``kind`` and ``args``."""
         version = self._versions.get(key) if isinstance(key, str) else None
         if version is None or self._on_call is None or not isinstance(rid, int):
-            reply: Any = {"ok": False, "error": "unavailable", "message": "not available here"}
+            reply: Any = {
+                "ok": False,
+                "error": "unavailable",
+                "message": "no bindings in this runtime",
+            }
         else:
             reply = await self._on_call(version, rid, str(kind), args)
         if self._conn is not None:

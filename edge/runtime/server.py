@@ -18,6 +18,7 @@ from edge.config import Config
 from edge.egress import EgressPolicy
 from edge.kvstore import Limits as KVLimits
 from edge.logstream import LogWriter, platform_event
+from edge.runtime import firewall
 from edge.runtime.invocation import FunctionVersion
 from edge.serving import serve
 from edge.snapshot import RoutingSource
@@ -48,17 +49,21 @@ def load_app(config: Config, source: SourceFactory) -> object:
             worker.metrics.count(version, name)
 
     kv = KVService(redis, kv_limits(config), count)
-    policy = EgressPolicy.for_platform(
+    bindings = JsBindings(kv, Fetcher(egress_policy(config), count), config.kv_max_value_bytes)
+    pools, v8host = build_pools(config, logs, kv, bindings.call)
+    worker = Worker(config, source(config), redis, pools, closing=[v8host.close], logs=logs)
+    return create_app(config, worker)
+
+
+def egress_policy(config: Config) -> EgressPolicy:
+    """``EDGE_EGRESS_ALLOW``, and never this platform's Redis or control plane."""
+    return EgressPolicy.for_platform(
         config.egress_allow,
         config.redis_url,
         config.platform_url,
         config.bind,
         config.platform_port,
     )
-    bindings = JsBindings(kv, Fetcher(policy, count), config.kv_max_value_bytes)
-    pools, v8host = build_pools(config, logs, kv, bindings.call)
-    worker = Worker(config, source(config), redis, pools, closing=[v8host.close], logs=logs)
-    return create_app(config, worker)
 
 
 def kv_limits(config: Config) -> KVLimits:
@@ -134,6 +139,11 @@ def run(config: Config, source: SourceFactory) -> None:
     hooks = (
         {"pre_fork": pre_fork, "post_fork": post_fork} if pin_cpus(config.runtime_workers) else {}
     )
+    with firewall.installed(config, egress_policy(config)):
+        _serve(config, source, hooks)
+
+
+def _serve(config: Config, source: SourceFactory, hooks: dict[str, Any]) -> None:
     serve(
         lambda: load_app(config, source),
         {

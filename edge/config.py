@@ -44,6 +44,13 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _egress_allow(raw: str) -> str:
+    from edge.egress import parse_allow  # noqa: PLC0415 - only to validate it early
+
+    parse_allow(raw)  # ConfigError names the bad entry
+    return raw
+
+
 @dataclass(frozen=True)
 class Config:
     """The settings of one platform or runtime process.
@@ -135,7 +142,7 @@ class Config:
             token=env.get("EDGE_TOKEN") or "",
             kv_max_value_bytes=_int(env, "EDGE_KV_MAX_VALUE_MB", 1, 1, 512) * MIB,
             kv_max_bytes=_int(env, "EDGE_KV_MAX_MB", 100, 1, 1 << 20) * MIB,
-            egress_allow=env.get("EDGE_EGRESS_ALLOW") or "",
+            egress_allow=_egress_allow(env.get("EDGE_EGRESS_ALLOW") or ""),
             secret_key=env.get("EDGE_SECRET_KEY") or "",
         )
 

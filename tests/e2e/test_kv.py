@@ -255,3 +255,59 @@ def edge_cli(stack: Stack, *args: str, stdin: str = "") -> subprocess.CompletedP
         timeout=60,
         check=False,
     )
+
+
+def test_cli_and_api_share_the_functions_namespace(kv_stack: Stack, app: str) -> None:
+    host = kv_stack.host(app)
+    put = edge_cli(kv_stack, "kv", "put", app, "motd", "set by the cli")
+    assert put.returncode == 0 and "stored motd (production)" in put.stdout, put.stderr
+    assert call(kv_stack, host, "/py/get?key=motd") == {"value": "set by the cli"}
+    assert call(kv_stack, host, "/js/get?key=motd") == {"value": "set by the cli"}
+
+    call(kv_stack, host, "/py/put?key=cli:from-fn", "written by a function")
+    got = edge_cli(kv_stack, "kv", "get", app, "cli:from-fn")
+    assert got.returncode == 0 and got.stdout == "written by a function", got.stderr
+    listed = edge_cli(kv_stack, "kv", "list", app, "cli:")
+    assert listed.stdout.split() == ["cli:from-fn"], listed
+    piped = edge_cli(kv_stack, "kv", "put", app, "piped", "--env", "preview", stdin="from stdin")
+    assert "stored piped (preview)" in piped.stdout, piped.stderr
+    preview = edge_cli(kv_stack, "kv", "get", app, "piped", "--env", "preview")
+    assert preview.stdout == "from stdin", preview.stderr
+    assert edge_cli(kv_stack, "kv", "get", app, "piped").returncode == 1  # not in production
+
+    assert edge_cli(kv_stack, "kv", "delete", app, "cli:from-fn").returncode == 0
+    missing = edge_cli(kv_stack, "kv", "get", app, "cli:from-fn")
+    assert missing.returncode == 1 and "404" in missing.stderr, missing
+    assert call(kv_stack, host, "/py/get?key=cli:from-fn") == {"value": None}
+
+    api = f"http://127.0.0.1:{kv_stack.config.platform_port}"
+    auth = {"Authorization": f"Bearer {kv_stack.token}"}
+    big = kv_stack.http.put(
+        f"{api}/v1/apps/{app}/kv/too-big", headers=auth, json={"value": "x" * (1 << 20 | 1)}
+    )
+    assert big.status_code == 413 and "EDGE_KV_MAX_VALUE_MB" in big.json()["error"], big.text
+    slash = kv_stack.http.put(f"{api}/v1/apps/{app}/kv/a/b%20c", headers=auth, json={"value": "1"})
+    assert slash.status_code == 200, slash.text
+    assert call(kv_stack, host, "/py/get?key=a/b%20c") == {"value": "1"}
+    assert kv_stack.http.get(f"{api}/v1/apps/{app}/kv", headers={}).status_code == 401
+    spec = kv_stack.http.get(f"{api}/v1/openapi.json").json()
+    assert {"/v1/apps/{app}/kv", "/v1/apps/{app}/kv/{key}"} <= set(spec["paths"])
+
+
+def test_metrics_count_kv_operations_and_errors(kv_stack: Stack, app: str) -> None:
+    host = kv_stack.host(app)
+    call(kv_stack, host, "/py/get?key=anything")
+    call(kv_stack, host, "/py/longkey")
+
+    def figures() -> dict | None:
+        out = edge_cli(kv_stack, "metrics", app, "--json").stdout
+        rows = {
+            r["function"]: r
+            for r in json.loads(out)["functions"]
+            if r["environment"] == "production"
+        }
+        py = rows.get("py")
+        return rows if py and py["kv_ops"] >= 2 and py["kv_errors"] >= 1 else None
+
+    rows = wait_for(figures, timeout=10, message="kv_ops and kv_errors in `edge metrics`")
+    assert isinstance(rows, dict) and rows["js"]["kv_ops"] >= 1

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,7 +38,11 @@ routes = ["/py"]
 OUT_JS = """
 export default {
   async fetch(request) {
-    const { url, init } = await request.json();
+    const { url, init, times } = await request.json();
+    if (times) {
+      const one = () => fetch(url).then((r) => r.status);
+      return Response.json({ statuses: await Promise.all(Array.from({ length: times }, one)) });
+    }
     try {
       const r = await fetch(url, init);
       return Response.json({
@@ -68,11 +73,26 @@ def handle(request):
 """
 
 
+class Upstream:
+    """What the echo server saw of concurrent ``/slow`` requests."""
+
+    lock = threading.Lock()
+    current = 0
+    most = 0
+
+
 class Echo(BaseHTTPRequestHandler):
-    """Answers with what it received; ``/redirect?to=URL`` redirects there."""
+    """Answers with what it received; ``/redirect?to=URL`` redirects there, ``/big``
+    sends 17 MiB, ``/slow`` holds the connection a while (a slow upstream)."""
 
     def _answer(self) -> None:
         parts = urlsplit(self.path)
+        if parts.path == "/big":
+            self._send(b"x" * (17 << 20))
+            return
+        if parts.path == "/slow":
+            self._slow()
+            return
         if parts.path == "/redirect":
             self.send_response(302)
             self.send_header("location", parse_qs(parts.query)["to"][0])
@@ -88,12 +108,24 @@ class Echo(BaseHTTPRequestHandler):
                 "body": self.rfile.read(length).decode(),
             }
         ).encode()
-        self.send_response(201 if self.command == "POST" else 200)
+        self._send(body, 201 if self.command == "POST" else 200)
+
+    def _send(self, body: bytes, status: int = 200) -> None:
+        self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("x-echo", "yes")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _slow(self) -> None:
+        with Upstream.lock:
+            Upstream.current += 1
+            Upstream.most = max(Upstream.most, Upstream.current)
+        time.sleep(0.3)  # a slow upstream, not a synchronisation
+        with Upstream.lock:
+            Upstream.current -= 1
+        self._send(b"{}")
 
     do_GET = do_POST = _answer
 
@@ -144,6 +176,18 @@ def js_fetch(stack: Stack, app: str, url: str, init: dict | None = None) -> dict
     response = stack.call("POST", stack.host(app), "/js", json={"url": url, "init": init or {}})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def test_response_size_and_concurrent_subrequests_are_capped(
+    egress_stack: Stack, app: str, echo: str
+) -> None:
+    got = js_fetch(egress_stack, app, f"{echo}/big")
+    assert got["error"] == "TypeError" and "over 16777216 bytes" in got["message"], got
+    response = egress_stack.call(
+        "POST", egress_stack.host(app), "/js", json={"url": f"{echo}/slow", "times": 10}
+    )
+    assert response.json() == {"statuses": [200] * 10}, response.text
+    assert Upstream.most == 6  # at most 6 in flight per request; the others waited
 
 
 def redis_port(stack: Stack) -> int:

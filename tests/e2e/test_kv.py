@@ -30,6 +30,33 @@ max_instances = 4
 [functions.js]
 entry = "kvjs.js"
 routes = ["/js/*"]
+
+[functions.pyspin]
+entry = "spin.py"
+routes = ["/spin/py"]
+timeout_ms = 400
+
+[functions.jsspin]
+entry = "spin.js"
+routes = ["/spin/js"]
+timeout_ms = 400
+"""
+
+SPIN_PY = """
+from edge import kv
+
+
+def handle(request):
+    while True:  # KV time counts against timeout_ms
+        kv.incr("spins")
+"""
+
+SPIN_JS = """
+export default {
+  async fetch(request, env) {
+    for (;;) await env.KV.incr("spins-js");
+  },
+};
 """
 
 KV_PY = """
@@ -130,7 +157,8 @@ def deploy(stack: Stack, tmp: Path, app: str, branch: str = "main") -> Workdir:
     work = Workdir(tmp / f"{app}-{branch}")
     if branch != "main":
         work.git("checkout", "-b", branch)
-    work.commit("v1", {"edge.toml": MANIFEST, "kvpy.py": KV_PY, "kvjs.js": KV_JS})
+    files = {"kvpy.py": KV_PY, "kvjs.js": KV_JS, "spin.py": SPIN_PY, "spin.js": SPIN_JS}
+    work.commit("v1", {"edge.toml": MANIFEST, **files})
     out = work.push(stack.remote(app), branch)
     assert "live at" in out.stderr, out.stderr
     return work
@@ -311,3 +339,14 @@ def test_metrics_count_kv_operations_and_errors(kv_stack: Stack, app: str) -> No
 
     rows = wait_for(figures, timeout=10, message="kv_ops and kv_errors in `edge metrics`")
     assert isinstance(rows, dict) and rows["js"]["kv_ops"] >= 1
+
+
+def test_kv_time_counts_against_the_deadline(kv_stack: Stack, app: str) -> None:
+    host = kv_stack.host(app)
+    for path in ("/spin/py", "/spin/js"):
+        response = kv_stack.get(host, path)
+        assert response.status_code == 504, (path, response.text)
+        assert response.json()["error"] == "timeout"
+    spins = call(kv_stack, host, "/py/get?key=spins")["value"]
+    assert spins is not None and int(spins) > 1  # it really was doing KV until stopped
+    assert int(call(kv_stack, host, "/py/get?key=spins-js")["value"]) > 1

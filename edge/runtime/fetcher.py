@@ -125,10 +125,9 @@ class Fetcher:
         self._tally(version, "subrequests")
         try:
             hop, redirect = parse_request(args)
-            async with self._slot(version.key, rid):
-                value = await asyncio.wait_for(
-                    self._follow(hop, redirect), version.timeout_ms / 1000
-                )
+            value = await asyncio.wait_for(
+                self._limited(version.key, rid, hop, redirect), version.timeout_ms / 1000
+            )
             return {"ok": True, "value": value}
         except FetchError as exc:
             self._tally(version, "subrequest_errors")
@@ -136,9 +135,13 @@ class Fetcher:
         except TimeoutError:
             self._tally(version, "subrequest_errors")
             return _fail(f"no answer within the function's timeout ({version.timeout_ms} ms)")
-        except (OSError, h11.ProtocolError, ssl.SSLError) as exc:
+        except (OSError, h11.ProtocolError, ssl.SSLError, ValueError) as exc:
             self._tally(version, "subrequest_errors")
             return _fail(f"{urlsplit(args['url']).netloc}: {exc}")
+
+    async def _limited(self, key: str, rid: int, hop: Hop, redirect: str) -> dict[str, Any]:
+        async with self._slot(key, rid):  # waiting for a slot counts against the deadline
+            return await self._follow(hop, redirect)
 
     def _tally(self, version: FunctionVersion, name: str) -> None:
         if self._count is not None:

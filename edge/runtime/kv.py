@@ -28,6 +28,9 @@ from edge.runtime.wire import encode
 logger = logging.getLogger(__name__)
 
 Counter = Callable[[FunctionVersion, str], None]
+# APPSEC: edge.kv sends one operation at a time per instance; a process that
+# floods the worker with more gets refusals, not more Redis work.
+MAX_PENDING = 4
 
 
 def reply_ok(value: Any) -> dict[str, Any]:
@@ -95,6 +98,9 @@ class SideRequests:
         """The ``on_side`` callback of a channel whose answers go to ``send``."""
 
         def on_side(message: dict[str, Any]) -> None:
+            if len(self._tasks) >= MAX_PENDING:  # the client sends one at a time
+                send(encode(reply_error("limit", "too many KV operations at once")))
+                return
             task = asyncio.get_running_loop().create_task(self._answer(message, send))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -50,6 +50,12 @@ logger = logging.getLogger(__name__)
 HOST_REASONS = {"crash": "crashed: its isolate was replaced", "unavailable": "it is not loaded"}
 
 
+# APPSEC: calls in flight from one worker's V8 host (every app's isolates); past
+# this, calls are refused at once rather than queued (a Promise.all of a million
+# fetches must not grow the worker).
+MAX_HOST_CALLS = 4096
+
+
 class HostDiedError(Exception):
     """The V8 host process exited or closed its socket."""
 
@@ -279,14 +285,15 @@ class V8Host:
         is the one registered under ``key`` (never named by the call itself), and
         the bindings check ``kind`` and ``args``."""
         version = self._versions.get(key) if isinstance(key, str) else None
-        if version is None or self._on_call is None or not isinstance(rid, int):
-            reply: Any = {
-                "ok": False,
-                "error": "unavailable",
-                "message": "no bindings in this runtime",
-            }
-        else:
-            reply = await self._on_call(version, rid, str(kind), args)
+        reply: Any = {"ok": False, "error": "unavailable", "message": "no bindings in this runtime"}
+        if len(self._call_tasks) > MAX_HOST_CALLS:
+            reply = {"ok": False, "error": "limit", "message": "too many KV or fetch calls at once"}
+        elif version is not None and self._on_call is not None and isinstance(rid, int):
+            try:
+                reply = await self._on_call(version, rid, str(kind), args)
+            except Exception:  # every call gets an answer, or its promise would hang
+                logger.exception("host call %s of %s failed", kind, version.name)
+                reply = {"ok": False, "error": "unavailable", "message": "internal error"}
         if self._conn is not None:
             self._conn.send(["callr", call_id, reply])
 

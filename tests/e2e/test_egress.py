@@ -63,6 +63,10 @@ import socket
 
 
 def handle(request):
+    if "kv" in request.query:
+        from edge import kv
+
+        return {"n": kv.incr(request.query["kv"])}
     target = (request.query["host"], int(request.query["port"]))
     try:
         with socket.create_connection(target, timeout=3) as conn:
@@ -188,6 +192,13 @@ def test_response_size_and_concurrent_subrequests_are_capped(
     )
     assert response.json() == {"statuses": [200] * 10}, response.text
     assert Upstream.most == 6  # at most 6 in flight per request; the others waited
+
+
+def test_kv_works_on_redis_with_acl_credentials(egress_stack: Stack, app: str) -> None:
+    """The README's ACL user (edge:* keys, no dangerous commands) runs KV's Lua script."""
+    for expected in (1, 2):
+        response = egress_stack.get(egress_stack.host(app), "/py", params={"kv": "acl-counter"})
+        assert response.json() == {"n": expected}, response.text
 
 
 def redis_port(stack: Stack) -> int:

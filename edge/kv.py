@@ -64,8 +64,8 @@ def _call(message: dict[str, Any]) -> Any:
     if link is None:
         raise KVError("unavailable", "KV is available only while a function handles a request")
     with _binding.lock:  # threads of one function share the instance socket
-        reply = link({"kind": "kv", **message})
-    if not isinstance(reply, dict) or reply.get("kind") != "kv":
+        reply = link({"k": "kv", **message})
+    if not isinstance(reply, dict) or reply.get("k") != "kv":
         raise KVError("unavailable", "KV: no answer from the runtime")
     if not reply.get("ok"):
         raise KVError(str(reply.get("error", "invalid")), str(reply.get("message", "refused")))

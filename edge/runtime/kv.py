@@ -1,6 +1,6 @@
 """The worker's side of function KV: it runs the operations functions send.
 
-A Python instance sends ``{"kind": "kv", "op": ...}`` frames on its instance
+A Python instance sends ``{"k": "kv", "op": ...}`` frames on its instance
 socket mid-request; a V8 host relays ``env.KV`` calls the same way (see
 :mod:`edge.runtime.wire` for the shapes). Either way the worker checks the
 operation (:func:`edge.kvstore.plan`), runs it in the calling function's
@@ -34,11 +34,11 @@ MAX_PENDING = 4
 
 
 def reply_ok(value: Any) -> dict[str, Any]:
-    return {"kind": "kv", "ok": True, "value": value}
+    return {"k": "kv", "ok": True, "value": value}
 
 
 def reply_error(code: str, message: str) -> dict[str, Any]:
-    return {"kind": "kv", "ok": False, "error": code, "message": message}
+    return {"k": "kv", "ok": False, "error": code, "message": message}
 
 
 class KVService:
@@ -85,8 +85,8 @@ class KVService:
 class SideRequests:
     """Answers the ``kv`` frames one Python instance sends while it runs a request.
 
-    Set as the instance channel's ``on_side`` for each call (see
-    :class:`~edge.runtime.python.sockets.InstanceChannel`).
+    Registered for ``kv`` frames on each instance channel (see
+    :meth:`~edge.runtime.python.sockets.InstanceChannel.handle`).
     """
 
     def __init__(self, service: KVService, version: FunctionVersion) -> None:
@@ -95,9 +95,9 @@ class SideRequests:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def handler(self, send: Callable[[bytes], None]) -> Callable[[dict[str, Any]], None]:
-        """The ``on_side`` callback of a channel whose answers go to ``send``."""
+        """The ``kv`` frame handler of a channel whose answers go to ``send``."""
 
-        def on_side(message: dict[str, Any]) -> None:
+        def on_kv(message: dict[str, Any]) -> None:
             if len(self._tasks) >= MAX_PENDING:  # the client sends one at a time
                 send(encode(reply_error("limit", "too many KV operations at once")))
                 return
@@ -105,7 +105,7 @@ class SideRequests:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-        return on_side
+        return on_kv
 
     async def _answer(self, message: dict[str, Any], send: Callable[[bytes], None]) -> None:
         send(encode(await self._service.answer(self._version, message)))

@@ -326,8 +326,6 @@ class PythonPool:
     async def _run(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
         timeout_ms = self.version.timeout_ms
         started = time.perf_counter()
-        if self._side is not None:
-            instance.on_side = self._side.handler(instance.send_frame)
         try:
             reply = await instance.call(request_frame(invocation), timeout_ms / 1000)
         except CallTimeout:
@@ -441,6 +439,8 @@ class PythonPool:
             sock.close()  # the instance reads EOF and exits
             raise
         instance.last_used = time.monotonic()
+        if self._side is not None:
+            instance.handle("kv", self._side.handler(instance.send_frame))
         self._by_pid[pid] = instance
         return instance
 

@@ -204,9 +204,7 @@ class InstanceChannel(asyncio.Protocol):
         self.memory_peak_kb = 0
         self.base_rss_kb = 0
         self.exit: ExitInfo | None = None
-        # Tagged frames mid-call (``{"kind": "kv", ...}``, see edge.runtime.wire);
-        # the pool sets this for each call, and answers with send_frame().
-        self.on_side: Callable[[dict[str, Any]], None] | None = None
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
 
     @classmethod
     async def attach(
@@ -263,10 +261,18 @@ class InstanceChannel(asyncio.Protocol):
         except ProtocolError as exc:
             self._fail(exc)
             return
-        if isinstance(message, dict) and message.get("kind") == "kv" and self.on_side is not None:
-            self.on_side(message)  # a side request (KV) of the running call
-        else:
+        kind = message.get("k") if message.__class__ is dict else None
+        if kind is None:
             waiter.set_result(message)
+        elif kind in self._handlers:
+            self._handlers[kind](message)  # a request the function makes of the worker
+        else:
+            self._fail(ProtocolError(f"unknown frame kind {str(kind)[:20]!r}"))
+
+    def handle(self, kind: str, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Pass frames tagged ``{"k": kind}`` that arrive during a call to ``handler``
+        (see edge.runtime.wire); it answers with :meth:`send_frame`."""
+        self._handlers[kind] = handler
 
     def send_frame(self, frame: bytes) -> None:
         """Answer a side request of the running call (dropped if the instance is gone)."""

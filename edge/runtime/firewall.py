@@ -1,8 +1,8 @@
 """The egress policy for Python functions, from the kernel: nftables rules.
 
 Python functions open their own sockets, so the policy cannot be checked in
-Python. When the runtime runs as root, every function runs under a uid in the
-function range (:mod:`edge.uids`), and an ``inet`` table with an ``output``
+Python. When the runtime runs as root, every function (and every app's V8 host)
+runs under a uid in the install's block (:mod:`edge.uids`), and an ``inet`` table with an ``output``
 hook matches those uids (``meta skuid``): the platform's Redis and control
 plane are refused first, then ``EDGE_EGRESS_ALLOW`` is accepted, then every
 non-public range (loopback, link-local, private, shared, multicast, reserved)
@@ -29,7 +29,7 @@ from collections.abc import Iterator
 
 from edge.config import Config
 from edge.egress import EgressPolicy, Rule
-from edge.uids import FUNCTION_ID_BASE, FUNCTION_ID_SPAN
+from edge.uids import BLOCK
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +63,10 @@ def _match(rule: Rule) -> list[str]:
     return [f"{'ip' if n.version == 4 else 'ip6'} daddr {n}{port}" for n in dict.fromkeys(nets)]
 
 
-def ruleset(policy: EgressPolicy, table: str) -> str:
-    """The nft script that (re)creates ``table`` for ``policy``."""
-    uids = f"meta skuid {FUNCTION_ID_BASE}-{FUNCTION_ID_BASE + FUNCTION_ID_SPAN - 1}"
+def ruleset(policy: EgressPolicy, table: str, uid_base: int) -> str:
+    """The nft script that (re)creates ``table`` for ``policy``, matching the
+    install's block of function uids (``uid_base`` .. + ``BLOCK``)."""
+    uids = f"meta skuid {uid_base}-{uid_base + BLOCK - 1}"
     lines = [
         f"add table inet {table}",
         f"delete table inet {table}",
@@ -110,7 +111,7 @@ def installed(config: Config, policy: EgressPolicy) -> Iterator[bool]:
         return
     table = table_name(config)
     try:
-        _nft(ruleset(policy, table))
+        _nft(ruleset(policy, table, config.function_uid_base))
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", "") or exc
         logger.error("could not install the egress rules (%s); Python egress is open", detail)

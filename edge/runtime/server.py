@@ -24,7 +24,7 @@ from edge.serving import serve
 from edge.snapshot import RoutingSource
 
 if TYPE_CHECKING:
-    from edge.runtime.js.client import HostCall, V8Host
+    from edge.runtime.js.client import HostCall, V8Hosts
     from edge.runtime.kv import KVService
     from edge.runtime.registry import PoolRegistry
     from edge.runtime.worker import Worker
@@ -50,20 +50,15 @@ def load_app(config: Config, source: SourceFactory) -> object:
 
     kv = KVService(redis, kv_limits(config), count)
     bindings = JsBindings(kv, Fetcher(egress_policy(config), count), config.kv_max_value_bytes)
-    pools, v8host = build_pools(config, logs, kv, bindings.call)
-    worker = Worker(config, source(config), redis, pools, closing=[v8host.close], logs=logs)
+    pools, v8hosts = build_pools(config, logs, kv, bindings.call)
+    worker = Worker(config, source(config), redis, pools, closing=[v8hosts.close], logs=logs)
     return create_app(config, worker)
 
 
 def egress_policy(config: Config) -> EgressPolicy:
     """``EDGE_EGRESS_ALLOW``, and never this platform's Redis or control plane."""
-    return EgressPolicy.for_platform(
-        config.egress_allow,
-        config.redis_url,
-        config.platform_url,
-        config.bind,
-        config.platform_port,
-    )
+    plane = (config.platform_url, config.bind, config.platform_port)
+    return EgressPolicy.for_platform(config.egress_allow, config.redis_url, *plane)
 
 
 def kv_limits(config: Config) -> KVLimits:
@@ -75,14 +70,14 @@ def build_pools(
     logs: LogWriter,
     kv: KVService | None = None,
     host_call: HostCall | None = None,
-) -> tuple[PoolRegistry, V8Host]:
-    """The worker's pool registry and the V8 host its JavaScript pools share."""
-    from edge.runtime.js.client import V8Host  # noqa: PLC0415
+) -> tuple[PoolRegistry, V8Hosts]:
+    """The worker's pool registry and the V8 hosts (one per app) of its JavaScript pools."""
+    from edge.runtime.js.client import V8Hosts  # noqa: PLC0415
     from edge.runtime.js.pool import JsPool  # noqa: PLC0415
     from edge.runtime.python.client import Zygote  # noqa: PLC0415
     from edge.runtime.registry import PoolRegistry  # noqa: PLC0415
 
-    host = V8Host(host_call)
+    hosts = V8Hosts(host_call)
 
     def evicted(version: FunctionVersion) -> None:
         logs.emit(
@@ -100,11 +95,11 @@ def build_pools(
         Zygote,
         max_pools=config.max_warm_pools,
         idle_ttl=config.idle_ttl,
-        js_factory=lambda version: JsPool(version, host),
+        js_factory=lambda version: JsPool(version, hosts.for_app(version.app, version.uid)),
         on_evict=evicted,
         kv=kv,
     )
-    return pools, host
+    return pools, hosts
 
 
 def pin_cpus(workers: int) -> bool:

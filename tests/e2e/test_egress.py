@@ -25,6 +25,8 @@ import redis
 from stack import Stack, Workdir, make_stack
 from test_redis_acl import acl_redis  # noqa: F401 - the TCP Redis with a password
 
+from edge.uids import BLOCK
+
 MANIFEST = """
 [functions.out]
 entry = "out.js"
@@ -273,7 +275,8 @@ def test_python_functions_cannot_reach_the_platform(
     assert py_connect(egress_stack, app, echo_port, "GET / HTTP/1.0\r\n")["connected"] is True
     plane = py_connect(egress_stack, app, egress_stack.config.platform_port)
     assert plane["connected"] is False and plane["error"] == "ConnectionRefusedError", plane
-    assert plane["uid"] >= 200_000  # a function uid, which the rules match
+    base = egress_stack.config.function_uid_base
+    assert base <= plane["uid"] < base + BLOCK  # a function uid, which the rules match
     store = py_connect(egress_stack, app, redis_port(egress_stack), "XRANGE edge:logs - +")
     assert store["connected"] is False, store
 
@@ -311,6 +314,7 @@ def test_the_rules_live_exactly_as_long_as_the_runtime(own_stack: tuple[Stack, o
     rules = subprocess.run(
         ["nft", "list", "table", "inet", table], capture_output=True, text=True, check=True
     ).stdout
-    assert "meta skuid 200000-999999" in rules and "169.254.0.0/16" in rules
+    base = stack.config.function_uid_base
+    assert f"meta skuid {base}-{base + BLOCK - 1}" in rules and "169.254.0.0/16" in rules
     stack.stop("runtime")
     assert table not in tables()

@@ -122,10 +122,11 @@ def test_a_key_cannot_leave_its_namespace() -> None:
     os.geteuid() != 0 or not shutil.which("nft"), reason="nft -c needs root and nftables"
 )
 def test_the_nftables_script_is_valid(policy: EgressPolicy) -> None:
-    script = ruleset(policy, "edge_egress_unit")
+    script = ruleset(policy, "edge_egress_unit", 300_000)
     check = subprocess.run(
         ["nft", "-c", "-f", "-"], input=script, text=True, capture_output=True, check=False
     )
     assert check.returncode == 0, check.stderr
     assert "tcp dport 6390 reject with tcp reset" in script
+    assert "meta skuid 300000-399999 " in script
     assert script.index("dport 8081 reject") < script.index("ip daddr 10.0.0.0/8 accept")

@@ -408,7 +408,7 @@ class Host:
         self._base_data = _data_size()
         self.isolates: dict[str, Isolate] = {}
         self.conn: FrameProtocol | None = None
-        self._calls: dict[int, tuple[Isolate, int]] = {}
+        self._calls: dict[int, tuple[Isolate, object, int]] = {}
         self._next_call = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -440,13 +440,15 @@ class Host:
         """Send an isolate's host calls to the worker: ``["call", id, key, rid, kind, args]``."""
         for js_id, rid, kind, args in calls:
             self._next_call += 1
-            self._calls[self._next_call] = (isolate, js_id)
+            # The context too: call ids restart in a replaced isolate, and an old
+            # answer must never settle a new call.
+            self._calls[self._next_call] = (isolate, isolate.mr, js_id)
             self.send(["call", self._next_call, key, rid, kind, args])
 
     def _settle(self, call_id: int, reply: Any) -> None:
         """The worker answered a host call: hand it to the isolate's next d()."""
-        isolate, js_id = self._calls.pop(call_id, (None, 0))
-        if isolate is not None and not isolate.closed:
+        isolate, context, js_id = self._calls.pop(call_id, (None, None, 0))
+        if isolate is not None and not isolate.closed and isolate.mr is context:
             isolate.answer(js_id, reply)
 
     def _invoke(self, rid: int, key: str, args: list[Any]) -> None:

@@ -122,7 +122,9 @@ def _target(
     version = None
     if region in regions:
         version = FunctionVersion(
-            key=f"{app}:{record.content_hash}",
+            # The environment is part of the identity: a preview with the same code as
+            # production must not share its pool (KV namespace, logs, metrics).
+            key=f"{app}:{environment}:{record.content_hash}",
             app=app,
             environment=environment,
             release=release,

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from edge.runtime.invocation import FunctionLoadError, FunctionPool, FunctionVersion
+from edge.runtime.kv import KVService
 from edge.runtime.python.client import Zygote
 from edge.runtime.python.pool import PythonPool
 from edge.runtime.python.process.sandbox import Limits
@@ -33,6 +34,7 @@ class PoolRegistry:
         on_evict: told of each version whose pool goes to make room (a platform event).
         limits: process and file limits of Python function processes.
         max_response: the largest buffered Python response body, in bytes.
+        kv: runs the KV operations of Python functions.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class PoolRegistry:
         idle_ttl: float = 300.0,
         js_factory: PoolFactory | None = None,
         limits: Limits | None = None,
+        kv: KVService | None = None,
         on_evict: Callable[[FunctionVersion], None] | None = None,
         max_response: int = 32 * 1024 * 1024,
     ) -> None:
@@ -54,6 +57,7 @@ class PoolRegistry:
         self._js_factory = js_factory
         self._on_evict = on_evict
         self._limits = limits
+        self._kv = kv
         self._pools: dict[str, FunctionPool] = {}
         self._starting: dict[str, asyncio.Task[FunctionPool]] = {}
         self._retiring: set[asyncio.Task[None]] = set()
@@ -135,7 +139,11 @@ class PoolRegistry:
     def _make(self, version: FunctionVersion) -> FunctionPool:
         if version.runtime == "python":
             return PythonPool(
-                version, self.zygote, limits=self._limits, max_response=self._max_response
+                version,
+                self.zygote,
+                limits=self._limits,
+                kv=self._kv,
+                max_response=self._max_response,
             )
         if version.runtime == "js" and self._js_factory is not None:
             return self._js_factory(version)

@@ -2,21 +2,25 @@
 // fetch handler and hands back finished responses (see edge/runtime/js/host.py).
 //
 // __edge.d(payload) is the only entry point the host calls per batch:
-//   payload = [batch, forget, check, credit]
+//   payload = [batch, forget, check, settle, credit]
 //     batch:  [[id, method, url, headerPairs, bodyKind, body, params], ...]
 //             bodyKind 0 = none, 1 = text (string), 2 = bytes (base64)
 //     forget: ids the host gave up on (timed out); their late results are dropped
 //             (and their streams stopped)
 //     check:  ids whose fate the host wants to know after an aborted batch
+//     settle: [[callId, reply], ...] answers to host calls (KV, fetch)
 //     credit: [[id, bytes], ...] stream bytes the client took; bytes -1 stops
 //             the stream (client gone, time limit)
-//   returns JSON [done, collectNow, unknown, chunks]
+//   returns JSON [done, collectNow, unknown, calls, chunks]
 //     done:   [[id, status, headerPairs, bodyKind, body, logs, error], ...]
 //             error: null, "exception" (500, stack in logs) or "memory";
 //             bodyKind 3 = streamed: body is "", its bytes follow in `chunks`
 //     collectNow: 1 when handlers of this batch are still pending, so the host
 //             calls d() again right away (it runs after V8's microtask checkpoint)
 //     unknown: the ids from `check` this isolate never started
+//     calls:  [[callId, requestId, kind, args], ...] host calls made since the last
+//             d() (internal.hostCall: env.KV, fetch); the host relays them to
+//             the worker and hands the answers back in a later `settle`
 //     chunks: [[id, data], ...] stream chunks (data: base64 bytes, at most
 //             CHUNK_MAX bytes), and [id, null, error, logs] when a stream ends
 //             (error: null or "exception")
@@ -42,6 +46,7 @@
   const state = {
     module: null, env: {}, known: new Map(), done: [], stray: [], current: null,
     inTask: false, expectCollect: false, pinged: false, ping: null,
+    calls: [], waiting: new Map(), nextCall: 1,
     sources: new WeakMap(), streams: new Map(), chunks: [],
   };
   internal.setStreamBody = (response, source) => {
@@ -50,6 +55,23 @@
     }
     state.sources.set(response, source);
   };
+
+  function announce() {
+    if (!state.inTask && !state.expectCollect && !state.pinged && state.ping) {
+      state.pinged = true;
+      state.ping();
+    }
+  }
+  // A call to the platform (KV, fetch): a promise settled by a later d().
+  internal.hostCall = (kind, args) => new Promise((resolve) => {
+    const id = state.nextCall++;
+    let rec = state.current;
+    if (!rec && state.known.size === 1) rec = state.known.values().next().value;
+    if (!rec && state.known.size > 1) rec = fromAsyncStack();
+    state.waiting.set(id, resolve);
+    state.calls.push([id, rec ? rec.id : 0, kind, args]);
+    announce();
+  });
 
   // Which request is logging: the one running synchronously, the only one in
   // flight, or the one whose handler's async stack (awaited by a function named
@@ -118,13 +140,7 @@
       return;
     }
     state.done.push(out);
-    notify();
-  }
-  function notify() {
-    if (!state.inTask && !state.expectCollect && !state.pinged && state.ping) {
-      state.pinged = true;
-      state.ping();
-    }
+    announce();
   }
 
   // ---- streamed bodies (see STREAMING HOOK above) ----
@@ -143,7 +159,7 @@
     if (st.head) { state.done.push(st.head); st.head = null; }
     state.chunks.push([st.id, piece.toBase64()]);
     st.unacked += piece.length;
-    notify();
+    announce();
   }
   function endStream(st, error) {
     if (!state.streams.has(st.id)) return;
@@ -159,7 +175,7 @@
       state.chunks.push([st.id, null, error, st.rec.logs]);
     }
     st.rec.logs = [];
-    notify();
+    announce();
   }
   async function pump(st, source) {
     let error = null;
@@ -240,29 +256,37 @@
   }
 
   function d(payload) {
-    const [batch, forget, check, credits] = payload;
+    const [batch, forget, check, settle = [], credits = []] = payload;
     state.inTask = true;
     state.current = null;
-    for (const id of forget) { credit(id, -1); state.known.delete(id); }
     for (const [id, bytes] of credits) credit(id, bytes);
+    for (const id of forget) credit(id, -1);
     let pending = 0;
+    for (const id of forget) state.known.delete(id);
+    for (const [id, reply] of settle) {
+      const resolve = state.waiting.get(id);
+      state.waiting.delete(id);
+      if (resolve) { resolve(reply); pending++; }  // continues in the microtask checkpoint
+    }
     for (const item of batch) if (!state.known.has(item[0]) && start(item)) pending++;
     const out = state.done, chunks = state.chunks;
     state.done = [];
     state.chunks = [];
     const finished = new Set(out.map((r) => r[0]));
     const unknown = check.filter((id) => !state.known.has(id) && !finished.has(id));
+    const calls = state.calls;
+    state.calls = [];
     state.expectCollect = pending > 0;
     state.pinged = false;
     state.inTask = false;
-    return stringify([out, pending > 0 ? 1 : 0, unknown, chunks]);
+    return stringify([out, pending > 0 ? 1 : 0, unknown, calls, chunks]);
   }
 
   // The host puts its ping function on internal.ping right after this script;
   // setup() moves it out of reach, since user code can see __edgeInternal.
   internal.setup = (cfg) => {
     if (state.ping) return;  // once
-    state.env = Object.freeze(Object.assign(Object.create(null), cfg.env));
+    state.env = Object.freeze(Object.assign(Object.create(null), cfg.env, { KV: internal.makeKV() }));
     internal.seed(cfg.seed);
     state.ping = internal.ping;
     delete internal.ping;

@@ -37,6 +37,7 @@ from edge.runtime.invocation import (
     LogRecord,
     Outcome,
 )
+from edge.runtime.kv import KVService, SideRequests
 from edge.runtime.python.client import TemplateLink, TemplateSource, Zygote
 from edge.runtime.python.frames import InvalidReply, parse_head, parse_reply, request_frame
 from edge.runtime.python.process.sandbox import Limits
@@ -84,6 +85,7 @@ class PythonPool:
             ``2 * max_instances``).
         max_response: the largest buffered response body, in bytes; a bigger
             one is answered 502 (stream large bodies instead).
+        kv: runs the KV operations its instances send mid-request.
     """
 
     def __init__(
@@ -95,9 +97,11 @@ class PythonPool:
         load_timeout: float = 10.0,
         queue_limit: int | None = None,
         max_response: int = 32 * MIB,
+        kv: KVService | None = None,
     ) -> None:
         self.version = version
         self._max_response = max_response
+        self._side = SideRequests(kv, version) if kv is not None else None
         self.last_used = time.monotonic()
         self._queue_limit = 2 * version.max_instances if queue_limit is None else queue_limit
         self._label = f"{version.app}/{version.environment}/{version.name}"
@@ -493,6 +497,8 @@ class PythonPool:
             sock.close()  # the instance reads EOF and exits
             raise
         instance.last_used = time.monotonic()
+        if self._side is not None:
+            instance.handle("kv", self._side.handler(instance.send_frame))
         self._by_pid[pid] = instance
         return instance
 

@@ -347,6 +347,11 @@ class InstanceChannel(asyncio.Protocol):
         if self.alive and self._transport is not None:
             self._transport.write(encode({"k": "ack", "n": size}))
 
+    def send_frame(self, frame: bytes) -> None:
+        """Answer a side request of the running call (dropped if the instance is gone)."""
+        if self.alive and self._transport is not None:
+            self._transport.write(frame)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(PeerClosed("the instance closed its connection"))
 

@@ -30,6 +30,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from edge import kv
 from edge.function import Request, to_response
 from edge.runtime.python.process.stream import ClientGone, StreamSender, is_ack, streamed
 from edge.runtime.wire import FrameBuffer, ProtocolError, decode, encode
@@ -178,11 +179,13 @@ class Instance:
         self._poller.register(sock, select.POLLIN)
         self._loop: Any = None
         self._ballast: bytes | None = None
+        self._sender: StreamSender | None = None  # the streamed reply under way
 
     def run(self) -> int:
         """Serve requests until the worker closes the socket; returns the exit code."""
         self._ballast = bytes(BALLAST_BYTES)
         os.register_at_fork(after_in_child=self._forked)
+        kv.bind(self.side_call)
         try:
             return self._serve()
         except MemoryError:
@@ -209,7 +212,26 @@ class Instance:
 
     def _forked(self) -> None:
         """In a process the function forked: let go of the instance socket."""
+        kv.bind(None)
         self.sock.close()
+
+    def side_call(self, message: dict[str, Any]) -> Any:
+        """Mid-request: send a tagged frame (e.g. ``kind: kv``), return the worker's answer.
+
+        Stream acks met on the way are credit for the stream under way (or late
+        ones for a stream that ended), not the answer.
+        """
+        try:
+            self.sock.sendall(encode(message))
+            while (frame := self._read_frame()) is not None:
+                answer = decode(frame)
+                if not is_ack(answer):
+                    return answer
+                if self._sender is not None:
+                    self._sender.credit(answer)
+        except (ProtocolError, OSError):
+            pass
+        return None
 
     def _read_frame(self) -> bytes | None:
         """The next request's payload; ``None`` when the worker closed the socket."""
@@ -262,17 +284,20 @@ class Instance:
     def _stream(self, response: Any, chunks: Any) -> bytes:
         """Send a streamed reply; returns its end frame. An error before the first
         chunk propagates (a plain 500); after it, the end frame carries it."""
-        sender = StreamSender(self.sock, self._read_frame, self._await)
-        first = sender.first(chunks)
-        error = None
+        sender = self._sender = StreamSender(self.sock, self._read_frame, self._await)
         try:
-            sender.send(response, first, chunks)
-        except (MemoryError, ClientGone):
-            raise
-        except BaseException:
-            self.capture.add("error", traceback.format_exc())
-            error = "exception"
-        return sender.end(error, self.capture.take())
+            first = sender.first(chunks)
+            error = None
+            try:
+                sender.send(response, first, chunks)
+            except (MemoryError, ClientGone):
+                raise
+            except BaseException:
+                self.capture.add("error", traceback.format_exc())
+                error = "exception"
+            return sender.end(error, self.capture.take())
+        finally:
+            self._sender = None
 
     def _await(self, awaitable: Awaitable[Any]) -> Any:
         """Run an async handler's awaitable on this instance's one event loop."""

@@ -33,6 +33,10 @@ max_instances = 1
 entry = "functions/counted.py"
 routes = ["/counted"]
 
+[functions.kvstream]
+entry = "functions/kvstream.py"
+routes = ["/kvstream"]
+
 [functions.js]
 entry = "functions/stream.js"
 routes = ["/js/:mode"]
@@ -141,7 +145,25 @@ COUNTED = """
 def handle(request):
     return (b"z" * 65536 for _ in range(16))
 """
-FILES = {"edge.toml": MANIFEST, "functions/counted.py": COUNTED}
+# KV calls between chunks: the worker's acks for the stream and its KV answers
+# share the socket, and 4 MiB is well past the window, so both are in flight.
+KV_STREAM = """
+from edge import kv
+
+def handle(request):
+    key = request.query["key"]
+    def body():
+        for _ in range(64):
+            yield b"k" * 65536
+            kv.incr(key)
+        yield ("count=" + kv.get(key)).encode()
+    return body()
+"""
+FILES = {
+    "edge.toml": MANIFEST,
+    "functions/counted.py": COUNTED,
+    "functions/kvstream.py": KV_STREAM,
+}
 TCP_ESTABLISHED = 1
 
 
@@ -404,6 +426,13 @@ def test_a_stream_runs_at_most_edge_max_stream_s(tmp_path: Path) -> None:
     finally:
         running.close()
         redis.stop()
+
+
+def test_a_python_stream_can_use_kv_between_chunks(stream_stack: Stack, host: str) -> None:
+    key = uuid.uuid4().hex[:8]
+    response = stream_stack.get(host, f"/kvstream?key={key}")
+    assert response.status_code == 200
+    assert response.content == b"k" * (64 * 65536) + b"count=64"
 
 
 def test_a_stream_is_logged_and_counted_once_with_its_bytes(stream_stack: Stack, host: str) -> None:

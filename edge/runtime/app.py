@@ -134,7 +134,7 @@ class Dispatcher:
             return
         outcome = await pool.invoke(invocation)
         self._respond(resp, outcome)
-        where = (request_id, host, method, path, site.app, site.environment, target.name)
+        where = (request_id, host, method, path, site.app, site.environment, target)
         stream = outcome.stream
         if stream is None:
             self._record(version, where, outcome, len(outcome.body))
@@ -143,7 +143,7 @@ class Dispatcher:
         stream.on_done(lambda body: self._stream_over(version, where, outcome, body))
 
     def _stream_over(
-        self, version: FunctionVersion, where: tuple[str, ...], outcome: Outcome, body: BodyStream
+        self, version: FunctionVersion, where: tuple[Any, ...], outcome: Outcome, body: BodyStream
     ) -> None:
         """Count a streamed request once it is over: full duration, bytes, logs."""
         outcome.duration_ms += body.duration_ms
@@ -159,12 +159,12 @@ class Dispatcher:
     def _record(
         self,
         version: FunctionVersion,
-        where: tuple[str, ...],
+        where: tuple[Any, ...],
         outcome: Outcome,
         size: int,
         error: str | None = None,
     ) -> None:
-        request_id, host, method, path, app, environment, function = where
+        request_id, host, method, path, app, environment, target = where
         self.worker.metrics.observe_outcome(version, outcome, size)
         if outcome.logs or outcome.error:
             self.worker.logs.emit_many(outcome_entries(version, request_id, outcome))
@@ -181,8 +181,8 @@ class Dispatcher:
                 self.config.region,
                 app,
                 environment,
-                version.release,
-                function,
+                target.release,
+                target.name,
                 error or outcome.error,
                 size,
             )

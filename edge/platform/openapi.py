@@ -231,6 +231,13 @@ _SECRET = {
     "required": True,
     "schema": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,254}$"},
 }
+_KV_KEY = {
+    "name": "key",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 512},
+    "description": "any text of at most 512 bytes (UTF-8), no NUL; '/' is allowed",
+}
 _ENV = _query(
     "env",
     {"type": "string", "maxLength": MAX_TEXT},
@@ -337,6 +344,63 @@ PATHS: dict[str, Any] = {
             [_APP, _SECRET, _ENV],
             links={"list": _SECRET_LINKS["list"]},
             errors=("409",),
+        ),
+    },
+    "/v1/apps/{app}/kv": {
+        "get": _op(
+            "listKV",
+            "An environment's function KV keys, by prefix; a page at a time "
+            "(cursor: the last key of the previous page, null after the last page)",
+            _obj(
+                {
+                    "app": _STR,
+                    "environment": _STR,
+                    "keys": _LIST_STR,
+                    "cursor": {"type": ["string", "null"]},
+                }
+            ),
+            [
+                _APP,
+                _ENV,
+                _query("prefix", {"type": "string"}),
+                _query("limit", _LIMIT | {"default": 1000, "maximum": 1000}),
+                _query("cursor", {"type": "string"}),
+            ],
+            links={"read": _link("readKV", app="$request.path.app", key="$response.body#/keys/0")},
+        )
+    },
+    "/v1/apps/{app}/kv/{key}": {
+        "get": _op(
+            "readKV",
+            "One KV value: value (UTF-8 text, or null) and value_base64",
+            _obj({"key": _STR, "value": {"type": ["string", "null"]}, "value_base64": _STR}),
+            [_APP, _KV_KEY, _ENV],
+        ),
+        "put": _op(
+            "writeKV",
+            "Store a KV value (text or base64), with an optional ttl in seconds",
+            _obj({"key": _STR, "environment": _STR, "stored": {"const": True}}),
+            [_APP, _KV_KEY, _ENV],
+            body={
+                "type": "object",
+                "properties": {
+                    "value": _STR,
+                    "value_base64": {"type": "string", "contentEncoding": "base64"},
+                    "ttl": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                },
+                "additionalProperties": False,
+            },
+            links={
+                "read": _link("readKV", app="$request.path.app", key="$request.path.key"),
+                "delete": _link("deleteKV", app="$request.path.app", key="$request.path.key"),
+            },
+            errors=("413",),
+        ),
+        "delete": _op(
+            "deleteKV",
+            "Delete a KV key",
+            _obj({"key": _STR, "environment": _STR, "deleted": {"const": True}}),
+            [_APP, _KV_KEY, _ENV],
         ),
     },
     "/v1/apps/{app}/logs": {

@@ -30,18 +30,20 @@ _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def json_object(req: falcon.Request, fields: Mapping[str, str]) -> dict[str, Any]:
+def json_object(
+    req: falcon.Request, fields: Mapping[str, str], max_bytes: int = MAX_BODY_BYTES
+) -> dict[str, Any]:
     """The request body as a JSON object with only ``fields`` (name -> description).
 
-    An empty body is ``{}``.
+    An empty body is ``{}``; one over ``max_bytes`` is refused.
     """
     # A chunked body has no Content-Length: falcon's bounded stream would read it as
     # empty (a rollback body then meant "the previous release"); gunicorn de-chunks
     # the raw stream, which ends with the body.
     stream = req.bounded_stream if req.content_length is not None else req.stream
-    raw = stream.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise EdgeError(f"request body: larger than {MAX_BODY_BYTES // 1024} KiB")
+    raw = stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise EdgeError(f"request body: larger than {max_bytes // 1024} KiB")
     if not raw.strip():
         return {}
     example = "{" + ", ".join(f'"{name}": {kind}' for name, kind in fields.items()) + "}"
@@ -101,7 +103,7 @@ def bool_param(req: falcon.Request, name: str) -> bool:
 
 def env_param(req: falcon.Request, app: str) -> str | None:
     """``?env=``: production (also ``main``), a preview by its branch or its name, or ``None``."""
-    raw = _text_param(req, "env")
+    raw = text_param(req, "env")
     if raw is None:
         return None
     return PRODUCTION if raw in ("main", PRODUCTION) else environment_for_branch(raw, app)
@@ -109,7 +111,7 @@ def env_param(req: falcon.Request, app: str) -> str | None:
 
 def label_param(req: falcon.Request, name: str) -> str | None:
     """A query parameter naming a function: a DNS label, or ``None`` when absent."""
-    raw = _text_param(req, name)
+    raw = text_param(req, name)
     if raw is not None and not is_label(raw):
         raise EdgeError(f"{name}={_show(raw)}: a function name is {LABEL_RULE}")
     return raw
@@ -117,7 +119,7 @@ def label_param(req: falcon.Request, name: str) -> str | None:
 
 def since_param(req: falcon.Request) -> float | None:
     """``?since=``: ``"90s"``, ``"10m"``, ``"2h"``, ``"1d"`` or plain seconds -> seconds."""
-    text = _text_param(req, "since")
+    text = text_param(req, "since")
     if text is None:
         return None
     rule = "use a duration like 30s, 10m, 2h or 1d, at most 366d"
@@ -131,7 +133,7 @@ def since_param(req: falcon.Request) -> float | None:
     return value
 
 
-def _text_param(req: falcon.Request, name: str) -> str | None:
+def text_param(req: falcon.Request, name: str) -> str | None:
     """A text parameter; empty (``?env=``) is the same as absent."""
     raw = req.get_param(name)
     if raw is None or raw == "":

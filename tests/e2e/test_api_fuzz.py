@@ -46,7 +46,7 @@ CHECKS = [
     "use_after_free",
     "ensure_resource_availability",
 ]
-EXAMPLES = 15  # per operation and generation mode
+EXAMPLES = 12  # per operation and generation mode
 BOUNDED = settings(
     max_examples=EXAMPLES,
     deadline=timedelta(seconds=10),  # per call; with the examples, bounds the run
@@ -106,6 +106,7 @@ def api_schema(fuzzed: Stack) -> OpenApiSchema:
         "path.digest": [r["artifact"] for r in releases],
         "body.to": [r["version"] for r in releases],
         "query.function": ["hi"],
+        "path.key": ["greeting", "a/b"],
     }
     config = schemathesis.Config.from_dict(
         {

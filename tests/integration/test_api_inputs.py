@@ -182,6 +182,11 @@ def test_a_bad_query_parameter_is_a_400_naming_it(
         ("PUT", f"/v1/apps/{APP}/secrets/GOOD", '{"value": "v", "x": 1}', "unknown field 'x'"),
         ("DELETE", f"/v1/apps/{APP}/secrets/%00", None, "secret name"),
         ("GET", f"/v1/bundles/{APP}/x%00y", None, "digest"),
+        ("GET", f"/v1/apps/{APP}/kv?limit=0", None, "limit="),
+        ("GET", f"/v1/apps/{APP}/kv?env=%00", None, "env="),
+        ("PUT", f"/v1/apps/{APP}/kv/k", "[1]", "JSON object"),
+        ("PUT", f"/v1/apps/{APP}/kv/k", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("PUT", f"/v1/apps/{APP}/kv/k", '{"value": "v", "tll": 5}', "unknown field 'tll'"),
     ],
 )
 def test_bad_paths_and_bodies_are_400s(
@@ -223,3 +228,19 @@ def test_empty_text_parameters_mean_not_given(
         f"/v1/apps/{APP}/logs", query_string="function=&env=&since=", headers=auth
     )
     assert logs.status_code == 200, logs.text
+
+
+def test_a_kv_value_may_be_larger_than_other_bodies(
+    api: tuple[falcon.testing.TestClient, dict[str, str]],
+) -> None:
+    """KV bodies are capped by EDGE_KV_MAX_VALUE_MB (1 MiB here), not the API's 512 KiB."""
+    client, auth = api
+    value = "x" * 900_000
+    put = client.simulate_put(f"/v1/apps/{APP}/kv/big", json={"value": value}, headers=auth)
+    assert put.status_code == 200, put.text
+    got = client.simulate_get(f"/v1/apps/{APP}/kv/big", headers=auth)
+    assert got.json["value"] == value
+    over = client.simulate_put(
+        f"/v1/apps/{APP}/kv/big", json={"value": "x" * (1024 * 1024 + 1)}, headers=auth
+    )
+    assert over.status_code == 413, over.text

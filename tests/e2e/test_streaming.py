@@ -445,8 +445,12 @@ def test_a_stream_is_logged_and_counted_once_with_its_bytes(stream_stack: Stack,
     assert isinstance(records, list) and len(records) == 1
     assert records[0]["bytes"] == 16 * 65536 and records[0]["status"] == 200
 
+    # The runtime's /metrics answers only the node's token (EDGE_TOKEN or admin.token).
+    (stream_stack.home / "admin.token").write_text(stream_stack.token)
+    auth = {"Authorization": f"Bearer {stream_stack.token}"}
+
     def counters() -> dict[str, float]:
-        text = stream_stack.http.get(stream_stack.runtime_url + "/metrics").text
+        text = stream_stack.http.get(stream_stack.runtime_url + "/metrics", headers=auth).text
         found = {}
         for line in text.splitlines():
             if 'function="counted"' in line and not line.startswith("#"):

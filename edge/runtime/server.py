@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
 from edge.logstream import LogWriter, platform_event
 from edge.runtime.invocation import FunctionVersion
+from edge.runtime.python.cgroups import AppLimits, Cgroups
 from edge.serving import serve
 from edge.snapshot import RoutingSource
 
@@ -66,8 +68,25 @@ def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Hosts]
         idle_ttl=config.idle_ttl,
         js_factory=lambda version: JsPool(version, hosts.for_app(version.app, version.uid)),
         on_evict=evicted,
+        cgroups=Cgroups.for_host(
+            Path(config.cgroup_root), config.function_uid_base, app_limits(config)
+        ),
     )
     return pools, hosts
+
+
+def app_limits(config: Config) -> AppLimits:
+    """Every app's CPU quota and pids limit on this node."""
+    return AppLimits(cpu_ms=config.app_cpu_ms, pids=config.app_pids)
+
+
+def sweep(config: Config) -> None:
+    """Kill every function process of this install (cgroups, else by uid).
+
+    APPSEC: a function's daemons must not outlive the runtime, nor survive a
+    crash of it into the next start.
+    """
+    Cgroups.for_host(Path(config.cgroup_root), config.function_uid_base, app_limits(config)).sweep()
 
 
 def pin_cpus(workers: int) -> bool:
@@ -99,24 +118,28 @@ def post_fork(server: Any, worker: Any) -> None:
 def run(config: Config, source: SourceFactory) -> None:
     """Run the runtime's gunicorn master in the foreground until SIGTERM/SIGINT."""
     config.prepare_home()
+    sweep(config)
     hooks = (
         {"pre_fork": pre_fork, "post_fork": post_fork} if pin_cpus(config.runtime_workers) else {}
     )
-    serve(
-        lambda: load_app(config, source),
-        {
-            **hooks,
-            "bind": f"{config.bind}:{config.runtime_port}",
-            "workers": config.runtime_workers,
-            "worker_class": "asgi",
-            "worker_connections": 2000,
-            "backlog": 2048,
-            "timeout": 60,
-            "graceful_timeout": 35,  # > the 30 s function timeout: in-flight requests finish
-            "keepalive": 5,
-            "accesslog": None,
-            "loglevel": "warning",
-            "proc_name": "edge-runtime",
-            "reuse_port": True,
-        },
-    )
+    try:
+        serve(
+            lambda: load_app(config, source),
+            {
+                **hooks,
+                "bind": f"{config.bind}:{config.runtime_port}",
+                "workers": config.runtime_workers,
+                "worker_class": "asgi",
+                "worker_connections": 2000,
+                "backlog": 2048,
+                "timeout": 60,
+                "graceful_timeout": 35,  # > the 30 s function timeout: in-flight requests finish
+                "keepalive": 5,
+                "accesslog": None,
+                "loglevel": "warning",
+                "proc_name": "edge-runtime",
+                "reuse_port": True,
+            },
+        )
+    finally:
+        sweep(config)

@@ -37,6 +37,7 @@ from edge.runtime.invocation import (
     LogRecord,
     Outcome,
 )
+from edge.runtime.python.cgroups import Cgroups, Group
 from edge.runtime.python.client import TemplateLink, TemplateSource, Zygote
 from edge.runtime.python.frames import InvalidReply, parse_reply, request_frame
 from edge.runtime.python.process.sandbox import Limits
@@ -78,6 +79,8 @@ class PythonPool:
         load_timeout: seconds the template may take to import the function.
         queue_limit: requests that may wait for an instance (default
             ``2 * max_instances``).
+        cgroups: the install's cgroups (:mod:`edge.runtime.python.cgroups`):
+            closing the pool kills every process of its version's group.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class PythonPool:
         limits: Limits | None = None,
         load_timeout: float = 10.0,
         queue_limit: int | None = None,
+        cgroups: Cgroups | None = None,
     ) -> None:
         self.version = version
         self.last_used = time.monotonic()
@@ -100,6 +104,7 @@ class PythonPool:
             load_timeout=load_timeout,
             on_exit=self._on_instance_exit,
             on_lost=self._on_template_lost,
+            cgroups=cgroups,
         )
         self._idle: list[InstanceChannel] = []
         self._busy: set[InstanceChannel] = set()
@@ -181,6 +186,11 @@ class PythonPool:
     def instance_pids(self) -> list[int]:
         """Pids of the live instances (idle and busy)."""
         return sorted(i.pid for i in (*self._idle, *self._busy))
+
+    @property
+    def group(self) -> Group | None:
+        """The cgroup of this version in this worker, once its template started."""
+        return self._templates.group
 
     @property
     def template_pid(self) -> int | None:

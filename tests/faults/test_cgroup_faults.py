@@ -201,3 +201,40 @@ def test_without_cgroups_the_sweep_kills_the_daemon_by_uid(
     finally:
         for pid in daemons:
             kill(pid)
+
+
+SHARED_BOMB = """
+import mmap
+
+def handle(request):
+    # MAP_SHARED anonymous memory is not data: RLIMIT_DATA does not count it.
+    block = mmap.mmap(-1, 512 << 20, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+    for offset in range(0, len(block), 4096):
+        block[offset] = 1
+    return {"held_mb": len(block) >> 20}
+"""
+
+
+def test_memory_rlimit_data_misses_is_stopped_by_the_cgroup(
+    functions: Functions, base: int
+) -> None:
+    version = functions.version(SHARED_BOMB, app="escapes", name="shared", max_instances=1)
+    uid = base + 1
+    for path in [version.root, *version.root.rglob("*")]:
+        os.chown(path, 0, uid)
+    version = FunctionVersion(**{**version.__dict__, "uid": uid})  # 64 MB, backstop 384 MB
+    install = cgroups(base)
+
+    async def scenario(pools: PoolRegistry) -> None:
+        pool = await python_pool(pools, version)
+        outcome = await pool.invoke(invocation())
+        # Without the cgroup: 200, {"held_mb": 512}, with memory_mb = 64.
+        assert outcome.status == 502 and outcome.error == "memory", outcome.body
+        group = pool.group
+        assert group is not None and group.oom_kills() >= 1
+        assert group.memory_peak_kb() > 300 * 1024  # charged though RLIMIT_DATA missed it
+
+    try:
+        functions.run(scenario, cgroups=install)
+    finally:
+        install.sweep()

@@ -117,6 +117,8 @@ class PythonPool:
         self._close_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._young_deaths = 0
+        self._group_peak_kb = 0
+        self._oom_kills = 0
 
     # -- FunctionPool --------------------------------------------------------
 
@@ -362,21 +364,30 @@ class PythonPool:
             instance.kill()
             return self._memory(instance, invocation, logs)
         if instance.calls % SAMPLE_EVERY == 0:
-            instance.sample_memory()
+            self._sample_memory(instance)
         self._release(instance)
         if error == "exception":
             outcome = fault_outcome("exception", self.version, invocation.request_id, logs=logs)
         else:
             outcome = Outcome(status, headers, body, logs=logs)
         outcome.duration_ms = duration_ms
-        outcome.memory_peak_kb = instance.memory_peak_kb
+        outcome.memory_peak_kb = max(instance.memory_peak_kb, self._group_peak_kb)
         return outcome
+
+    def _sample_memory(self, instance: InstanceChannel) -> None:
+        """The instance's VmHWM, and the peak of its version's cgroup: every process
+        the function made, with the shared memory and files RLIMIT_DATA misses."""
+        instance.sample_memory()
+        if self.group is not None:
+            self._group_peak_kb = self.group.memory_peak_kb()
 
     async def _died(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
         if self._closing:
             return self._shutting_down(invocation)
         info = await instance.wait_exit(EXIT_REPORT_WAIT_S)
         if info is not None and info.out_of_memory(instance.base_rss_kb, self.version.memory_mb):
+            return self._memory(instance, invocation, [])
+        if self._oom_killed():
             return self._memory(instance, invocation, [])
         reason = info.describe() if info is not None else "closed its connection"
         logger.warning("function %s: instance %d %s", self._label, instance.pid, reason)
@@ -387,6 +398,12 @@ class PythonPool:
             memory_peak_kb=instance.memory_peak_kb,
             reason=reason,
         )
+
+    def _oom_killed(self) -> bool:
+        """Whether the kernel killed a process for the version cgroup's memory limit."""
+        kills = self.group.oom_kills() if self.group is not None else 0
+        killed, self._oom_kills = kills > self._oom_kills, kills
+        return killed
 
     def _memory(
         self, instance: InstanceChannel, invocation: Invocation, logs: list[LogRecord]

@@ -119,8 +119,12 @@ class V2(Hierarchy):
         # Children get controllers only if every ancestor enables them for its subtree.
         path = self.root / rel
         for parent in reversed(path.relative_to(self.root).parents):
-            _write(self.root / parent / "cgroup.subtree_control", "+cpu +memory +pids")
-            (self.root / parent).mkdir(exist_ok=True)
+            folder = self.root / parent
+            folder.mkdir(exist_ok=True)
+            there = set(_read(folder / "cgroup.controllers").split())
+            wanted = [f"+{name}" for name in V2_CONTROLLERS if name in there]
+            if wanted:
+                _write(folder / "cgroup.subtree_control", " ".join(wanted))
         path.mkdir(exist_ok=True)
 
     def limit_app(self, rel: str, limits: AppLimits) -> None:

@@ -49,6 +49,8 @@ def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Hosts]
     from edge.runtime.registry import PoolRegistry  # noqa: PLC0415
 
     hosts = V8Hosts()
+    cgroups = install_cgroups(config)
+    cgroups.sweep_dead_workers()  # what a SIGKILLed worker before us left behind
 
     def evicted(version: FunctionVersion) -> None:
         logs.emit(
@@ -68,16 +70,15 @@ def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Hosts]
         idle_ttl=config.idle_ttl,
         js_factory=lambda version: JsPool(version, hosts.for_app(version.app, version.uid)),
         on_evict=evicted,
-        cgroups=Cgroups.for_host(
-            Path(config.cgroup_root), config.function_uid_base, app_limits(config)
-        ),
+        cgroups=cgroups,
     )
     return pools, hosts
 
 
-def app_limits(config: Config) -> AppLimits:
-    """Every app's CPU quota and pids limit on this node."""
-    return AppLimits(cpu_ms=config.app_cpu_ms, pids=config.app_pids)
+def install_cgroups(config: Config) -> Cgroups:
+    """This install's cgroups on this node, with every app's CPU quota and pids limit."""
+    limits = AppLimits(cpu_ms=config.app_cpu_ms, pids=config.app_pids)
+    return Cgroups.for_host(Path(config.cgroup_root), config.function_uid_base, limits)
 
 
 def sweep(config: Config) -> None:
@@ -86,7 +87,7 @@ def sweep(config: Config) -> None:
     APPSEC: a function's daemons must not outlive the runtime, nor survive a
     crash of it into the next start.
     """
-    Cgroups.for_host(Path(config.cgroup_root), config.function_uid_base, app_limits(config)).sweep()
+    install_cgroups(config).sweep()
 
 
 def pin_cpus(workers: int) -> bool:

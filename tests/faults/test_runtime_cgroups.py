@@ -3,9 +3,10 @@
 A function forks, calls ``setsid()`` and forks again: the daemon is in no
 process group, session or parent the runtime kills. It must die when the
 runtime stops (its worker removes the version's cgroup, the master sweeps the
-install), and a daemon left by a crashed runtime must die when the next one
-starts. Without cgroups (``EDGE_CGROUP_ROOT`` pointing at no mount) the
-sweep kills the install's function uids instead.
+install); one left by a SIGKILLed worker, when the worker's replacement
+starts; one left by a crashed runtime, when the next one starts. Without
+cgroups (``EDGE_CGROUP_ROOT`` pointing at no mount) the sweep kills the
+install's function uids instead.
 """
 
 from __future__ import annotations
@@ -100,7 +101,9 @@ def cgroups_of(pid: int) -> str:
 
 
 @pytest.mark.skipif(detect(Path("/sys/fs/cgroup")) is None, reason="no writable cgroups")
-def test_a_daemon_dies_when_the_runtime_stops_or_after_it_crashed(make: object) -> None:
+def test_a_daemon_dies_when_the_runtime_stops_its_worker_dies_or_after_a_crash(
+    make: object,
+) -> None:
     assert callable(make)
     stack = make()
     daemon = start_daemon(stack)
@@ -110,6 +113,11 @@ def test_a_daemon_dies_when_the_runtime_stops_or_after_it_crashed(make: object) 
         wait_for(lambda: not alive(daemon), timeout=10, message="the daemon to die")
 
         stack.start("runtime")
+        daemon = start_daemon(stack)
+        worker = int(cgroups_of(daemon).split("/w", 1)[1].split("-", 1)[0])
+        os.kill(worker, signal.SIGKILL)  # the worker's replacement sweeps its groups
+        wait_for(lambda: not alive(daemon), timeout=30, message="the dead worker's daemon to die")
+
         daemon = start_daemon(stack)
         stack.stop("runtime", signal.SIGKILL)  # the master and its process group: a crash
         assert alive(daemon)  # nothing of the runtime is left to kill it

@@ -323,6 +323,20 @@ class Cgroups:
                 rel = str(path.relative_to(top.parent))
                 Group(self.hierarchy, rel).remove()
 
+    def sweep_dead_workers(self) -> None:
+        """Kill the groups of this install's workers that are gone.
+
+        A worker that was SIGKILLed (or crashed) removed nothing; the master
+        starts a new one in its place, which calls this.
+        """
+        if self.hierarchy is None:
+            return
+        top = self.hierarchy.dirs(self.install)[0]
+        for path in top.glob("app-*/w*-*"):
+            worker = int(path.name[1:].split("-")[0])
+            if not os.path.exists(f"/proc/{worker}"):
+                Group(self.hierarchy, str(path.relative_to(top.parent))).remove()
+
 
 def kill_uids(low: int, high: int) -> None:
     """SIGKILL every process whose real uid is in ``[low, high)``, until none is left."""

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from function_harness import Functions, alive, async_wait_for, invocation, wait_for
+from function_harness import Functions, alive, async_wait_for, invocation
 
 from edge.runtime.invocation import FunctionVersion
 from edge.runtime.python.cgroups import AppLimits, Cgroups, detect
@@ -178,7 +178,7 @@ def test_the_apps_pids_limit_stops_a_fork_bomb(functions: Functions, base: int) 
     assert 0 < forked < 24
 
 
-def test_without_cgroups_the_sweep_kills_the_daemon_by_uid(
+def test_without_cgroups_a_daemon_dies_with_its_template(
     functions: Functions, base: int, tmp_path: Path
 ) -> None:
     version = escapes(functions, base, "daemon")
@@ -191,13 +191,36 @@ def test_without_cgroups_the_sweep_kills_the_daemon_by_uid(
         assert pool.group is None
         outcome = await pool.invoke(invocation())
         daemons.append(int(outcome.body.split(b":")[1].strip(b" }")))
+        assert alive(daemons[0])
         await pools.retire(version.key)
-        assert alive(daemons[0])  # nothing tracks it at the version's level
+        # The zygote (a subreaper) adopts it when the template exits, and kills it.
+        await async_wait_for(lambda: not alive(daemons[0]), message="the daemon to be killed")
 
     try:
         functions.run(scenario, cgroups=install)
-        install.sweep()  # what the runtime does when it stops (and starts)
-        wait_for(lambda: not alive(daemons[0]), message="the daemon to be killed by uid")
+    finally:
+        for pid in daemons:
+            kill(pid)
+
+
+def test_without_cgroups_the_sweep_kills_the_daemon_by_uid(
+    functions: Functions, base: int, tmp_path: Path
+) -> None:
+    version = escapes(functions, base, "daemon")
+    install = cgroups(base, root=tmp_path / "no-cgroup-mount")
+    daemons: list[int] = []
+
+    async def scenario(pools: PoolRegistry) -> None:
+        pool = await python_pool(pools, version)
+        outcome = await pool.invoke(invocation())
+        daemons.append(int(outcome.body.split(b":")[1].strip(b" }")))
+        # What the runtime does when it stops and starts, even with its zygote gone.
+        await asyncio.to_thread(install.sweep)
+        assert not alive(daemons[0])
+        assert pool.template_pid is None or not alive(pool.template_pid)
+
+    try:
+        functions.run(scenario, cgroups=install)
     finally:
         for pid in daemons:
             kill(pid)

@@ -100,6 +100,40 @@ class ZygoteServer(Supervisor):
             with contextlib.suppress(OSError):  # not yet a group leader (setsid pending)
                 os.kill(pid, signal.SIGKILL)
 
+    def on_exit(self, pid: int, status: int, maxrss_kb: int) -> None:
+        """Report a template's exit, then kill what it left behind."""
+        super().on_exit(pid, status, maxrss_kb)
+        self.kill_orphans()
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.kill_orphans()
+
+    def on_other_exit(self, pid: int) -> None:
+        self.kill_orphans()  # what the killed orphan had forked is ours now
+
+    def kill_orphans(self) -> None:
+        """SIGKILL every adopted child: what a dead template's processes left behind.
+
+        APPSEC: the zygote is a subreaper, so a daemon a function made (fork,
+        setsid, fork) becomes its child when the template dies. With cgroups
+        the worker kills the version's group anyway; without them this is
+        what ends such a daemon with its version.
+        """
+        me = str(os.getpid())
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) not in self.children and _ppid(entry) == me:
+                with contextlib.suppress(OSError):
+                    os.kill(int(entry), signal.SIGKILL)
+
+
+def _ppid(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[1].decode()
+    except (OSError, IndexError):
+        return ""
+
 
 def join_cgroups(sock: socket.socket, procs_files: list[str]) -> None:
     """In a forked template, before anything else: enter its version's cgroups.

@@ -33,6 +33,7 @@ APPSEC: cgroup files are root's; a function's uid can neither write
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import itertools
@@ -67,21 +68,24 @@ class AppLimits:
     pids: int = 256
 
 
-class Hierarchy:
-    """The cgroup files of one host, v1 or v2; paths are relative to the install."""
+class Hierarchy(abc.ABC):
+    """The cgroup files of one host, v1 or v2; ``rel`` is a group's path below the root."""
 
+    @abc.abstractmethod
     def dirs(self, rel: str) -> list[Path]:
-        raise NotImplementedError
+        """The group's folder in every hierarchy used (v2: one)."""
 
     def create(self, rel: str) -> None:
         for path in self.dirs(rel):
             path.mkdir(parents=True, exist_ok=True)
 
+    @abc.abstractmethod
     def limit_app(self, rel: str, limits: AppLimits) -> None:
-        raise NotImplementedError
+        """Set an app group's CPU quota and pids limit."""
 
+    @abc.abstractmethod
     def limit_memory(self, rel: str, limit: int) -> None:
-        raise NotImplementedError
+        """Set a version group's memory limit, in bytes."""
 
     def procs_files(self, rel: str) -> list[str]:
         return [str(path / "cgroup.procs") for path in self.dirs(rel)]
@@ -92,18 +96,21 @@ class Hierarchy:
             found |= _read_pids(path / "cgroup.procs")
         return found
 
+    @abc.abstractmethod
     def kill(self, rel: str) -> bool:
         """SIGKILL every process in the group; True once it is empty."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def memory_peak_kb(self, rel: str) -> int:
-        raise NotImplementedError
+        """The peak (v2 before 5.19: current) memory charged to the group."""
 
+    @abc.abstractmethod
     def cpu_usage_ns(self, rel: str) -> int:
-        raise NotImplementedError
+        """CPU time the group's processes used so far."""
 
+    @abc.abstractmethod
     def oom_kills(self, rel: str) -> int:
-        raise NotImplementedError
+        """Processes the kernel killed for the group's memory limit so far."""
 
 
 class V2(Hierarchy):

@@ -261,3 +261,38 @@ def test_memory_rlimit_data_misses_is_stopped_by_the_cgroup(
         functions.run(scenario, cgroups=install)
     finally:
         install.sweep()
+
+
+HELPER = """
+import os
+
+def handle(request):
+    child = os.fork()
+    if child == 0:  # a helper process: the instance's own VmHWM never sees its memory
+        held = b"x" * (96 << 20)
+        os._exit(len(held) & 0)
+    os.waitpid(child, 0)
+    return "done"
+"""
+
+
+def test_the_memory_peak_counts_what_the_function_forked(functions: Functions, base: int) -> None:
+    version = functions.version(HELPER, app="escapes", name="helper", memory_mb=128)
+    uid = base + 1
+    for path in [version.root, *version.root.rglob("*")]:
+        os.chown(path, 0, uid)
+    version = FunctionVersion(**{**version.__dict__, "uid": uid})
+    install = cgroups(base)
+
+    async def scenario(pools: PoolRegistry) -> int:
+        pool = await python_pool(pools, version)
+        outcome = await pool.invoke(invocation())
+        assert outcome.status == 200, outcome.body
+        return outcome.memory_peak_kb
+
+    try:
+        peak_kb = functions.run(scenario, cgroups=install)
+    finally:
+        install.sweep()
+    # Without the cgroup the metric is the instance's VmHWM alone: 13 MB here.
+    assert peak_kb > 96 * 1024, f"memory peak {peak_kb} kB misses the helper's 96 MB"

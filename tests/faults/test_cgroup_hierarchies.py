@@ -49,7 +49,19 @@ def hierarchies() -> list[pytest.ParameterSet]:
             id="v2",
             marks=pytest.mark.skipif(not (root and v2), reason="no v2"),
         ),
+        pytest.param(
+            lambda: OldV2(v2 or ROOT),
+            id="v2-freeze",
+            marks=pytest.mark.skipif(not (root and v2), reason="no v2"),
+        ),
     ]
+
+
+class OldV2(V2):
+    """v2 as on a kernel before 5.14, which has no ``cgroup.kill``."""
+
+    def kill(self, rel: str) -> bool:
+        return self.freeze_kill(rel)
 
 
 @pytest.mark.parametrize("make", hierarchies())

@@ -143,13 +143,22 @@ class V2(Hierarchy):
 
     def kill(self, rel: str) -> bool:
         path = self.root / rel
-        if (path / "cgroup.kill").exists():
-            _write(path / "cgroup.kill", "1")
-        else:  # before Linux 5.14: freeze, kill, thaw
+        if not (path / "cgroup.kill").exists():
+            return self.freeze_kill(rel)  # before Linux 5.14
+        _write(path / "cgroup.kill", "1")
+        return _until(lambda: not self.pids(rel))
+
+    def freeze_kill(self, rel: str) -> bool:
+        """Freeze, SIGKILL every pid, thaw, until empty (what ``cgroup.kill`` does at once)."""
+        path = self.root / rel
+        deadline = time.monotonic() + KILL_WAIT_S
+        while self.pids(rel) and time.monotonic() < deadline:
             _write(path / "cgroup.freeze", "1")
+            _until(lambda: _stat(path / "cgroup.events", "frozen") == 1, 0.5)
             _kill_all(self.pids(rel))
             _write(path / "cgroup.freeze", "0")
-        return _until(lambda: not self.pids(rel))
+            _until(lambda: not self.pids(rel), 0.2)
+        return not self.pids(rel)
 
     def memory_peak_kb(self, rel: str) -> int:
         path = self.root / rel

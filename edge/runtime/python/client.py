@@ -424,12 +424,13 @@ class TemplateSource:
             await asyncio.to_thread(self.group.remove)
 
     async def _start(self) -> TemplateLink:
+        spec = self._spec()
         try:
-            spec = self._spec()
             spec["cgroups"] = await self._join()
-            sock, pid = await self._zygote.spawn_template(spec)
         except OSError as exc:
             raise FunctionLoadError(f"{self.entry}: could not create its cgroup: {exc}") from None
+        try:
+            sock, pid = await self._zygote.spawn_template(spec)
         except (ZygoteError, SpawnError) as exc:
             raise FunctionLoadError(f"{self.entry}: {exc}") from None
         template = TemplateLink(sock, pid, self._on_exit, self._lost)

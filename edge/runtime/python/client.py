@@ -421,6 +421,13 @@ class TemplateSource:
         if self.group is not None:
             # APPSEC: whatever the function left behind (a setsid'ed daemon, a
             # spinning thread) dies with its version, not by its good will.
+            left = await asyncio.to_thread(self.group.pids)
+            if left:
+                v = self.version
+                logger.warning(
+                    "function %s/%s/%s: killing %d processes it left behind (its cgroup)",
+                    *(v.app, v.environment, v.name, len(left)),
+                )
             await asyncio.to_thread(self.group.remove)
 
     async def _start(self) -> TemplateLink:

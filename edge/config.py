@@ -46,6 +46,13 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _egress_allow(raw: str) -> str:
+    from edge.egress import parse_allow  # noqa: PLC0415 - only to validate it early
+
+    parse_allow(raw)  # ConfigError names the bad entry
+    return raw
+
+
 @dataclass(frozen=True)
 class Config:
     """The settings of one platform or runtime process.
@@ -78,6 +85,9 @@ class Config:
     log_stream_len: int = 10_000
     access_log: str = ""
     token: str = ""
+    kv_max_value_bytes: int = 1 * MIB
+    kv_max_bytes: int = 100 * MIB
+    egress_allow: str = ""
     # APPSEC: never in a repr (a logged Config must not carry the platform key).
     secret_key: str = field(default="", repr=False)
     uid_base: int = 0
@@ -162,6 +172,9 @@ class Config:
             log_stream_len=_int(env, "EDGE_LOG_STREAM_LEN", 10_000, 10, 10_000_000),
             access_log=env.get("EDGE_ACCESS_LOG") or str(home / "logs" / "access.log"),
             token=env.get("EDGE_TOKEN") or "",
+            kv_max_value_bytes=_int(env, "EDGE_KV_MAX_VALUE_MB", 1, 1, 512) * MIB,
+            kv_max_bytes=_int(env, "EDGE_KV_MAX_MB", 100, 1, 1 << 20) * MIB,
+            egress_allow=_egress_allow(env.get("EDGE_EGRESS_ALLOW") or ""),
             secret_key=env.get("EDGE_SECRET_KEY") or "",
             uid_base=_int(env, "EDGE_UID_BASE", 0, 0, 2**31),
             cgroup_root=env.get("EDGE_CGROUP_ROOT") or "/sys/fs/cgroup",
@@ -203,4 +216,7 @@ class Config:
             "EDGE_CGROUP_ROOT": self.cgroup_root,
             "EDGE_APP_CPU_MS": str(self.app_cpu_ms),
             "EDGE_APP_PIDS": str(self.app_pids),
+            "EDGE_KV_MAX_VALUE_MB": str(self.kv_max_value_bytes // MIB),
+            "EDGE_KV_MAX_MB": str(self.kv_max_bytes // MIB),
+            "EDGE_EGRESS_ALLOW": self.egress_allow,
         }

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from edge.runtime.invocation import FunctionLoadError, FunctionPool, FunctionVersion
+from edge.runtime.kv import KVService
 from edge.runtime.python.cgroups import Cgroups
 from edge.runtime.python.client import Zygote
 from edge.runtime.python.pool import PythonPool
@@ -34,6 +35,7 @@ class PoolRegistry:
         on_evict: told of each version whose pool goes to make room (a platform event).
         limits: process and file limits of Python function processes.
         cgroups: the install's cgroups; each Python version gets a group.
+        kv: runs the KV operations of Python functions.
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class PoolRegistry:
         idle_ttl: float = 300.0,
         js_factory: PoolFactory | None = None,
         limits: Limits | None = None,
+        kv: KVService | None = None,
         on_evict: Callable[[FunctionVersion], None] | None = None,
         cgroups: Cgroups | None = None,
     ) -> None:
@@ -55,6 +58,7 @@ class PoolRegistry:
         self._on_evict = on_evict
         self._limits = limits
         self._cgroups = cgroups
+        self._kv = kv
         self._pools: dict[str, FunctionPool] = {}
         self._starting: dict[str, asyncio.Task[FunctionPool]] = {}
         self._retiring: set[asyncio.Task[None]] = set()
@@ -135,7 +139,9 @@ class PoolRegistry:
 
     def _make(self, version: FunctionVersion) -> FunctionPool:
         if version.runtime == "python":
-            return PythonPool(version, self.zygote, limits=self._limits, cgroups=self._cgroups)
+            return PythonPool(
+                version, self.zygote, limits=self._limits, kv=self._kv, cgroups=self._cgroups
+            )
         if version.runtime == "js" and self._js_factory is not None:
             return self._js_factory(version)
         raise FunctionLoadError(f"{version.path}: no runtime for {version.runtime!r} functions")

@@ -16,15 +16,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
+from edge.egress import EgressPolicy
+from edge.kvstore import Limits as KVLimits
 from edge.logstream import LogWriter, platform_event
+from edge.runtime import firewall
 from edge.runtime.invocation import FunctionVersion
 from edge.runtime.python.cgroups import AppLimits, Cgroups
 from edge.serving import serve
 from edge.snapshot import RoutingSource
 
 if TYPE_CHECKING:
-    from edge.runtime.js.client import V8Hosts
+    from edge.runtime.js.client import HostCall, V8Hosts
+    from edge.runtime.kv import KVService
     from edge.runtime.registry import PoolRegistry
+    from edge.runtime.worker import Worker
 
 SourceFactory = Callable[[Config], RoutingSource]
 
@@ -32,23 +37,49 @@ SourceFactory = Callable[[Config], RoutingSource]
 def load_app(config: Config, source: SourceFactory) -> object:
     """Build one worker's app: its own routing source, Redis client, pools and worker state."""
     from edge.runtime.app import create_app  # noqa: PLC0415 - built in each worker
+    from edge.runtime.fetcher import Fetcher  # noqa: PLC0415
+    from edge.runtime.js.bindings import JsBindings  # noqa: PLC0415
+    from edge.runtime.kv import KVService  # noqa: PLC0415
     from edge.runtime.worker import Worker, async_redis  # noqa: PLC0415
 
     redis = async_redis(config.redis_url)
     logs = LogWriter(redis, config.log_stream_len)
-    pools, v8hosts = build_pools(config, logs)
+    worker: Worker | None = None
+
+    def count(version: FunctionVersion, name: str) -> None:
+        if worker is not None:
+            worker.metrics.count(version, name)
+
+    kv = KVService(redis, kv_limits(config), count)
+    bindings = JsBindings(kv, Fetcher(egress_policy(config), count), config.kv_max_value_bytes)
+    pools, v8hosts = build_pools(config, logs, kv, bindings.call)
     worker = Worker(config, source(config), redis, pools, closing=[v8hosts.close], logs=logs)
     return create_app(config, worker)
 
 
-def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Hosts]:
+def egress_policy(config: Config) -> EgressPolicy:
+    """``EDGE_EGRESS_ALLOW``, and never this platform's Redis or control plane."""
+    plane = (config.platform_url, config.bind, config.platform_port)
+    return EgressPolicy.for_platform(config.egress_allow, config.redis_url, *plane)
+
+
+def kv_limits(config: Config) -> KVLimits:
+    return KVLimits(config.kv_max_value_bytes, config.kv_max_bytes)
+
+
+def build_pools(
+    config: Config,
+    logs: LogWriter,
+    kv: KVService | None = None,
+    host_call: HostCall | None = None,
+) -> tuple[PoolRegistry, V8Hosts]:
     """The worker's pool registry and the V8 hosts (one per app) of its JavaScript pools."""
     from edge.runtime.js.client import V8Hosts  # noqa: PLC0415
     from edge.runtime.js.pool import JsPool  # noqa: PLC0415
     from edge.runtime.python.client import Zygote  # noqa: PLC0415
     from edge.runtime.registry import PoolRegistry  # noqa: PLC0415
 
-    hosts = V8Hosts()
+    hosts = V8Hosts(host_call)
     cgroups = install_cgroups(config)
     cgroups.sweep_dead_workers()  # what a SIGKILLed worker before us left behind
 
@@ -71,6 +102,7 @@ def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Hosts]
         js_factory=lambda version: JsPool(version, hosts.for_app(version.app, version.uid)),
         on_evict=evicted,
         cgroups=cgroups,
+        kv=kv,
     )
     return pools, hosts
 
@@ -124,23 +156,28 @@ def run(config: Config, source: SourceFactory) -> None:
         {"pre_fork": pre_fork, "post_fork": post_fork} if pin_cpus(config.runtime_workers) else {}
     )
     try:
-        serve(
-            lambda: load_app(config, source),
-            {
-                **hooks,
-                "bind": f"{config.bind}:{config.runtime_port}",
-                "workers": config.runtime_workers,
-                "worker_class": "asgi",
-                "worker_connections": 2000,
-                "backlog": 2048,
-                "timeout": 60,
-                "graceful_timeout": 35,  # > the 30 s function timeout: in-flight requests finish
-                "keepalive": 5,
-                "accesslog": None,
-                "loglevel": "warning",
-                "proc_name": "edge-runtime",
-                "reuse_port": True,
-            },
-        )
+        with firewall.installed(config, egress_policy(config)):
+            _serve(config, source, hooks)
     finally:
         sweep(config)
+
+
+def _serve(config: Config, source: SourceFactory, hooks: dict[str, Any]) -> None:
+    serve(
+        lambda: load_app(config, source),
+        {
+            **hooks,
+            "bind": f"{config.bind}:{config.runtime_port}",
+            "workers": config.runtime_workers,
+            "worker_class": "asgi",
+            "worker_connections": 2000,
+            "backlog": 2048,
+            "timeout": 60,
+            "graceful_timeout": 35,  # > the 30 s function timeout: in-flight requests finish
+            "keepalive": 5,
+            "accesslog": None,
+            "loglevel": "warning",
+            "proc_name": "edge-runtime",
+            "reuse_port": True,
+        },
+    )

@@ -60,7 +60,7 @@ _EXPORT_LIST = re.compile(r"^[ \t]*export[ \t]*\{([^}]*)\}[ \t]*;?", re.M)
 _DEFAULT_ALIAS = re.compile(r"^([A-Za-z_$][\w$]*)\s+as\s+default$")
 DEFAULT_TARGET = "__edge_exports.default = "
 HINT = "bundle the module into one file (e.g. esbuild --bundle --format=esm)"
-RUNTIME_FILES = ("prelude.js", "url.js", "dispatch.js")
+RUNTIME_FILES = ("prelude.js", "url.js", "kv.js", "fetch.js", "dispatch.js")
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
 COLLECT = "__edge.d([[], [], []])"
 RESPONSE_ERRORS = (TypeError, ValueError, binascii.Error)

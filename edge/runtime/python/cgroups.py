@@ -349,8 +349,8 @@ class Cgroups:
             return
         top = self.hierarchy.dirs(self.install)[0]
         for path in top.glob("app-*/w*-*"):
-            worker = int(path.name[1:].split("-")[0])
-            if not os.path.exists(f"/proc/{worker}"):
+            worker = path.name[1:].split("-")[0]
+            if worker.isdigit() and not os.path.exists(f"/proc/{worker}"):
                 Group(self.hierarchy, str(path.relative_to(top.parent))).remove()
 
 

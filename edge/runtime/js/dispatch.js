@@ -2,17 +2,21 @@
 // fetch handler and hands back finished responses (see edge/runtime/js/host.py).
 //
 // __edge.d(payload) is the only entry point the host calls per batch:
-//   payload = [batch, forget, check]
+//   payload = [batch, forget, check, replies]
 //     batch:  [[id, method, url, headerPairs, bodyKind, body, params], ...]
 //             bodyKind 0 = none, 1 = text (string), 2 = bytes (base64)
 //     forget: ids the host gave up on (timed out); their late results are dropped
 //     check:  ids whose fate the host wants to know after an aborted batch
-//   returns JSON [done, collectNow, unknown]
+//     replies: [[callId, ok, value], ...] answers to host calls (see below)
+//   returns JSON [done, collectNow, unknown, calls]
 //     done:   [[id, status, headerPairs, bodyKind, body, logs, error], ...]
 //             error: null, "exception" (500, stack in logs) or "memory"
 //     collectNow: 1 when handlers of this batch are still pending, so the host
 //             calls d() again right away (it runs after V8's microtask checkpoint)
 //     unknown: the ids from `check` this isolate never started
+//     calls:  [[callId, op, args], ...] host calls made since the last d()
+//             (internal.hostCall: Web Crypto, compression; edge/runtime/js/calls.py)
+//   Bytes inside args and reply values are {"$b": base64}.
 // Results that finish later (timers, chained promises) are announced with one
 // call of the host's ping function; the host then calls d() to collect them.
 (function () {
@@ -87,10 +91,7 @@
     out[5] = rec.logs;
     state.current = prev;
     state.done.push(out);
-    if (!state.inTask && !state.expectCollect && !state.pinged && state.ping) {
-      state.pinged = true;
-      state.ping();
-    }
+    wake();
   }
 
   function makeCtx(params) {
@@ -137,10 +138,57 @@
     return false;
   }
 
+  // ---- host calls: Python work (edge/runtime/js/calls.py), answered in a later d() ----
+  const calls = { next: 1, pending: new Map(), outbox: [] };
+  function wire(v) {
+    if (v instanceof Uint8Array) return { $b: v.toBase64() };
+    if (Array.isArray(v)) return v.map(wire);
+    if (v && typeof v === "object") {
+      const out = {};
+      for (const k of Object.keys(v)) if (v[k] !== undefined) out[k] = wire(v[k]);
+      return out;
+    }
+    return v;
+  }
+  function unwire(v) {
+    if (Array.isArray(v)) return v.map(unwire);
+    if (v && typeof v === "object") {
+      if (typeof v.$b === "string") return Uint8Array.fromBase64(v.$b);
+      const out = {};
+      for (const k of Object.keys(v)) out[k] = unwire(v[k]);
+      return out;
+    }
+    return v;
+  }
+  const ERRORS = { TypeError, RangeError, SyntaxError };
+  function settle(replies) {
+    for (const [id, ok, value] of replies) {
+      const p = calls.pending.get(id);
+      if (!p) continue;
+      calls.pending.delete(id);
+      if (ok) p.resolve(unwire(value));
+      else p.reject(ERRORS[value[0]] ? new ERRORS[value[0]](value[1]) : new DOMException(value[1], value[0]));
+    }
+  }
+  function takeCalls() { const out = calls.outbox; calls.outbox = []; return out; }
+  function wake() {
+    if (!state.inTask && !state.expectCollect && !state.pinged && state.ping) {
+      state.pinged = true;
+      state.ping();
+    }
+  }
+  internal.hostCall = (op, args) => new Promise((resolve, reject) => {
+    const id = calls.next++;
+    calls.pending.set(id, { resolve, reject });
+    calls.outbox.push([id, op, wire(args)]);
+    wake();
+  });
+
   function d(payload) {
-    const [batch, forget, check] = payload;
+    const [batch, forget, check, replies = []] = payload;
     state.inTask = true;
     state.current = null;
+    settle(replies);
     for (const id of forget) state.known.delete(id);
     let pending = 0;
     for (const item of batch) if (!state.known.has(item[0]) && start(item)) pending++;
@@ -151,7 +199,7 @@
     state.expectCollect = pending > 0;
     state.pinged = false;
     state.inTask = false;
-    return stringify([out, pending > 0 ? 1 : 0, unknown]);
+    return stringify([out, pending > 0 ? 1 : 0, unknown, takeCalls()]);
   }
 
   // The host puts its ping function on internal.ping right after this script;
@@ -186,7 +234,10 @@
     }, (e) => settle({ state: "error", error: errorText(e) }));
     return 0;
   };
-  internal.loadStatus = () => stringify(load);
+  internal.loadStatus = (replies) => {
+    settle(replies);
+    return stringify({ ...load, calls: takeCalls() });
+  };
 
   Object.defineProperty(globalThis, "__edge", {
     value: Object.freeze({ d }), configurable: false, writable: false,

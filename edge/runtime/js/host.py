@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import json
 import logging
@@ -43,7 +44,7 @@ import uvloop
 from py_mini_racer import JSMappedObject, MiniRacer, init_mini_racer, mini_racer
 
 from edge.runtime.faults import fault_message
-from edge.runtime.js import modules
+from edge.runtime.js import calls, modules
 from edge.runtime.js.client import HOST_REASONS, FrameProtocol
 from edge.runtime.js.modules import LoadError, ModuleSpec
 
@@ -102,6 +103,7 @@ class Isolate:
         self.live: dict[int, Call] = {}
         self.forget: list[int] = []
         self.check: list[int] = []
+        self.replies: list[list[Any]] = []  # host-call answers for the next d()
         self.collect = False
         self._async = False
         self.inflight: asyncio.Task[None] | None = None
@@ -163,7 +165,7 @@ class Isolate:
         # mechanism its Promise support uses.
         assert mr._ctx is not None and isinstance(internal, JSMappedObject)
         internal["ping"] = stack.enter_context(mr._ctx._register_js_notification(self._on_ping))
-        await modules.evaluate_module(mr, self.spec, self._load_ping)
+        await modules.evaluate_module(mr, self.spec, self._load_ping, calls.run_all)
 
     def close(self) -> None:
         """Dispose of the isolate, failing whatever is still waiting."""
@@ -207,7 +209,7 @@ class Isolate:
         for call in self.live.values():
             self._fault(call, reason if reason == "memory" or call.deadline <= now else "crash")
         self.live.clear()
-        self.forget, self.check, self.collect = [], [], False
+        self.forget, self.check, self.replies, self.collect = [], [], [], False
         self._dispose()
         self._pump()
 
@@ -234,15 +236,15 @@ class Isolate:
             if self.queue:
                 self.ensure_started()
             return
-        if not (self.queue or self.collect or self.forget or self.check):
+        if not (self.queue or self.collect or self.forget or self.check or self.replies):
             return
         loop = asyncio.get_running_loop()
         batch = list(self.queue)
         self.queue.clear()
         for call in batch:
             self.live[call.rid] = call
-        payload = [[call.item for call in batch], self.forget, self.check]
-        self.forget, self.check, self.collect = [], [], False
+        payload = [[call.item for call in batch], self.forget, self.check, self.replies]
+        self.forget, self.check, self.replies, self.collect = [], [], [], False
         if batch:
             overdue = min(call.deadline for call in batch)
         else:
@@ -315,7 +317,8 @@ class Isolate:
         self._pump()
 
     def _deliver(self, raw: str, batch: list[Call]) -> None:
-        done, collect, unknown = json.loads(raw)
+        done, collect, unknown, asked = json.loads(raw)
+        self._start_calls(asked)
         if batch:
             self._async = bool(collect)  # this function's handlers return promises
         for item in done:
@@ -325,6 +328,19 @@ class Isolate:
         self.collect = self.collect or bool(collect)
         lost = [self.live.pop(rid) for rid in unknown if rid in self.live]
         self.queue.extendleft(reversed(lost))
+
+    def _start_calls(self, asked: list[Any]) -> None:
+        """Run the host calls d() returned; each answer goes into a later d()."""
+        loop = asyncio.get_running_loop()
+        for cid, op, args in asked:
+            fut = loop.run_in_executor(None, calls.perform, op, args)
+            fut.add_done_callback(functools.partial(self._answered, self.mr, cid))
+
+    def _answered(self, mr: MiniRacer | None, cid: int, fut: asyncio.Future[list[Any]]) -> None:
+        if mr is not self.mr or self.closed or fut.cancelled():
+            return  # the isolate that asked is gone; its ids mean nothing to the next
+        self.replies.append([cid, *fut.result()])
+        self._pump()
 
     def _respond(self, call: Call, item: list[Any]) -> None:
         try:

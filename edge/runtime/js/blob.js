@@ -70,6 +70,12 @@
     try { return make(); } finally { adopting = null; }
   }
   internal.blobBytes = (blob) => blob[BYTES];
+  // structuredClone of a Blob or File (their bytes are immutable: shared, not copied).
+  internal.cloneHost = (v) => {
+    if (v instanceof File) return adopt(v[BYTES], () => new File([], v.name, { type: v.type, lastModified: v.lastModified }));
+    if (v instanceof Blob) return adopt(v[BYTES], () => new Blob([], { type: v.type }));
+    return undefined;
+  };
   internal.isBlob = (v) => v instanceof Blob;
   internal.makeBlob = (bytes, type) => adopt(bytes, () => new Blob([], { type }));
 

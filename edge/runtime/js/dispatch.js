@@ -22,7 +22,6 @@
 (function () {
   "use strict";
   const internal = globalThis.__edgeInternal;
-  const BODY = internal.BODY;
   const stringify = JSON.stringify;  // captured: user code may replace globals
   const MAX_LOG_LINES = 200;
   const state = {
@@ -67,7 +66,8 @@
     if (typeof body === "string") return [1, body];
     return [2, body.toBase64()];
   }
-  function finish(rec, res, err, failed) {
+  // body: the response's body as responseBody() gave it (null, a string or bytes).
+  function finish(rec, res, err, failed, body = null) {
     if (!state.known.has(rec.id)) return;
     state.known.delete(rec.id);
     const prev = state.current;
@@ -83,9 +83,9 @@
       out = [rec.id, 500, [["content-type", "text/plain;charset=UTF-8"]], 1, "Internal Server Error", null,
         oom ? "memory" : "exception"];
     } else {
-      const [kind, body] = encodeBody(res[BODY]);
+      const [kind, data] = encodeBody(body);
       const status = res.type === "error" ? 502 : res.status;
-      out = [rec.id, status, internal.headerPairs(res.headers), kind, body, null, null];
+      out = [rec.id, status, internal.headerPairs(res.headers), kind, data, null, null];
     }
     if (state.stray.length) { rec.logs.unshift(...state.stray); state.stray = []; }
     out[5] = rec.logs;
@@ -125,17 +125,31 @@
     } finally {
       state.current = null;
     }
-    if (result && typeof result.then === "function") {
-      const name = `__edge_request_${id}`;
-      ({
-        async [name]() {
-          try { finish(rec, await result, null, false); } catch (e) { finish(rec, null, e, true); }
-        },
-      })[name]();
-      return true;
+    // Fast path: a Response with its body at hand finishes inside this d().
+    let sent = null;
+    if (!(result && typeof result.then === "function")) {
+      try {
+        sent = result instanceof Response ? internal.responseBody(result) : null;
+      } catch (e) {
+        finish(rec, null, e, true);
+        return false;
+      }
+      if (!(sent && typeof sent.then === "function")) {
+        finish(rec, result, null, false, sent);
+        return false;
+      }
     }
-    finish(rec, result, null, false);
-    return false;
+    const name = `__edge_request_${id}`;
+    ({
+      async [name]() {
+        try {
+          const res = await result;
+          const data = res instanceof Response ? await (sent || internal.responseBody(res)) : null;
+          finish(rec, res, null, false, data);
+        } catch (e) { finish(rec, null, e, true); }
+      },
+    })[name]();
+    return true;
   }
 
   // ---- host calls: Python work (edge/runtime/js/calls.py), answered in a later d() ----

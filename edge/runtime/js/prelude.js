@@ -243,6 +243,7 @@
   internal.randomBytes = randomBytes;
 
   // ---- structuredClone, queueMicrotask ----
+  const ERROR_TYPES = ["Error", "EvalError", "RangeError", "ReferenceError", "SyntaxError", "TypeError", "URIError"];
   function clone(v, memo) {
     if (typeof v === "function" || typeof v === "symbol") {
       throw new DOMException(`${String(v)} could not be cloned.`, "DataCloneError");
@@ -259,8 +260,14 @@
         : new v.constructor(buf, v.byteOffset, v.length);
     } else if (v instanceof Map) { out = new Map(); memo.set(v, out); for (const [k, x] of v) out.set(clone(k, memo), clone(x, memo)); return out; }
     else if (v instanceof Set) { out = new Set(); memo.set(v, out); for (const x of v) out.add(clone(x, memo)); return out; }
-    else if (v instanceof Error) { out = new (globalThis[v.name] || Error)(v.message); out.stack = v.stack; }
+    else if (v instanceof Error) {
+      const Ctor = ERROR_TYPES.includes(v.name) ? globalThis[v.name] : Error;
+      out = Object.hasOwn(v, "message") ? new Ctor(String(v.message)) : new Ctor();
+      if (v.stack !== undefined) out.stack = v.stack;
+    }
     else if (v instanceof Boolean || v instanceof Number || v instanceof String) out = Object(v.valueOf());
+    else if (Object.prototype.toString.call(v) === "[object BigInt]" && typeof v.valueOf() === "bigint") out = Object(v.valueOf());
+    else if (internal.cloneHost && (out = internal.cloneHost(v)) !== undefined) { /* Blob, File */ }
     else if (Array.isArray(v)) { out = new Array(v.length); memo.set(v, out); for (const k of Object.keys(v)) out[k] = clone(v[k], memo); return out; }
     else {
       const proto = Object.getPrototypeOf(v);

@@ -361,7 +361,7 @@
         throw new DOMException("The provided ArrayBufferView is not an integer array", "TypeMismatchError");
       }
       if (array.byteLength > 65536) {
-        throw new DOMException(`The ArrayBufferView's byte length (${array.byteLength}) exceeds 65536`, "QuotaExceededError");
+        throw new QuotaExceededError(`The ArrayBufferView's byte length (${array.byteLength}) exceeds 65536`);
       }
       new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(randomBytes(array.byteLength));
       return array;

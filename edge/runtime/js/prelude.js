@@ -22,9 +22,33 @@
       super(message);
       Object.defineProperty(this, "name", { value: name, configurable: true, writable: true });
     }
-    get code() { return { InvalidCharacterError: 5, DataCloneError: 25, QuotaExceededError: 22 }[this.name] || 0; }
+    get code() { return LEGACY_CODES[this.name] || 0; }
+  }
+  const LEGACY_CODES = { IndexSizeError: 1, HierarchyRequestError: 3, WrongDocumentError: 4, InvalidCharacterError: 5,
+    NoModificationAllowedError: 7, NotFoundError: 8, NotSupportedError: 9, InvalidStateError: 11, SyntaxError: 12,
+    InvalidModificationError: 13, NamespaceError: 14, InvalidAccessError: 15, TypeMismatchError: 17, SecurityError: 18,
+    NetworkError: 19, AbortError: 20, URLMismatchError: 21, QuotaExceededError: 22, TimeoutError: 23,
+    InvalidNodeTypeError: 24, DataCloneError: 25 };
+  ["INDEX_SIZE_ERR", "DOMSTRING_SIZE_ERR", "HIERARCHY_REQUEST_ERR", "WRONG_DOCUMENT_ERR", "INVALID_CHARACTER_ERR",
+    "NO_DATA_ALLOWED_ERR", "NO_MODIFICATION_ALLOWED_ERR", "NOT_FOUND_ERR", "NOT_SUPPORTED_ERR", "INUSE_ATTRIBUTE_ERR",
+    "INVALID_STATE_ERR", "SYNTAX_ERR", "INVALID_MODIFICATION_ERR", "NAMESPACE_ERR", "INVALID_ACCESS_ERR", "VALIDATION_ERR",
+    "TYPE_MISMATCH_ERR", "SECURITY_ERR", "NETWORK_ERR", "ABORT_ERR", "URL_MISMATCH_ERR", "QUOTA_EXCEEDED_ERR",
+    "TIMEOUT_ERR", "INVALID_NODE_TYPE_ERR", "DATA_CLONE_ERR"].forEach((constant, i) => {
+    Object.defineProperty(DOMException, constant, { value: i + 1, enumerable: true });
+    Object.defineProperty(DOMException.prototype, constant, { value: i + 1, enumerable: true });
+  });
+  class QuotaExceededError extends DOMException {
+    #quota; #requested;
+    constructor(message = "", options = {}) {
+      super(message, "QuotaExceededError");
+      this.#quota = options.quota === undefined ? null : Number(options.quota);
+      this.#requested = options.requested === undefined ? null : Number(options.requested);
+    }
+    get quota() { return this.#quota; }
+    get requested() { return this.#requested; }
   }
   define("DOMException", DOMException);
+  define("QuotaExceededError", QuotaExceededError);
 
   // ---- UTF-8 ----
   function utf8Encode(str) {

@@ -632,7 +632,7 @@
       this[PARAMS] = { list: [], url: null };
       if (init instanceof URLSearchParams && init[Symbol.iterator] === URLSearchParams.prototype[Symbol.iterator]) {
         this[PARAMS].list = init[PARAMS].list.map((p) => p.slice());
-      } else if (typeof init === "object" && init !== null) {
+      } else if ((typeof init === "object" || typeof init === "function") && init !== null) {
         this[PARAMS].list = initPairs(init);
       } else {
         init = usv(init);
@@ -685,7 +685,14 @@
         return [usv(p[0]), usv(p[1])];
       });
     }
-    return Object.keys(init).map((k) => [usv(k), usv(init[k])]);
+    const record = new Map();  // a WebIDL record: keys as USVStrings, a later duplicate's value wins
+    for (const key of Reflect.ownKeys(init)) {
+      const desc = Reflect.getOwnPropertyDescriptor(init, key);
+      if (desc === undefined || !desc.enumerable) continue;
+      if (typeof key === "symbol") throw new TypeError("URLSearchParams: record keys must be strings");
+      record.set(usv(key), usv(init[key]));
+    }
+    return [...record];
   }
   function update(params) {
     const url = params[PARAMS].url;

@@ -35,6 +35,7 @@
           throw new TypeError("Blob: the parts must be a sequence");
         }
         const opts = options === undefined || options === null ? {} : options;
+        if (typeof opts !== "object" && typeof opts !== "function") throw new TypeError("Blob: options must be an object");
         const endings = opts.endings === undefined ? "transparent" : String(opts.endings);
         if (endings !== "transparent" && endings !== "native") throw new TypeError(`Blob: invalid endings '${endings}'`);
         for (const part of parts) chunks.push(partBytes(part, endings));

@@ -46,7 +46,7 @@
         const pair = pairs[this.index++];
         return { value: this.kind === "keys" ? pair[0] : this.kind === "values" ? pair[1] : pair, done: false };
       },
-      writable: true, configurable: true,
+      writable: true, configurable: true, enumerable: true,
     },
     [Symbol.toStringTag]: { value: "Headers Iterator", configurable: true },
   });
@@ -190,8 +190,9 @@
   function cloneBody(owner) {
     const slot = owner[BODY];
     if (disturbed(slot)) throw new TypeError("Body has already been used");
-    if (slot.stream === null || slot.source === null) return { source: slot.source, stream: null, used: false };
-    const [a, b] = slot.stream.tee();
+    if (slot.source === null) return { source: null, stream: null, used: false };
+    if (slot.stream === null && !internal.isReadableStream(slot.source)) return { source: slot.source, stream: null, used: false };
+    const [a, b] = internal.teeCloning(streamOf(slot));
     slot.stream = a; slot.source = a;
     return { source: b, stream: null, used: false };
   }

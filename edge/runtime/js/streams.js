@@ -354,7 +354,8 @@
     return it;
   }
 
-  function tee(stream) {
+  // cloneForBranch2: the second branch gets structured clones of the chunks (Response.clone()).
+  function tee(stream, cloneForBranch2 = false) {
     const reader = new ReadableStreamDefaultReader(stream);
     let reading = false, readAgain = false, canceled1 = false, canceled2 = false, reason1, reason2;
     let c1, c2;
@@ -370,7 +371,8 @@
           cancelled.resolve();
           return;
         }
-        const v2 = stream[S].bytes && value instanceof Uint8Array ? value.slice() : value;
+        const copy = stream[S].bytes || cloneForBranch2;
+        const v2 = copy && (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) ? structuredClone(value) : value;
         if (!canceled1) c1.enqueue(value);
         if (!canceled2) c2.enqueue(v2);
         if (readAgain) { readAgain = false; pull(); }
@@ -870,7 +872,10 @@
     const chunks = [];
     return new TransformStream({
       transform(chunk) {
-        if (!(chunk instanceof ArrayBuffer || ArrayBuffer.isView(chunk))) throw new TypeError("The chunk must be a BufferSource");
+        if (!(chunk instanceof ArrayBuffer || ArrayBuffer.isView(chunk)) ||
+            (ArrayBuffer.isView(chunk) && chunk.buffer instanceof SharedArrayBuffer)) {
+          throw new TypeError("The chunk must be a BufferSource (not shared memory)");
+        }
         chunks.push(toBytes(chunk).slice());
       },
       async flush(c) {
@@ -919,6 +924,7 @@
     return internal.concatBytes(chunks);
   };
   internal.isDisturbed = (stream) => stream[S].disturbed;
+  internal.teeCloning = (stream) => tee(stream, true);
   internal.isReadableStream = (v) => v instanceof ReadableStream;
 
   for (const C of [ReadableStream, ReadableStreamDefaultReader, ReadableStreamBYOBReader, ReadableStreamDefaultController,

@@ -66,6 +66,8 @@ RUNTIME_FILES = (
     "encoding.js",
     "events.js",
     "streams.js",
+    "writable.js",
+    "transform.js",
     "blob.js",
     "crypto.js",
     "url.js",

@@ -161,6 +161,10 @@ def test_basic_auth_and_sha_etags(runtime_stack: Stack, host: str) -> None:
     assert doc.headers["etag"] == f'"{hashlib.sha1(doc.content).hexdigest()}"'  # Hono's etag()
     again = runtime_stack.get(host, "/etag/doc", headers={"If-None-Match": doc.headers["etag"]})
     assert again.status_code == 304
+    sha = runtime_stack.get(host, "/etag256/doc")
+    assert sha.headers["etag"] == f'"{hashlib.sha256(sha.content).hexdigest()}"'
+    fresh = runtime_stack.get(host, "/etag256/doc", headers={"If-None-Match": sha.headers["etag"]})
+    assert fresh.status_code == 304 and fresh.content == b""
 
 
 def test_multipart_upload_with_a_file_part(runtime_stack: Stack, host: str) -> None:

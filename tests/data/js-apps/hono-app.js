@@ -45,6 +45,8 @@ app.use("/admin/*", (c, next) => basicAuth({ username: "admin", password: c.env.
 app.get("/admin/panel", (c) => c.text("welcome"));
 
 app.use("/etag/*", etag());
+app.use("/etag256/*", etag({ generateDigest: (body) => crypto.subtle.digest("SHA-256", body) }));
+app.get("/etag256/doc", (c) => c.text("a document worth caching\n"));
 app.get("/etag/doc", async (c) => {
   const body = "a document worth caching\n";
   c.header("x-sha256", await sha256(new TextEncoder().encode(body)));

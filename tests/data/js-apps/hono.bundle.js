@@ -2857,6 +2857,8 @@ app.post("/webhook", async (c) => {
 app.use("/admin/*", (c, next) => basicAuth({ username: "admin", password: c.env.ADMIN_PASSWORD })(c, next));
 app.get("/admin/panel", (c) => c.text("welcome"));
 app.use("/etag/*", etag());
+app.use("/etag256/*", etag({ generateDigest: (body) => crypto.subtle.digest("SHA-256", body) }));
+app.get("/etag256/doc", (c) => c.text("a document worth caching\n"));
 app.get("/etag/doc", async (c) => {
   const body = "a document worth caching\n";
   c.header("x-sha256", await sha2562(new TextEncoder().encode(body)));

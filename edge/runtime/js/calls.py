@@ -24,6 +24,7 @@ import binascii
 import logging
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 from edge.runtime.js import keyformats, webcrypto
@@ -104,11 +105,11 @@ OPS: dict[str, Callable[..., Any]] = {
 }
 
 
-async def run_all(asked: list[Any]) -> list[Any]:
-    """Answers ``[id, ok, value]`` to ``[id, op, args]`` calls, each in a thread."""
+async def run_all(pool: Executor | None, asked: list[Any]) -> list[Any]:
+    """Answers ``[id, ok, value]`` to ``[id, op, args]`` calls, each in a thread of ``pool``."""
     loop = asyncio.get_running_loop()
     results = await asyncio.gather(
-        *(loop.run_in_executor(None, perform, op, args) for _, op, args in asked)
+        *(loop.run_in_executor(pool, perform, op, args) for _, op, args in asked)
     )
     return [[cid, *result] for (cid, _, _), result in zip(asked, results, strict=True)]
 

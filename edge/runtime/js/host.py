@@ -36,6 +36,7 @@ import socket
 import sys
 import time
 from collections import deque
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,7 @@ PRELUDE_TIMEOUT_S = 10.0
 MIN_GRACE_S = 0.1
 PEAK_STEP = 1.25
 ISOLATE_DATA = 96 * MIB  # address space one isolate maps (thread stacks, heap reservations)
+CALL_THREADS = 2
 DATA_SLACK = 512 * MIB  # this interpreter, frames in flight, an isolate being replaced
 # A fault is sent as its kind alone (no status, headers or body): the worker
 # answers it from the fault table (edge.runtime.faults), as for Python.
@@ -93,8 +95,11 @@ def _kind(error: str) -> str:
 class Isolate:
     """One function version's isolate, its request queue and its limits."""
 
-    def __init__(self, spec: ModuleSpec, runtime_js: str, send: Any) -> None:
+    def __init__(
+        self, spec: ModuleSpec, runtime_js: str, send: Any, calls_pool: Executor | None = None
+    ) -> None:
         self.spec = spec
+        self._calls_pool = calls_pool
         self._runtime_js = runtime_js
         self._send = send
         self.mr: MiniRacer | None = None
@@ -165,7 +170,9 @@ class Isolate:
         # mechanism its Promise support uses.
         assert mr._ctx is not None and isinstance(internal, JSMappedObject)
         internal["ping"] = stack.enter_context(mr._ctx._register_js_notification(self._on_ping))
-        await modules.evaluate_module(mr, self.spec, self._load_ping, calls.run_all)
+        await modules.evaluate_module(
+            mr, self.spec, self._load_ping, functools.partial(calls.run_all, self._calls_pool)
+        )
 
     def close(self) -> None:
         """Dispose of the isolate, failing whatever is still waiting."""
@@ -333,7 +340,7 @@ class Isolate:
         """Run the host calls d() returned; each answer goes into a later d()."""
         loop = asyncio.get_running_loop()
         for cid, op, args in asked:
-            fut = loop.run_in_executor(None, calls.perform, op, args)
+            fut = loop.run_in_executor(self._calls_pool, calls.perform, op, args)
             fut.add_done_callback(functools.partial(self._answered, self.mr, cid))
 
     def _answered(self, mr: MiniRacer | None, cid: int, fut: asyncio.Future[list[Any]]) -> None:
@@ -415,6 +422,9 @@ class Host:
         self.isolates: dict[str, Isolate] = {}
         self.conn: FrameProtocol | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Host calls (Web Crypto, zlib) get threads of their own, so a slow one (an RSA
+        # key generation) never holds up the threads that start isolates.
+        self._calls_pool = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="host-call")
 
     def send(self, frame: list[Any]) -> None:
         if self.conn is not None:
@@ -451,7 +461,8 @@ class Host:
         if isolate is None or isolate.spec != spec:
             if isolate is not None:
                 isolate.close()
-            isolate = self.isolates[key] = Isolate(spec, self._runtime_js, self.send)
+            isolate = Isolate(spec, self._runtime_js, self.send, self._calls_pool)
+            self.isolates[key] = isolate
             self._budget()
         try:
             cold_ms = await isolate.ensure_started() if isolate.mr is None else 0.0
@@ -492,6 +503,7 @@ class Host:
             isolate.close()
         for isolate in isolates:
             await isolate.wait_closed()
+        self._calls_pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def serve(fd: int, runtime_js: str) -> None:

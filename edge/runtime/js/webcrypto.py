@@ -41,7 +41,7 @@ CURVES: dict[str, type[ec.EllipticCurve]] = {
     "P-384": ec.SECP384R1,
     "P-521": ec.SECP521R1,
 }
-MAX_RSA_BITS = 8192
+MAX_RSA_BITS = 4096  # key generation past this takes many seconds of a host-call thread
 MAX_ITERATIONS = 10_000_000
 
 

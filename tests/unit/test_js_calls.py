@@ -15,6 +15,7 @@ import hmac
 import pytest
 
 from edge.runtime.js import calls
+from edge.runtime.js.compression import MAX_OPEN, ZlibStreams
 
 
 def b(data: bytes) -> dict[str, str]:
@@ -22,7 +23,7 @@ def b(data: bytes) -> dict[str, str]:
 
 
 def ok(op: str, *args: object) -> object:
-    status, value = calls.perform(op, list(args))
+    status, value = calls.perform(op, list(args), ZlibStreams())
     assert status == 1, value
     return calls.decode(value)
 
@@ -66,12 +67,14 @@ def test_aes_gcm_round_trip_and_tamper() -> None:
     assert isinstance(sealed, bytes)
     assert ok("decrypt", {"name": "AES-GCM", "iv": iv}, {"raw": key}, b(sealed)) == b"secret"
     status, error = calls.perform(
-        "decrypt", [{"name": "AES-GCM", "iv": iv}, {"raw": key}, b(sealed[:-1] + b"x")]
+        "decrypt",
+        [{"name": "AES-GCM", "iv": iv}, {"raw": key}, b(sealed[:-1] + b"x")],
+        ZlibStreams(),
     )
     assert (status, error[0]) == (0, "OperationError")
 
 
-def test_pbkdf2_and_gzip() -> None:
+def test_pbkdf2() -> None:
     bits = ok(
         "deriveBits",
         {"name": "PBKDF2", "hash": "SHA-256", "salt": b(b"salt"), "iterations": 1000},
@@ -79,9 +82,46 @@ def test_pbkdf2_and_gzip() -> None:
         256,
     )
     assert bits == hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 1000, 32)
-    packed = ok("compress", "gzip", b(b"hello " * 100))
-    assert gzip.decompress(packed) == b"hello " * 100  # type: ignore[arg-type]
-    assert ok("decompress", "gzip", b(packed)) == b"hello " * 100  # type: ignore[arg-type]
+
+
+def stream_call(streams: ZlibStreams, op: str, *args: object) -> list:
+    return calls.perform(op, list(args), streams)
+
+
+def test_gzip_streams_chunk_by_chunk() -> None:
+    streams = ZlibStreams()
+    _, sid = stream_call(streams, "zlib.open", "compress", "gzip")
+    parts = [calls.decode(stream_call(streams, "zlib.push", sid, b(b"hello " * 50))[1])]
+    parts.append(calls.decode(stream_call(streams, "zlib.end", sid)[1]))
+    packed = b"".join(parts)
+    assert gzip.decompress(packed) == b"hello " * 50
+    _, sid = stream_call(streams, "zlib.open", "decompress", "gzip")
+    out = [
+        calls.decode(stream_call(streams, "zlib.push", sid, b(packed[i : i + 7]))[1])
+        for i in range(0, len(packed), 7)
+    ]
+    assert b"".join(out) == b"hello " * 50
+    assert stream_call(streams, "zlib.end", sid) == [1, {"$b": ""}]
+    # a corrupt chunk fails at that chunk, and the stream is gone
+    _, sid = stream_call(streams, "zlib.open", "decompress", "deflate")
+    status, error = stream_call(streams, "zlib.push", sid, b(b"not deflate at all"))
+    assert (status, error[0]) == (0, "TypeError")
+    assert (
+        stream_call(streams, "zlib.push", sid, b(b"x"))[1][1] == "this compression stream is closed"
+    )
+    # truncated input fails at the end
+    _, sid = stream_call(streams, "zlib.open", "decompress", "gzip")
+    stream_call(streams, "zlib.push", sid, b(packed[:-4]))
+    status, error = stream_call(streams, "zlib.end", sid)
+    assert status == 0 and "truncated" in error[1]
+
+
+def test_open_streams_are_capped() -> None:
+    streams = ZlibStreams()
+    for _ in range(MAX_OPEN):
+        assert stream_call(streams, "zlib.open", "compress", "deflate")[0] == 1
+    status, error = stream_call(streams, "zlib.open", "compress", "deflate")
+    assert (status, error[0]) == (0, "RangeError")
 
 
 @pytest.mark.parametrize(
@@ -113,12 +153,12 @@ def test_pbkdf2_and_gzip() -> None:
             ],
             "OperationError",
         ),
-        ("decompress", ["gzip", b(b"not gzip")], "TypeError"),
-        ("decompress", ["brotli", b(b"")], "TypeError"),
+        ("zlib.open", ["decompress", "brotli"], "TypeError"),
+        ("zlib.push", [99, b(b"x")], "TypeError"),
         ("importKey", [{"name": "RSA-OAEP"}, "jwk", {"kty": "RSA", "n": 5}], "DataError"),
     ],
 )
 def test_bad_calls_get_named_errors(op: object, args: object, name: str) -> None:
-    status, error = calls.perform(op, args)
+    status, error = calls.perform(op, args, ZlibStreams())
     assert status == 0
     assert error[0] == name and error[1]

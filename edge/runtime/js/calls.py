@@ -22,19 +22,17 @@ import asyncio
 import base64
 import binascii
 import logging
-import zlib
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
 from edge.runtime.js import keyformats, webcrypto
+from edge.runtime.js.compression import ZlibStreams
 from edge.runtime.js.keyformats import CryptoError
 
 logger = logging.getLogger(__name__)
 
 MAX_DEPTH = 8
-MAX_INFLATE = 64 * 1024 * 1024
-WBITS = {"deflate": zlib.MAX_WBITS, "deflate-raw": -zlib.MAX_WBITS, "gzip": 16 + zlib.MAX_WBITS}
 
 
 def decode(value: Any, depth: int = 0) -> Any:
@@ -65,30 +63,6 @@ def _export(fmt: Any, key: dict[str, Any]) -> Any:
     return keyformats.export_key(fmt, webcrypto.load_key(key))
 
 
-def _compress(fmt: Any, data: Any) -> bytes:
-    """All of ``data`` compressed as ``fmt`` (CompressionStream buffers its input)."""
-    if fmt not in WBITS or not isinstance(data, bytes):
-        raise CryptoError("TypeError", f"unsupported compression format {fmt!r}")
-    obj = zlib.compressobj(wbits=WBITS[fmt])
-    return obj.compress(data) + obj.flush()
-
-
-def _decompress(fmt: Any, data: Any) -> bytes:
-    """``data`` decompressed; trailing or truncated input is an error, as in the spec."""
-    if fmt not in WBITS or not isinstance(data, bytes):
-        raise CryptoError("TypeError", f"unsupported compression format {fmt!r}")
-    obj = zlib.decompressobj(wbits=WBITS[fmt])
-    try:
-        out = obj.decompress(data, MAX_INFLATE)
-    except zlib.error as exc:
-        raise CryptoError("TypeError", f"invalid {fmt} data: {exc}") from None
-    if obj.unconsumed_tail:
-        raise CryptoError("RangeError", f"decompressed data exceeds {MAX_INFLATE} bytes")
-    if not obj.eof or obj.unused_data:
-        raise CryptoError("TypeError", f"invalid {fmt} data: truncated or trailing bytes")
-    return out
-
-
 OPS: dict[str, Callable[..., Any]] = {
     "digest": webcrypto.digest,
     "sign": webcrypto.sign,
@@ -100,24 +74,25 @@ OPS: dict[str, Callable[..., Any]] = {
     "random": webcrypto.random_bytes,
     "importKey": keyformats.import_key,
     "exportKey": _export,
-    "compress": _compress,
-    "decompress": _decompress,
 }
+STREAM_OPS = {"zlib.open": "open", "zlib.push": "push", "zlib.end": "end", "zlib.drop": "drop"}
 
 
-async def run_all(pool: Executor | None, asked: list[Any]) -> list[Any]:
+async def run_all(pool: Executor | None, streams: ZlibStreams, asked: list[Any]) -> list[Any]:
     """Answers ``[id, ok, value]`` to ``[id, op, args]`` calls, each in a thread of ``pool``."""
     loop = asyncio.get_running_loop()
     results = await asyncio.gather(
-        *(loop.run_in_executor(pool, perform, op, args) for _, op, args in asked)
+        *(loop.run_in_executor(pool, perform, op, args, streams) for _, op, args in asked)
     )
     return [[cid, *result] for (cid, _, _), result in zip(asked, results, strict=True)]
 
 
-def perform(op: Any, args: Any) -> list[Any]:
-    """``[1, value]`` or ``[0, [error name, message]]`` for one call."""
+def perform(op: Any, args: Any, streams: ZlibStreams) -> list[Any]:
+    """``[1, value]`` or ``[0, [error name, message]]`` for one call of an isolate."""
     try:
         func = OPS.get(op) if isinstance(op, str) else None
+        if isinstance(op, str) and op in STREAM_OPS:
+            func = getattr(streams, STREAM_OPS[op])
         if func is None or not isinstance(args, list):
             raise CryptoError("NotSupportedError", f"unknown host call {op!r}")
         return [1, encode(func(*decode(args)))]

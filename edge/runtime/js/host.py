@@ -47,6 +47,7 @@ from py_mini_racer import JSMappedObject, MiniRacer, init_mini_racer, mini_racer
 from edge.runtime.faults import fault_message
 from edge.runtime.js import calls, modules
 from edge.runtime.js.client import HOST_REASONS, FrameProtocol
+from edge.runtime.js.compression import ZlibStreams
 from edge.runtime.js.modules import LoadError, ModuleSpec
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class Isolate:
     ) -> None:
         self.spec = spec
         self._calls_pool = calls_pool
+        self.streams = ZlibStreams()  # this isolate's (de)compression streams
         self._runtime_js = runtime_js
         self._send = send
         self.mr: MiniRacer | None = None
@@ -171,7 +173,10 @@ class Isolate:
         assert mr._ctx is not None and isinstance(internal, JSMappedObject)
         internal["ping"] = stack.enter_context(mr._ctx._register_js_notification(self._on_ping))
         await modules.evaluate_module(
-            mr, self.spec, self._load_ping, functools.partial(calls.run_all, self._calls_pool)
+            mr,
+            self.spec,
+            self._load_ping,
+            functools.partial(calls.run_all, self._calls_pool, self.streams),
         )
 
     def close(self) -> None:
@@ -217,6 +222,7 @@ class Isolate:
             self._fault(call, reason if reason == "memory" or call.deadline <= now else "crash")
         self.live.clear()
         self.forget, self.check, self.replies, self.collect = [], [], [], False
+        self.streams = ZlibStreams()  # the next context's ids start afresh
         self._dispose()
         self._pump()
 
@@ -340,7 +346,7 @@ class Isolate:
         """Run the host calls d() returned; each answer goes into a later d()."""
         loop = asyncio.get_running_loop()
         for cid, op, args in asked:
-            fut = loop.run_in_executor(self._calls_pool, calls.perform, op, args)
+            fut = loop.run_in_executor(self._calls_pool, calls.perform, op, args, self.streams)
             fut.add_done_callback(functools.partial(self._answered, self.mr, cid))
 
     def _answered(self, mr: MiniRacer | None, cid: int, fut: asyncio.Future[list[Any]]) -> None:

@@ -176,24 +176,37 @@
     get [Symbol.toStringTag]() { return "TextDecoderStream"; }
   }
   const FORMATS = ["deflate", "deflate-raw", "gzip"];
-  // zlib runs on the host (calls.py); the input is gathered and (de)compressed at the end.
-  function zlibStream(op, format) {
+  // zlib runs on the host (compression.py): one zlib stream there per stream here, each
+  // chunk through it as it is written. A stream dropped unfinished is dropped there too.
+  const dropped = new FinalizationRegistry((sid) => { internal.hostCall("zlib.drop", [sid]).catch(noop); });
+  function zlibStream(mode, format) {
     format = String(format);
     if (!FORMATS.includes(format)) throw new TypeError(`Unsupported compression format '${format}'`);
-    const chunks = [];
-    return new TransformStream({
-      transform(chunk) {
+    let sid = null;
+    const token = {};
+    const open = async () => {
+      if (sid === null) { sid = await internal.hostCall("zlib.open", [mode, format]); dropped.register(ts, sid, token); }
+      return sid;
+    };
+    const ts = new TransformStream({
+      async transform(chunk, c) {
         if (!(chunk instanceof ArrayBuffer || ArrayBuffer.isView(chunk)) ||
             (ArrayBuffer.isView(chunk) && chunk.buffer instanceof SharedArrayBuffer)) {
           throw new TypeError("The chunk must be a BufferSource (not shared memory)");
         }
-        chunks.push(toBytes(chunk).slice());
-      },
-      async flush(c) {
-        const out = await internal.hostCall(op, [format, internal.concatBytes(chunks)]);
+        const out = await internal.hostCall("zlib.push", [await open(), toBytes(chunk).slice()]);
         if (out.length) c.enqueue(out);
       },
+      async flush(c) {
+        const out = await internal.hostCall("zlib.end", [await open()]);
+        dropped.unregister(token);
+        if (out.length) c.enqueue(out);
+      },
+      cancel() {
+        if (sid !== null) { dropped.unregister(token); internal.hostCall("zlib.drop", [sid]).catch(noop); }
+      },
     });
+    return ts;
   }
   class CompressionStream {
     #ts;

@@ -2,7 +2,12 @@
 
 V8 has no synchronous way into Python here (mini-racer's JS->Python callbacks
 are notifications delivered on the host's loop), and Web Crypto is promise-based
-anyway, so the bridge rides the ``d()`` contract (``js/dispatch.js``): JavaScript
+anyway. mini-racer 0.14's ``MiniRacer.wrap_py_function`` would expose a Python
+coroutine as a JS async function, but it settles each promise with a blocking,
+uncancelable ``call_function`` from the loop: while the isolate runs a long
+batch (or a runaway loop) the host's loop would stall, and with it the timers
+that enforce every isolate's timeout. So the bridge rides the ``d()`` contract
+(``js/dispatch.js``) instead: JavaScript
 queues ``[id, op, args]`` and pings; the next ``d()`` returns the queue; the
 host runs each op off its loop (:func:`perform`, in a thread: RSA key generation
 takes a while) and hands ``[id, ok, value]`` to the ``d()`` after that, which

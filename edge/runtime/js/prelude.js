@@ -1,11 +1,12 @@
 // Web APIs for edge functions, in plain JavaScript (bare V8 has none of them).
 //
-// Defines: TextEncoder, TextDecoder, atob, btoa, DOMException, console (captured
-// per invocation), crypto (getRandomValues, randomUUID; ChaCha20 seeded by the
-// host from os.urandom), structuredClone, queueMicrotask, setTimeout/setInterval,
-// performance.now, navigator.userAgent,
-// Headers, Request, Response, and a fetch() that explains outbound requests are
-// not available. dispatch.js wires these to requests.
+// This first file defines the shared pieces: DOMException (and QuotaExceededError),
+// UTF-8, atob/btoa, console (captured per invocation), the random bytes behind
+// crypto.getRandomValues/randomUUID (a ChaCha20 keystream keyed by the host from
+// os.urandom), structuredClone, queueMicrotask, setTimeout/setInterval,
+// performance.now, navigator.userAgent and self, plus `internal` (__edgeInternal),
+// where the later files (modules.RUNTIME_FILES, in order) share what they need.
+// dispatch.js, last, wires them to requests.
 (function () {
   "use strict";
   const define = (name, value) => {

@@ -8,10 +8,11 @@ uncancelable ``call_function`` from the loop: while the isolate runs a long
 batch (or a runaway loop) the host's loop would stall, and with it the timers
 that enforce every isolate's timeout. So the bridge rides the ``d()`` contract
 (``js/dispatch.js``) instead: JavaScript
-queues ``[id, op, args]`` and pings; the next ``d()`` returns the queue; the
-host runs each op off its loop (:func:`perform`, in a thread: RSA key generation
-takes a while) and hands ``[id, ok, value]`` to the ``d()`` after that, which
-settles the promise. The loop never waits for the isolate, nor the isolate for
+calls ``internal.localCall(op, args)``, a host call of kind ``"host"``: it is
+queued and pinged like the worker's calls (KV, fetch), the next ``d()`` returns
+it, and the host runs the op off its loop (:func:`perform_local`, in a thread:
+RSA key generation takes a while) and hands ``[ok, value]`` to the ``d()`` after
+that, which settles the promise. The loop never waits for the isolate, nor the isolate for
 Python.
 
 Values cross as JSON; bytes as ``{"$b": "<base64>"}`` both ways.
@@ -38,6 +39,8 @@ from edge.runtime.js.keyformats import CryptoError
 logger = logging.getLogger(__name__)
 
 MAX_DEPTH = 8
+LOCAL = "host"  # the kind of host call this host answers itself (others go to the worker)
+NO_REQUEST = "{kind} is not available while the module is evaluated; use it inside fetch()"
 
 
 def decode(value: Any, depth: int = 0) -> Any:
@@ -84,12 +87,27 @@ STREAM_OPS = {"zlib.open": "open", "zlib.push": "push", "zlib.end": "end", "zlib
 
 
 async def run_all(pool: Executor | None, streams: ZlibStreams, asked: list[Any]) -> list[Any]:
-    """Answers ``[id, ok, value]`` to ``[id, op, args]`` calls, each in a thread of ``pool``."""
+    """``settle`` pairs ``[id, reply]`` for the host calls made while a module evaluates.
+
+    This host's own calls run in threads of ``pool``; the worker's (KV, fetch)
+    are refused: they belong to a request.
+    """
     loop = asyncio.get_running_loop()
-    results = await asyncio.gather(
-        *(loop.run_in_executor(pool, perform, op, args, streams) for _, op, args in asked)
-    )
-    return [[cid, *result] for (cid, _, _), result in zip(asked, results, strict=True)]
+
+    async def one(kind: Any, args: Any) -> Any:
+        if kind == LOCAL:
+            return await loop.run_in_executor(pool, perform_local, args, streams)
+        return {"ok": False, "error": "unavailable", "message": NO_REQUEST.format(kind=kind)}
+
+    replies = await asyncio.gather(*(one(kind, args) for _, _, kind, args in asked))
+    return [[call[0], reply] for call, reply in zip(asked, replies, strict=True)]
+
+
+def perform_local(args: Any, streams: ZlibStreams) -> list[Any]:
+    """A ``host`` call's reply: its args are ``[op, op args]``."""
+    if not (isinstance(args, list) and len(args) == 2):
+        return [0, ["TypeError", "a host call takes [op, args]"]]
+    return perform(args[0], args[1], streams)
 
 
 def perform(op: Any, args: Any, streams: ZlibStreams) -> list[Any]:

@@ -7,7 +7,7 @@
   // ---- crypto.subtle: the Web Crypto API over the host's `cryptography` package ----
   // This file does what the spec asks of the API (normalising algorithms, checking
   // usages and key data, holding CryptoKeys); every primitive runs on the Python
-  // side of the V8 host (internal.hostCall, see edge/runtime/js/webcrypto.py).
+  // side of the V8 host (internal.localCall, see edge/runtime/js/webcrypto.py).
   // A secret key keeps its raw bytes here; an asymmetric key its DER (PKCS#8/SPKI).
   const NAMES = ["AES-CTR", "AES-CBC", "AES-GCM", "AES-KW", "HMAC", "SHA-1", "SHA-256", "SHA-384",
     "SHA-512", "HKDF", "PBKDF2", "RSASSA-PKCS1-v1_5", "RSA-PSS", "RSA-OAEP", "ECDSA", "ECDH",
@@ -35,7 +35,7 @@
   const USAGE_ORDER = ["encrypt", "decrypt", "sign", "verify", "deriveKey", "deriveBits", "wrapKey", "unwrapKey"];
   const HASH_BLOCK_BITS = { "SHA-1": 512, "SHA-256": 512, "SHA-384": 1024, "SHA-512": 1024 };
   const fail = (name, message) => new DOMException(message, name);
-  const call = (op, args) => internal.hostCall(op, args);
+  const call = (op, args) => internal.localCall(op, args);
 
   function bytesOf(v, what = "data") {
     if (v instanceof ArrayBuffer || ArrayBuffer.isView(v)) return toBytes(v).slice();

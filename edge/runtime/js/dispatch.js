@@ -2,21 +2,24 @@
 // fetch handler and hands back finished responses (see edge/runtime/js/host.py).
 //
 // __edge.d(payload) is the only entry point the host calls per batch:
-//   payload = [batch, forget, check, replies]
+//   payload = [batch, forget, check, settle]
 //     batch:  [[id, method, url, headerPairs, bodyKind, body, params], ...]
 //             bodyKind 0 = none, 1 = text (string), 2 = bytes (base64)
 //     forget: ids the host gave up on (timed out); their late results are dropped
 //     check:  ids whose fate the host wants to know after an aborted batch
-//     replies: [[callId, ok, value], ...] answers to host calls (see below)
+//     settle: [[callId, reply], ...] answers to host calls (KV, fetch)
 //   returns JSON [done, collectNow, unknown, calls]
 //     done:   [[id, status, headerPairs, bodyKind, body, logs, error], ...]
 //             error: null, "exception" (500, stack in logs) or "memory"
 //     collectNow: 1 when handlers of this batch are still pending, so the host
 //             calls d() again right away (it runs after V8's microtask checkpoint)
 //     unknown: the ids from `check` this isolate never started
-//     calls:  [[callId, op, args], ...] host calls made since the last d()
-//             (internal.hostCall: Web Crypto, compression; edge/runtime/js/calls.py)
-//   Bytes inside args and reply values are {"$b": base64}.
+//     calls:  [[callId, requestId, kind, args], ...] host calls made since the last
+//             d() (internal.hostCall: env.KV, fetch); the host relays them to
+//             the worker and hands the answers back in a later `settle`. Kind
+//             "host" (internal.localCall: Web Crypto, zlib) the V8 host answers
+//             itself (edge/runtime/js/calls.py): args [op, args], reply [ok, value],
+//             bytes inside both as {"$b": base64}.
 // Results that finish later (timers, chained promises) are announced with one
 // call of the host's ping function; the host then calls d() to collect them.
 (function () {
@@ -27,7 +30,55 @@
   const state = {
     module: null, env: {}, known: new Map(), done: [], stray: [], current: null,
     inTask: false, expectCollect: false, pinged: false, ping: null,
+    calls: [], waiting: new Map(), nextCall: 1,
   };
+
+  function announce() {
+    if (!state.inTask && !state.expectCollect && !state.pinged && state.ping) {
+      state.pinged = true;
+      state.ping();
+    }
+  }
+  // A call to the platform (KV, fetch): a promise settled by a later d().
+  internal.hostCall = (kind, args) => new Promise((resolve) => {
+    const id = state.nextCall++;
+    let rec = state.current;
+    if (!rec && state.known.size === 1) rec = state.known.values().next().value;
+    if (!rec && state.known.size > 1) rec = fromAsyncStack();
+    state.waiting.set(id, resolve);
+    state.calls.push([id, rec ? rec.id : 0, kind, args]);
+    announce();
+  });
+
+  // Work the V8 host does itself (Web Crypto, zlib: edge/runtime/js/calls.py): a
+  // promise of the value, rejected with the DOMException (or TypeError...) named.
+  function wire(v) {
+    if (v instanceof Uint8Array) return { $b: v.toBase64() };
+    if (Array.isArray(v)) return v.map(wire);
+    if (v && typeof v === "object") {
+      const out = {};
+      for (const k of Object.keys(v)) if (v[k] !== undefined) out[k] = wire(v[k]);
+      return out;
+    }
+    return v;
+  }
+  function unwire(v) {
+    if (Array.isArray(v)) return v.map(unwire);
+    if (v && typeof v === "object") {
+      if (typeof v.$b === "string") return Uint8Array.fromBase64(v.$b);
+      const out = {};
+      for (const k of Object.keys(v)) out[k] = unwire(v[k]);
+      return out;
+    }
+    return v;
+  }
+  const ERRORS = { TypeError, RangeError, SyntaxError };
+  function unwrapLocal(reply) {
+    const [ok, value] = Array.isArray(reply) ? reply : [0, ["OperationError", "no answer from the host"]];
+    if (ok) return unwire(value);
+    throw ERRORS[value[0]] ? new ERRORS[value[0]](value[1]) : new DOMException(value[1], value[0]);
+  }
+  internal.localCall = (op, args) => internal.hostCall("host", [op, wire(args)]).then(unwrapLocal);
 
   // Which request is logging: the one running synchronously, the only one in
   // flight, or the one whose handler's async stack (awaited by a function named
@@ -91,7 +142,7 @@
     out[5] = rec.logs;
     state.current = prev;
     state.done.push(out);
-    wake();
+    announce();
   }
 
   function makeCtx(params) {
@@ -152,75 +203,41 @@
     return true;
   }
 
-  // ---- host calls: Python work (edge/runtime/js/calls.py), answered in a later d() ----
-  const calls = { next: 1, pending: new Map(), outbox: [] };
-  function wire(v) {
-    if (v instanceof Uint8Array) return { $b: v.toBase64() };
-    if (Array.isArray(v)) return v.map(wire);
-    if (v && typeof v === "object") {
-      const out = {};
-      for (const k of Object.keys(v)) if (v[k] !== undefined) out[k] = wire(v[k]);
-      return out;
+  function settleCalls(settle) {
+    let settled = 0;
+    for (const [id, reply] of settle) {
+      const resolve = state.waiting.get(id);
+      state.waiting.delete(id);
+      if (resolve) { resolve(reply); settled++; }  // continues in the microtask checkpoint
     }
-    return v;
+    return settled;
   }
-  function unwire(v) {
-    if (Array.isArray(v)) return v.map(unwire);
-    if (v && typeof v === "object") {
-      if (typeof v.$b === "string") return Uint8Array.fromBase64(v.$b);
-      const out = {};
-      for (const k of Object.keys(v)) out[k] = unwire(v[k]);
-      return out;
-    }
-    return v;
-  }
-  const ERRORS = { TypeError, RangeError, SyntaxError };
-  function settle(replies) {
-    for (const [id, ok, value] of replies) {
-      const p = calls.pending.get(id);
-      if (!p) continue;
-      calls.pending.delete(id);
-      if (ok) p.resolve(unwire(value));
-      else p.reject(ERRORS[value[0]] ? new ERRORS[value[0]](value[1]) : new DOMException(value[1], value[0]));
-    }
-  }
-  function takeCalls() { const out = calls.outbox; calls.outbox = []; return out; }
-  function wake() {
-    if (!state.inTask && !state.expectCollect && !state.pinged && state.ping) {
-      state.pinged = true;
-      state.ping();
-    }
-  }
-  internal.hostCall = (op, args) => new Promise((resolve, reject) => {
-    const id = calls.next++;
-    calls.pending.set(id, { resolve, reject });
-    calls.outbox.push([id, op, wire(args)]);
-    wake();
-  });
 
   function d(payload) {
-    const [batch, forget, check, replies = []] = payload;
+    const [batch, forget, check, settle = []] = payload;
     state.inTask = true;
     state.current = null;
-    settle(replies);
-    for (const id of forget) state.known.delete(id);
     let pending = 0;
+    for (const id of forget) state.known.delete(id);
+    pending += settleCalls(settle);
     for (const item of batch) if (!state.known.has(item[0]) && start(item)) pending++;
     const out = state.done;
     state.done = [];
     const finished = new Set(out.map((r) => r[0]));
     const unknown = check.filter((id) => !state.known.has(id) && !finished.has(id));
+    const calls = state.calls;
+    state.calls = [];
     state.expectCollect = pending > 0;
     state.pinged = false;
     state.inTask = false;
-    return stringify([out, pending > 0 ? 1 : 0, unknown, takeCalls()]);
+    return stringify([out, pending > 0 ? 1 : 0, unknown, calls]);
   }
 
   // The host puts its ping function on internal.ping right after this script;
   // setup() moves it out of reach, since user code can see __edgeInternal.
   internal.setup = (cfg) => {
     if (state.ping) return;  // once
-    state.env = Object.freeze(Object.assign(Object.create(null), cfg.env));
+    state.env = Object.freeze(Object.assign(Object.create(null), cfg.env, { KV: internal.makeKV() }));
     internal.seed(cfg.seed);
     state.ping = internal.ping;
     delete internal.ping;
@@ -248,9 +265,12 @@
     }, (e) => settle({ state: "error", error: errorText(e) }));
     return 0;
   };
-  internal.loadStatus = (replies) => {
-    settle(replies);
-    return stringify({ ...load, calls: takeCalls() });
+  // Host calls made while the module evaluates (top-level await) travel the same way.
+  internal.loadStatus = (settle) => {
+    settleCalls(settle);
+    const calls = state.calls;
+    state.calls = [];
+    return stringify({ ...load, calls });
   };
 
   Object.defineProperty(globalThis, "__edge", {

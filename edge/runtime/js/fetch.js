@@ -1,6 +1,5 @@
-// The Fetch API surface: Headers, Request, Response. fetch() itself is a seam:
-// a binding installs the real one with internal.setFetch(fn); until then it
-// explains that outbound requests are not available.
+// The Fetch API: Headers, Request, Response, and fetch() (performed by the runtime
+// worker, see the end of this file).
 //
 // A body is kept as it came (null, a string, bytes, or a ReadableStream); the
 // `body` getter turns it into a ReadableStream on first use, and the readers
@@ -381,12 +380,40 @@
     get [Symbol.toStringTag]() { return "Response"; }
   }
 
-  let fetchImpl = async () => {
-    throw new TypeError("fetch() is not available: edge functions cannot make outbound requests");
-  };
-  // The seam for the outbound-request binding.
-  internal.setFetch = (fn) => { fetchImpl = fn; };
-  define("fetch", (input, init) => fetchImpl(input, init));
+  // ---- fetch(): outbound HTTP for JavaScript functions, performed by the platform ----
+  // The request goes to the runtime worker as a host call (internal.hostCall,
+  // dispatch.js); the worker applies the egress policy after DNS resolution and
+  // on every redirect, caps the response size and the subrequests in flight,
+  // and counts the time against the function's deadline. A refused or failed
+  // fetch rejects with a TypeError, as in browsers (its message says "egress"
+  // when the policy refused it).
+  const REDIRECTS = ["follow", "manual", "error"];
+  async function outboundBody(request) {
+    if (request[BODY].source === null) return null;
+    return (await consume(request)).toBase64();
+  }
+  function inboundResponse(v) {
+    const res = new Response(null);
+    res[RES] = { status: v.status, statusText: v.statusText, headers: internal.headersFromPairs(v.headers),
+      type: "basic", url: v.url, redirected: v.redirected, webSocket: null };
+    res[BODY] = { source: v.body === null ? null : Uint8Array.fromBase64(v.body), stream: null, used: false };
+    return res;
+  }
+  async function fetch(input, init = undefined) {
+    const request = new Request(input, init);
+    const redirect = REDIRECTS.includes(request.redirect) ? request.redirect : "follow";
+    if (request.signal.aborted) throw new TypeError("fetch: the request was aborted");
+    const reply = await internal.hostCall("fetch", {
+      url: request.url,
+      method: request.method,
+      headers: internal.headerPairs(request.headers),
+      body: await outboundBody(request),
+      redirect,
+    });
+    if (!reply || !reply.ok) throw new TypeError("fetch failed: " + (reply ? reply.message : "no answer"));
+    return inboundResponse(reply.value);
+  }
+  define("fetch", fetch);
   define("Headers", Headers);
   define("Request", Request);
   define("Response", Response);

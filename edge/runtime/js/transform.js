@@ -178,14 +178,14 @@
   const FORMATS = ["deflate", "deflate-raw", "gzip"];
   // zlib runs on the host (compression.py): one zlib stream there per stream here, each
   // chunk through it as it is written. A stream dropped unfinished is dropped there too.
-  const dropped = new FinalizationRegistry((sid) => { internal.hostCall("zlib.drop", [sid]).catch(noop); });
+  const dropped = new FinalizationRegistry((sid) => { internal.localCall("zlib.drop", [sid]).catch(noop); });
   function zlibStream(mode, format) {
     format = String(format);
     if (!FORMATS.includes(format)) throw new TypeError(`Unsupported compression format '${format}'`);
     let sid = null;
     const token = {};
     const open = async () => {
-      if (sid === null) { sid = await internal.hostCall("zlib.open", [mode, format]); dropped.register(ts, sid, token); }
+      if (sid === null) { sid = await internal.localCall("zlib.open", [mode, format]); dropped.register(ts, sid, token); }
       return sid;
     };
     const ts = new TransformStream({
@@ -194,16 +194,16 @@
             (ArrayBuffer.isView(chunk) && chunk.buffer instanceof SharedArrayBuffer)) {
           throw new TypeError("The chunk must be a BufferSource (not shared memory)");
         }
-        const out = await internal.hostCall("zlib.push", [await open(), toBytes(chunk).slice()]);
+        const out = await internal.localCall("zlib.push", [await open(), toBytes(chunk).slice()]);
         if (out.length) c.enqueue(out);
       },
       async flush(c) {
-        const out = await internal.hostCall("zlib.end", [await open()]);
+        const out = await internal.localCall("zlib.end", [await open()]);
         dropped.unregister(token);
         if (out.length) c.enqueue(out);
       },
       cancel() {
-        if (sid !== null) { dropped.unregister(token); internal.hostCall("zlib.drop", [sid]).catch(noop); }
+        if (sid !== null) { dropped.unregister(token); internal.localCall("zlib.drop", [sid]).catch(noop); }
       },
     });
     return ts;

@@ -37,6 +37,7 @@ from edge.runtime.invocation import (
     LogRecord,
     Outcome,
 )
+from edge.runtime.kv import KVService, SideRequests
 from edge.runtime.python.client import TemplateLink, TemplateSource, Zygote
 from edge.runtime.python.frames import InvalidReply, parse_reply, request_frame
 from edge.runtime.python.process.sandbox import Limits
@@ -78,6 +79,7 @@ class PythonPool:
         load_timeout: seconds the template may take to import the function.
         queue_limit: requests that may wait for an instance (default
             ``2 * max_instances``).
+        kv: runs the KV operations its instances send mid-request.
     """
 
     def __init__(
@@ -88,8 +90,10 @@ class PythonPool:
         limits: Limits | None = None,
         load_timeout: float = 10.0,
         queue_limit: int | None = None,
+        kv: KVService | None = None,
     ) -> None:
         self.version = version
+        self._side = SideRequests(kv, version) if kv is not None else None
         self.last_used = time.monotonic()
         self._queue_limit = 2 * version.max_instances if queue_limit is None else queue_limit
         self._label = f"{version.app}/{version.environment}/{version.name}"
@@ -111,6 +115,7 @@ class PythonPool:
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._young_deaths = 0
 
     # -- FunctionPool --------------------------------------------------------
 
@@ -232,7 +237,9 @@ class PythonPool:
                 self._waiters.popleft().set_result(None)  # it starts an instance itself
             else:
                 break
-        while top_up and not self._closing and self._total() < self.version.min_warm:
+        # Two young template deaths in a row: wait for demand, do not crash-loop.
+        top_up = top_up and not self._closing and self._young_deaths < 2
+        while top_up and self._total() < self.version.min_warm:
             if not self._reserve():
                 return
             task = asyncio.get_running_loop().create_task(self._prewarm())
@@ -435,6 +442,8 @@ class PythonPool:
             sock.close()  # the instance reads EOF and exits
             raise
         instance.last_used = time.monotonic()
+        if self._side is not None:
+            instance.handle("kv", self._side.handler(instance.send_frame))
         self._by_pid[pid] = instance
         return instance
 
@@ -460,7 +469,9 @@ class PythonPool:
         logger.warning(
             "function %s: template %d exited; restarting it on demand", self._label, template.pid
         )
-        # Pre-warm again from a new template, unless this one died young: a
-        # template that cannot stay up waits for demand instead of crash-looping.
-        if time.monotonic() - template.started >= MIN_TEMPLATE_LIFE_S:
-            self._converge()
+        # Pre-warm again from a new template, unless templates keep dying young
+        # (see _converge). One young death is tolerated: a zygote killed right
+        # after a deploy takes a fresh template with it.
+        young = time.monotonic() - template.started < MIN_TEMPLATE_LIFE_S
+        self._young_deaths = self._young_deaths + 1 if young else 0
+        self._converge()

@@ -48,6 +48,19 @@ export default {
   },
 };
 """
+FLOOD = """\
+export default {
+  async fetch() {
+    const data = new Uint8Array(1024);
+    const digest = () => crypto.subtle.digest("SHA-256", data);
+    const all = await Promise.allSettled(Array.from({ length: 300 }, digest));
+    const refused = all.filter((r) => r.status === "rejected");
+    const names = [...new Set(refused.map((r) => `${r.reason.name}: ${r.reason.message}`))];
+    const after = await crypto.subtle.digest("SHA-256", data);
+    return Response.json({ ok: all.length - refused.length, names, after: after.byteLength });
+  },
+};
+"""
 STUCK = """\
 export default {
   async fetch(request) {
@@ -101,3 +114,13 @@ def test_an_isolate_replaced_with_a_call_out_keeps_serving(tmp_path: Path) -> No
 
     status, body = run(scenario)
     assert status == 504 and body == b"alive"
+
+
+def test_too_many_calls_at_once_are_refused_not_queued(tmp_path: Path) -> None:
+    async def scenario(host: V8Host) -> bytes:
+        pool = await started(tmp_path, "flood.js", FLOOD, host)
+        return (await pool.invoke(request())).body
+
+    got = json.loads(run(scenario))
+    assert got["ok"] >= 64 and got["after"] == 32
+    assert got["names"] == ["OperationError: more than 64 Web Crypto or compression calls at once"]

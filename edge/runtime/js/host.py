@@ -60,6 +60,8 @@ MIN_GRACE_S = 0.1
 PEAK_STEP = 1.25
 ISOLATE_DATA = 96 * MIB  # address space one isolate maps (thread stacks, heap reservations)
 CALL_THREADS = 2
+MAX_LOCAL_CALLS = 64
+TOO_MANY_CALLS = f"more than {MAX_LOCAL_CALLS} Web Crypto or compression calls at once"
 DATA_SLACK = 512 * MIB  # this interpreter, frames in flight, an isolate being replaced
 # A fault is sent as its kind alone (no status, headers or body): the worker
 # answers it from the fault table (edge.runtime.faults), as for Python.
@@ -107,6 +109,7 @@ class Isolate:
         self.spec = spec
         self._calls_pool = calls_pool
         self.streams = ZlibStreams()  # this isolate's (de)compression streams
+        self._local_calls = 0  # host calls of this isolate running here now
         self._runtime_js = runtime_js
         self._send = send
         self._relay = relay  # host calls (KV, fetch) to the worker: relay(isolate, calls)
@@ -361,10 +364,15 @@ class Isolate:
         """Run the host calls this host answers itself (Web Crypto, zlib) off the loop."""
         loop = asyncio.get_running_loop()
         for js_id, _, _, args in local:
+            if self._local_calls >= MAX_LOCAL_CALLS:  # APPSEC: bounds what waits in memory here
+                self.answer(js_id, [0, ["OperationError", TOO_MANY_CALLS]])
+                continue
+            self._local_calls += 1
             fut = loop.run_in_executor(self._calls_pool, calls.perform_local, args, self.streams)
             fut.add_done_callback(functools.partial(self._answered, self.mr, js_id))
 
     def _answered(self, mr: MiniRacer | None, js_id: int, fut: asyncio.Future[list[Any]]) -> None:
+        self._local_calls -= 1
         if mr is not self.mr or self.closed or fut.cancelled():
             return  # the isolate that asked is gone; its ids mean nothing to the next
         self.answer(js_id, fut.result())

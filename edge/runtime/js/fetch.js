@@ -196,7 +196,14 @@
     return { source: b, stream: null, used: false };
   }
   // What dispatch.js sends: null, a string or bytes; a stream is read whole first
-  // (a Promise then). The streaming work will send it as it is produced instead.
+  // (a Promise then). The streaming work will send it as it is produced instead:
+  // internal.streamedBody(res) is the ReadableStream a response was built from
+  // (null when its body is buffered: those stay on responseBody()'s fast path).
+  internal.streamedBody = (res) => {
+    const slot = res[BODY];
+    const stream = slot.stream || slot.source;
+    return internal.isReadableStream(stream) && !BUFFERED.has(stream) ? stream : null;
+  };
   internal.responseBody = (res) => {
     const slot = res[BODY];
     if (slot.source === null) return null;

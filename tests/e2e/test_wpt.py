@@ -138,3 +138,9 @@ def test_wpt_pass_counts_never_fall(runtime_stack: Stack, wpt_host: str) -> None
     fell = {p: f"{passed.get(p, 0)} < {n}" for p, n in floors.items() if passed.get(p, 0) < n}
     assert fell == {}, f"web-platform-tests passing fewer than their floors: {fell}"
     assert set(passed) <= set(floors), f"files without a floor: {sorted(set(passed) - set(floors))}"
+    if not only:  # the recorded floors themselves stay at or above workerd's, per area
+        floor_by_area = {area: 0 for area in AREAS}
+        for path, n in floors.items():
+            floor_by_area[area_of(path)] += n
+        below = {a: f"{n} < {WORKERD[a]}" for a, n in floor_by_area.items() if n < WORKERD[a]}
+        assert below == {}, f"areas whose floors are below workerd's: {below}"

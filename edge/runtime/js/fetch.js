@@ -301,7 +301,7 @@
     get method() { return this[REQ].method; }
     get url() { return this[REQ].url; }
     get headers() { return this[REQ].headers; }
-    get signal() { return this[REQ].signal; }
+    get signal() { return this[REQ].signal || (this[REQ].signal = internal.newSignal()); }
     get cf() { return this[REQ].cf; }
     get destination() { return ""; }
     get isHistoryNavigation() { return false; }
@@ -320,7 +320,8 @@
   }
   internal.makeRequest = (method, url, headerPairs, body, cf) => {
     const r = Object.create(Request.prototype);
-    r[REQ] = { method, url, headers: internal.headersFromPairs(headerPairs), signal: internal.newSignal(), cf, ...DEFAULTS };
+    // The signal is made on first use: most handlers never look at it.
+    r[REQ] = { method, url, headers: internal.headersFromPairs(headerPairs), signal: null, cf, ...DEFAULTS };
     r[BODY] = { source: body, stream: null, used: false };
     return r;
   };

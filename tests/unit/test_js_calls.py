@@ -7,6 +7,7 @@ back as an error answer naming the problem, never raise in the host.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
@@ -162,3 +163,11 @@ def test_bad_calls_get_named_errors(op: object, args: object, name: str) -> None
     status, error = calls.perform(op, args, ZlibStreams())
     assert status == 0
     assert error[0] == name and error[1]
+
+
+def test_calls_during_module_evaluation() -> None:
+    asked = [[1, 0, "kv", {"op": "get"}], [2, 0, "host", ["digest", ["SHA-1", b(b"")]]]]
+    (first, refused), (second, answered) = asyncio.run(calls.run_all(None, ZlibStreams(), asked))
+    assert (first, refused["ok"], second) == (1, False, 2)
+    assert "kv is not available while the module is evaluated" in refused["message"]
+    assert calls.decode(answered) == [1, hashlib.sha1(b"").digest()]

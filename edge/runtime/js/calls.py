@@ -7,13 +7,12 @@ coroutine as a JS async function, but it settles each promise with a blocking,
 uncancelable ``call_function`` from the loop: while the isolate runs a long
 batch (or a runaway loop) the host's loop would stall, and with it the timers
 that enforce every isolate's timeout. So the bridge rides the ``d()`` contract
-(``js/dispatch.js``) instead: JavaScript
-calls ``internal.localCall(op, args)``, a host call of kind ``"host"``: it is
-queued and pinged like the worker's calls (KV, fetch), the next ``d()`` returns
-it, and the host runs the op off its loop (:func:`perform_local`, in a thread:
-RSA key generation takes a while) and hands ``[ok, value]`` to the ``d()`` after
-that, which settles the promise. The loop never waits for the isolate, nor the isolate for
-Python.
+(``js/dispatch.js``) instead: JavaScript calls ``internal.localCall(op, args)``,
+a host call of kind ``"host"``. It is queued and pinged like the worker's calls
+(KV, fetch), the next ``d()`` returns it, the host runs the op off its loop
+(:func:`perform_local`, in a thread: RSA key generation takes a while), and the
+``d()`` after that gets ``[ok, value]`` and settles the promise. The loop never
+waits for the isolate, nor the isolate for Python.
 
 Values cross as JSON; bytes as ``{"$b": "<base64>"}`` both ways.
 

@@ -21,8 +21,10 @@ from edge.serving import serve
 from edge.snapshot import RoutingSource
 
 if TYPE_CHECKING:
+    from edge.runtime.fallback import Fallback
     from edge.runtime.js.client import V8Host
     from edge.runtime.registry import PoolRegistry
+    from edge.runtime.worker import Worker
 
 SourceFactory = Callable[[Config], RoutingSource]
 
@@ -36,7 +38,23 @@ def load_app(config: Config, source: SourceFactory) -> object:
     logs = LogWriter(redis, config.log_stream_len)
     pools, v8host = build_pools(config, logs)
     worker = Worker(config, source(config), redis, pools, closing=[v8host.close], logs=logs)
+    worker.fallback = build_fallback(config, worker)
     return create_app(config, worker)
+
+
+def build_fallback(config: Config, worker: Worker) -> Fallback:
+    """Cross-region forwarding with the worker's one pooled HTTP client."""
+    import httpx  # noqa: PLC0415 - built in each worker
+
+    from edge.runtime.fallback import Fallback  # noqa: PLC0415
+
+    client = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        follow_redirects=False,
+        trust_env=False,  # APPSEC: node to node traffic never goes through a proxy from env
+    )
+    client.headers = httpx.Headers()  # forward the client's headers, and only them
+    return Fallback(config.region, worker.node_name, client, worker.redis, worker.keyring)
 
 
 def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Host]:

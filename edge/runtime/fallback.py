@@ -124,6 +124,8 @@ class Fallback:
         if self._refreshing is None:
             self._refreshing = asyncio.Lock()
         async with self._refreshing:
+            if self.clock() - self._refreshed < REFRESH_MIN_S:
+                return  # another request just did it
             self._refreshed = self.clock()
             try:
                 nodes = await live_nodes(self.redis, self.keyring)
@@ -174,28 +176,46 @@ class Fallback:
         """
         if req.get_header(FORWARDED) is not None:
             return False
-        peers = self.candidates(regions)
-        if not peers and self.clock() - self._refreshed >= REFRESH_MIN_S:
-            await self.refresh()  # a node may have come back since the last probe
-            peers = self.candidates(regions)
-        for peer in peers:
-            try:
-                await self._send(peer, req, resp, body)
-                return True
-            except NOT_SENT as exc:
-                logger.info("node %s unreachable (%s): trying the next", peer.node, exc)
-                self._down(peer)
-            except httpx.HTTPError as exc:
-                logger.warning("forwarding to node %s failed: %s", peer.node, exc)
-                self._down(peer)
-                if req.method not in SAFE_METHODS:
-                    reason = (
-                        f"node {peer.node} ({peer.region}) failed mid-request ({exc}); "
-                        "it may have run, so it is not retried elsewhere"
-                    )
-                    _unavailable(resp, function, reason)
+        tried: set[str] = set()
+        while True:
+            for peer in self.candidates(regions):
+                if peer.url in tried:
+                    continue
+                tried.add(peer.url)
+                answered = await self._try(peer, req, resp, function, body)
+                if answered:
                     return True
-        return False
+            # None left: a node may have come back (or moved) since the last probe.
+            if self.clock() - self._refreshed < REFRESH_MIN_S:
+                return False
+            await self.refresh()
+
+    async def _try(
+        self,
+        peer: Peer,
+        req: falcon.asgi.Request,
+        resp: falcon.asgi.Response,
+        function: str,
+        body: bytes,
+    ) -> bool:
+        """Forward to ``peer``; ``False`` if it cannot answer and the next may be tried."""
+        try:
+            await self._send(peer, req, resp, body)
+        except NOT_SENT as exc:
+            logger.info("node %s unreachable (%s): trying the next", peer.node, exc)
+            self._down(peer)
+            return False
+        except httpx.HTTPError as exc:
+            logger.warning("forwarding to node %s failed: %s", peer.node, exc)
+            self._down(peer)
+            if req.method in SAFE_METHODS:
+                return False
+            reason = (
+                f"node {peer.node} ({peer.region}) failed mid-request ({exc}); "
+                "it may have run, so it is not retried elsewhere"
+            )
+            _unavailable(resp, function, reason)
+        return True
 
     async def _send(
         self, peer: Peer, req: falcon.asgi.Request, resp: falcon.asgi.Response, body: bytes

@@ -75,6 +75,7 @@ def row(label: str, path: str, data: dict[str, Any]) -> dict[str, Any]:
         "failures": data["failures"],
         "regions": data["regions"],
         "via": data["via"],
+        "latencies_ms": [round(ms, 1) for ms in lat],
     }
 
 

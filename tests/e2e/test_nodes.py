@@ -28,7 +28,11 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Stack]
     tmp = Path(tmp_path_factory.mktemp("nodes"))
     redis = RedisServer(tmp / "redis.sock", tmp / "redis")
     redis.start()
-    east = make_stack(tmp / "east", f"sqlite:///{tmp / 'edge.db'}", redis.url)
+    # A deploy wait shorter than a frozen worker's heartbeat lives (10-15 s): a push
+    # that waited for a frozen node of another region would say "did not confirm".
+    east = make_stack(
+        tmp / "east", f"sqlite:///{tmp / 'edge.db'}", redis.url, EDGE_DEPLOY_TIMEOUT="8"
+    )
     stacks = {"us-east": east}
     try:
         east.start("platform")

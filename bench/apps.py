@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bench.realistic import REAL_JS, REAL_PY
+
 HELLO_PY = """\
 from edge import Response
 
@@ -24,8 +26,8 @@ def handle(request):
 """
 
 
-def _function(name: str, entry: str, route: str, **policy: int) -> str:
-    lines = [f"[functions.{name}]", f'entry = "{entry}"', f'routes = ["GET {route}"]']
+def _function(name: str, entry: str, route: str, method: str = "GET", **policy: int) -> str:
+    lines = [f"[functions.{name}]", f'entry = "{entry}"', f'routes = ["{method} {route}"]']
     lines += [f"{key} = {value}" for key, value in policy.items()]
     return "\n".join(lines) + "\n"
 
@@ -33,7 +35,8 @@ def _function(name: str, entry: str, route: str, **policy: int) -> str:
 def bench_app(min_warm: int, cold_functions: int) -> dict[str, str]:
     """App ``bench``: the hello functions (always warm) and the cold-start functions.
 
-    ``GET /py`` and ``GET /js`` are the hello functions; ``GET /cold/<lang>/<i>``
+    ``GET /py`` and ``GET /js`` are the hello functions, ``POST /real/py`` and
+    ``POST /real/js`` the realistic ones (:mod:`bench.realistic`); ``GET /cold/<lang>/<i>``
     are ``cold_functions`` Python and as many JS functions with ``min_warm = 0``.
     """
     parts = [
@@ -42,8 +45,22 @@ def bench_app(min_warm: int, cold_functions: int) -> dict[str, str]:
             "hello-py", "functions/hello.py", "/py", min_warm=min_warm, max_instances=min_warm
         ),
         _function("hello-js", "functions/hello.js", "/js", min_warm=1),
+        _function(
+            "real-py",
+            "functions/real.py",
+            "/real/py",
+            "POST",
+            min_warm=min_warm,
+            max_instances=min_warm,
+        ),
+        _function("real-js", "functions/real.js", "/real/js", "POST", min_warm=1),
     ]
-    files = {"functions/hello.py": HELLO_PY, "functions/hello.js": HELLO_JS}
+    files = {
+        "functions/hello.py": HELLO_PY,
+        "functions/hello.js": HELLO_JS,
+        "functions/real.py": REAL_PY,
+        "functions/real.js": REAL_JS,
+    }
     for i in range(cold_functions):
         # Each needs an entry file of its own: functions with the same files and
         # settings share one content hash, hence one pool (and its warm instances).

@@ -75,6 +75,7 @@ OVERFLOW = LAST_BUCKET + 1  # durations past MAX_MS
 LABELS = ("app", "environment", "function")
 
 _REDIS_DOWN = (redis.RedisError, OSError)
+BINDING_COUNTERS = ("kv_ops", "kv_errors", "subrequests", "subrequest_errors")
 _COUNTERS = ("invocations", "errors", "cold_starts", "timeouts", "memory_kills")
 
 # KEYS: cluster hash, node hash, index set, node index set, then the hour hashes
@@ -266,6 +267,15 @@ class MetricsRecorder(Flusher):
         counts[_BUCKET_FIELDS[bucket_index(duration_ms)]] += 1
         cell.memory_peak_kb = max(cell.memory_peak_kb, memory_peak_kb)
 
+    def count(self, version: FunctionVersion, name: str, n: int = 1) -> None:
+        """Add ``n`` to one of a function's binding counters (``kv_ops``,
+        ``kv_errors``, ``subrequests``, ``subrequest_errors``)."""
+        key = (version.app, version.environment, version.name)
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._cells[key] = _Cell()
+        cell.counts[name] += n
+
     def observe_outcome(self, version: FunctionVersion, outcome: Outcome) -> None:
         """:meth:`observe` one pool answer for ``version``."""
         self.observe(
@@ -429,6 +439,7 @@ def _row(series: Series) -> dict[str, Any]:
         "memory_peak_kb": counts.get("memory_peak_kb", 0),
         "timeouts": counts.get("timeouts", 0),
         "memory_kills": counts.get("memory_kills", 0),
+        **{name: counts.get(name, 0) for name in BINDING_COUNTERS},
         "status_classes": series.status_classes(),
     }
 

@@ -90,6 +90,10 @@ _SIMPLE_COUNTERS = {
     "cold_starts": "Invocations that had to start a new instance.",
     "timeouts": "Invocations killed at the function's timeout.",
     "memory_kills": "Invocations killed for exceeding the memory limit.",
+    "kv_ops": "KV operations the function asked for.",
+    "kv_errors": "KV operations refused (limits, bad input) or failed (Redis down).",
+    "subrequests": "Outbound fetch() calls made by the platform for the function.",
+    "subrequest_errors": "Outbound fetch() calls refused by the egress policy or failed.",
 }
 
 

@@ -34,8 +34,15 @@ def _op(
     return op
 
 
+def _with_429(op: dict[str, Any]) -> dict[str, Any]:
+    """An operation that may answer 429 with Retry-After (a cap on concurrent use)."""
+    op["responses"]["429"] = _ERROR | {"headers": {"Retry-After": {"schema": {"type": "integer"}}}}
+    return op
+
+
 _APP = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}}
 _SECRET = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_KV_KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
 _SECRET_ENV = {
     "name": "env",
     "in": "query",
@@ -98,26 +105,67 @@ OPENAPI: dict[str, Any] = {
                 [_APP, _SECRET, _SECRET_ENV],
             ),
         },
-        "/v1/apps/{app}/logs": {
+        "/v1/apps/{app}/kv": {
             "get": _op(
-                "An app's function logs and platform events; follow=1 streams Server-Sent Events",
+                "An environment's function KV keys, by prefix; a page at a time "
+                "(cursor: the last key of the previous page)",
                 [
                     _APP,
-                    {"name": "function", "in": "query", "schema": {"type": "string"}},
-                    {"name": "env", "in": "query", "schema": {"type": "string"}},
-                    {
-                        "name": "since",
-                        "in": "query",
-                        "schema": {"type": "string"},
-                        "description": "e.g. 30s, 10m, 2h, 1d",
-                    },
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "default": 1000},
-                    },
-                    {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
+                    _SECRET_ENV,
+                    {"name": "prefix", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                 ],
+            )
+        },
+        "/v1/apps/{app}/kv/{key}": {
+            "get": _op(
+                "One KV value: value (UTF-8 text, or null) and value_base64",
+                [_APP, _KV_KEY, _SECRET_ENV],
+            ),
+            "put": _op(
+                "Store a KV value (text or base64), with an optional ttl in seconds",
+                [_APP, _KV_KEY, _SECRET_ENV],
+                {
+                    "type": "object",
+                    "properties": {
+                        "value": {"type": "string"},
+                        "value_base64": {"type": "string"},
+                        "ttl": {"type": "number", "exclusiveMinimum": 0},
+                    },
+                },
+            ),
+            "delete": _op("Delete a KV key", [_APP, _KV_KEY, _SECRET_ENV]),
+        },
+        "/v1/apps/{app}/logs": {
+            "get": _with_429(
+                _op(
+                    "An app's function logs and platform events; "
+                    "follow=1 streams Server-Sent Events",
+                    [
+                        _APP,
+                        {"name": "function", "in": "query", "schema": {"type": "string"}},
+                        {"name": "env", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "e.g. 30s, 10m, 2h, 1d",
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "default": 1000},
+                        },
+                        {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
+                        {
+                            "name": "Last-Event-ID",
+                            "in": "header",
+                            "schema": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
+                            "description": "with follow=1: resume after this record id",
+                        },
+                    ],
+                )
             )
         },
         "/v1/apps/{app}/metrics": {

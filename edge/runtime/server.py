@@ -15,14 +15,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
+from edge.egress import EgressPolicy
+from edge.kvstore import Limits as KVLimits
 from edge.logstream import LogWriter, platform_event
+from edge.runtime import firewall
 from edge.runtime.invocation import FunctionVersion
 from edge.serving import serve
 from edge.snapshot import RoutingSource
 
 if TYPE_CHECKING:
     from edge.runtime.fallback import Fallback
-    from edge.runtime.js.client import V8Host
+    from edge.runtime.js.client import HostCall, V8Hosts
+    from edge.runtime.kv import KVService
     from edge.runtime.registry import PoolRegistry
     from edge.runtime.worker import Worker
 
@@ -32,12 +36,23 @@ SourceFactory = Callable[[Config], RoutingSource]
 def load_app(config: Config, source: SourceFactory) -> object:
     """Build one worker's app: its own routing source, Redis client, pools and worker state."""
     from edge.runtime.app import create_app  # noqa: PLC0415 - built in each worker
+    from edge.runtime.fetcher import Fetcher  # noqa: PLC0415
+    from edge.runtime.js.bindings import JsBindings  # noqa: PLC0415
+    from edge.runtime.kv import KVService  # noqa: PLC0415
     from edge.runtime.worker import Worker, async_redis  # noqa: PLC0415
 
     redis = async_redis(config.redis_url)
     logs = LogWriter(redis, config.log_stream_len)
-    pools, v8host = build_pools(config, logs)
-    worker = Worker(config, source(config), redis, pools, closing=[v8host.close], logs=logs)
+    worker: Worker | None = None
+
+    def count(version: FunctionVersion, name: str) -> None:
+        if worker is not None:
+            worker.metrics.count(version, name)
+
+    kv = KVService(redis, kv_limits(config), count)
+    bindings = JsBindings(kv, Fetcher(egress_policy(config), count), config.kv_max_value_bytes)
+    pools, v8hosts = build_pools(config, logs, kv, bindings.call)
+    worker = Worker(config, source(config), redis, pools, closing=[v8hosts.close], logs=logs)
     worker.fallback = build_fallback(config, worker)
     return create_app(config, worker)
 
@@ -57,14 +72,29 @@ def build_fallback(config: Config, worker: Worker) -> Fallback:
     return Fallback(config.region, worker.node_name, client, worker.redis, worker.keyring)
 
 
-def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Host]:
-    """The worker's pool registry and the V8 host its JavaScript pools share."""
-    from edge.runtime.js.client import V8Host  # noqa: PLC0415
+def egress_policy(config: Config) -> EgressPolicy:
+    """``EDGE_EGRESS_ALLOW``, and never this platform's Redis or control plane."""
+    plane = (config.platform_url, config.bind, config.platform_port)
+    return EgressPolicy.for_platform(config.egress_allow, config.redis_url, *plane)
+
+
+def kv_limits(config: Config) -> KVLimits:
+    return KVLimits(config.kv_max_value_bytes, config.kv_max_bytes)
+
+
+def build_pools(
+    config: Config,
+    logs: LogWriter,
+    kv: KVService | None = None,
+    host_call: HostCall | None = None,
+) -> tuple[PoolRegistry, V8Hosts]:
+    """The worker's pool registry and the V8 hosts (one per app) of its JavaScript pools."""
+    from edge.runtime.js.client import V8Hosts  # noqa: PLC0415
     from edge.runtime.js.pool import JsPool  # noqa: PLC0415
     from edge.runtime.python.client import Zygote  # noqa: PLC0415
     from edge.runtime.registry import PoolRegistry  # noqa: PLC0415
 
-    host = V8Host()
+    hosts = V8Hosts(host_call)
 
     def evicted(version: FunctionVersion) -> None:
         logs.emit(
@@ -82,10 +112,11 @@ def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Host]:
         Zygote,
         max_pools=config.max_warm_pools,
         idle_ttl=config.idle_ttl,
-        js_factory=lambda version: JsPool(version, host),
+        js_factory=lambda version: JsPool(version, hosts.for_app(version.app, version.uid)),
         on_evict=evicted,
+        kv=kv,
     )
-    return pools, host
+    return pools, hosts
 
 
 def pin_cpus(workers: int) -> bool:
@@ -120,6 +151,11 @@ def run(config: Config, source: SourceFactory) -> None:
     hooks = (
         {"pre_fork": pre_fork, "post_fork": post_fork} if pin_cpus(config.runtime_workers) else {}
     )
+    with firewall.installed(config, egress_policy(config)):
+        _serve(config, source, hooks)
+
+
+def _serve(config: Config, source: SourceFactory, hooks: dict[str, Any]) -> None:
     serve(
         lambda: load_app(config, source),
         {

@@ -13,6 +13,7 @@ from edge.config import Config
 from edge.routes import RoutePattern, Router, parse_route
 from edge.runtime.invocation import FunctionVersion
 from edge.snapshot import FunctionRecord, RoutingSnapshot, site_host
+from edge.uids import function_ids
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Site:
     release: int
     router: Router[Target]
     targets: tuple[Target, ...]
+    release_id: int = 0
 
 
 class RouteTable:
@@ -68,16 +70,26 @@ class RouteTable:
         return found
 
     @classmethod
-    def build(cls, snapshot: RoutingSnapshot, config: Config) -> RouteTable:
+    def build(
+        cls, snapshot: RoutingSnapshot, config: Config, previous: RouteTable | None = None
+    ) -> RouteTable:
+        """The table of ``snapshot``; a site whose release is unchanged since
+        ``previous`` is taken over as it is (parsing thousands of route patterns
+        on every deploy would stall the worker's loop)."""
         sites: dict[str, Site] = {}
         for live in snapshot.environments:
+            host = site_host(live.app, live.environment, config.domain)
+            kept = previous.sites.get(host) if previous is not None else None
+            if kept is not None and kept.release_id == live.release_id:
+                sites[host] = kept
+                continue
             entries: list[tuple[RoutePattern, Target]] = []
             targets = []
             for record in live.functions:
                 target = _target(
                     record,
                     app=live.app,
-                    app_id=live.app_id,
+                    uid=function_ids(live.app, live.app_id, config.function_uid_base)[0],
                     environment=live.environment,
                     release=live.version,
                     region=config.region,
@@ -85,9 +97,13 @@ class RouteTable:
                 )
                 targets.append(target)
                 entries.extend((parse_route(text), target) for text in record.routes)
-            host = site_host(live.app, live.environment, config.domain)
             sites[host] = Site(
-                live.app, live.environment, live.version, Router(entries), tuple(targets)
+                live.app,
+                live.environment,
+                live.version,
+                Router(entries),
+                tuple(targets),
+                live.release_id,
             )
         return cls(snapshot.version, sites)
 
@@ -96,7 +112,7 @@ def _target(
     record: FunctionRecord,
     *,
     app: str,
-    app_id: int,
+    uid: int,
     environment: str,
     release: int,
     root: Path,
@@ -106,7 +122,9 @@ def _target(
     version = None
     if region in regions:
         version = FunctionVersion(
-            key=f"{app}:{record.content_hash}",
+            # The environment is part of the identity: a preview with the same code as
+            # production must not share its pool (KV namespace, logs, metrics).
+            key=f"{app}:{environment}:{record.content_hash}",
             app=app,
             environment=environment,
             release=release,
@@ -120,6 +138,6 @@ def _target(
             timeout_ms=record.timeout_ms,
             min_warm=record.min_warm,
             max_instances=record.max_instances,
-            app_id=app_id,
+            uid=uid,
         )
     return Target(record.name, version, regions, release)

@@ -19,6 +19,12 @@ and host to worker::
 
     ["ok", rid, {"cold_ms": float, "memory_peak_kb": int}] | ["err", rid, message]
     ["resp", rid, status, headers, body, [[ts, level, msg], ...], error, memory_peak_kb, cold_ms]
+
+Host calls, made by a function mid-request (``env.KV``, ``fetch()``; see
+:mod:`edge.runtime.js.bindings`)::
+
+    host to worker: ["call", call_id, key, rid, kind, args]     kind: "kv" | "fetch"
+    worker to host: ["callr", call_id, reply]                   reply: JSON-able
 """
 
 from __future__ import annotations
@@ -29,12 +35,12 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
 import edge
-from edge.runtime.invocation import FunctionLoadError
+from edge.runtime.invocation import FunctionLoadError, FunctionVersion
 from edge.runtime.wire import FrameBuffer, ProtocolError, decode, encode
 
 logger = logging.getLogger(__name__)
@@ -42,6 +48,12 @@ logger = logging.getLogger(__name__)
 # The details of the faults the V8 host reports: it sends a fault's kind, and
 # the worker words it (edge.runtime.faults).
 HOST_REASONS = {"crash": "crashed: its isolate was replaced", "unavailable": "it is not loaded"}
+
+
+# APPSEC: calls in flight from one worker's V8 host (every app's isolates); past
+# this, calls are refused at once rather than queued (a Promise.all of a million
+# fetches must not grow the worker).
+MAX_HOST_CALLS = 4096
 
 
 class HostDiedError(Exception):
@@ -107,14 +119,34 @@ class FrameProtocol(asyncio.Protocol):
         self._on_lost()
 
 
+HostCall = Callable[[FunctionVersion, int, str, Any], Awaitable[Any]]
+
+
 class V8Host:
-    """The worker's client of its V8 host process (started on demand).
+    """The worker's client of one app's V8 host process (started on demand).
 
     Function versions are registered with their load spec; a version is loaded
     into the current host on first use, and again after a host restart.
+
+    Args:
+        uid: the uid (and gid) the host drops to when the platform is root: its
+            app's function uid; 0 for ``nobody``.
+        on_empty: called once the last registered version is unregistered.
+        on_call: answers host calls (KV, fetch) of a version's code; without
+            it every host call is refused.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        uid: int = 0,
+        on_empty: Callable[[], None] | None = None,
+        on_call: HostCall | None = None,
+    ) -> None:
+        self.uid = uid
+        self._on_empty = on_empty
+        self._on_call = on_call
+        self._versions: dict[str, FunctionVersion] = {}
+        self._call_tasks: set[asyncio.Task[None]] = set()
         self._proc: asyncio.subprocess.Process | None = None
         self._conn: FrameProtocol | None = None
         self._starting: asyncio.Future[FrameProtocol] | None = None
@@ -131,10 +163,14 @@ class V8Host:
         """The current host's process id (``None`` when none is running)."""
         return self._proc.pid if self._proc is not None and self._conn is not None else None
 
-    def register(self, key: str, spec: dict[str, Any]) -> None:
+    def register(
+        self, key: str, spec: dict[str, Any], version: FunctionVersion | None = None
+    ) -> None:
         """Make a function version known (reference-counted by key)."""
         _, refs = self._specs.get(key, (spec, 0))
         self._specs[key] = (spec, refs + 1)
+        if version is not None:
+            self._versions[key] = version
 
     def unregister(self, key: str) -> None:
         """Drop one reference; the last one unloads the version's isolate."""
@@ -143,7 +179,10 @@ class V8Host:
             self._specs[key] = (spec, refs - 1)
             return
         self._specs.pop(key, None)
+        self._versions.pop(key, None)
         self.unload(key)
+        if not self._specs and self._on_empty is not None:
+            self._on_empty()
 
     def unload(self, key: str) -> None:
         """Drop the version's isolate from the host (it reloads on next use)."""
@@ -218,7 +257,7 @@ class V8Host:
         ours, theirs = socket.socketpair()
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                *host_command("--fd", str(theirs.fileno())),
+                *host_command("--fd", str(theirs.fileno()), "--uid", str(self.uid)),
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -243,10 +282,32 @@ class V8Host:
         return conn
 
     def _on_frame(self, frame: Any) -> None:
+        if isinstance(frame, list) and len(frame) == 6 and frame[0] == "call":
+            task = asyncio.ensure_future(self._host_call(*frame[1:]))
+            self._call_tasks.add(task)
+            task.add_done_callback(self._call_tasks.discard)
+            return
         if isinstance(frame, list) and len(frame) >= 2 and isinstance(frame[1], int):
             fut = self._pending.pop(frame[1], None)
             if fut is not None and not fut.done():
                 fut.set_result(frame)
+
+    async def _host_call(self, call_id: Any, key: Any, rid: Any, kind: Any, args: Any) -> None:
+        """Answer one host call. APPSEC: the host runs untrusted code; the version
+        is the one registered under ``key`` (never named by the call itself), and
+        the bindings check ``kind`` and ``args``."""
+        version = self._versions.get(key) if isinstance(key, str) else None
+        reply: Any = {"ok": False, "error": "unavailable", "message": "no bindings in this runtime"}
+        if len(self._call_tasks) > MAX_HOST_CALLS:
+            reply = {"ok": False, "error": "limit", "message": "too many KV or fetch calls at once"}
+        elif version is not None and self._on_call is not None and isinstance(rid, int):
+            try:
+                reply = await self._on_call(version, rid, str(kind), args)
+            except Exception:  # every call gets an answer, or its promise would hang
+                logger.exception("host call %s of %s failed", kind, version.name)
+                reply = {"ok": False, "error": "unavailable", "message": "internal error"}
+        if self._conn is not None:
+            self._conn.send(["callr", call_id, reply])
 
     def _on_lost(self) -> None:
         self._conn = None
@@ -276,6 +337,8 @@ class V8Host:
     async def close(self) -> None:
         """Stop the host process and wait for it."""
         self._closed = True
+        for task in self._call_tasks:
+            task.cancel()
         if self._starting is not None:
             self._starting.cancel()
             await asyncio.wait({self._starting})  # so a host being started is seen below
@@ -287,3 +350,44 @@ class V8Host:
             await proc.wait()
         if self._reapers:
             await asyncio.gather(*self._reapers, return_exceptions=True)
+
+
+class V8Hosts:
+    """A worker's V8 hosts: one per app, started on demand, stopped when unused.
+
+    APPSEC: an app's isolates share a process with no other app's. A host's
+    ArrayBuffer budget (RLIMIT_DATA), its crashes and its uid (the app's function
+    uid, when root) are its app's alone, so one app holding ArrayBuffers can
+    never make another app's allocations fail, and a V8 escape reaches only its
+    own app's files and processes.
+    """
+
+    def __init__(self, on_call: HostCall | None = None) -> None:
+        self._hosts: dict[str, V8Host] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._on_call = on_call
+
+    def for_app(self, app: str, uid: int) -> V8Host:
+        """The host of ``app`` (created on first use, its process on first request)."""
+        host = self._hosts.get(app)
+        if host is None:
+            host = self._hosts[app] = V8Host(
+                uid, on_empty=lambda: self._retire(app), on_call=self._on_call
+            )
+        return host
+
+    def pids(self) -> dict[str, int]:
+        """The running hosts' pids, by app."""
+        return {app: host.pid for app, host in self._hosts.items() if host.pid is not None}
+
+    def _retire(self, app: str) -> None:
+        host = self._hosts.pop(app, None)
+        if host is not None:
+            task = asyncio.get_running_loop().create_task(host.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        """Stop every host and wait for them."""
+        hosts, self._hosts = list(self._hosts.values()), {}
+        await asyncio.gather(*(host.close() for host in hosts), *self._closing)

@@ -2,17 +2,21 @@
 // fetch handler and hands back finished responses (see edge/runtime/js/host.py).
 //
 // __edge.d(payload) is the only entry point the host calls per batch:
-//   payload = [batch, forget, check]
+//   payload = [batch, forget, check, settle]
 //     batch:  [[id, method, url, headerPairs, bodyKind, body, params], ...]
 //             bodyKind 0 = none, 1 = text (string), 2 = bytes (base64)
 //     forget: ids the host gave up on (timed out); their late results are dropped
 //     check:  ids whose fate the host wants to know after an aborted batch
-//   returns JSON [done, collectNow, unknown]
+//     settle: [[callId, reply], ...] answers to host calls (KV, fetch)
+//   returns JSON [done, collectNow, unknown, calls]
 //     done:   [[id, status, headerPairs, bodyKind, body, logs, error], ...]
 //             error: null, "exception" (500, stack in logs) or "memory"
 //     collectNow: 1 when handlers of this batch are still pending, so the host
 //             calls d() again right away (it runs after V8's microtask checkpoint)
 //     unknown: the ids from `check` this isolate never started
+//     calls:  [[callId, requestId, kind, args], ...] host calls made since the last
+//             d() (internal.hostCall: env.KV, fetch); the host relays them to
+//             the worker and hands the answers back in a later `settle`
 // Results that finish later (timers, chained promises) are announced with one
 // call of the host's ping function; the host then calls d() to collect them.
 (function () {
@@ -24,7 +28,25 @@
   const state = {
     module: null, env: {}, known: new Map(), done: [], stray: [], current: null,
     inTask: false, expectCollect: false, pinged: false, ping: null,
+    calls: [], waiting: new Map(), nextCall: 1,
   };
+
+  function announce() {
+    if (!state.inTask && !state.expectCollect && !state.pinged && state.ping) {
+      state.pinged = true;
+      state.ping();
+    }
+  }
+  // A call to the platform (KV, fetch): a promise settled by a later d().
+  internal.hostCall = (kind, args) => new Promise((resolve) => {
+    const id = state.nextCall++;
+    let rec = state.current;
+    if (!rec && state.known.size === 1) rec = state.known.values().next().value;
+    if (!rec && state.known.size > 1) rec = fromAsyncStack();
+    state.waiting.set(id, resolve);
+    state.calls.push([id, rec ? rec.id : 0, kind, args]);
+    announce();
+  });
 
   // Which request is logging: the one running synchronously, the only one in
   // flight, or the one whose handler's async stack (awaited by a function named
@@ -87,10 +109,7 @@
     out[5] = rec.logs;
     state.current = prev;
     state.done.push(out);
-    if (!state.inTask && !state.expectCollect && !state.pinged && state.ping) {
-      state.pinged = true;
-      state.ping();
-    }
+    announce();
   }
 
   function makeCtx(params) {
@@ -138,27 +157,34 @@
   }
 
   function d(payload) {
-    const [batch, forget, check] = payload;
+    const [batch, forget, check, settle = []] = payload;
     state.inTask = true;
     state.current = null;
-    for (const id of forget) state.known.delete(id);
     let pending = 0;
+    for (const id of forget) state.known.delete(id);
+    for (const [id, reply] of settle) {
+      const resolve = state.waiting.get(id);
+      state.waiting.delete(id);
+      if (resolve) { resolve(reply); pending++; }  // continues in the microtask checkpoint
+    }
     for (const item of batch) if (!state.known.has(item[0]) && start(item)) pending++;
     const out = state.done;
     state.done = [];
     const finished = new Set(out.map((r) => r[0]));
     const unknown = check.filter((id) => !state.known.has(id) && !finished.has(id));
+    const calls = state.calls;
+    state.calls = [];
     state.expectCollect = pending > 0;
     state.pinged = false;
     state.inTask = false;
-    return stringify([out, pending > 0 ? 1 : 0, unknown]);
+    return stringify([out, pending > 0 ? 1 : 0, unknown, calls]);
   }
 
   // The host puts its ping function on internal.ping right after this script;
   // setup() moves it out of reach, since user code can see __edgeInternal.
   internal.setup = (cfg) => {
     if (state.ping) return;  // once
-    state.env = Object.freeze(Object.assign(Object.create(null), cfg.env));
+    state.env = Object.freeze(Object.assign(Object.create(null), cfg.env, { KV: internal.makeKV() }));
     internal.seed(cfg.seed);
     state.ping = internal.ping;
     delete internal.ping;

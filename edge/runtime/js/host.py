@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import json
 import logging
@@ -92,10 +93,12 @@ def _kind(error: str) -> str:
 class Isolate:
     """One function version's isolate, its request queue and its limits."""
 
-    def __init__(self, spec: ModuleSpec, runtime_js: str, send: Any) -> None:
+    def __init__(self, spec: ModuleSpec, runtime_js: str, send: Any, relay: Any = None) -> None:
         self.spec = spec
         self._runtime_js = runtime_js
         self._send = send
+        self._relay = relay  # host calls (KV, fetch) to the worker: relay(isolate, calls)
+        self.settle: list[list[Any]] = []
         self.mr: MiniRacer | None = None
         self._stack: ExitStack | None = None
         self.queue: deque[Call] = deque()
@@ -207,7 +210,7 @@ class Isolate:
         for call in self.live.values():
             self._fault(call, reason if reason == "memory" or call.deadline <= now else "crash")
         self.live.clear()
-        self.forget, self.check, self.collect = [], [], False
+        self.forget, self.check, self.collect, self.settle = [], [], False, []
         self._dispose()
         self._pump()
 
@@ -227,6 +230,11 @@ class Isolate:
         self.queue.append(call)
         self._pump()
 
+    def answer(self, js_id: int, reply: Any) -> None:
+        """The worker's answer to host call ``js_id``: settled by the next d()."""
+        self.settle.append([js_id, reply])
+        self._pump()
+
     def _pump(self) -> None:
         if self.inflight is not None or self.closed:
             return
@@ -234,15 +242,15 @@ class Isolate:
             if self.queue:
                 self.ensure_started()
             return
-        if not (self.queue or self.collect or self.forget or self.check):
+        if not (self.queue or self.collect or self.forget or self.check or self.settle):
             return
         loop = asyncio.get_running_loop()
         batch = list(self.queue)
         self.queue.clear()
         for call in batch:
             self.live[call.rid] = call
-        payload = [[call.item for call in batch], self.forget, self.check]
-        self.forget, self.check, self.collect = [], [], False
+        payload = [[call.item for call in batch], self.forget, self.check, self.settle]
+        self.forget, self.check, self.collect, self.settle = [], [], False, []
         if batch:
             overdue = min(call.deadline for call in batch)
         else:
@@ -315,7 +323,9 @@ class Isolate:
         self._pump()
 
     def _deliver(self, raw: str, batch: list[Call]) -> None:
-        done, collect, unknown = json.loads(raw)
+        done, collect, unknown, calls = json.loads(raw)
+        if calls and self._relay is not None:
+            self._relay(self, calls)
         if batch:
             self._async = bool(collect)  # this function's handlers return promises
         for item in done:
@@ -398,6 +408,8 @@ class Host:
         self._base_data = _data_size()
         self.isolates: dict[str, Isolate] = {}
         self.conn: FrameProtocol | None = None
+        self._calls: dict[int, tuple[Isolate, object, int]] = {}
+        self._next_call = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def send(self, frame: list[Any]) -> None:
@@ -408,7 +420,9 @@ class Host:
         """Handle one frame (APPSEC: shape-checked; a bad frame is logged and dropped)."""
         try:
             op, rid, key, *args = frame
-            if op == "invoke":
+            if op == "callr":
+                self._settle(rid, key)
+            elif op == "invoke":
                 self._invoke(rid, key, args)
             elif op == "load":
                 task = asyncio.ensure_future(self._load(rid, key, ModuleSpec.parse(args[0])))
@@ -421,6 +435,21 @@ class Host:
                     self._budget()
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
             logger.error("dropping malformed frame: %s", exc)
+
+    def _relay(self, key: str, isolate: Isolate, calls: list[Any]) -> None:
+        """Send an isolate's host calls to the worker: ``["call", id, key, rid, kind, args]``."""
+        for js_id, rid, kind, args in calls:
+            self._next_call += 1
+            # The context too: call ids restart in a replaced isolate, and an old
+            # answer must never settle a new call.
+            self._calls[self._next_call] = (isolate, isolate.mr, js_id)
+            self.send(["call", self._next_call, key, rid, kind, args])
+
+    def _settle(self, call_id: int, reply: Any) -> None:
+        """The worker answered a host call: hand it to the isolate's next d()."""
+        isolate, context, js_id = self._calls.pop(call_id, (None, None, 0))
+        if isolate is not None and not isolate.closed and isolate.mr is context:
+            isolate.answer(js_id, reply)
 
     def _invoke(self, rid: int, key: str, args: list[Any]) -> None:
         method, url, headers, body, params = args
@@ -435,7 +464,8 @@ class Host:
         if isolate is None or isolate.spec != spec:
             if isolate is not None:
                 isolate.close()
-            isolate = self.isolates[key] = Isolate(spec, self._runtime_js, self.send)
+            relay = functools.partial(self._relay, key)
+            isolate = self.isolates[key] = Isolate(spec, self._runtime_js, self.send, relay)
             self._budget()
         try:
             cold_ms = await isolate.ensure_started() if isolate.mr is None else 0.0
@@ -508,15 +538,18 @@ def _harden() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we stop
 
 
-def _drop_privileges() -> None:
+def _drop_privileges(uid: int) -> None:
     # APPSEC: V8 runs untrusted code; a root host would make a V8 escape a node
-    # takeover. Everything this process needs from disk is loaded by now.
+    # takeover. A worker's host runs as its app's function uid (one host per
+    # app), the push-time checker as nobody. Everything this process needs
+    # from disk is loaded by now.
     if os.geteuid() == 0:
         for name in LATE_IMPORTS:  # the interpreter may live where nobody cannot read
             importlib.import_module(name)
+        uid = uid or NOBODY
         os.setgroups([])
-        os.setresgid(NOBODY, NOBODY, NOBODY)
-        os.setresuid(NOBODY, NOBODY, NOBODY)
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -525,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--fd", type=int, help="inherited socket to serve")
     mode.add_argument("--check", action="store_true", help="check modules (JSON on stdin)")
+    parser.add_argument("--uid", type=int, default=0, help="uid/gid to run as when root")
     args = parser.parse_args(argv)
     _harden()
     logging.basicConfig(
@@ -534,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     init_mini_racer(ignore_duplicate_init=True)
     script = modules.runtime_script()
-    _drop_privileges()
+    _drop_privileges(args.uid)
     if args.check:
         return modules.main()
     uvloop.run(serve(args.fd, script))

@@ -44,6 +44,7 @@ from typing import Any, BinaryIO
 from py_mini_racer import JSEvalException, JSOOMException, JSParseException, MiniRacer
 from py_mini_racer._exc import JSTerminatedException
 
+from edge.runtime.headers import check_header
 from edge.runtime.js.client import host_command, host_env
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ _EXPORT_LIST = re.compile(r"^[ \t]*export[ \t]*\{([^}]*)\}[ \t]*;?", re.M)
 _DEFAULT_ALIAS = re.compile(r"^([A-Za-z_$][\w$]*)\s+as\s+default$")
 DEFAULT_TARGET = "__edge_exports.default = "
 HINT = "bundle the module into one file (e.g. esbuild --bundle --format=esm)"
-RUNTIME_FILES = ("prelude.js", "url.js", "dispatch.js")
+RUNTIME_FILES = ("prelude.js", "url.js", "kv.js", "fetch.js", "dispatch.js")
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
 COLLECT = "__edge.d([[], [], []])"
 RESPONSE_ERRORS = (TypeError, ValueError, binascii.Error)
@@ -352,11 +353,12 @@ def response_fields(item: list[Any]) -> tuple[int, list[list[str]], bytes, list[
     _, status, headers, kind, body, logs, error = item
     if type(status) is not int or not 200 <= status <= 599:
         raise ValueError(f"bad status {status!r}")
-    pairs = [[k, v] for k, v in headers]
-    flat = "".join([k + v + ("" if k else "\n") for k, v in pairs])  # TypeError unless str
-    # APPSEC: no CR/LF/NUL in header names or values (response splitting).
-    if "\n" in flat or "\r" in flat or "\0" in flat:
-        raise ValueError("invalid header")
+    pairs = []
+    for name, value in headers:
+        if not (isinstance(name, str) and isinstance(value, str)):
+            raise TypeError("a header is not a [name, value] pair of strings")
+        if check_header(name, value):  # APPSEC: see edge.runtime.headers
+            pairs.append([name, value])
     data = body.encode("utf-8") if kind == 1 else b""
     if kind == 2:
         data = base64.b64decode(body, validate=True)

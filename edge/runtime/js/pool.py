@@ -88,7 +88,7 @@ class JsPool:
 
     def _register(self) -> None:
         if not self._registered:
-            self._host.register(self.version.key, self._spec())
+            self._host.register(self.version.key, self._spec(), self.version)
             self._registered = True
 
     async def invoke(self, invocation: Invocation) -> Outcome:

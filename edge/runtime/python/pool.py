@@ -37,6 +37,7 @@ from edge.runtime.invocation import (
     LogRecord,
     Outcome,
 )
+from edge.runtime.kv import KVService, SideRequests
 from edge.runtime.python.client import TemplateLink, TemplateSource, Zygote
 from edge.runtime.python.frames import InvalidReply, parse_reply, request_frame
 from edge.runtime.python.process.sandbox import Limits
@@ -78,6 +79,7 @@ class PythonPool:
         load_timeout: seconds the template may take to import the function.
         queue_limit: requests that may wait for an instance (default
             ``2 * max_instances``).
+        kv: runs the KV operations its instances send mid-request.
     """
 
     def __init__(
@@ -88,8 +90,10 @@ class PythonPool:
         limits: Limits | None = None,
         load_timeout: float = 10.0,
         queue_limit: int | None = None,
+        kv: KVService | None = None,
     ) -> None:
         self.version = version
+        self._side = SideRequests(kv, version) if kv is not None else None
         self.last_used = time.monotonic()
         self._queue_limit = 2 * version.max_instances if queue_limit is None else queue_limit
         self._label = f"{version.app}/{version.environment}/{version.name}"
@@ -438,6 +442,8 @@ class PythonPool:
             sock.close()  # the instance reads EOF and exits
             raise
         instance.last_used = time.monotonic()
+        if self._side is not None:
+            instance.handle("kv", self._side.handler(instance.send_frame))
         self._by_pid[pid] = instance
         return instance
 

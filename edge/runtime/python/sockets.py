@@ -204,6 +204,7 @@ class InstanceChannel(asyncio.Protocol):
         self.memory_peak_kb = 0
         self.base_rss_kb = 0
         self.exit: ExitInfo | None = None
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
 
     @classmethod
     async def attach(
@@ -256,9 +257,27 @@ class InstanceChannel(asyncio.Protocol):
             self._fail(ProtocolError("unsolicited data from the instance"))
             return
         try:
-            waiter.set_result(decode(payload))
+            message = decode(payload)
         except ProtocolError as exc:
             self._fail(exc)
+            return
+        kind = message.get("k") if message.__class__ is dict else None
+        if kind is None:
+            waiter.set_result(message)
+        elif kind in self._handlers:
+            self._handlers[kind](message)  # a request the function makes of the worker
+        else:
+            self._fail(ProtocolError(f"unknown frame kind {str(kind)[:20]!r}"))
+
+    def handle(self, kind: str, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Pass frames tagged ``{"k": kind}`` that arrive during a call to ``handler``
+        (see edge.runtime.wire); it answers with :meth:`send_frame`."""
+        self._handlers[kind] = handler
+
+    def send_frame(self, frame: bytes) -> None:
+        """Answer a side request of the running call (dropped if the instance is gone)."""
+        if self.alive and self._transport is not None:
+            self._transport.write(frame)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(PeerClosed("the instance closed its connection"))

@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from edge import kv
 from edge.function import Request, to_response
 from edge.runtime.wire import FrameBuffer, ProtocolError, decode, encode
 
@@ -179,6 +180,7 @@ class Instance:
         """Serve requests until the worker closes the socket; returns the exit code."""
         self._ballast = bytes(BALLAST_BYTES)
         os.register_at_fork(after_in_child=self._forked)
+        kv.bind(self.side_call)
         try:
             return self._serve()
         except MemoryError:
@@ -201,7 +203,17 @@ class Instance:
 
     def _forked(self) -> None:
         """In a process the function forked: let go of the instance socket."""
+        kv.bind(None)
         self.sock.close()
+
+    def side_call(self, message: dict[str, Any]) -> Any:
+        """Mid-request: send a tagged frame (e.g. ``kind: kv``), return the worker's answer."""
+        try:
+            self.sock.sendall(encode(message))
+            frame = self._read_frame()
+        except (ProtocolError, OSError):
+            frame = None
+        return None if frame is None else decode(frame)
 
     def _read_frame(self) -> bytes | None:
         """The next request's payload; ``None`` when the worker closed the socket."""

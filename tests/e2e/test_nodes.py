@@ -94,6 +94,20 @@ def test_every_node_is_listed_with_its_region_url_and_health(nodes: dict[str, St
     assert "/v1/nodes" in httpx.get(f"{api}/openapi.json").json()["paths"]
 
 
+def test_the_dashboard_lists_the_nodes_for_admins(nodes: dict[str, Stack]) -> None:
+    east = nodes["us-east"]
+    with httpx.Client(base_url=f"http://127.0.0.1:{east.config.platform_port}") as browser:
+        csrf = browser.get("/login").cookies["edge_login_csrf"]
+        signed = browser.post("/login", data={"csrf": csrf, "token": east.token})
+        assert signed.status_code == 303, signed.text
+        page = browser.get("/nodes")
+    assert page.status_code == 200, page.text
+    for stack in nodes.values():
+        assert stack.runtime_url in page.text
+    assert page.text.count('data-health="live"') == 3
+    assert 'href="/nodes"' in page.text
+
+
 def test_a_function_of_another_region_is_answered_by_a_node_that_runs_it(
     nodes: dict[str, Stack], tmp_path: Path
 ) -> None:

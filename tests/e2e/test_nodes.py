@@ -115,6 +115,8 @@ def test_a_function_of_another_region_is_answered_by_a_node_that_runs_it(
     host, _ = deploy(east, tmp_path, ["us-east"])
     local = east.get(host, "/hello")
     assert local.headers["x-edge-region"] == "us-east" and "x-edge-via" not in local.headers
+    # The push waited for us-east only: the Tokyo node learns the routes just after.
+    wait_for(lambda: tokyo.get(host, "/hello").status_code == 200, message="tokyo routes")
     far = tokyo.call("POST", host, "/hello", content=b"from tokyo")
     assert far.status_code == 200, far.text
     assert far.json() == {"ran": "here", "body": "from tokyo"}
@@ -123,7 +125,11 @@ def test_a_function_of_another_region_is_answered_by_a_node_that_runs_it(
     looped = tokyo.get(host, "/hello", headers={"x-edge-forwarded": "eu-west"})
     assert looped.status_code == 404 and looped.json()["error"] == "wrong_region"
     nowhere, _ = deploy(east, tmp_path, ["sa-east"])
-    missing = tokyo.get(nowhere, "/hello")
+    missing = wait_for(
+        lambda: (r := tokyo.get(nowhere, "/hello")).json()["error"] == "wrong_region" and r,
+        message="the Tokyo node to know the sa-east app",
+    )
+    assert isinstance(missing, httpx.Response)
     assert missing.status_code == 404 and "sa-east" in missing.json()["message"]
 
 
@@ -151,6 +157,7 @@ def test_fallback_fails_over_to_the_next_region_and_comes_back(
         assert answer.status_code == 200, answer.text
         return answer.headers["x-edge-region"]
 
+    wait_for(lambda: tokyo.get(host, "/hello").status_code == 200, message="tokyo routes")
     first = region()
     second = "eu-west" if first == "us-east" else "us-east"
     nodes[first].stop("runtime")

@@ -206,6 +206,17 @@ def main(argv: list[str]) -> int:
         print("make regions needs Linux and root (it creates network namespaces)", file=sys.stderr)
         return 2
     exit_on_signals()
+    try:
+        result = run(args)
+    except KeyboardInterrupt:
+        say("interrupted: the namespaces, links and processes of this run are gone")
+        return 130
+    print(json.dumps(result, indent=2) if args.json else report(result))
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Set everything up, run the scenario, tear everything down (also on errors)."""
     with ExitStack() as stack:
         home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edge-regions-")))
         home.chmod(0o711)  # function uids reach their release folders by path
@@ -217,12 +228,11 @@ def main(argv: list[str]) -> int:
         try:
             result = scenario(sites, args, home)
         except Exception:
-            say(f"failed; the logs: {home}/*.log")
+            say("failed; the last lines of each log:")
             for log in sorted(home.glob("*.log")):
                 say(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
             raise
-    print(json.dumps(result, indent=2) if args.json else report(result))
-    return 0
+    return result
 
 
 if __name__ == "__main__":

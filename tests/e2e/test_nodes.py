@@ -91,6 +91,9 @@ def test_every_node_is_listed_with_its_region_url_and_health(nodes: dict[str, St
     assert "ap-tokyo" in text and "live" in text and nodes["eu-west"].runtime_url in text
     api = f"http://127.0.0.1:{east.config.platform_port}/v1"
     assert httpx.get(f"{api}/nodes").status_code == 401
+    app_token = edge_cli(east, "token", "create", "--app", "shop").stdout.strip()
+    forbidden = httpx.get(f"{api}/nodes", headers={"Authorization": f"Bearer {app_token}"})
+    assert forbidden.status_code == 403 and "admin token" in forbidden.json()["error"]
     assert "/v1/nodes" in httpx.get(f"{api}/openapi.json").json()["paths"]
 
 

@@ -31,6 +31,7 @@ from bench.pushlive import measure_push
 from bench.realistic import request_body, respond, wrk_script
 from bench.report import TIMES, Results, footer, table
 from bench.settings import Settings
+from bench.streams import measure_streams
 from bench.throughput import Target, measure, warm_up
 from bench.wrk import wrk_command, wrk_version
 
@@ -174,6 +175,11 @@ def run(settings: Settings, tmp: Path, procs: Processes, services: ExitStack) ->
     )
     warm_up(targets, settings)
     throughput = measure(targets, baseline, settings)
+    say("streams: one download and 200 first chunks per language, Edge and bare falcon ...")
+    falcon = next(t for t in targets if t.key == "falcon")
+    streams = measure_streams(
+        stack.runtime_port, stack.host("bench"), falcon.port, {"py": 256, "js": 64}
+    )
     say(
         f"cold starts: {settings.cold_passes} passes over {settings.cold_functions} "
         "functions per language ..."
@@ -190,7 +196,7 @@ def run(settings: Settings, tmp: Path, procs: Processes, services: ExitStack) ->
     )
     say(f"push-to-live: {settings.pushes} pushes ...")
     push = measure_push(stack, live, settings.pushes)
-    return Results(baseline, throughput, unavailable, cold, push)
+    return Results(baseline, throughput, unavailable, cold, push, streams)
 
 
 def dump_logs(folder: Path) -> None:

@@ -20,6 +20,29 @@ export default {
 };
 """
 
+STREAM_PY = """\
+def handle(request):
+    block = b"x" * 65536
+    return (block for _ in range(int(request.query.get("n", "1"))))
+"""
+
+# ReadableStream is not in the prelude yet: dispatch.js's streaming hook takes
+# any async iterable (see js/dispatch.js).
+STREAM_JS = """\
+export default {
+  async fetch(request) {
+    const n = Number(new URL(request.url).searchParams.get("n") || "1");
+    const block = new Uint8Array(65536).fill(120);
+    const headers = { "content-type": "application/octet-stream" };
+    const response = new Response(null, { headers });
+    __edgeInternal.setStreamBody(response, (async function* () {
+      for (let i = 0; i < n; i++) yield block;
+    })());
+    return response;
+  },
+};
+"""
+
 LIVE_PY = """\
 def handle(request):
     return {{"push": {push}}}
@@ -36,7 +59,8 @@ def bench_app(min_warm: int, cold_functions: int) -> dict[str, str]:
     """App ``bench``: the hello functions (always warm) and the cold-start functions.
 
     ``GET /py`` and ``GET /js`` are the hello functions, ``POST /real/py`` and
-    ``POST /real/js`` the realistic ones (:mod:`bench.realistic`); ``GET /cold/<lang>/<i>``
+    ``POST /real/js`` the realistic ones (:mod:`bench.realistic`), ``GET /stream/<lang>?n=N``
+    stream N blocks of 64 KiB; ``GET /cold/<lang>/<i>``
     are ``cold_functions`` Python and as many JS functions with ``min_warm = 0``.
     """
     parts = [
@@ -54,12 +78,16 @@ def bench_app(min_warm: int, cold_functions: int) -> dict[str, str]:
             max_instances=min_warm,
         ),
         _function("real-js", "functions/real.js", "/real/js", "POST", min_warm=1),
+        _function("stream-py", "functions/stream.py", "/stream/py", min_warm=1),
+        _function("stream-js", "functions/stream.js", "/stream/js", min_warm=1),
     ]
     files = {
         "functions/hello.py": HELLO_PY,
         "functions/hello.js": HELLO_JS,
         "functions/real.py": REAL_PY,
         "functions/real.js": REAL_JS,
+        "functions/stream.py": STREAM_PY,
+        "functions/stream.js": STREAM_JS,
     }
     for i in range(cold_functions):
         # Each needs an entry file of its own: functions with the same files and

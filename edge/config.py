@@ -92,6 +92,9 @@ class Config:
     max_stream_s: float = 300.0
     max_follows: int = 8
     max_follows_per_token: int = 4
+    max_response_bytes: int = 32 * MIB
+    send_timeout: float = 30.0
+    header_timeout: float = 10.0
     deploy_timeout: float = 10.0
     runtime_workers: int = 2
     idle_ttl: float = 300.0
@@ -178,6 +181,9 @@ class Config:
             # A control-plane worker has 16 threads: some must stay for git and the API.
             max_follows=_int(env, "EDGE_MAX_FOLLOWS", 8, 1, 12),
             max_follows_per_token=_int(env, "EDGE_MAX_FOLLOWS_PER_TOKEN", 4, 1, 100_000),
+            max_response_bytes=_int(env, "EDGE_MAX_RESPONSE_MB", 32, 1, 48) * MIB,
+            send_timeout=_float(env, "EDGE_SEND_TIMEOUT_S", 30.0),
+            header_timeout=_float(env, "EDGE_HEADER_TIMEOUT_S", 10.0),
             deploy_timeout=_float(env, "EDGE_DEPLOY_TIMEOUT", 10.0),
             runtime_workers=_int(env, "EDGE_RUNTIME_WORKERS", 2, 1, 256),
             idle_ttl=_float(env, "EDGE_IDLE_TTL", 300.0),
@@ -218,6 +224,9 @@ class Config:
             "EDGE_MAX_STREAM_S": str(self.max_stream_s),
             "EDGE_MAX_FOLLOWS": str(self.max_follows),
             "EDGE_MAX_FOLLOWS_PER_TOKEN": str(self.max_follows_per_token),
+            "EDGE_MAX_RESPONSE_MB": str(self.max_response_bytes // MIB),
+            "EDGE_SEND_TIMEOUT_S": str(self.send_timeout),
+            "EDGE_HEADER_TIMEOUT_S": str(self.header_timeout),
             "EDGE_DEPLOY_TIMEOUT": str(self.deploy_timeout),
             "EDGE_RUNTIME_WORKERS": str(self.runtime_workers),
             "EDGE_IDLE_TTL": str(self.idle_ttl),

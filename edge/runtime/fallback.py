@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import falcon.asgi
@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 
 from edge.keyring import Keyring
 from edge.nodes import Node, live_nodes
+from edge.runtime.connection import ABORT_KEY
 from edge.runtime.faults import fault_message, fault_response
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ PROBE_S = 2.0
 PROBE_TIMEOUT_S = 2.0
 REFRESH_MIN_S = 0.5  # a request finding no candidate re-probes at most this often
 FORWARD_TIMEOUT = httpx.Timeout(35.0, connect=3.0)  # > the 30 s function time limit
+BUFFER_BYTES = 256 * 1024  # a body up to this size with a length is read whole, then sent
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -235,10 +237,23 @@ class Fallback:
         )
         answer = await self.client.send(request, stream=True)
         try:
-            data = b"".join([chunk async for chunk in answer.aiter_raw()])
-        finally:
-            with contextlib.suppress(httpx.HTTPError):
-                await answer.aclose()
+            size = int(answer.headers.get("content-length", "-1"))
+        except ValueError:
+            size = -1
+        if 0 <= size <= BUFFER_BYTES:  # small and whole: read it, then answer
+            try:
+                data = b"".join([chunk async for chunk in answer.aiter_raw()])
+            finally:
+                with contextlib.suppress(httpx.HTTPError):
+                    await answer.aclose()
+            self._head(resp, answer)
+            resp.data = data
+            return
+        # A stream (or a big body): passed on as it comes, with backpressure.
+        self._head(resp, answer)
+        resp.stream = _relay(answer, req.scope.get(ABORT_KEY))
+
+    def _head(self, resp: falcon.asgi.Response, answer: httpx.Response) -> None:
         resp.status = answer.status_code
         seen: set[str] = set()
         for name, value in answer.headers.multi_items():
@@ -251,7 +266,21 @@ class Fallback:
                 resp.set_header(name, value)
                 seen.add(lower)
         resp.set_header(VIA, self.region)
-        resp.data = data
+
+
+async def _relay(answer: httpx.Response, abort: Callable[[], None] | None) -> AsyncIterator[bytes]:
+    """The other node's body, chunk by chunk; if that node fails mid-body, the
+    client's connection is reset (the head is out: no fault can be answered)."""
+    try:
+        async for chunk in answer.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as exc:
+        logger.warning("forwarded stream cut by the other node: %s", exc)
+        if abort is not None:
+            abort()
+    finally:
+        with contextlib.suppress(httpx.HTTPError):
+            await answer.aclose()
 
 
 def _unavailable(resp: falcon.asgi.Response, function: str, reason: str) -> None:

@@ -33,6 +33,7 @@ class PoolRegistry:
         js_factory: builds the pool of a ``"js"`` version (``edge.runtime.js.pool``).
         on_evict: told of each version whose pool goes to make room (a platform event).
         limits: process and file limits of Python function processes.
+        max_response: the largest buffered Python response body, in bytes.
         kv: runs the KV operations of Python functions.
     """
 
@@ -46,7 +47,9 @@ class PoolRegistry:
         limits: Limits | None = None,
         kv: KVService | None = None,
         on_evict: Callable[[FunctionVersion], None] | None = None,
+        max_response: int = 32 * 1024 * 1024,
     ) -> None:
+        self._max_response = max_response
         self._zygote = zygote if isinstance(zygote, Zygote) else None
         self._zygote_factory = None if isinstance(zygote, Zygote) else zygote
         self.max_pools = max_pools
@@ -135,7 +138,13 @@ class PoolRegistry:
 
     def _make(self, version: FunctionVersion) -> FunctionPool:
         if version.runtime == "python":
-            return PythonPool(version, self.zygote, limits=self._limits, kv=self._kv)
+            return PythonPool(
+                version,
+                self.zygote,
+                limits=self._limits,
+                kv=self._kv,
+                max_response=self._max_response,
+            )
         if version.runtime == "js" and self._js_factory is not None:
             return self._js_factory(version)
         raise FunctionLoadError(f"{version.path}: no runtime for {version.runtime!r} functions")

@@ -19,6 +19,7 @@ from edge.egress import EgressPolicy
 from edge.kvstore import Limits as KVLimits
 from edge.logstream import LogWriter, platform_event
 from edge.runtime import firewall
+from edge.runtime.connection import worker_class
 from edge.runtime.invocation import FunctionVersion
 from edge.serving import serve
 from edge.snapshot import RoutingSource
@@ -112,8 +113,11 @@ def build_pools(
         Zygote,
         max_pools=config.max_warm_pools,
         idle_ttl=config.idle_ttl,
-        js_factory=lambda version: JsPool(version, hosts.for_app(version.app, version.uid)),
+        js_factory=lambda version: JsPool(
+            version, hosts.for_app(version.app, version.uid), config.max_response_bytes
+        ),
         on_evict=evicted,
+        max_response=config.max_response_bytes,
         kv=kv,
     )
     return pools, hosts
@@ -162,7 +166,8 @@ def _serve(config: Config, source: SourceFactory, hooks: dict[str, Any]) -> None
             **hooks,
             "bind": f"{config.bind}:{config.runtime_port}",
             "workers": config.runtime_workers,
-            "worker_class": "asgi",
+            # gunicorn's asgi worker with send and header timeouts (edge.runtime.connection)
+            "worker_class": worker_class(config.send_timeout, config.header_timeout),
             "worker_connections": 2000,
             "backlog": 2048,
             "timeout": 60,

@@ -48,12 +48,22 @@ from typing import Any
 import msgpack
 
 HEADER = struct.Struct("!I")
-MAX_FRAME = 64 * 1024 * 1024
+MIB = 1024 * 1024
+MAX_FRAME = 64 * MIB
 MAX_CONTROL = 64 * 1024
+# Streamed responses (both languages): a producer may have at most WINDOW bytes
+# the client has not taken yet, sent in chunk frames of at most CHUNK_MAX bytes
+# (see edge.runtime.streaming).
+WINDOW = 256 * 1024
+CHUNK_MAX = 64 * 1024
 
 
 class ProtocolError(Exception):
     """A peer sent a malformed or oversized frame, or closed mid-frame."""
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame's length prefix is over the reader's limit (nothing of it was read)."""
 
 
 class PeerClosed(ProtocolError):
@@ -101,7 +111,7 @@ class FrameBuffer:
             return None
         (size,) = HEADER.unpack_from(buf)
         if size > self._limit:
-            raise ProtocolError(f"frame of {size} bytes exceeds the {self._limit}-byte limit")
+            raise FrameTooLarge(f"frame of {size} bytes exceeds the {self._limit}-byte limit")
         end = HEADER.size + size
         if len(buf) < end:
             return None

@@ -20,6 +20,7 @@ from edge.redisserver import RedisServer
 
 REGIONS = ("us-east", "ap-tokyo", "eu-west")
 HELLO = "def handle(request):\n    return {'ran': 'here', 'body': request.text()}\n"
+STREAM = "def handle(request):\n    return (f'chunk {i}\\n' for i in range(5))\n"
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +73,12 @@ def listed(east: Stack) -> dict[str, dict[str, object]]:
 def deploy(east: Stack, tmp: Path, regions: list[str]) -> tuple[str, str]:
     app = "geo-" + uuid.uuid4().hex[:6]
     work = Workdir(tmp / app)
-    manifest = (
-        f'[functions.hello]\nentry = "hello.py"\nroutes = ["/hello"]\nregions = {regions!r}\n'
+    manifest = "".join(
+        f'[functions.{name}]\nentry = "{name}.py"\nroutes = ["/{name}"]\nregions = {regions!r}\n'
+        for name in ("hello", "stream")
     )
-    work.commit("hello", {"edge.toml": manifest.replace("'", '"'), "hello.py": HELLO})
+    files = {"edge.toml": manifest.replace("'", '"'), "hello.py": HELLO, "stream.py": STREAM}
+    work.commit("hello", files)
     return east.host(app), work.push(east.remote(app)).stderr
 
 
@@ -124,6 +127,10 @@ def test_a_function_of_another_region_is_answered_by_a_node_that_runs_it(
     assert far.status_code == 200, far.text
     assert far.json() == {"ran": "here", "body": "from tokyo"}
     assert far.headers["x-edge-region"] == "us-east" and far.headers["x-edge-via"] == "ap-tokyo"
+    streamed = tokyo.get(host, "/stream")  # a streamed answer is passed on as a stream
+    assert streamed.text == "".join(f"chunk {i}\n" for i in range(5))
+    assert streamed.headers["transfer-encoding"] == "chunked"
+    assert streamed.headers["x-edge-region"] == "us-east" and streamed.headers["x-edge-via"]
     # The loop guard: a request that was forwarded once is never forwarded again.
     looped = tokyo.get(host, "/hello", headers={"x-edge-forwarded": "eu-west"})
     assert looped.status_code == 404 and looped.json()["error"] == "wrong_region"

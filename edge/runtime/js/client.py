@@ -20,6 +20,11 @@ and host to worker::
     ["ok", rid, {"cold_ms": float, "memory_peak_kb": int}] | ["err", rid, message]
     ["resp", rid, status, headers, body, [[ts, level, msg], ...], error, memory_peak_kb, cold_ms]
 
+A ``resp`` whose body is ``None`` is the head of a streamed response; its body
+follows as ``["chunk", rid, bytes]`` frames and one ``["end", rid, error, logs]``,
+paced by the worker's ``["ack", rid, key, bytes]`` (bytes the client took) and
+stopped by ``["cancel", rid, key]`` (see ``edge.runtime.streaming``).
+
 Host calls, made by a function mid-request (``env.KV``, ``fetch()``; see
 :mod:`edge.runtime.js.bindings`)::
 
@@ -157,6 +162,8 @@ class V8Host:
         self._reapers: set[asyncio.Task[None]] = set()
         self._closed = False
         self.restarts = 0
+        # Streamed responses: the sink of each, or the frames held until it is set.
+        self._streams: dict[int, Callable[[list[Any] | None], None] | list[list[Any]]] = {}
 
     @property
     def pid(self) -> int | None:
@@ -281,16 +288,61 @@ class V8Host:
         logger.info("started V8 host pid %s", self._proc.pid)
         return conn
 
+    def stream_to(self, rid: int, sink: Callable[[list[Any] | None], None]) -> None:
+        """Send the ``chunk``/``end`` frames of stream ``rid`` to ``sink`` (held ones
+        first); ``sink(None)`` if the host dies first."""
+        held = self._streams.get(rid)
+        self._streams[rid] = sink
+        for frame in held if isinstance(held, list) else ():
+            sink(frame)
+        if isinstance(held, list) and held and held[-1][0] == "end":
+            self._streams.pop(rid, None)
+        elif self._conn is None:
+            self._stream_lost(rid)
+
+    def ack(self, key: str, rid: int, size: int) -> None:
+        """Stream ``rid``'s client took ``size`` more bytes."""
+        if self._conn is not None and rid in self._streams:
+            self._conn.send(["ack", rid, key, size])
+
+    def cancel(self, key: str, rid: int) -> None:
+        """Stop stream ``rid`` (its client is gone, or it ran too long)."""
+        if self._streams.pop(rid, None) is not None and self._conn is not None:
+            self._conn.send(["cancel", rid, key])
+
     def _on_frame(self, frame: Any) -> None:
         if isinstance(frame, list) and len(frame) == 6 and frame[0] == "call":
             task = asyncio.ensure_future(self._host_call(*frame[1:]))
             self._call_tasks.add(task)
             task.add_done_callback(self._call_tasks.discard)
             return
-        if isinstance(frame, list) and len(frame) >= 2 and isinstance(frame[1], int):
-            fut = self._pending.pop(frame[1], None)
-            if fut is not None and not fut.done():
-                fut.set_result(frame)
+        if not (isinstance(frame, list) and len(frame) >= 2 and isinstance(frame[1], int)):
+            return
+        rid = frame[1]
+        if frame[0] in ("chunk", "end"):
+            self._stream_frame(rid, frame)
+            return
+        fut = self._pending.pop(rid, None)
+        if fut is not None and not fut.done():
+            if frame[0] == "resp" and len(frame) > 4 and frame[4] is None:
+                self._streams[rid] = []  # a streamed head: hold its frames for the sink
+            fut.set_result(frame)
+
+    def _stream_frame(self, rid: int, frame: list[Any]) -> None:
+        target = self._streams.get(rid)
+        if frame[0] == "end":
+            self._streams.pop(rid, None)
+        if isinstance(target, list):
+            target.append(frame)
+            if frame[0] == "end":
+                self._streams[rid] = target  # still held: the sink takes the end too
+        elif target is not None:
+            target(frame)
+
+    def _stream_lost(self, rid: int) -> None:
+        target = self._streams.pop(rid, None)
+        if target is not None and not isinstance(target, list):
+            target(None)
 
     async def _host_call(self, call_id: Any, key: Any, rid: Any, kind: Any, args: Any) -> None:
         """Answer one host call. APPSEC: the host runs untrusted code; the version
@@ -312,6 +364,8 @@ class V8Host:
     def _on_lost(self) -> None:
         self._conn = None
         self._loaded.clear()
+        for rid in list(self._streams):
+            self._stream_lost(rid)
         pending, self._pending = self._pending, {}
         for fut in pending.values():
             if not fut.done():

@@ -39,10 +39,12 @@ from edge.runtime.invocation import (
 )
 from edge.runtime.kv import KVService, SideRequests
 from edge.runtime.python.client import TemplateLink, TemplateSource, Zygote
-from edge.runtime.python.frames import InvalidReply, parse_reply, request_frame
+from edge.runtime.python.frames import InvalidReply, parse_head, parse_reply, request_frame
 from edge.runtime.python.process.sandbox import Limits
 from edge.runtime.python.sockets import CallTimeout, ExitInfo, InstanceChannel, SpawnError
-from edge.runtime.wire import PeerClosed, ProtocolError
+from edge.runtime.python.streamed import InstanceStream
+from edge.runtime.streaming import BodyStream
+from edge.runtime.wire import MIB, FrameTooLarge, PeerClosed, ProtocolError
 
 __all__ = ["PythonPool", "Zygote"]
 
@@ -54,6 +56,8 @@ SAMPLE_EVERY = 16
 EXIT_REPORT_WAIT_S = 1.0
 TEMPLATE_EXIT_WAIT_S = 2.0
 MIN_TEMPLATE_LIFE_S = 1.0
+# A reply frame holds the body plus headers and up to 1000 log lines of 16 KiB.
+REPLY_SLACK = 20 * MIB
 _EXPIRED = object()
 _CLOSED = object()
 
@@ -79,6 +83,8 @@ class PythonPool:
         load_timeout: seconds the template may take to import the function.
         queue_limit: requests that may wait for an instance (default
             ``2 * max_instances``).
+        max_response: the largest buffered response body, in bytes; a bigger
+            one is answered 502 (stream large bodies instead).
         kv: runs the KV operations its instances send mid-request.
     """
 
@@ -90,9 +96,11 @@ class PythonPool:
         limits: Limits | None = None,
         load_timeout: float = 10.0,
         queue_limit: int | None = None,
+        max_response: int = 32 * MIB,
         kv: KVService | None = None,
     ) -> None:
         self.version = version
+        self._max_response = max_response
         self._side = SideRequests(kv, version) if kv is not None else None
         self.last_used = time.monotonic()
         self._queue_limit = 2 * version.max_instances if queue_limit is None else queue_limit
@@ -342,16 +350,27 @@ class PythonPool:
             return fault_outcome("timeout", self.version, invocation.request_id)
         except PeerClosed:
             return await self._died(instance, invocation)
+        except FrameTooLarge:
+            return self._too_large(instance, invocation)
         except ProtocolError as exc:
             return self._invalid(instance, invocation, str(exc))
         except asyncio.CancelledError:
             instance.kill()  # it may still be running the request: never reuse it
             raise
-        duration_ms = (time.perf_counter() - started) * 1000
+        return self._answer(instance, invocation, reply, (time.perf_counter() - started) * 1000)
+
+    def _answer(
+        self, instance: InstanceChannel, invocation: Invocation, reply: Any, duration_ms: float
+    ) -> Outcome:
+        """Check an instance's reply (APPSEC: untrusted) and release the instance."""
         try:
+            if reply.__class__ is dict and "k" in reply:
+                return self._streamed(instance, parse_head(reply), duration_ms)
             status, headers, body, error, logs = parse_reply(reply)
         except InvalidReply as exc:
             return self._invalid(instance, invocation, str(exc))
+        if len(body) > self._max_response:
+            return self._too_large(instance, invocation)
         if error == "memory":
             instance.kill()
             return self._memory(instance, invocation, logs)
@@ -365,6 +384,40 @@ class PythonPool:
         outcome.duration_ms = duration_ms
         outcome.memory_peak_kb = instance.memory_peak_kb
         return outcome
+
+    def _streamed(
+        self, instance: InstanceChannel, head: tuple[int, list[tuple[str, str]]], ttfb_ms: float
+    ) -> Outcome:
+        """A streamed reply: the instance stays busy (and counted in flight)
+        until the stream is over."""
+        self._inflight += 1
+        stream = InstanceStream(instance, self._label, self._stream_over)
+        outcome = Outcome(*head, b"", stream=stream.body)
+        outcome.duration_ms = ttfb_ms
+        outcome.memory_peak_kb = instance.memory_peak_kb
+        return outcome
+
+    def _stream_over(self, instance: InstanceChannel, body: BodyStream) -> None:
+        self._inflight -= 1
+        if not self._inflight:
+            self._drained.set()
+        if body.error in (None, "exception") and instance.alive:  # it sent its end frame
+            self._release(instance)
+        elif instance.alive:
+            instance.kill()
+
+    def _too_large(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
+        instance.kill()  # its reply is unread (or dropped): the socket is out of step
+        limit_mb = self._max_response // MIB
+        logger.warning(
+            "function %s: instance %d killed: response over %d MB",
+            self._label,
+            instance.pid,
+            limit_mb,
+        )
+        return fault_outcome(
+            "response_too_large", self.version, invocation.request_id, limit_mb=limit_mb
+        )
 
     async def _died(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
         if self._closing:
@@ -437,7 +490,9 @@ class PythonPool:
         template = await self._templates.get()
         sock, pid = await template.spawn()
         try:
-            instance = await InstanceChannel.attach(sock, pid, template.pid, self._on_lost)
+            instance = await InstanceChannel.attach(
+                sock, pid, template.pid, self._on_lost, self._max_response + REPLY_SLACK
+            )
         except BaseException:
             sock.close()  # the instance reads EOF and exits
             raise

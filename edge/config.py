@@ -108,6 +108,9 @@ class Config:
     # APPSEC: never in a repr (a logged Config must not carry the platform key).
     secret_key: str = field(default="", repr=False)
     uid_base: int = 0
+    cgroup_root: str = "/sys/fs/cgroup"
+    app_cpu_ms: int = 100
+    app_pids: int = 256
 
     @property
     def repos_dir(self) -> Path:
@@ -196,6 +199,9 @@ class Config:
             egress_allow=_egress_allow(env.get("EDGE_EGRESS_ALLOW") or ""),
             secret_key=env.get("EDGE_SECRET_KEY") or "",
             uid_base=_int(env, "EDGE_UID_BASE", 0, 0, 2**31),
+            cgroup_root=env.get("EDGE_CGROUP_ROOT") or "/sys/fs/cgroup",
+            app_cpu_ms=_int(env, "EDGE_APP_CPU_MS", 100, 1, 1_000_000),
+            app_pids=_int(env, "EDGE_APP_PIDS", 256, 8, 1 << 22),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -233,6 +239,9 @@ class Config:
             "EDGE_MAX_WARM_POOLS": str(self.max_warm_pools),
             "EDGE_LOG_STREAM_LEN": str(self.log_stream_len),
             "EDGE_ACCESS_LOG": self.access_log,
+            "EDGE_CGROUP_ROOT": self.cgroup_root,
+            "EDGE_APP_CPU_MS": str(self.app_cpu_ms),
+            "EDGE_APP_PIDS": str(self.app_pids),
             "EDGE_KV_MAX_VALUE_MB": str(self.kv_max_value_bytes // MIB),
             "EDGE_KV_MAX_MB": str(self.kv_max_bytes // MIB),
             "EDGE_EGRESS_ALLOW": self.egress_allow,

@@ -241,6 +241,7 @@ class Dispatcher:
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, host: str
     ) -> None:
         if req.path == "/healthz":
+            resp.content_type = falcon.MEDIA_JSON
             resp.media = {
                 "ok": True,
                 "routes_version": self.worker.table.version,
@@ -255,6 +256,7 @@ class Dispatcher:
                 resp.content_type = PROMETHEUS_CONTENT_TYPE
             except (RedisError, OSError) as exc:
                 resp.status = 503
+                resp.content_type = falcon.MEDIA_JSON
                 resp.media = {"error": "unavailable", "message": f"redis unreachable ({exc})"}
             return
         if host.endswith(self.suffix):
@@ -287,6 +289,8 @@ class Lifespan:
 
 
 def create_app(config: Config, worker: Worker) -> falcon.asgi.App:
+    # No default content type: a function's response that sets none is sent without one.
     app = falcon.asgi.App(middleware=Lifespan(worker))
+    app.resp_options.default_media_type = None  # type: ignore[assignment]
     app.add_sink(Dispatcher(config, worker), prefix="/")
     return app

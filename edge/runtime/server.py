@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
@@ -21,6 +22,7 @@ from edge.logstream import LogWriter, platform_event
 from edge.runtime import firewall
 from edge.runtime.connection import worker_class
 from edge.runtime.invocation import FunctionVersion
+from edge.runtime.python.cgroups import AppLimits, Cgroups
 from edge.serving import serve
 from edge.snapshot import RoutingSource
 
@@ -96,6 +98,8 @@ def build_pools(
     from edge.runtime.registry import PoolRegistry  # noqa: PLC0415
 
     hosts = V8Hosts(host_call)
+    cgroups = install_cgroups(config)
+    cgroups.sweep_dead_workers()  # what a SIGKILLed worker before us left behind
 
     def evicted(version: FunctionVersion) -> None:
         logs.emit(
@@ -118,9 +122,25 @@ def build_pools(
         ),
         on_evict=evicted,
         max_response=config.max_response_bytes,
+        cgroups=cgroups,
         kv=kv,
     )
     return pools, hosts
+
+
+def install_cgroups(config: Config) -> Cgroups:
+    """This install's cgroups on this node, with every app's CPU quota and pids limit."""
+    limits = AppLimits(cpu_ms=config.app_cpu_ms, pids=config.app_pids)
+    return Cgroups.for_host(Path(config.cgroup_root), config.function_uid_base, limits)
+
+
+def sweep(config: Config) -> None:
+    """Kill every function process of this install (cgroups, else by uid).
+
+    APPSEC: a function's daemons must not outlive the runtime, nor survive a
+    crash of it into the next start.
+    """
+    install_cgroups(config).sweep()
 
 
 def pin_cpus(workers: int) -> bool:
@@ -152,11 +172,15 @@ def post_fork(server: Any, worker: Any) -> None:
 def run(config: Config, source: SourceFactory) -> None:
     """Run the runtime's gunicorn master in the foreground until SIGTERM/SIGINT."""
     config.prepare_home()
+    sweep(config)
     hooks = (
         {"pre_fork": pre_fork, "post_fork": post_fork} if pin_cpus(config.runtime_workers) else {}
     )
-    with firewall.installed(config, egress_policy(config)):
-        _serve(config, source, hooks)
+    try:
+        with firewall.installed(config, egress_policy(config)):
+            _serve(config, source, hooks)
+    finally:
+        sweep(config)
 
 
 def _serve(config: Config, source: SourceFactory, hooks: dict[str, Any]) -> None:

@@ -46,6 +46,19 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _url(environ: Mapping[str, str], name: str, default: str) -> str:
+    raw = (environ.get(name) or "").strip().rstrip("/")
+    if not raw:
+        return default
+    scheme, _, rest = raw.partition("://")
+    if scheme not in ("http", "https") or not rest or "/" in rest:
+        raise ConfigError(
+            f"{name}={raw!r}: must be a base URL like http://10.0.0.5:8080 "
+            "(scheme http or https, a host, an optional port, no path)"
+        )
+    return raw
+
+
 def _egress_allow(raw: str) -> str:
     from edge.egress import parse_allow  # noqa: PLC0415 - only to validate it early
 
@@ -69,6 +82,7 @@ class Config:
     runtime_port: int = 8080
     platform_port: int = 8081
     platform_url: str = "http://127.0.0.1:8081"
+    public_url: str = "http://127.0.0.1:8080"
     max_memory_mb: int = 512
     max_push_bytes: int = 100 * MIB
     max_body_bytes: int = 10 * MIB
@@ -148,6 +162,7 @@ class Config:
         platform_port = _int(env, "EDGE_PLATFORM_PORT", 8081, 0, 65535)
         bind = env.get("EDGE_BIND") or "127.0.0.1"
         local = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind  # noqa: S104
+        runtime_port = _int(env, "EDGE_RUNTIME_PORT", 8080, 0, 65535)
         return cls(
             home=home,
             database_url=env.get("EDGE_DATABASE_URL") or f"sqlite:///{home / 'edge.db'}",
@@ -155,9 +170,10 @@ class Config:
             domain=(env.get("EDGE_DOMAIN") or "edge.localhost").lower().strip("."),
             region=env.get("EDGE_REGION") or "us-east",
             bind=bind,
-            runtime_port=_int(env, "EDGE_RUNTIME_PORT", 8080, 0, 65535),
+            runtime_port=runtime_port,
             platform_port=platform_port,
             platform_url=env.get("EDGE_PLATFORM_URL") or f"http://{local}:{platform_port}",
+            public_url=_url(env, "EDGE_PUBLIC_URL", f"http://{local}:{runtime_port}"),
             max_memory_mb=_int(env, "EDGE_MAX_MEMORY_MB", 512, 16, 1 << 20),
             max_push_bytes=_int(env, "EDGE_MAX_PUSH_MB", 100, 1, 1 << 20) * MIB,
             max_body_bytes=_int(env, "EDGE_MAX_BODY_MB", 10, 1, 1 << 20) * MIB,
@@ -204,6 +220,7 @@ class Config:
             "EDGE_RUNTIME_PORT": str(self.runtime_port),
             "EDGE_PLATFORM_PORT": str(self.platform_port),
             "EDGE_PLATFORM_URL": self.platform_url,
+            "EDGE_PUBLIC_URL": self.public_url,
             "EDGE_MAX_MEMORY_MB": str(self.max_memory_mb),
             "EDGE_MAX_PUSH_MB": str(self.max_push_bytes // MIB),
             "EDGE_MAX_BODY_MB": str(self.max_body_bytes // MIB),

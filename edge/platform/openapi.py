@@ -56,6 +56,12 @@ OPENAPI: dict[str, Any] = {
     "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
     "paths": {
         "/v1/apps": {"get": _op("List apps and their environments")},
+        "/v1/nodes": {
+            "get": _op(
+                "List runtime nodes (admin): region, public URL, routes version, workers, "
+                "last heartbeat and health (live, or gone when no worker heartbeats)"
+            )
+        },
         "/v1/apps/{app}/releases": {
             "get": _op(
                 "List releases of an environment",

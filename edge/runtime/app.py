@@ -31,6 +31,7 @@ from edge.runtime.invocation import (
     Outcome,
 )
 from edge.runtime.streaming import DISCONNECTED, BodyStream
+from edge.runtime.table import Target
 from edge.runtime.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -108,14 +109,9 @@ class Dispatcher:
         version = target.version
         resp.set_header("x-edge-release", f"v{target.release}")
         if version is None:
-            message = fault_message(
-                "wrong_region",
-                function=target.name,
-                region=self.config.region,
-                regions=", ".join(target.regions),
-            )
-            _fault(resp, "wrong_region", message, {"regions": list(target.regions)})
+            await self._elsewhere(req, resp, target)
             return
+        resp.set_header("x-edge-region", self.config.region)
         body = await self._body(req, resp)
         if body is None:
             return
@@ -187,6 +183,25 @@ class Dispatcher:
                 size,
             )
         )
+
+    async def _elsewhere(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, target: Target
+    ) -> None:
+        """A function of other regions: the nearest live node running it answers
+        (``edge.runtime.fallback``), else the 404 naming its regions."""
+        body = await self._body(req, resp)
+        if body is None:
+            return
+        fallback = self.worker.fallback
+        if fallback and await fallback.forward(req, resp, target.name, target.regions, body):
+            return
+        message = fault_message(
+            "wrong_region",
+            function=target.name,
+            region=self.config.region,
+            regions=", ".join(target.regions),
+        )
+        _fault(resp, "wrong_region", message, {"regions": list(target.regions)})
 
     async def _body(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> bytes | None:
         limit = self.config.max_body_bytes

@@ -27,6 +27,7 @@ from edge.serving import serve
 from edge.snapshot import RoutingSource
 
 if TYPE_CHECKING:
+    from edge.runtime.fallback import Fallback
     from edge.runtime.js.client import HostCall, V8Hosts
     from edge.runtime.kv import KVService
     from edge.runtime.registry import PoolRegistry
@@ -55,7 +56,23 @@ def load_app(config: Config, source: SourceFactory) -> object:
     bindings = JsBindings(kv, Fetcher(egress_policy(config), count), config.kv_max_value_bytes)
     pools, v8hosts = build_pools(config, logs, kv, bindings.call)
     worker = Worker(config, source(config), redis, pools, closing=[v8hosts.close], logs=logs)
+    worker.fallback = build_fallback(config, worker)
     return create_app(config, worker)
+
+
+def build_fallback(config: Config, worker: Worker) -> Fallback:
+    """Cross-region forwarding with the worker's one pooled HTTP client."""
+    import httpx  # noqa: PLC0415 - built in each worker
+
+    from edge.runtime.fallback import Fallback  # noqa: PLC0415
+
+    client = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        follow_redirects=False,
+        trust_env=False,  # APPSEC: node to node traffic never goes through a proxy from env
+    )
+    client.headers = httpx.Headers()  # forward the client's headers, and only them
+    return Fallback(config.region, worker.node_name, client, worker.redis, worker.keyring)
 
 
 def egress_policy(config: Config) -> EgressPolicy:

@@ -1,9 +1,10 @@
-# The two commands: `make run` and `make test`. `make bench` prints the benchmark table.
+# The two commands: `make run` and `make test`. `make bench` prints the benchmark table;
+# `make regions` (root, Linux) the Tokyo latency figure from network namespaces.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: run test bench lint install clean
+.PHONY: run test bench regions lint install clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,9 @@ bench: install
 	EDGE_WITH_BENCH=1 scripts/ensure-system-packages.sh
 	$(PY) -m bench
 	$(PY) -m bench.scale
+
+regions: install
+	scripts/regions.sh
 
 clean:
 	rm -rf $(VENV) .edge

@@ -26,19 +26,20 @@ def handle(request):
     return (block for _ in range(int(request.query.get("n", "1"))))
 """
 
-# ReadableStream is not in the prelude yet: dispatch.js's streaming hook takes
-# any async iterable (see js/dispatch.js).
+# A ReadableStream body, pulled as the client takes the bytes.
 STREAM_JS = """\
 export default {
   async fetch(request) {
     const n = Number(new URL(request.url).searchParams.get("n") || "1");
     const block = new Uint8Array(65536).fill(120);
-    const headers = { "content-type": "application/octet-stream" };
-    const response = new Response(null, { headers });
-    __edgeInternal.setStreamBody(response, (async function* () {
-      for (let i = 0; i < n; i++) yield block;
-    })());
-    return response;
+    let sent = 0;
+    const body = new ReadableStream({
+      pull(controller) {
+        if (sent++ < n) controller.enqueue(block);
+        else controller.close();
+      },
+    });
+    return new Response(body, { headers: { "content-type": "application/octet-stream" } });
   },
 };
 """

@@ -14,10 +14,12 @@ class Workdir:
 
     Args:
         path: the folder (created if missing).
+        wrapper: an argv prefix git runs under (e.g. ``ip netns exec NS``).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, wrapper: tuple[str, ...] = ()) -> None:
         self.path = path
+        self.wrapper = wrapper
         self.env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
         path.mkdir(parents=True, exist_ok=True)
         self.git("init", "-q", "-b", "main")
@@ -29,7 +31,7 @@ class Workdir:
             RuntimeError: git failed; its output is in the message.
         """
         result = subprocess.run(
-            ["git", *GIT_IDENTITY, *args],
+            [*self.wrapper, "git", *GIT_IDENTITY, *args],
             cwd=self.path,
             env=self.env,
             capture_output=True,

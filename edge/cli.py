@@ -175,6 +175,19 @@ def cmd_apps(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nodes(config: Config, args: argparse.Namespace) -> int:
+    data = api(config, "GET", "/v1/nodes")
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    rows = [
+        {**n, "routes": f"v{n['version']}", "heartbeat": f"{n['seconds_since_heartbeat']}s ago"}
+        for n in data["nodes"]
+    ]
+    print(table(rows, ["node", "region", "url", "health", "workers", "routes", "heartbeat"]))
+    return 0
+
+
 def cmd_releases(config: Config, args: argparse.Namespace) -> int:
     data = api(config, "GET", f"/v1/apps/{args.app}/releases?env={args.env}")
     if args.json:
@@ -459,6 +472,9 @@ def _app_commands(sub: Subparsers) -> None:
     apps = sub.add_parser("apps", help="list apps")
     apps.add_argument("--json", action="store_true")
     apps.set_defaults(func=cmd_apps)
+    nodes = sub.add_parser("nodes", help="list runtime nodes with their region and health")
+    nodes.add_argument("--json", action="store_true")
+    nodes.set_defaults(func=cmd_nodes)
     releases = sub.add_parser("releases", help="list an app's releases")
     releases.add_argument("app")
     releases.add_argument("--env", default="production")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,12 +147,18 @@ class AckResult:
 
 
 def wait_for_version(
-    client: redis.Redis, version: int, timeout: float, keyring: Keyring
+    client: redis.Redis,
+    version: int,
+    timeout: float,
+    keyring: Keyring,
+    regions: Collection[str] | None = None,
 ) -> AckResult:
     """Block until every live worker serves ``version`` (or later), up to ``timeout`` s.
 
     Only genuine reports count (see the module's APPSEC note). With no live
-    worker at all the wait ends at once (nothing can acknowledge).
+    worker at all the wait ends at once (nothing can acknowledge). With
+    ``regions``, only the workers of those regions are waited for: the others
+    serve none of the change's functions (they forward requests for them).
     """
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(ACKS)
@@ -159,7 +166,7 @@ def wait_for_version(
     try:
         while True:
             reports = live_workers(client, keyring)
-            workers = reports.workers
+            workers = [w for w in reports.workers if regions is None or w.region in regions]
             waiting = [w.worker for w in workers if w.version < version]
             done = [w for w in workers if w.version >= version]
             if not workers or not waiting:

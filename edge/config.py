@@ -56,6 +56,19 @@ def _host_port(environ: Mapping[str, str], name: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+def _url(environ: Mapping[str, str], name: str, default: str) -> str:
+    raw = (environ.get(name) or "").strip().rstrip("/")
+    if not raw:
+        return default
+    scheme, _, rest = raw.partition("://")
+    if scheme not in ("http", "https") or not rest or "/" in rest:
+        raise ConfigError(
+            f"{name}={raw!r}: must be a base URL like http://10.0.0.5:8080 "
+            "(scheme http or https, a host, an optional port, no path)"
+        )
+    return raw
+
+
 def _egress_allow(raw: str) -> str:
     from edge.egress import parse_allow  # noqa: PLC0415 - only to validate it early
 
@@ -79,6 +92,7 @@ class Config:
     runtime_port: int = 8080
     platform_port: int = 8081
     platform_url: str = "http://127.0.0.1:8081"
+    public_url: str = "http://127.0.0.1:8080"
     max_memory_mb: int = 512
     max_push_bytes: int = 100 * MIB
     max_body_bytes: int = 10 * MIB
@@ -105,6 +119,9 @@ class Config:
     secret_key: str = field(default="", repr=False)
     uid_base: int = 0
     metrics_bind: tuple[str, int] | None = None
+    cgroup_root: str = "/sys/fs/cgroup"
+    app_cpu_ms: int = 100
+    app_pids: int = 256
 
     @property
     def repos_dir(self) -> Path:
@@ -167,6 +184,7 @@ class Config:
             runtime_port=runtime_port,
             platform_port=platform_port,
             platform_url=env.get("EDGE_PLATFORM_URL") or f"http://{local}:{platform_port}",
+            public_url=_url(env, "EDGE_PUBLIC_URL", f"http://{local}:{runtime_port}"),
             max_memory_mb=_int(env, "EDGE_MAX_MEMORY_MB", 512, 16, 1 << 20),
             max_push_bytes=_int(env, "EDGE_MAX_PUSH_MB", 100, 1, 1 << 20) * MIB,
             max_body_bytes=_int(env, "EDGE_MAX_BODY_MB", 10, 1, 1 << 20) * MIB,
@@ -193,6 +211,9 @@ class Config:
             secret_key=env.get("EDGE_SECRET_KEY") or "",
             uid_base=_int(env, "EDGE_UID_BASE", 0, 0, 2**31),
             metrics_bind=_host_port(env, "EDGE_METRICS_BIND"),
+            cgroup_root=env.get("EDGE_CGROUP_ROOT") or "/sys/fs/cgroup",
+            app_cpu_ms=_int(env, "EDGE_APP_CPU_MS", 100, 1, 1_000_000),
+            app_pids=_int(env, "EDGE_APP_PIDS", 256, 8, 1 << 22),
         )
         if config.metrics_bind and config.metrics_bind[1] in (runtime_port, platform_port):
             # The metrics socket is told apart by its port: it must have its own.
@@ -222,6 +243,7 @@ class Config:
             "EDGE_RUNTIME_PORT": str(self.runtime_port),
             "EDGE_PLATFORM_PORT": str(self.platform_port),
             "EDGE_PLATFORM_URL": self.platform_url,
+            "EDGE_PUBLIC_URL": self.public_url,
             "EDGE_MAX_MEMORY_MB": str(self.max_memory_mb),
             "EDGE_MAX_PUSH_MB": str(self.max_push_bytes // MIB),
             "EDGE_MAX_BODY_MB": str(self.max_body_bytes // MIB),
@@ -240,6 +262,9 @@ class Config:
             "EDGE_MAX_WARM_POOLS": str(self.max_warm_pools),
             "EDGE_LOG_STREAM_LEN": str(self.log_stream_len),
             "EDGE_ACCESS_LOG": self.access_log,
+            "EDGE_CGROUP_ROOT": self.cgroup_root,
+            "EDGE_APP_CPU_MS": str(self.app_cpu_ms),
+            "EDGE_APP_PIDS": str(self.app_pids),
             "EDGE_KV_MAX_VALUE_MB": str(self.kv_max_value_bytes // MIB),
             "EDGE_KV_MAX_MB": str(self.kv_max_bytes // MIB),
             "EDGE_EGRESS_ALLOW": self.egress_allow,

@@ -5,7 +5,8 @@
 # for Python functions when the platform runs as root), with EDGE_WITH_BROWSER=1
 # (`make test`) Chromium (the headless browser the dashboard tests drive with
 # Playwright, whose own browser download is not used), and with EDGE_WITH_BENCH=1
-# wrk (the bench's load generator). Needs root or sudo; does nothing when
+# wrk (the bench's load generator), and with EDGE_WITH_REGIONS=1 (`make regions`)
+# iproute2 (ip netns, tc). Needs root or sudo; does nothing when
 # everything is present.
 set -euo pipefail
 
@@ -18,6 +19,9 @@ if [ "${EDGE_WITH_BROWSER:-0}" = 1 ]; then
 fi
 if [ "${EDGE_WITH_BENCH:-0}" = 1 ]; then
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+fi
+if [ "${EDGE_WITH_REGIONS:-0}" = 1 ]; then
+  { command -v ip && command -v tc; } >/dev/null 2>&1 || missing+=(iproute2)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

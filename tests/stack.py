@@ -191,6 +191,23 @@ def make_stack(tmp: Path, database_url: str, redis_url: str, **settings: str) ->
     return Stack(home, env, config, token)
 
 
+def runtime_node(east: Stack, home: Path, region: str, **settings: str) -> Stack:
+    """Another runtime node (not started) of ``east``'s platform, as on another host:
+    its own home and port, the shared database and Redis, the platform's key."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **east.env,
+        "EDGE_HOME": str(home),
+        "EDGE_REGION": region,
+        "EDGE_RUNTIME_PORT": str(free_port()),
+        "EDGE_TOKEN": east.token,
+        "EDGE_PLATFORM_URL": f"http://127.0.0.1:{east.config.platform_port}",
+        "EDGE_SECRET_KEY": (east.home / "secret.key").read_text().strip(),
+        **settings,
+    }
+    return Stack(home, env, Config.from_env(env), east.token)
+
+
 class Workdir:
     """A local git working copy of an app, driven with the real git client."""
 

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from edge.errors import (
 )
 from edge.logstream import follow_batches, read_logs
 from edge.metrics import read_metrics
+from edge.nodes import list_nodes
 from edge.platform.auth import token_from_header
 from edge.platform.dashboard import add_dashboard
 from edge.platform.deploy import public_url
@@ -122,6 +124,25 @@ class Apps:
         identity = _identity(self.platform, req)
         apps = [a for a in self.platform.store.list_apps() if identity.can_access(a.name)]
         resp.media = {"apps": _jsonable(apps)}
+
+
+class Nodes:
+    """``/v1/nodes``: the runtime nodes, their regions, URLs, routes versions and health."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not _identity(self.platform, req).admin:
+            raise ForbiddenError("the node list is for operators: use an admin token")
+        found = list_nodes(self.platform.redis, self.platform.deployer.keyring)
+        now = time.time()
+        resp.media = {
+            "nodes": [
+                {**node.as_dict(), "seconds_since_heartbeat": round(now - node.last_heartbeat, 1)}
+                for node in found
+            ]
+        }
 
 
 class Releases:
@@ -426,6 +447,7 @@ def create_api(platform: Platform) -> falcon.App:
     app.add_route("/healthz", Health(platform))
     app.add_route("/v1/openapi.json", OpenAPI())
     app.add_route("/v1/apps", Apps(platform))
+    app.add_route("/v1/nodes", Nodes(platform))
     app.add_route("/v1/apps/{app}/releases", Releases(platform))
     app.add_route("/v1/apps/{app}/rollback", Rollback(platform))
     app.add_route("/v1/apps/{app}/secrets", Secrets(platform))

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,7 +289,8 @@ class Deployer:
         """Point the environment at ``release``, tell the runtime, wait for it."""
         previous = self.store.active_release(app, env)
         routes_version = self.store.point_environment(release.id)
-        ack = self.notify(routes_version)
+        regions = {region for f in release.functions for region in f.regions}
+        ack = self.notify(routes_version, regions)
         failures = ack.failures() if ack else {}
         mine = {name: msg for name, msg in failures.items() if name.startswith(f"{app}/{env}/")}
         if mine:
@@ -327,8 +328,9 @@ class Deployer:
         elif ack is not None and ack.workers == [] and not ack.waiting:
             self.store.mark_active(release.id)
             progress(
-                f"-----> v{release.version} recorded; no runtime node is running: it will "
-                f"be served at {url} as soon as one starts"
+                f"-----> v{release.version} recorded; no runtime node of "
+                f"{', '.join(sorted(regions))} is running: it will be served at {url} "
+                "as soon as one starts"
             )
         else:
             waiting = ", ".join(ack.waiting) if ack else "all (Redis unreachable)"
@@ -339,13 +341,16 @@ class Deployer:
             )
         return self.store.get_release(app, env, release.version)
 
-    def notify(self, routes_version: int) -> commands.AckResult | None:
+    def notify(
+        self, routes_version: int, regions: Collection[str] | None = None
+    ) -> commands.AckResult | None:
+        """Tell the runtime; wait for the live workers (of ``regions``, if given) to swap."""
         if self.redis is None:
             return None
         try:
             commands.send_routes_changed(self.redis, routes_version)
             ack = commands.wait_for_version(
-                self.redis, routes_version, self.config.deploy_timeout, self.keyring
+                self.redis, routes_version, self.config.deploy_timeout, self.keyring, regions
             )
         except redis.RedisError as exc:
             logger.warning("could not notify the runtime of routes v%s: %s", routes_version, exc)

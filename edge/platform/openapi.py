@@ -147,6 +147,18 @@ SCHEMAS: dict[str, Any] = {
             }
         ),
     },
+    "Node": _obj(
+        {
+            "node": _STR,
+            "region": _STR,
+            "url": _STR,
+            "version": _INT,
+            "last_heartbeat": _NUM,
+            "health": {"type": "string", "enum": ["live", "gone"]},
+            "workers": _INT,
+            "seconds_since_heartbeat": _NUM,
+        }
+    ),
     "Point": _obj(
         {
             "t": _INT,
@@ -274,6 +286,14 @@ PATHS: dict[str, Any] = {
             "List apps and their environments",
             _obj({"apps": _list("App")}),
             links=_APP_LINKS,
+        )
+    },
+    "/v1/nodes": {
+        "get": _op(
+            "listNodes",
+            "List runtime nodes (admin): region, public URL, routes version, workers, "
+            "last heartbeat and health (live, or gone when no worker heartbeats)",
+            _obj({"nodes": _list("Node")}),
         )
     },
     "/v1/apps/{app}/releases": {

@@ -32,6 +32,7 @@ from edge.runtime.invocation import (
 )
 from edge.runtime.scrape import SCRAPE_PATHS, bearer_allowed, on_metrics_socket
 from edge.runtime.streaming import DISCONNECTED, BodyStream
+from edge.runtime.table import Target
 from edge.runtime.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -110,14 +111,9 @@ class Dispatcher:
         version = target.version
         resp.set_header("x-edge-release", f"v{target.release}")
         if version is None:
-            message = fault_message(
-                "wrong_region",
-                function=target.name,
-                region=self.config.region,
-                regions=", ".join(target.regions),
-            )
-            _fault(resp, "wrong_region", message, {"regions": list(target.regions)})
+            await self._elsewhere(req, resp, target)
             return
+        resp.set_header("x-edge-region", self.config.region)
         body = await self._body(req, resp)
         if body is None:
             return
@@ -190,6 +186,25 @@ class Dispatcher:
             )
         )
 
+    async def _elsewhere(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, target: Target
+    ) -> None:
+        """A function of other regions: the nearest live node running it answers
+        (``edge.runtime.fallback``), else the 404 naming its regions."""
+        body = await self._body(req, resp)
+        if body is None:
+            return
+        fallback = self.worker.fallback
+        if fallback and await fallback.forward(req, resp, target.name, target.regions, body):
+            return
+        message = fault_message(
+            "wrong_region",
+            function=target.name,
+            region=self.config.region,
+            regions=", ".join(target.regions),
+        )
+        _fault(resp, "wrong_region", message, {"regions": list(target.regions)})
+
     async def _body(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> bytes | None:
         limit = self.config.max_body_bytes
         too_large = (req.content_length or 0) > limit
@@ -235,6 +250,7 @@ class Dispatcher:
             _fault(resp, "not_found", message)
             return
         if req.path == "/healthz":
+            resp.content_type = falcon.MEDIA_JSON
             resp.media = {
                 "ok": True,
                 "routes_version": self.worker.table.version,
@@ -257,6 +273,7 @@ class Dispatcher:
                 resp.content_type = PROMETHEUS_CONTENT_TYPE
             except (RedisError, OSError) as exc:
                 resp.status = 503
+                resp.content_type = falcon.MEDIA_JSON
                 resp.media = {"error": "unavailable", "message": f"redis unreachable ({exc})"}
             return
         if host.endswith(self.suffix):
@@ -289,6 +306,8 @@ class Lifespan:
 
 
 def create_app(config: Config, worker: Worker) -> falcon.asgi.App:
+    # No default content type: a function's response that sets none is sent without one.
     app = falcon.asgi.App(middleware=Lifespan(worker))
+    app.resp_options.default_media_type = None  # type: ignore[assignment]
     app.add_sink(Dispatcher(config, worker), prefix="/")
     return app

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from edge.runtime.invocation import FunctionLoadError, FunctionPool, FunctionVersion
 from edge.runtime.kv import KVService
+from edge.runtime.python.cgroups import Cgroups
 from edge.runtime.python.client import Zygote
 from edge.runtime.python.pool import PythonPool
 from edge.runtime.python.process.sandbox import Limits
@@ -34,6 +35,7 @@ class PoolRegistry:
         on_evict: told of each version whose pool goes to make room (a platform event).
         limits: process and file limits of Python function processes.
         max_response: the largest buffered Python response body, in bytes.
+        cgroups: the install's cgroups; each Python version gets a group.
         kv: runs the KV operations of Python functions.
     """
 
@@ -48,6 +50,7 @@ class PoolRegistry:
         kv: KVService | None = None,
         on_evict: Callable[[FunctionVersion], None] | None = None,
         max_response: int = 32 * 1024 * 1024,
+        cgroups: Cgroups | None = None,
     ) -> None:
         self._max_response = max_response
         self._zygote = zygote if isinstance(zygote, Zygote) else None
@@ -57,6 +60,7 @@ class PoolRegistry:
         self._js_factory = js_factory
         self._on_evict = on_evict
         self._limits = limits
+        self._cgroups = cgroups
         self._kv = kv
         self._pools: dict[str, FunctionPool] = {}
         self._starting: dict[str, asyncio.Task[FunctionPool]] = {}
@@ -144,6 +148,7 @@ class PoolRegistry:
                 limits=self._limits,
                 kv=self._kv,
                 max_response=self._max_response,
+                cgroups=self._cgroups,
             )
         if version.runtime == "js" and self._js_factory is not None:
             return self._js_factory(version)

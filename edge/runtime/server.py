@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
@@ -21,11 +22,13 @@ from edge.logstream import LogWriter, platform_event
 from edge.runtime import firewall
 from edge.runtime.connection import worker_class
 from edge.runtime.invocation import FunctionVersion
+from edge.runtime.python.cgroups import AppLimits, Cgroups
 from edge.runtime.scrape import metrics_binds
 from edge.serving import serve
 from edge.snapshot import RoutingSource
 
 if TYPE_CHECKING:
+    from edge.runtime.fallback import Fallback
     from edge.runtime.js.client import HostCall, V8Hosts
     from edge.runtime.kv import KVService
     from edge.runtime.registry import PoolRegistry
@@ -54,7 +57,23 @@ def load_app(config: Config, source: SourceFactory) -> object:
     bindings = JsBindings(kv, Fetcher(egress_policy(config), count), config.kv_max_value_bytes)
     pools, v8hosts = build_pools(config, logs, kv, bindings.call)
     worker = Worker(config, source(config), redis, pools, closing=[v8hosts.close], logs=logs)
+    worker.fallback = build_fallback(config, worker)
     return create_app(config, worker)
+
+
+def build_fallback(config: Config, worker: Worker) -> Fallback:
+    """Cross-region forwarding with the worker's one pooled HTTP client."""
+    import httpx  # noqa: PLC0415 - built in each worker
+
+    from edge.runtime.fallback import Fallback  # noqa: PLC0415
+
+    client = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        follow_redirects=False,
+        trust_env=False,  # APPSEC: node to node traffic never goes through a proxy from env
+    )
+    client.headers = httpx.Headers()  # forward the client's headers, and only them
+    return Fallback(config.region, worker.node_name, client, worker.redis, worker.keyring)
 
 
 def egress_policy(config: Config) -> EgressPolicy:
@@ -80,6 +99,8 @@ def build_pools(
     from edge.runtime.registry import PoolRegistry  # noqa: PLC0415
 
     hosts = V8Hosts(host_call)
+    cgroups = install_cgroups(config)
+    cgroups.sweep_dead_workers()  # what a SIGKILLed worker before us left behind
 
     def evicted(version: FunctionVersion) -> None:
         logs.emit(
@@ -102,9 +123,25 @@ def build_pools(
         ),
         on_evict=evicted,
         max_response=config.max_response_bytes,
+        cgroups=cgroups,
         kv=kv,
     )
     return pools, hosts
+
+
+def install_cgroups(config: Config) -> Cgroups:
+    """This install's cgroups on this node, with every app's CPU quota and pids limit."""
+    limits = AppLimits(cpu_ms=config.app_cpu_ms, pids=config.app_pids)
+    return Cgroups.for_host(Path(config.cgroup_root), config.function_uid_base, limits)
+
+
+def sweep(config: Config) -> None:
+    """Kill every function process of this install (cgroups, else by uid).
+
+    APPSEC: a function's daemons must not outlive the runtime, nor survive a
+    crash of it into the next start.
+    """
+    install_cgroups(config).sweep()
 
 
 def pin_cpus(workers: int) -> bool:
@@ -136,11 +173,15 @@ def post_fork(server: Any, worker: Any) -> None:
 def run(config: Config, source: SourceFactory) -> None:
     """Run the runtime's gunicorn master in the foreground until SIGTERM/SIGINT."""
     config.prepare_home()
+    sweep(config)
     hooks = (
         {"pre_fork": pre_fork, "post_fork": post_fork} if pin_cpus(config.runtime_workers) else {}
     )
-    with firewall.installed(config, egress_policy(config)):
-        _serve(config, source, hooks)
+    try:
+        with firewall.installed(config, egress_policy(config)):
+            _serve(config, source, hooks)
+    finally:
+        sweep(config)
 
 
 def _serve(config: Config, source: SourceFactory, hooks: dict[str, Any]) -> None:

@@ -30,8 +30,10 @@ from edge.config import Config
 from edge.keyring import Keyring
 from edge.logstream import LogWriter, platform_event
 from edge.metrics import MetricsRecorder
+from edge.nodes import NodeRecord, register
 from edge.runtime.accesslog import AccessLog
 from edge.runtime.bundles import ensure_local
+from edge.runtime.fallback import Fallback
 from edge.runtime.invocation import FunctionLoadError, FunctionPool, FunctionVersion
 from edge.runtime.registry import PoolRegistry
 from edge.runtime.table import RouteTable
@@ -59,6 +61,7 @@ class Worker:
         store: read access to the routing snapshot (the control plane's store).
         redis_client: for commands, heartbeats and acks.
         pools: the worker's pool registry .
+        fallback: forwards requests for other regions' functions (none: answer 404).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class Worker:
         clock: Callable[[], float] = time.monotonic,
         closing: list[Callable[[], Awaitable[None]]] | None = None,
         logs: LogWriter | None = None,
+        fallback: Fallback | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -85,6 +89,7 @@ class Worker:
         self.access = AccessLog(config.access_log)
         self.keyring = Keyring.from_config(config)  # opens secrets, signs reports
         self._closing = list(closing or ())
+        self.fallback = fallback
         self.failed: dict[str, str] = {}
         self._wanted = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -104,6 +109,8 @@ class Worker:
             self._flush_access,
         ):
             self._tasks.append(asyncio.create_task(loop()))
+        if self.fallback is not None:
+            self._tasks.append(asyncio.create_task(self.fallback.run()))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -114,6 +121,8 @@ class Worker:
         with contextlib.suppress(RedisError, OSError):
             await commands.forget_worker(self.redis, self.worker_id)
         await self.pools.close()
+        if self.fallback is not None:
+            await self.fallback.close()
         for close in self._closing:
             await close()
         self.access.close()
@@ -217,8 +226,16 @@ class Worker:
         status = commands.WorkerStatus(
             self.worker_id, self.config.region, self.table.version, self.failed
         )
+        node = NodeRecord(
+            self.node_name,
+            self.config.region,
+            self.config.public_url,
+            self.table.version,
+            time.time(),
+        )
         try:
             await commands.report_status(self.redis, status, self.keyring, announce=announce)
+            await register(self.redis, node, self.keyring)
         except (RedisError, OSError) as exc:
             logger.warning("could not report to redis: %s", exc)
 

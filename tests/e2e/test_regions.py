@@ -61,8 +61,13 @@ def test_a_second_node_in_another_region_fetches_releases_and_serves_its_functio
         assert east.get(host, "/").text == "hello"
         assert tokyo.get(host, "/").text == "hello"
         assert tokyo.get(host, "/tokyo").text == "konnichiwa"
+        # us-east does not run it: the Tokyo node answers through the fallback.
         elsewhere = east.get(host, "/tokyo")
-        assert elsewhere.status_code == 404 and "ap-tokyo" in elsewhere.json()["message"]
+        assert elsewhere.text == "konnichiwa" and elsewhere.headers["x-edge-region"] == "ap-tokyo"
+        # Once Tokyo is gone, no live region runs it: the 404 naming its regions.
+        tokyo.stop("runtime")
+        nowhere = east.get(host, "/tokyo")
+        assert nowhere.status_code == 404 and "ap-tokyo" in nowhere.json()["message"]
         # The Tokyo node has no shared disk: it fetched and verified the bundle.
         assert list((home / "releases" / app).glob("*/tokyo.py"))
     finally:

@@ -85,16 +85,14 @@ def handle(request):
         return b"y" * (int(request.query["mb"]) * 1024 * 1024)
     return {"pid": os.getpid()}
 """
-# ReadableStream is not on this branch yet: the function gives dispatch.js's
-# streaming hook an async generator (a ReadableStream is async-iterable too).
+# Each stream is a ReadableStream (made from an async generator, so the tests
+# control when each chunk is produced), given to Response as Workers code does.
 JS = """
 let open;
 const gate = new Promise((resolve) => { open = resolve; });
 let ticking = 0;  // tickers whose generator has not finished
 function streamed(source, type) {
-  const response = new Response(null, { headers: { "content-type": type } });
-  __edgeInternal.setStreamBody(response, source);
-  return response;
+  return new Response(ReadableStream.from(source), { headers: { "content-type": type } });
 }
 export default {
   async fetch(request, env, ctx) {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import falcon
 
 from edge.platform.dashboard.live import DeploysPage, DeployStream, LogsPage, Static, log_classes
+from edge.platform.dashboard.nodes import NodesPage
 from edge.platform.dashboard.pages import AppPage, AppsPage, RollbackPage, rollback_eligible
 from edge.platform.dashboard.signin import Login, Logout
 from edge.platform.dashboard.web import Web
@@ -24,6 +25,7 @@ def add_dashboard(app: falcon.App, platform: Platform) -> None:
     web.templates.globals["log_classes"] = log_classes
     web.templates.globals["rollback_eligible"] = rollback_eligible
     app.add_route("/", AppsPage(web))
+    app.add_route("/nodes", NodesPage(web))
     app.add_route("/login", Login(web))
     app.add_route("/logout", Logout(web))
     app.add_route("/apps/{app}", AppPage(web))

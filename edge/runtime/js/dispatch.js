@@ -20,7 +20,10 @@
 //     unknown: the ids from `check` this isolate never started
 //     calls:  [[callId, requestId, kind, args], ...] host calls made since the last
 //             d() (internal.hostCall: env.KV, fetch); the host relays them to
-//             the worker and hands the answers back in a later `settle`
+//             the worker and hands the answers back in a later `settle`. Kind
+//             "host" (internal.localCall: Web Crypto, zlib) the V8 host answers
+//             itself (edge/runtime/js/calls.py): args [op, args], reply [ok, value],
+//             bytes inside both as {"$b": base64}.
 //     chunks: [[id, data], ...] stream chunks (data: base64 bytes, at most
 //             CHUNK_MAX bytes), and [id, null, error, logs] when a stream ends
 //             (error: null or "exception")
@@ -28,18 +31,17 @@
 // announced with one call of the host's ping function; the host then calls d()
 // to collect them.
 //
-// STREAMING HOOK (for prelude.js): internal.setStreamBody(response, source)
-// marks `response` as streamed. `source` is an async iterable of chunks
-// (Uint8Array, ArrayBuffer(-view) or string); a ReadableStream is one. The
-// response's head is sent with its first chunk (so timeout_ms bounds the time
-// to the first byte), then each chunk as it is produced. Backpressure: at most
-// WINDOW bytes the client has not taken are out; past that the pump awaits
-// credit, so `source` is not pulled. Until prelude.js calls this hook for a
-// ReadableStream body, a function may call __edgeInternal.setStreamBody itself.
+// STREAMING: a Response whose body is a ReadableStream (internal.streamedBody)
+// is sent as it is produced, through internal.setStreamBody(response, source):
+// `source` is an async iterable of chunks (Uint8Array, ArrayBuffer(-view) or
+// string). The response's head is sent with its first chunk (so timeout_ms
+// bounds the time to the first byte), then each chunk as it is produced.
+// Backpressure: at most WINDOW bytes the client has not taken are out; past that
+// the pump awaits credit, so `source` is not pulled. Any other body is read
+// whole (internal.responseBody) and sent in one response.
 (function () {
   "use strict";
   const internal = globalThis.__edgeInternal;
-  const BODY = internal.BODY;
   const stringify = JSON.stringify;  // captured: user code may replace globals
   const MAX_LOG_LINES = 200;
   const WINDOW = 256 * 1024, CHUNK_MAX = 64 * 1024;
@@ -72,6 +74,36 @@
     state.calls.push([id, rec ? rec.id : 0, kind, args]);
     announce();
   });
+
+  // Work the V8 host does itself (Web Crypto, zlib: edge/runtime/js/calls.py): a
+  // promise of the value, rejected with the DOMException (or TypeError...) named.
+  function wire(v) {
+    if (v instanceof Uint8Array) return { $b: v.toBase64() };
+    if (Array.isArray(v)) return v.map(wire);
+    if (v && typeof v === "object") {
+      const out = {};
+      for (const k of Object.keys(v)) if (v[k] !== undefined) out[k] = wire(v[k]);
+      return out;
+    }
+    return v;
+  }
+  function unwire(v) {
+    if (Array.isArray(v)) return v.map(unwire);
+    if (v && typeof v === "object") {
+      if (typeof v.$b === "string") return Uint8Array.fromBase64(v.$b);
+      const out = {};
+      for (const k of Object.keys(v)) out[k] = unwire(v[k]);
+      return out;
+    }
+    return v;
+  }
+  const ERRORS = { TypeError, RangeError, SyntaxError };
+  function unwrapLocal(reply) {
+    const [ok, value] = Array.isArray(reply) ? reply : [0, ["OperationError", "no answer from the host"]];
+    if (ok) return unwire(value);
+    throw ERRORS[value[0]] ? new ERRORS[value[0]](value[1]) : new DOMException(value[1], value[0]);
+  }
+  internal.localCall = (op, args) => internal.hostCall("host", [op, wire(args)]).then(unwrapLocal);
 
   // Which request is logging: the one running synchronously, the only one in
   // flight, or the one whose handler's async stack (awaited by a function named
@@ -110,7 +142,8 @@
     if (typeof body === "string") return [1, body];
     return [2, body.toBase64()];
   }
-  function finish(rec, res, err, failed) {
+  // body: the response's body as responseBody() gave it (null, a string or bytes).
+  function finish(rec, res, err, failed, body = null) {
     if (!state.known.has(rec.id)) return;
     state.known.delete(rec.id);
     const prev = state.current;
@@ -128,9 +161,9 @@
     } else if (state.sources.has(res)) {
       out = [rec.id, res.status, internal.headerPairs(res.headers), 3, "", null, null];
     } else {
-      const [kind, body] = encodeBody(res[BODY]);
+      const [kind, data] = encodeBody(body);
       const status = res.type === "error" ? 502 : res.status;
-      out = [rec.id, status, internal.headerPairs(res.headers), kind, body, null, null];
+      out = [rec.id, status, internal.headerPairs(res.headers), kind, data, null, null];
     }
     if (state.stray.length) { rec.logs.unshift(...state.stray); state.stray = []; }
     out[5] = rec.logs;
@@ -242,17 +275,50 @@
     } finally {
       state.current = null;
     }
-    if (result && typeof result.then === "function") {
-      const name = `__edge_request_${id}`;
-      ({
-        async [name]() {
-          try { finish(rec, await result, null, false); } catch (e) { finish(rec, null, e, true); }
-        },
-      })[name]();
-      return true;
+    // Fast path: a Response with its body at hand finishes inside this d().
+    let sent = null;
+    if (!(result && typeof result.then === "function")) {
+      try {
+        sent = bodyOf(result);
+      } catch (e) {
+        finish(rec, null, e, true);
+        return false;
+      }
+      if (!(sent && typeof sent.then === "function")) {
+        finish(rec, result, null, false, sent);
+        return false;
+      }
     }
-    finish(rec, result, null, false);
-    return false;
+    const name = `__edge_request_${id}`;
+    ({
+      async [name]() {
+        try {
+          const res = await result;
+          const data = await (sent || bodyOf(res));
+          finish(rec, res, null, false, data);
+        } catch (e) { finish(rec, null, e, true); }
+      },
+    })[name]();
+    return true;
+  }
+
+  // A response's body to send whole: null for a streamed one (see STREAMING above),
+  // else what responseBody() gives (null, a string, bytes, or a Promise of those).
+  function bodyOf(res) {
+    if (!(res instanceof Response)) return null;
+    const stream = internal.streamedBody(res);
+    if (stream && !state.sources.has(res)) internal.setStreamBody(res, stream);
+    return state.sources.has(res) ? null : internal.responseBody(res);
+  }
+
+  function settleCalls(settle) {
+    let settled = 0;
+    for (const [id, reply] of settle) {
+      const resolve = state.waiting.get(id);
+      state.waiting.delete(id);
+      if (resolve) { resolve(reply); settled++; }  // continues in the microtask checkpoint
+    }
+    return settled;
   }
 
   function d(payload) {
@@ -263,11 +329,7 @@
     for (const id of forget) credit(id, -1);
     let pending = 0;
     for (const id of forget) state.known.delete(id);
-    for (const [id, reply] of settle) {
-      const resolve = state.waiting.get(id);
-      state.waiting.delete(id);
-      if (resolve) { resolve(reply); pending++; }  // continues in the microtask checkpoint
-    }
+    pending += settleCalls(settle);
     for (const item of batch) if (!state.known.has(item[0]) && start(item)) pending++;
     const out = state.done, chunks = state.chunks;
     state.done = [];
@@ -314,7 +376,13 @@
     }, (e) => settle({ state: "error", error: errorText(e) }));
     return 0;
   };
-  internal.loadStatus = () => stringify(load);
+  // Host calls made while the module evaluates (top-level await) travel the same way.
+  internal.loadStatus = (settle) => {
+    settleCalls(settle);
+    const calls = state.calls;
+    state.calls = [];
+    return stringify({ ...load, calls });
+  };
 
   Object.defineProperty(globalThis, "__edge", {
     value: Object.freeze({ d }), configurable: false, writable: false,

@@ -36,6 +36,7 @@ import socket
 import sys
 import time
 from collections import deque
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -44,8 +45,9 @@ import uvloop
 from py_mini_racer import JSMappedObject, MiniRacer, init_mini_racer, mini_racer
 
 from edge.runtime.faults import fault_message
-from edge.runtime.js import modules
+from edge.runtime.js import calls, modules
 from edge.runtime.js.client import HOST_REASONS, FrameProtocol
+from edge.runtime.js.compression import ZlibStreams
 from edge.runtime.js.modules import LoadError, ModuleSpec
 from edge.runtime.js.relay import StreamRelay
 from edge.runtime.wire import MAX_FRAME
@@ -59,6 +61,9 @@ PRELUDE_TIMEOUT_S = 10.0
 MIN_GRACE_S = 0.1
 PEAK_STEP = 1.25
 ISOLATE_DATA = 96 * MIB  # address space one isolate maps (thread stacks, heap reservations)
+CALL_THREADS = 2
+MAX_LOCAL_CALLS = 64
+TOO_MANY_CALLS = f"more than {MAX_LOCAL_CALLS} Web Crypto or compression calls at once"
 DATA_SLACK = 512 * MIB  # this interpreter, frames in flight, an isolate being replaced
 # A fault is sent as its kind alone (no status, headers or body): the worker
 # answers it from the fault table (edge.runtime.faults), as for Python.
@@ -97,8 +102,18 @@ def _kind(error: str) -> str:
 class Isolate:
     """One function version's isolate, its request queue and its limits."""
 
-    def __init__(self, spec: ModuleSpec, runtime_js: str, send: Any, relay: Any = None) -> None:
+    def __init__(
+        self,
+        spec: ModuleSpec,
+        runtime_js: str,
+        send: Any,
+        relay: Any = None,
+        calls_pool: Executor | None = None,
+    ) -> None:
         self.spec = spec
+        self._calls_pool = calls_pool
+        self.zlib = ZlibStreams()  # this isolate's (de)compression streams
+        self._local_calls = 0  # host calls of this isolate running here now
         self._runtime_js = runtime_js
         self._send = send
         self._relay = relay  # host calls (KV, fetch) to the worker: relay(isolate, calls)
@@ -171,7 +186,12 @@ class Isolate:
         # mechanism its Promise support uses.
         assert mr._ctx is not None and isinstance(internal, JSMappedObject)
         internal["ping"] = stack.enter_context(mr._ctx._register_js_notification(self._on_ping))
-        await modules.evaluate_module(mr, self.spec, self._load_ping)
+        await modules.evaluate_module(
+            mr,
+            self.spec,
+            self._load_ping,
+            functools.partial(calls.run_all, self._calls_pool, self.zlib),
+        )
 
     def close(self) -> None:
         """Dispose of the isolate, failing whatever is still waiting."""
@@ -218,6 +238,7 @@ class Isolate:
         self.live.clear()
         self.streams.end_all("memory" if reason == "memory" else "crash")
         self.forget, self.check, self.collect, self.settle = [], [], False, []
+        self.zlib = ZlibStreams()  # the next context's ids start afresh
         self._dispose()
         self._pump()
 
@@ -341,9 +362,12 @@ class Isolate:
         self._pump()
 
     def _deliver(self, raw: str, batch: list[Call]) -> None:
-        done, collect, unknown, calls, chunks = json.loads(raw)
-        if calls and self._relay is not None:
-            self._relay(self, calls)
+        done, collect, unknown, asked, chunks = json.loads(raw)
+        local = [call for call in asked if call[2] == calls.LOCAL]
+        if local:
+            self._start_calls(local)
+        if len(local) < len(asked) and self._relay is not None:
+            self._relay(self, [call for call in asked if call[2] != calls.LOCAL])
         if batch:
             self._async = bool(collect)  # this function's handlers return promises
         for item in done:
@@ -360,6 +384,23 @@ class Isolate:
         """The worker's client took ``size`` bytes of stream ``rid`` (-1: stop it)."""
         if self.streams.grant(rid, size):
             self._pump()
+
+    def _start_calls(self, local: list[Any]) -> None:
+        """Run the host calls this host answers itself (Web Crypto, zlib) off the loop."""
+        loop = asyncio.get_running_loop()
+        for js_id, _, _, args in local:
+            if self._local_calls >= MAX_LOCAL_CALLS:  # APPSEC: bounds what waits in memory here
+                self.answer(js_id, [0, ["OperationError", TOO_MANY_CALLS]])
+                continue
+            self._local_calls += 1
+            fut = loop.run_in_executor(self._calls_pool, calls.perform_local, args, self.zlib)
+            fut.add_done_callback(functools.partial(self._answered, self.mr, js_id))
+
+    def _answered(self, mr: MiniRacer | None, js_id: int, fut: asyncio.Future[list[Any]]) -> None:
+        self._local_calls -= 1
+        if mr is not self.mr or self.closed or fut.cancelled():
+            return  # the isolate that asked is gone; its ids mean nothing to the next
+        self.answer(js_id, fut.result())
 
     def _respond(self, call: Call, item: list[Any]) -> None:
         try:
@@ -444,6 +485,9 @@ class Host:
         self._calls: dict[int, tuple[Isolate, object, int]] = {}
         self._next_call = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        # Host calls (Web Crypto, zlib) get threads of their own, so a slow one (an RSA
+        # key generation) never holds up the threads that start isolates.
+        self._calls_pool = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="host-call")
 
     def send(self, frame: list[Any]) -> None:
         if self.conn is not None:
@@ -502,7 +546,8 @@ class Host:
             if isolate is not None:
                 isolate.close()
             relay = functools.partial(self._relay, key)
-            isolate = self.isolates[key] = Isolate(spec, self._runtime_js, self.send, relay)
+            isolate = Isolate(spec, self._runtime_js, self.send, relay, self._calls_pool)
+            self.isolates[key] = isolate
             self._budget()
         try:
             cold_ms = await isolate.ensure_started() if isolate.mr is None else 0.0
@@ -543,6 +588,7 @@ class Host:
             isolate.close()
         for isolate in isolates:
             await isolate.wait_closed()
+        self._calls_pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def serve(fd: int, runtime_js: str) -> None:

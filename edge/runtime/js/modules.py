@@ -37,6 +37,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, BinaryIO
@@ -61,7 +62,21 @@ _EXPORT_LIST = re.compile(r"^[ \t]*export[ \t]*\{([^}]*)\}[ \t]*;?", re.M)
 _DEFAULT_ALIAS = re.compile(r"^([A-Za-z_$][\w$]*)\s+as\s+default$")
 DEFAULT_TARGET = "__edge_exports.default = "
 HINT = "bundle the module into one file (e.g. esbuild --bundle --format=esm)"
-RUNTIME_FILES = ("prelude.js", "url.js", "kv.js", "fetch.js", "dispatch.js")
+RUNTIME_FILES = (
+    "prelude.js",
+    "encodings.js",
+    "encoding.js",
+    "events.js",
+    "streams.js",
+    "writable.js",
+    "transform.js",
+    "blob.js",
+    "crypto.js",
+    "url.js",
+    "kv.js",
+    "fetch.js",
+    "dispatch.js",
+)
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
 COLLECT = "__edge.d([[], [], [], [], []])"
 RESPONSE_ERRORS = (TypeError, ValueError, binascii.Error)
@@ -280,11 +295,18 @@ async def eval_limited(mr: MiniRacer, code: str, spec: ModuleSpec, timeout_s: fl
         raise LoadError(first_line(str(exc), spec.filename)) from None
 
 
-async def evaluate_module(mr: MiniRacer, spec: ModuleSpec, pinged: asyncio.Event) -> None:
+async def evaluate_module(
+    mr: MiniRacer,
+    spec: ModuleSpec,
+    pinged: asyncio.Event,
+    run_calls: Callable[[list[Any]], Awaitable[list[Any]]],
+) -> None:
     """Evaluate ``spec``'s module in ``mr`` (which has the runtime prelude and a ping).
 
     The module body is an async function (top-level ``await``), so evaluation
     finishes when its promise settles; ``pinged`` is set when that happens.
+    Host calls made meanwhile (``await crypto.subtle.importKey(...)`` at the top
+    level) are answered with ``run_calls``.
 
     Raises:
         LoadError: a syntax error, an exception, no fetch handler, or a limit.
@@ -301,19 +323,22 @@ async def evaluate_module(mr: MiniRacer, spec: ModuleSpec, pinged: asyncio.Event
         f"__edgeInternal.setup({setup}), __edgeInternal.runModule({json.dumps(spec.filename)})",
     ):
         await eval_limited(mr, step, spec, max(deadline - time.monotonic(), 0.001))
+    replies: list[Any] = []
     while True:
         pinged.clear()
-        status = json.loads(
-            str(
-                await eval_limited(
-                    mr, "__edgeInternal.loadStatus()", spec, max(deadline - time.monotonic(), 0.001)
-                )
-            )
-        )
+        code = f"__edgeInternal.loadStatus({json.dumps(replies)})"
+        left = max(deadline - time.monotonic(), 0.001)
+        status = json.loads(str(await eval_limited(mr, code, spec, left)))
         if status["state"] == "ok":
             return
         if status["state"] == "error":
             raise LoadError(f"{spec.filename}: {first_line(status['error'])}")
+        if status["calls"]:
+            try:
+                replies = await asyncio.wait_for(run_calls(status["calls"]), left)
+            except TimeoutError:
+                raise _too_slow(spec) from None
+            continue
         try:
             await asyncio.wait_for(pinged.wait(), deadline - time.monotonic())
         except TimeoutError:

@@ -1,11 +1,12 @@
 // Web APIs for edge functions, in plain JavaScript (bare V8 has none of them).
 //
-// Defines: TextEncoder, TextDecoder, atob, btoa, DOMException, console (captured
-// per invocation), crypto (getRandomValues, randomUUID; ChaCha20 seeded by the
-// host from os.urandom), structuredClone, queueMicrotask, setTimeout/setInterval,
-// performance.now, navigator.userAgent,
-// Headers, Request, Response, and a fetch() that explains outbound requests are
-// not available. dispatch.js wires these to requests.
+// This first file defines the shared pieces: DOMException (and QuotaExceededError),
+// UTF-8, atob/btoa, console (captured per invocation), the random bytes behind
+// crypto.getRandomValues/randomUUID (a ChaCha20 keystream keyed by the host from
+// os.urandom), structuredClone, queueMicrotask, setTimeout/setInterval,
+// performance.now, navigator.userAgent and self, plus `internal` (__edgeInternal),
+// where the later files (modules.RUNTIME_FILES, in order) share what they need.
+// dispatch.js, last, wires them to requests.
 (function () {
   "use strict";
   const define = (name, value) => {
@@ -22,9 +23,33 @@
       super(message);
       Object.defineProperty(this, "name", { value: name, configurable: true, writable: true });
     }
-    get code() { return { InvalidCharacterError: 5, DataCloneError: 25, QuotaExceededError: 22 }[this.name] || 0; }
+    get code() { return LEGACY_CODES[this.name] || 0; }
+  }
+  const LEGACY_CODES = { IndexSizeError: 1, HierarchyRequestError: 3, WrongDocumentError: 4, InvalidCharacterError: 5,
+    NoModificationAllowedError: 7, NotFoundError: 8, NotSupportedError: 9, InvalidStateError: 11, SyntaxError: 12,
+    InvalidModificationError: 13, NamespaceError: 14, InvalidAccessError: 15, TypeMismatchError: 17, SecurityError: 18,
+    NetworkError: 19, AbortError: 20, URLMismatchError: 21, QuotaExceededError: 22, TimeoutError: 23,
+    InvalidNodeTypeError: 24, DataCloneError: 25 };
+  ["INDEX_SIZE_ERR", "DOMSTRING_SIZE_ERR", "HIERARCHY_REQUEST_ERR", "WRONG_DOCUMENT_ERR", "INVALID_CHARACTER_ERR",
+    "NO_DATA_ALLOWED_ERR", "NO_MODIFICATION_ALLOWED_ERR", "NOT_FOUND_ERR", "NOT_SUPPORTED_ERR", "INUSE_ATTRIBUTE_ERR",
+    "INVALID_STATE_ERR", "SYNTAX_ERR", "INVALID_MODIFICATION_ERR", "NAMESPACE_ERR", "INVALID_ACCESS_ERR", "VALIDATION_ERR",
+    "TYPE_MISMATCH_ERR", "SECURITY_ERR", "NETWORK_ERR", "ABORT_ERR", "URL_MISMATCH_ERR", "QUOTA_EXCEEDED_ERR",
+    "TIMEOUT_ERR", "INVALID_NODE_TYPE_ERR", "DATA_CLONE_ERR"].forEach((constant, i) => {
+    Object.defineProperty(DOMException, constant, { value: i + 1, enumerable: true });
+    Object.defineProperty(DOMException.prototype, constant, { value: i + 1, enumerable: true });
+  });
+  class QuotaExceededError extends DOMException {
+    #quota; #requested;
+    constructor(message = "", options = {}) {
+      super(message, "QuotaExceededError");
+      this.#quota = options.quota === undefined ? null : Number(options.quota);
+      this.#requested = options.requested === undefined ? null : Number(options.requested);
+    }
+    get quota() { return this.#quota; }
+    get requested() { return this.#requested; }
   }
   define("DOMException", DOMException);
+  define("QuotaExceededError", QuotaExceededError);
 
   // ---- UTF-8 ----
   function utf8Encode(str) {
@@ -97,51 +122,10 @@
   }
   internal.utf8Encode = utf8Encode;
   internal.utf8Decode = (bytes) => utf8Decode(bytes, false, freshState());
+  internal.utf8Stream = { decode: utf8Decode, fresh: freshState };
   internal.toBytes = toBytes;
 
-  class TextEncoder {
-    get encoding() { return "utf-8"; }
-    encode(input = "") { return utf8Encode(String(input)); }
-    encodeInto(src, dest) {
-      const bytes = utf8Encode(String(src));
-      let n = Math.min(bytes.length, dest.length);
-      while (n > 0 && n < bytes.length && (bytes[n] & 0xc0) === 0x80) n--;
-      dest.set(bytes.subarray(0, n));
-      return { read: utf8Decode(bytes.subarray(0, n), false, freshState()).length, written: n };
-    }
-  }
-  const UTF8_LABELS = ["utf-8", "utf8", "unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8", "x-unicode20utf8"];
-  class TextDecoder {
-    #fatal; #ignoreBOM; #state = freshState(); #bomSeen = false;
-    constructor(label = "utf-8", options = {}) {
-      if (!UTF8_LABELS.includes(String(label).trim().toLowerCase())) {
-        throw new RangeError(`The encoding '${label}' is not supported (only utf-8 is)`);
-      }
-      this.#fatal = Boolean(options.fatal);
-      this.#ignoreBOM = Boolean(options.ignoreBOM);
-    }
-    get encoding() { return "utf-8"; }
-    get fatal() { return this.#fatal; }
-    get ignoreBOM() { return this.#ignoreBOM; }
-    decode(input, options = {}) {
-      let text = utf8Decode(toBytes(input), this.#fatal, this.#state);
-      if (!this.#bomSeen && text.length > 0) {
-        this.#bomSeen = true;
-        if (!this.#ignoreBOM && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-      }
-      if (!options.stream) {
-        if (this.#state.need !== 0) {
-          if (this.#fatal) throw new TypeError("The encoded data was not valid utf-8");
-          text += "\ufffd";
-        }
-        this.#state = freshState();
-        this.#bomSeen = false;
-      }
-      return text;
-    }
-  }
-  define("TextEncoder", TextEncoder);
-  define("TextDecoder", TextDecoder);
+  internal.define = define;
 
   // ---- base64 ----
   function btoa(data) {
@@ -281,28 +265,10 @@
   };
   const INTEGER_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array,
     Uint32Array, BigInt64Array, BigUint64Array];
-  const crypto = {
-    getRandomValues(array) {
-      if (!INTEGER_ARRAYS.some((T) => array instanceof T)) {
-        throw new DOMException("The provided ArrayBufferView is not an integer array", "TypeMismatchError");
-      }
-      if (array.byteLength > 65536) {
-        throw new DOMException(`The ArrayBufferView's byte length (${array.byteLength}) exceeds 65536`, "QuotaExceededError");
-      }
-      new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(randomBytes(array.byteLength));
-      return array;
-    },
-    randomUUID() {
-      const b = randomBytes(16);
-      b[6] = (b[6] & 0x0f) | 0x40;
-      b[8] = (b[8] & 0x3f) | 0x80;
-      const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-    },
-  };
-  define("crypto", crypto);
+  internal.randomBytes = randomBytes;
 
   // ---- structuredClone, queueMicrotask ----
+  const ERROR_TYPES = ["Error", "EvalError", "RangeError", "ReferenceError", "SyntaxError", "TypeError", "URIError"];
   function clone(v, memo) {
     if (typeof v === "function" || typeof v === "symbol") {
       throw new DOMException(`${String(v)} could not be cloned.`, "DataCloneError");
@@ -319,8 +285,14 @@
         : new v.constructor(buf, v.byteOffset, v.length);
     } else if (v instanceof Map) { out = new Map(); memo.set(v, out); for (const [k, x] of v) out.set(clone(k, memo), clone(x, memo)); return out; }
     else if (v instanceof Set) { out = new Set(); memo.set(v, out); for (const x of v) out.add(clone(x, memo)); return out; }
-    else if (v instanceof Error) { out = new (globalThis[v.name] || Error)(v.message); out.stack = v.stack; }
+    else if (v instanceof Error) {
+      const Ctor = ERROR_TYPES.includes(v.name) ? globalThis[v.name] : Error;
+      out = Object.hasOwn(v, "message") ? new Ctor(String(v.message)) : new Ctor();
+      if (v.stack !== undefined) out.stack = v.stack;
+    }
     else if (v instanceof Boolean || v instanceof Number || v instanceof String) out = Object(v.valueOf());
+    else if (Object.prototype.toString.call(v) === "[object BigInt]" && typeof v.valueOf() === "bigint") out = Object(v.valueOf());
+    else if (internal.cloneHost && (out = internal.cloneHost(v)) !== undefined) { /* Blob, File */ }
     else if (Array.isArray(v)) { out = new Array(v.length); memo.set(v, out); for (const k of Object.keys(v)) out[k] = clone(v[k], memo); return out; }
     else {
       const proto = Object.getPrototypeOf(v);
@@ -338,6 +310,7 @@
   const timeOrigin = Date.now();
   define("performance", { timeOrigin, now: () => Date.now() - timeOrigin });
   define("navigator", { userAgent: "edge-functions" });
+  define("self", globalThis);
   define("structuredClone", (value) => clone(value, new Map()));
   define("queueMicrotask", (fn) => { Promise.resolve().then(fn); });
 
@@ -366,190 +339,4 @@
   define("clearTimeout", (id) => { timerIds.delete(id); });
   define("clearInterval", (id) => { timerIds.delete(id); });
 
-  // ---- Headers ----
-  const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-  const LIST = Symbol("list");
-  function checkName(name) {
-    name = String(name);
-    if (!TOKEN.test(name)) throw new TypeError(`Invalid header name: ${JSON.stringify(name)}`);
-    return name.toLowerCase();
-  }
-  function checkValue(value) {
-    value = String(value).replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, "");
-    if (/[\0\r\n]/.test(value) || /[^\x00-\xff]/.test(value)) throw new TypeError(`Invalid header value: ${JSON.stringify(value)}`);
-    return value;
-  }
-  class Headers {
-    constructor(init) {
-      this[LIST] = [];
-      if (init === undefined || init === null) return;
-      if (init instanceof Headers) { this[LIST] = init[LIST].map((p) => p.slice()); return; }
-      if (typeof init !== "object") throw new TypeError("Headers init must be an object, an iterable of pairs or Headers");
-      if (typeof init[Symbol.iterator] === "function") {
-        for (const pair of init) {
-          const p = Array.from(pair);
-          if (p.length !== 2) throw new TypeError("Header pairs must have exactly two items");
-          this.append(p[0], p[1]);
-        }
-      } else {
-        for (const k of Object.keys(init)) this.append(k, init[k]);
-      }
-    }
-    append(name, value) { this[LIST].push([checkName(name), checkValue(value)]); }
-    delete(name) { name = checkName(name); this[LIST] = this[LIST].filter(([k]) => k !== name); }
-    get(name) {
-      name = checkName(name);
-      const values = this[LIST].filter(([k]) => k === name).map(([, v]) => v);
-      return values.length ? values.join(", ") : null;
-    }
-    getSetCookie() { return this[LIST].filter(([k]) => k === "set-cookie").map(([, v]) => v); }
-    getAll(name) { name = checkName(name); return this[LIST].filter(([k]) => k === name).map(([, v]) => v); }
-    has(name) { name = checkName(name); return this[LIST].some(([k]) => k === name); }
-    set(name, value) {
-      name = checkName(name); value = checkValue(value);
-      const i = this[LIST].findIndex(([k]) => k === name);
-      if (i < 0) { this[LIST].push([name, value]); return; }
-      this[LIST][i][1] = value;
-      this[LIST] = this[LIST].filter(([k], j) => j <= i || k !== name);
-    }
-    *entries() {
-      const names = [...new Set(this[LIST].map(([k]) => k))].sort();
-      for (const name of names) {
-        if (name === "set-cookie") { for (const v of this.getSetCookie()) yield [name, v]; }
-        else yield [name, this.get(name)];
-      }
-    }
-    *keys() { for (const [k] of this.entries()) yield k; }
-    *values() { for (const [, v] of this.entries()) yield v; }
-    forEach(fn, thisArg) { for (const [k, v] of this.entries()) fn.call(thisArg, v, k, this); }
-    [Symbol.iterator]() { return this.entries(); }
-    get [Symbol.toStringTag]() { return "Headers"; }
-  }
-  internal.headersFromPairs = (pairs) => { const h = new Headers(); h[LIST] = pairs; return h; };
-  internal.headerPairs = (h) => h[LIST];
-  define("Headers", Headers);
-
-  // ---- Body, Request, Response ----
-  const BODY = Symbol("body");
-  const USED = Symbol("used");
-  function extractBody(body, headers) {
-    let type = null, data;
-    if (body === undefined || body === null) return null;
-    if (typeof body === "string") { data = body; type = "text/plain;charset=UTF-8"; }
-    else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) data = toBytes(body).slice();
-    else if (body instanceof URLSearchParams) { data = body.toString(); type = "application/x-www-form-urlencoded;charset=UTF-8"; }
-    else if (typeof body === "object" && (BODY in body)) data = body[BODY];
-    else { data = String(body); type = "text/plain;charset=UTF-8"; }
-    if (type && !headers.has("content-type")) headers.set("content-type", type);
-    return data;
-  }
-  function take(owner) {
-    if (owner[USED]) throw new TypeError("Body has already been used");
-    owner[USED] = true;
-    return owner[BODY];
-  }
-  class Body {
-    get bodyUsed() { return Boolean(this[USED]); }
-    get body() { return this[BODY] === null ? null : bodyStream(this); }
-    async text() { const b = take(this); return b === null ? "" : typeof b === "string" ? b : internal.utf8Decode(b); }
-    async bytes() { const b = take(this); return b === null ? new Uint8Array(0) : typeof b === "string" ? utf8Encode(b) : b.slice(); }
-    async arrayBuffer() { return (await this.bytes()).buffer; }
-    async json() { return JSON.parse(await this.text()); }
-    async formData() { throw new TypeError("formData() is not supported on this platform; parse the body with text()"); }
-    async blob() { throw new TypeError("Blob is not supported on this platform; use arrayBuffer()"); }
-  }
-  // A minimal one-chunk reader so `await response.body.getReader().read()` works.
-  function bodyStream(owner) {
-    return {
-      [BODY]: owner[BODY],  // so `new Response(other.body)` passes the body through
-      locked: false,
-      getReader() {
-        let done = false;
-        return {
-          async read() {
-            if (done) return { done: true, value: undefined };
-            done = true;
-            return { done: false, value: await owner.bytes() };
-          },
-          releaseLock() {}, cancel: async () => {},
-        };
-      },
-    };
-  }
-  const METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH"];
-  class Request extends Body {
-    constructor(input, init = {}) {
-      super();
-      const src = input instanceof Request ? input : null;
-      this.url = src ? src.url : new URL(String(input)).href;
-      let method = init.method !== undefined ? String(init.method) : src ? src.method : "GET";
-      if (!TOKEN.test(method)) throw new TypeError(`Invalid method: ${method}`);
-      this.method = METHODS.includes(method.toUpperCase()) ? method.toUpperCase() : method;
-      this.headers = new Headers(init.headers !== undefined ? init.headers : src ? src.headers : undefined);
-      const body = init.body !== undefined ? init.body : src ? src : null;
-      if (body !== null && body !== undefined && (body !== src || src[BODY] !== null) &&
-          (this.method === "GET" || this.method === "HEAD")) {
-        throw new TypeError("Request with GET/HEAD method cannot have body.");
-      }
-      this[BODY] = extractBody(body, this.headers);
-      this.redirect = init.redirect || (src ? src.redirect : "follow");
-      this.signal = init.signal || (src ? src.signal : null);
-      this.cf = src ? src.cf : undefined;
-    }
-    clone() { if (this[USED]) throw new TypeError("Body has already been used"); return new Request(this); }
-    get [Symbol.toStringTag]() { return "Request"; }
-  }
-  internal.makeRequest = (method, url, headerPairs, body, cf) => {
-    const r = Object.create(Request.prototype);
-    r.method = method; r.url = url; r.headers = internal.headersFromPairs(headerPairs);
-    r[BODY] = body; r.redirect = "follow"; r.signal = null; r.cf = cf;
-    return r;
-  };
-  const NULL_BODY = [101, 103, 204, 205, 304];
-  class Response extends Body {
-    constructor(body = null, init = {}) {
-      super();
-      const status = init.status === undefined ? 200 : Number(init.status);
-      if (!Number.isInteger(status) || status < 200 || status > 599) {
-        throw new RangeError(`Responses may only be constructed with status codes in the range 200 to 599, inclusive (got ${init.status}).`);
-      }
-      this.status = status;
-      this.statusText = init.statusText === undefined ? "" : String(init.statusText);
-      this.headers = new Headers(init.headers);
-      if (body !== null && body !== undefined && NULL_BODY.includes(status)) {
-        throw new TypeError(`Response with null body status ${status} cannot have body`);
-      }
-      this[BODY] = extractBody(body, this.headers);
-      this.type = "default";
-      this.url = "";
-      this.redirected = false;
-      this.webSocket = null;
-    }
-    get ok() { return this.status >= 200 && this.status < 300; }
-    clone() {
-      if (this[USED]) throw new TypeError("Body has already been used");
-      const r = new Response(null, { status: this.status, statusText: this.statusText, headers: this.headers });
-      r[BODY] = this[BODY];
-      return r;
-    }
-    static json(data, init = {}) {
-      const text = JSON.stringify(data);
-      if (text === undefined) throw new TypeError("Value is not JSON serializable");
-      const headers = new Headers(init.headers);
-      if (!headers.has("content-type")) headers.set("content-type", "application/json");
-      return new Response(text, { ...init, headers });
-    }
-    static redirect(url, status = 302) {
-      if (![301, 302, 303, 307, 308].includes(status)) throw new RangeError(`Invalid redirect status: ${status}`);
-      return new Response(null, { status, headers: { location: new URL(String(url)).href } });
-    }
-    static error() { const r = new Response(null, { status: 500 }); r.type = "error"; return r; }
-    get [Symbol.toStringTag]() { return "Response"; }
-  }
-  internal.BODY = BODY;
-  define("fetch", async () => {
-    throw new TypeError("fetch() is not available: edge functions cannot make outbound requests");
-  });
-  define("Request", Request);
-  define("Response", Response);
 })();

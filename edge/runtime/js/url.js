@@ -630,9 +630,9 @@
   class URLSearchParams {
     constructor(init = "") {
       this[PARAMS] = { list: [], url: null };
-      if (init instanceof URLSearchParams) {
+      if (init instanceof URLSearchParams && init[Symbol.iterator] === URLSearchParams.prototype[Symbol.iterator]) {
         this[PARAMS].list = init[PARAMS].list.map((p) => p.slice());
-      } else if (typeof init === "object" && init !== null) {
+      } else if ((typeof init === "object" || typeof init === "function") && init !== null) {
         this[PARAMS].list = initPairs(init);
       } else {
         init = usv(init);
@@ -668,10 +668,11 @@
         .map((p, i) => [p, i]).sort((a, b) => cmp(a[0][0], b[0][0]) || a[1] - b[1]).map(([p]) => p);
       update(this);
     }
-    forEach(fn, thisArg) { for (const [k, v] of this[PARAMS].list) fn.call(thisArg, v, k, this); }
-    *entries() { for (const [k, v] of this[PARAMS].list) yield [k, v]; }
-    *keys() { for (const [k] of this[PARAMS].list) yield k; }
-    *values() { for (const [, v] of this[PARAMS].list) yield v; }
+    // Live iteration: an index into the list as it is at each step, as the spec's iterator.
+    forEach(fn, thisArg) { for (const [k, v] of this.entries()) fn.call(thisArg, v, k, this); }
+    *entries() { for (let i = 0; i < this[PARAMS].list.length; i++) yield this[PARAMS].list[i].slice(); }
+    *keys() { for (const [k] of this.entries()) yield k; }
+    *values() { for (const [, v] of this.entries()) yield v; }
     [Symbol.iterator]() { return this.entries(); }
     toString() { return formSerialize(this[PARAMS].list); }
     get [Symbol.toStringTag]() { return "URLSearchParams"; }
@@ -684,7 +685,14 @@
         return [usv(p[0]), usv(p[1])];
       });
     }
-    return Object.keys(init).map((k) => [usv(k), usv(init[k])]);
+    const record = new Map();  // a WebIDL record: keys as USVStrings, a later duplicate's value wins
+    for (const key of Reflect.ownKeys(init)) {
+      const desc = Reflect.getOwnPropertyDescriptor(init, key);
+      if (desc === undefined || !desc.enumerable) continue;
+      if (typeof key === "symbol") throw new TypeError("URLSearchParams: record keys must be strings");
+      record.set(usv(key), usv(init[key]));
+    }
+    return [...record];
   }
   function update(params) {
     const url = params[PARAMS].url;

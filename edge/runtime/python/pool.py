@@ -38,6 +38,7 @@ from edge.runtime.invocation import (
     Outcome,
 )
 from edge.runtime.kv import KVService, SideRequests
+from edge.runtime.python.cgroups import Cgroups, Group
 from edge.runtime.python.client import TemplateLink, TemplateSource, Zygote
 from edge.runtime.python.frames import InvalidReply, parse_head, parse_reply, request_frame
 from edge.runtime.python.process.sandbox import Limits
@@ -85,6 +86,8 @@ class PythonPool:
             ``2 * max_instances``).
         max_response: the largest buffered response body, in bytes; a bigger
             one is answered 502 (stream large bodies instead).
+        cgroups: the install's cgroups (:mod:`edge.runtime.python.cgroups`):
+            closing the pool kills every process of its version's group.
         kv: runs the KV operations its instances send mid-request.
     """
 
@@ -97,6 +100,7 @@ class PythonPool:
         load_timeout: float = 10.0,
         queue_limit: int | None = None,
         max_response: int = 32 * MIB,
+        cgroups: Cgroups | None = None,
         kv: KVService | None = None,
     ) -> None:
         self.version = version
@@ -112,6 +116,7 @@ class PythonPool:
             load_timeout=load_timeout,
             on_exit=self._on_instance_exit,
             on_lost=self._on_template_lost,
+            cgroups=cgroups,
         )
         self._idle: list[InstanceChannel] = []
         self._busy: set[InstanceChannel] = set()
@@ -124,6 +129,8 @@ class PythonPool:
         self._close_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._young_deaths = 0
+        self._group_peak_kb = 0
+        self._oom_kills = 0
 
     # -- FunctionPool --------------------------------------------------------
 
@@ -193,6 +200,11 @@ class PythonPool:
     def instance_pids(self) -> list[int]:
         """Pids of the live instances (idle and busy)."""
         return sorted(i.pid for i in (*self._idle, *self._busy))
+
+    @property
+    def group(self) -> Group | None:
+        """The cgroup of this version in this worker, once its template started."""
+        return self._templates.group
 
     @property
     def template_pid(self) -> int | None:
@@ -375,14 +387,14 @@ class PythonPool:
             instance.kill()
             return self._memory(instance, invocation, logs)
         if instance.calls % SAMPLE_EVERY == 0:
-            instance.sample_memory()
+            self._sample_memory(instance)
         self._release(instance)
         if error == "exception":
             outcome = fault_outcome("exception", self.version, invocation.request_id, logs=logs)
         else:
             outcome = Outcome(status, headers, body, logs=logs)
         outcome.duration_ms = duration_ms
-        outcome.memory_peak_kb = instance.memory_peak_kb
+        outcome.memory_peak_kb = max(instance.memory_peak_kb, self._group_peak_kb)
         return outcome
 
     def _streamed(
@@ -394,7 +406,7 @@ class PythonPool:
         stream = InstanceStream(instance, self._label, self._stream_over)
         outcome = Outcome(*head, b"", stream=stream.body)
         outcome.duration_ms = ttfb_ms
-        outcome.memory_peak_kb = instance.memory_peak_kb
+        outcome.memory_peak_kb = max(instance.memory_peak_kb, self._group_peak_kb)
         return outcome
 
     def _stream_over(self, instance: InstanceChannel, body: BodyStream) -> None:
@@ -419,11 +431,20 @@ class PythonPool:
             "response_too_large", self.version, invocation.request_id, limit_mb=limit_mb
         )
 
+    def _sample_memory(self, instance: InstanceChannel) -> None:
+        """The instance's VmHWM, and the peak of its version's cgroup: every process
+        the function made, with the shared memory and files RLIMIT_DATA misses."""
+        instance.sample_memory()
+        if self.group is not None:
+            self._group_peak_kb = self.group.memory_peak_kb()
+
     async def _died(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
         if self._closing:
             return self._shutting_down(invocation)
         info = await instance.wait_exit(EXIT_REPORT_WAIT_S)
         if info is not None and info.out_of_memory(instance.base_rss_kb, self.version.memory_mb):
+            return self._memory(instance, invocation, [])
+        if self._oom_killed():
             return self._memory(instance, invocation, [])
         reason = info.describe() if info is not None else "closed its connection"
         logger.warning("function %s: instance %d %s", self._label, instance.pid, reason)
@@ -434,6 +455,12 @@ class PythonPool:
             memory_peak_kb=instance.memory_peak_kb,
             reason=reason,
         )
+
+    def _oom_killed(self) -> bool:
+        """Whether the kernel killed a process for the version cgroup's memory limit."""
+        kills = self.group.oom_kills() if self.group is not None else 0
+        killed, self._oom_kills = kills > self._oom_kills, kills
+        return killed
 
     def _memory(
         self, instance: InstanceChannel, invocation: Invocation, logs: list[LogRecord]

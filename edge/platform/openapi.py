@@ -10,179 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge.platform.apitypes import (
+    INT,
+    LIST_STR,
+    SCHEMAS,
+    STR,
+    obj,
+    ref,
+)
 from edge.platform.params import MAX_TEXT
 from edge.snapshot import LABEL_RULE
 
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _obj(properties: dict[str, Any], *, optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    """An object schema whose properties are all required unless named in ``optional``."""
-    return {
-        "type": "object",
-        "required": [name for name in properties if name not in optional],
-        "properties": properties,
-    }
-
-
-_STR: dict[str, Any] = {"type": "string"}
-_INT: dict[str, Any] = {"type": "integer"}
-_NUM: dict[str, Any] = {"type": "number"}
-_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
-_MAYBE_INT: dict[str, Any] = {"type": ["integer", "null"]}
-_LIST_STR: dict[str, Any] = {"type": "array", "items": _STR}
 _LABEL = "^[a-z0-9]+(-[a-z0-9]+)*$"  # a DNS label without '--' (an app name)
 _FUNCTION_LABEL = "^([a-z0-9]([a-z0-9-]*[a-z0-9])?)?$"  # empty: every function
 
-SCHEMAS: dict[str, Any] = {
-    "Error": _obj({"error": _STR}),
-    "Environment": _obj(
-        {
-            "id": _INT,
-            "app": _STR,
-            "name": _STR,
-            "branch": _STR,
-            "active_release_id": _MAYBE_INT,
-            "active_version": _MAYBE_INT,
-            "last_version": _INT,
-            "created_at": _TIME,
-            "deleted_at": {"type": ["string", "null"], "format": "date-time"},
-        }
-    ),
-    "App": _obj(
-        {
-            "id": _INT,
-            "name": _STR,
-            "created_at": _TIME,
-            "created_by": _STR,
-            "environments": {"type": "array", "items": _ref("Environment")},
-        }
-    ),
-    "Function": _obj(
-        {
-            "name": _STR,
-            "runtime": {"type": "string", "enum": ["python", "js"]},
-            "entry": _STR,
-            "path": _STR,
-            "handler": _STR,
-            "memory_mb": _INT,
-            "timeout_ms": _INT,
-            "regions": _LIST_STR,
-            "env": {"type": "object", "additionalProperties": _STR},
-            "min_warm": _INT,
-            "max_instances": _INT,
-            "content_hash": _STR,
-            "routes": _LIST_STR,
-        }
-    ),
-    "Release": _obj(
-        {
-            "id": _INT,
-            "app": _STR,
-            "environment": _STR,
-            "version": _INT,
-            "commit_sha": _STR,
-            "artifact": _STR,
-            "manifest_json": _STR,
-            "status": {
-                "type": "string",
-                "enum": ["deploying", "active", "failed", "superseded", "disabled"],
-            },
-            "status_reason": {"type": ["string", "null"]},
-            "created_at": _TIME,
-            "created_by": _STR,
-            "author": _STR,
-            "message": _STR,
-            "rollback_of": _MAYBE_INT,
-            "functions": {"type": "array", "items": _ref("Function")},
-        }
-    ),
-    "Secret": _obj({"name": _STR, "environment": _STR, "updated_at": _TIME, "updated_by": _STR}),
-    "SecretChange": _obj(
-        {
-            "app": _STR,
-            "environment": _STR,
-            "name": _STR,
-            "release": {"oneOf": [_ref("Release"), {"type": "null"}]},
-            "progress": _LIST_STR,
-        }
-    ),
-    "LogRecord": {
-        **_obj(
-            {
-                "id": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
-                "ts": _NUM,
-                "app": _STR,
-                "environment": _STR,
-                "release": _INT,
-                "function": _STR,
-                "request_id": _STR,
-                "level": _STR,
-                "message": _STR,
-                "kind": _STR,
-            }
-        ),
-        "additionalProperties": True,
-    },
-    "FunctionMetrics": {
-        **_obj(
-            {
-                "app": _STR,
-                "environment": _STR,
-                "function": _STR,
-                "invocations": _INT,
-                "errors": _INT,
-                "cold_starts": _INT,
-                "warm_hit_ratio": _NUM,
-                "avg_ms": _NUM,
-                "p50_ms": _NUM,
-                "p95_ms": _NUM,
-                "p99_ms": _NUM,
-                "memory_peak_kb": _INT,
-                "timeouts": _INT,
-                "memory_kills": _INT,
-                "status_classes": {"type": "object", "additionalProperties": _INT},
-            }
-        ),
-    },
-    "Node": _obj(
-        {
-            "node": _STR,
-            "region": _STR,
-            "url": _STR,
-            "version": _INT,
-            "last_heartbeat": _NUM,
-            "health": {"type": "string", "enum": ["live", "gone"]},
-            "workers": _INT,
-            "seconds_since_heartbeat": _NUM,
-        }
-    ),
-    "Point": _obj(
-        {
-            "t": _INT,
-            "requests": _INT,
-            "errors": _INT,
-            "cold_starts": _INT,
-            "avg_ms": _NUM,
-            "p50_ms": _NUM,
-            "p95_ms": _NUM,
-            "p99_ms": _NUM,
-            "histogram": {"type": "object", "additionalProperties": _INT},
-        },
-        optional=("histogram",),
-    ),
-    "FunctionSeries": _obj(
-        {
-            "environment": _STR,
-            "function": _STR,
-            "points": {"type": "array", "items": _ref("Point")},
-        }
-    ),
-}
 
-_ERROR = {"description": "error", "content": {"application/json": {"schema": _ref("Error")}}}
+_ERROR = {"description": "error", "content": {"application/json": {"schema": ref("Error")}}}
 _AUTH: list[dict[str, list[str]]] = [{"token": []}]
 
 
@@ -272,7 +115,7 @@ _SECRET_LINKS = {
 
 
 def _list(name: str) -> dict[str, Any]:
-    return {"type": "array", "items": _ref(name)}
+    return {"type": "array", "items": ref(name)}
 
 
 _LIMIT = {"type": "integer", "minimum": 1}
@@ -284,7 +127,7 @@ PATHS: dict[str, Any] = {
         "get": _op(
             "listApps",
             "List apps and their environments",
-            _obj({"apps": _list("App")}),
+            obj({"apps": _list("App")}),
             links=_APP_LINKS,
         )
     },
@@ -293,14 +136,14 @@ PATHS: dict[str, Any] = {
             "listNodes",
             "List runtime nodes (admin): region, public URL, routes version, workers, "
             "last heartbeat and health (live, or gone when no worker heartbeats)",
-            _obj({"nodes": _list("Node")}),
+            obj({"nodes": _list("Node")}),
         )
     },
     "/v1/apps/{app}/releases": {
         "get": _op(
             "listReleases",
             "List releases of an environment, newest first",
-            _obj({"app": _STR, "environment": _STR, "releases": _list("Release")}),
+            obj({"app": STR, "environment": STR, "releases": _list("Release")}),
             [_APP, _ENV, _query("limit", _LIMIT | {"default": 50, "maximum": 1000})],
             links={
                 "rollback": {
@@ -315,7 +158,7 @@ PATHS: dict[str, Any] = {
         "post": _op(
             "rollback",
             "Repoint production to an earlier release (default: the previous one)",
-            _obj({"release": _ref("Release"), "progress": _LIST_STR, "url": _STR}),
+            obj({"release": ref("Release"), "progress": LIST_STR, "url": STR}),
             [_APP],
             body={
                 "type": "object",
@@ -337,7 +180,7 @@ PATHS: dict[str, Any] = {
         "get": _op(
             "listSecrets",
             "An environment's secrets: names and when they changed, never values",
-            _obj({"app": _STR, "environment": _STR, "secrets": _list("Secret")}),
+            obj({"app": STR, "environment": STR, "secrets": _list("Secret")}),
             [_APP, _ENV],
         )
     },
@@ -346,7 +189,7 @@ PATHS: dict[str, Any] = {
             "setSecret",
             "Set a secret (encrypted at rest); the environment hot-swaps onto it as a "
             'new release, "secrets changed"',
-            _ref("SecretChange"),
+            ref("SecretChange"),
             [_APP, _SECRET, _ENV],
             body={
                 "type": "object",
@@ -360,7 +203,7 @@ PATHS: dict[str, Any] = {
         "delete": _op(
             "unsetSecret",
             'Unset a secret; the environment hot-swaps as a new release, "secrets changed"',
-            _ref("SecretChange"),
+            ref("SecretChange"),
             [_APP, _SECRET, _ENV],
             links={"list": _SECRET_LINKS["list"]},
             errors=("409",),
@@ -371,11 +214,11 @@ PATHS: dict[str, Any] = {
             "listKV",
             "An environment's function KV keys, by prefix; a page at a time "
             "(cursor: the last key of the previous page, null after the last page)",
-            _obj(
+            obj(
                 {
-                    "app": _STR,
-                    "environment": _STR,
-                    "keys": _LIST_STR,
+                    "app": STR,
+                    "environment": STR,
+                    "keys": LIST_STR,
                     "cursor": {"type": ["string", "null"]},
                 }
             ),
@@ -393,18 +236,18 @@ PATHS: dict[str, Any] = {
         "get": _op(
             "readKV",
             "One KV value: value (UTF-8 text, or null) and value_base64",
-            _obj({"key": _STR, "value": {"type": ["string", "null"]}, "value_base64": _STR}),
+            obj({"key": STR, "value": {"type": ["string", "null"]}, "value_base64": STR}),
             [_APP, _KV_KEY, _ENV],
         ),
         "put": _op(
             "writeKV",
             "Store a KV value (text or base64), with an optional ttl in seconds",
-            _obj({"key": _STR, "environment": _STR, "stored": {"const": True}}),
+            obj({"key": STR, "environment": STR, "stored": {"const": True}}),
             [_APP, _KV_KEY, _ENV],
             body={
                 "type": "object",
                 "properties": {
-                    "value": _STR,
+                    "value": STR,
                     "value_base64": {"type": "string", "contentEncoding": "base64"},
                     "ttl": {"type": ["number", "null"], "exclusiveMinimum": 0},
                 },
@@ -419,7 +262,7 @@ PATHS: dict[str, Any] = {
         "delete": _op(
             "deleteKV",
             "Delete a KV key",
-            _obj({"key": _STR, "environment": _STR, "deleted": {"const": True}}),
+            obj({"key": STR, "environment": STR, "deleted": {"const": True}}),
             [_APP, _KV_KEY, _ENV],
         ),
     },
@@ -429,7 +272,7 @@ PATHS: dict[str, Any] = {
                 "readLogs",
                 "An app's function logs and platform events; follow=1 streams "
                 "Server-Sent Events (text/event-stream) until EDGE_MAX_STREAM_S",
-                _obj({"app": _STR, "records": _list("LogRecord")}),
+                obj({"app": STR, "records": _list("LogRecord")}),
                 [
                     _APP,
                     _FUNCTION,
@@ -455,7 +298,7 @@ PATHS: dict[str, Any] = {
         "get": _op(
             "readMetrics",
             "Per-function invocations, errors, cold starts, latency quantiles, memory peak",
-            _obj({"app": _STR, "functions": _list("FunctionMetrics")}),
+            obj({"app": STR, "functions": _list("FunctionMetrics")}),
             [_APP, _ENV],
         )
     },
@@ -464,7 +307,7 @@ PATHS: dict[str, Any] = {
             "readSeries",
             "Per-function, per-minute requests, errors, cold starts and latency "
             "(avg/p50/p95/p99 from a histogram), summed over every runtime node; kept 24 hours",
-            _obj({"app": _STR, "minutes": _INT, "functions": _list("FunctionSeries")}),
+            obj({"app": STR, "minutes": INT, "functions": _list("FunctionSeries")}),
             [
                 _APP,
                 _ENV,

@@ -31,6 +31,7 @@ from edge.logstream import emit_sync, platform_event
 from edge.manifest import FunctionSpec, Manifest, load_manifest
 from edge.platform.artifacts import folder_files, git_files
 from edge.platform.deploylog import DeployLog
+from edge.platform.preflight import Preflight
 from edge.platform.store import ReleaseInfo, Store
 from edge.platform.vault import overridden
 from edge.runtime.js.modules import check_js_many
@@ -105,6 +106,7 @@ class Deployer:
         self.artifacts = artifacts
         self.steps = DeployLog(redis_client)
         self.keyring = keyring
+        self.preflight = Preflight(config, store, keyring)
         self._held = threading.local()
 
     # -- update: validation ------------------------------------------------
@@ -118,8 +120,15 @@ class Deployer:
         new: bytes,
         *,
         object_store: Any = None,
+        progress: Progress | None = None,
     ) -> list[str]:
-        """Check one ref update; returns progress lines, raises EdgeError to reject."""
+        """Check one ref update; returns progress lines, raises EdgeError to reject.
+
+        Besides edge.toml and compiling, this installs the Python packages and
+        imports every changed Python function in its sandbox (``Preflight``):
+        nothing that would fail after the ref moves is let through. Lines of a
+        long step (an install) go to ``progress`` as they come, when given.
+        """
         pushed = PushedRef(ref_name.decode(), old, new)
         if pushed.branch is None:
             raise EdgeError(
@@ -134,16 +143,55 @@ class Deployer:
                 )
             return []
         store = object_store if object_store is not None else repo.object_store
+        env = environment_for_branch(pushed.branch, app)
+        lines: list[str] = []
+        say = progress or lines.append
         try:
-            manifest = self.checked_manifest(GitTreeSource(store, store[new].tree), app)
+            tree = store[new].tree
+            manifest = self.checked_manifest(GitTreeSource(store, tree), app)
+            names = ", ".join(f.name for f in manifest.functions)
+            say(f"-----> edge.toml valid: {len(manifest.functions)} function(s): {names}")
+            self.preflight.check_host(app, env, pushed.branch)
+            self.prepare(app, env, git_files(store, tree), manifest, say, check=True)
         except EdgeError as exc:
-            env = environment_for_branch(pushed.branch, app)
             message = f"push of {pushed.branch} {new.decode()[:7]} rejected: {exc}"
             self.event(app, env, message, level="error")
             self.steps.rejected(app, env, message)
             raise
-        names = ", ".join(f.name for f in manifest.functions)
-        return [f"-----> edge.toml valid: {len(manifest.functions)} function(s): {names}"]
+        return lines
+
+    def prepare(
+        self,
+        app: str,
+        env: str,
+        files: list[SourceFile],
+        manifest: Manifest,
+        progress: Progress,
+        *,
+        check: bool,
+    ) -> tuple[str, str, list[FunctionRecord], int]:
+        """Install packages, export the artifact, and (``check``) load-check it.
+
+        Returns:
+            The artifact digest, the package environment digest (``""``: none),
+            the function records and the app's id.
+        """
+        packages = self.preflight.packages(files, progress)
+        app_id = self.store.get_or_create_app(app, created_by="push").id
+        digest = self.artifacts.export(files, app, app_id)
+        functions = function_records(files, manifest, packages)
+        if check:
+            root = self.artifacts.path(app, digest)
+            self.preflight.load_check(
+                app,
+                env,
+                app_id=app_id,
+                root=root,
+                functions=functions,
+                packages=packages,
+                progress=progress,
+            )
+        return digest, packages, functions, app_id
 
     def checked_manifest(self, source: Source, app: str) -> Manifest:
         """Validate edge.toml and compile every entry; raises ManifestError with all problems."""
@@ -203,11 +251,12 @@ class Deployer:
             GitTreeSource(repo.object_store, commit.tree), max_memory_mb=self.config.max_memory_mb
         )
         progress(f"-----> Deploying {app} ({env}) from {pushed.branch} {pushed.new.decode()[:7]}")
-        app_info = self.store.get_or_create_app(app, created_by=pusher)
+        self.store.get_or_create_app(app, created_by=pusher)
         self.store.get_or_create_environment(app, env, branch=pushed.branch or "")
         files = git_files(repo.object_store, commit.tree)
-        digest = self.artifacts.export(files, app, app_info.id)
-        functions = function_records(files, manifest)
+        digest, packages, functions, _ = self.prepare(
+            app, env, files, manifest, progress, check=False
+        )
         release = self.store.create_release(
             app,
             env,
@@ -215,6 +264,7 @@ class Deployer:
             artifact=digest,
             manifest_json=json.dumps(manifest.to_json()),
             functions=functions,
+            packages=packages,
             created_by=pusher,
             author=commit.author.decode("utf-8", "replace"),
             message=commit.message.decode("utf-8", "replace").strip().splitlines()[0]
@@ -317,11 +367,12 @@ class Deployer:
         """
         with self.app_lock(app), self.steps.track(app, PRODUCTION, progress) as step:
             manifest = self.checked_manifest(DirSource(folder), app)
-            app_info = self.store.get_or_create_app(app, created_by=by)
+            self.store.get_or_create_app(app, created_by=by)
             self.store.get_or_create_environment(app, PRODUCTION, branch=PRODUCTION_BRANCH)
             files = folder_files(folder)
-            digest = self.artifacts.export(files, app, app_info.id)
-            functions = function_records(files, manifest)
+            digest, packages, functions, _ = self.prepare(
+                app, PRODUCTION, files, manifest, step, check=False
+            )
             self.say_overrides(app, PRODUCTION, functions, None, progress)
             release = self.store.create_release(
                 app,
@@ -330,6 +381,7 @@ class Deployer:
                 artifact=digest,
                 manifest_json=json.dumps(manifest.to_json()),
                 functions=functions,
+                packages=packages,
                 created_by=by,
                 author=by,
                 message="edge dev: working folder",
@@ -368,6 +420,7 @@ class Deployer:
                 artifact=target.artifact,
                 manifest_json=target.manifest_json,
                 functions=list(target.functions),
+                packages=target.packages,
                 created_by=by,
                 author=target.author,
                 message=f"Rollback to v{target.version}",
@@ -431,18 +484,23 @@ def _compile_python(source: Source, manifest: Manifest) -> list[str]:
     return problems
 
 
-def function_records(files: list[SourceFile], manifest: Manifest) -> list[FunctionRecord]:
+def function_records(
+    files: list[SourceFile], manifest: Manifest, packages: str = ""
+) -> list[FunctionRecord]:
     """Store rows for every function, each with its content hash.
 
-    A function's hash covers its own config and every file of the tree except
-    edge.toml and the other functions' entry files: a change to one function's
-    entry file leaves its siblings' hashes (and warm pools) untouched, while a
-    change to a shared module changes them all.
+    A function's hash covers its own config, its package environment and
+    every file of the tree except edge.toml and the other functions' entry
+    files: a change to one function's entry file leaves its siblings' hashes
+    (and warm pools) untouched, while a change to a shared module changes them all.
     """
     entries = {spec.path for spec in manifest.functions}
     records = []
     for spec in manifest.functions:
-        digest = hashlib.sha256(json.dumps(_spec_identity(spec)).encode())
+        identity = _spec_identity(spec)
+        if packages:
+            identity["packages"] = packages
+        digest = hashlib.sha256(json.dumps(identity).encode())
         for file in files:
             if file.path == "edge.toml" or (file.path in entries and file.path != spec.path):
                 continue
@@ -462,4 +520,5 @@ def _spec_identity(spec: FunctionSpec) -> dict[str, Any]:
         "timeout_ms": spec.timeout_ms,
         "min_warm": spec.min_warm,
         "max_instances": spec.max_instances,
+        **({"kind": spec.kind} if spec.kind else {}),
     }

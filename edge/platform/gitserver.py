@@ -96,8 +96,9 @@ class EdgeReceivePack(ReceivePackHandler):
 
     def _on_update(self, ref_name: Ref, old_sha: ObjectID, new_sha: ObjectID) -> bytes | None:
         try:
-            for line in self.deployer.validate(self.repo, self.app, ref_name, old_sha, new_sha):
-                self._progress(line)
+            self.deployer.validate(
+                self.repo, self.app, ref_name, old_sha, new_sha, progress=self._progress
+            )
         except EdgeError as exc:
             problems = getattr(exc, "problems", [str(exc)])
             for problem in problems:

@@ -27,6 +27,8 @@ class FunctionVersion:
         env: the function's variables, and nothing else.
         memory_mb, timeout_ms, min_warm, max_instances: limits and pool policy.
         app_id: the app's store id; its functions run as uid/gid 200000 + app_id.
+        packages: the release's Python package environment (on ``sys.path``), if any.
+        kind: a Python entry's declared kind (``""``: detected at load).
     """
 
     key: str
@@ -44,6 +46,8 @@ class FunctionVersion:
     min_warm: int = 0
     max_instances: int = 8
     app_id: int = 0
+    packages: Path | None = None
+    kind: str = ""
 
 
 @dataclass

@@ -101,8 +101,7 @@ def _start(name: str, spec: dict[str, Any]) -> _Running:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=zygote_env(os.environ, import_root, process_imports()),
-            cwd="/",
-            start_new_session=True,
+            cwd="/",  # no new session here: the check calls setsid() itself, as a template
         )
     finally:
         theirs.close()
@@ -131,5 +130,7 @@ def _wait(check: _Running, deadline: float, timeout: float) -> str:
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        if os.getpgid(proc.pid) == proc.pid:  # it reached setsid(): its group is its own
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.kill()
     proc.wait()

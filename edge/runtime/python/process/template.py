@@ -47,6 +47,11 @@ from edge.uids import function_ids
 EXIT_BOOT_ERROR = 3
 MAX_ERROR_TEXT = 32 * 1024
 SPARE_DELAY_MS = 5
+# What a template may allocate while importing, beyond memory_mb: libraries
+# (numpy, a model) live in the template and are shared by its instances
+# through fork, so they do not count against memory_mb; each instance's
+# limit is then its own size at fork plus memory_mb.
+IMPORT_ALLOWANCE_MB = 1024
 _IMPORT_FRAMES = ("<frozen importlib._bootstrap", __file__)
 
 
@@ -125,7 +130,7 @@ class Template(Supervisor):
         """Import the entry module under the memory limit and resolve the handler."""
         spec = self.spec
         self.capture.install()
-        sandbox.limit_memory(spec["memory_mb"])
+        sandbox.limit_memory(spec["memory_mb"] + IMPORT_ALLOWANCE_MB)
         if spec["packages"]:
             import site  # noqa: PLC0415 - -S: importing it runs nothing; this runs .pth files
 
@@ -202,6 +207,8 @@ class Template(Supervisor):
         os.setpgid(0, 0)  # its own group: killing it kills what it forked
         sandbox.close_inherited_fds([sock.fileno(), *self.pins.fds()])
         sandbox.die_with_parent(parent)
+        # APPSEC: memory_mb counts what the instance allocates beyond its template.
+        sandbox.limit_memory(self.spec["memory_mb"])
         assert self.handler is not None
         return Instance(sock, self.handler, self.spec["env"], self.capture).run()
 

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stack import Stack, Workdir, make_stack
+from stack import Stack, Workdir, free_port, make_stack
 from wheels import build_wheel
 
+from edge.config import Config
 from edge.redisserver import RedisServer
 
 MANIFEST = """
@@ -233,3 +234,28 @@ def test_preview_branches_that_share_a_host_are_refused(stack: Stack, tmp_path: 
     out = work.push(stack.remote(app), "feature/x", check=False)
     assert out.returncode != 0
     assert "feature-x--" in out.stderr and "already uses" in out.stderr, out.stderr
+
+
+def test_a_node_on_another_host_builds_the_environment_it_lacks(
+    stack: Stack, tmp_path: Path
+) -> None:
+    home = tmp_path / "node-home"
+    home.mkdir()
+    env = {
+        **stack.env,
+        "EDGE_HOME": str(home),
+        "EDGE_RUNTIME_PORT": str(free_port()),
+        "EDGE_TOKEN": stack.token,
+        "EDGE_PLATFORM_URL": f"http://127.0.0.1:{stack.config.platform_port}",
+        "EDGE_SECRET_KEY": (stack.home / "secret.key").read_text().strip(),
+    }
+    node = Stack(home, env, Config.from_env(env), stack.token)
+    try:
+        node.start("runtime")
+        app = app_name()
+        deploy(stack, tmp_path, app, "edgebar==2.0\n")  # acknowledged by both nodes
+        assert served(node, app)["edgebar"] == "2.0"
+        built = {p.name for p in (home / "envs").glob("[0-9a-f]*")}
+        assert built and built <= envs(stack)  # the same digests as the control plane's
+    finally:
+        node.close()

@@ -28,10 +28,10 @@ from edge.config import Config
 from edge.errors import EdgeError, ManifestError
 from edge.keyring import Keyring
 from edge.logstream import emit_sync, platform_event
-from edge.manifest import FunctionSpec, Manifest, load_manifest
+from edge.manifest import Manifest, load_manifest
 from edge.platform.artifacts import folder_files, git_files
 from edge.platform.deploylog import DeployLog
-from edge.platform.preflight import Preflight
+from edge.platform.preflight import Preflight, function_records
 from edge.platform.store import ReleaseInfo, Store
 from edge.platform.vault import overridden
 from edge.runtime.js.modules import check_js_many
@@ -121,6 +121,7 @@ class Deployer:
         *,
         object_store: Any = None,
         progress: Progress | None = None,
+        pusher: str = "push",
     ) -> list[str]:
         """Check one ref update; returns progress lines, raises EdgeError to reject.
 
@@ -152,7 +153,7 @@ class Deployer:
             names = ", ".join(f.name for f in manifest.functions)
             say(f"-----> edge.toml valid: {len(manifest.functions)} function(s): {names}")
             self.preflight.check_host(app, env, pushed.branch)
-            self.prepare(app, env, git_files(store, tree), manifest, say, check=True)
+            self.prepare(app, env, git_files(store, tree), manifest, say, check=True, by=pusher)
         except EdgeError as exc:
             message = f"push of {pushed.branch} {new.decode()[:7]} rejected: {exc}"
             self.event(app, env, message, level="error")
@@ -169,6 +170,7 @@ class Deployer:
         progress: Progress,
         *,
         check: bool,
+        by: str = "push",
     ) -> tuple[str, str, list[FunctionRecord], int]:
         """Install packages, export the artifact, and (``check``) load-check it.
 
@@ -177,7 +179,7 @@ class Deployer:
             the function records and the app's id.
         """
         packages = self.preflight.packages(files, progress)
-        app_id = self.store.get_or_create_app(app, created_by="push").id
+        app_id = self.store.get_or_create_app(app, created_by=by).id
         digest = self.artifacts.export(files, app, app_id)
         functions = function_records(files, manifest, packages)
         if check:
@@ -482,43 +484,3 @@ def _compile_python(source: Source, manifest: Manifest) -> list[str]:
         except ValueError as exc:  # e.g. null bytes in the source
             problems.append(f"{spec.path}: cannot compile: {exc}")
     return problems
-
-
-def function_records(
-    files: list[SourceFile], manifest: Manifest, packages: str = ""
-) -> list[FunctionRecord]:
-    """Store rows for every function, each with its content hash.
-
-    A function's hash covers its own config, its package environment and
-    every file of the tree except edge.toml and the other functions' entry
-    files: a change to one function's entry file leaves its siblings' hashes
-    (and warm pools) untouched, while a change to a shared module changes them all.
-    """
-    entries = {spec.path for spec in manifest.functions}
-    records = []
-    for spec in manifest.functions:
-        identity = _spec_identity(spec)
-        if packages:
-            identity["packages"] = packages
-        digest = hashlib.sha256(json.dumps(identity).encode())
-        for file in files:
-            if file.path == "edge.toml" or (file.path in entries and file.path != spec.path):
-                continue
-            digest.update(f"{file.path}\0{file.digest}\n".encode())
-        records.append(FunctionRecord.from_spec(spec, digest.hexdigest()))
-    return records
-
-
-def _spec_identity(spec: FunctionSpec) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "runtime": spec.runtime,
-        "path": spec.path,
-        "handler": spec.handler,
-        "env": spec.env,
-        "memory_mb": spec.memory_mb,
-        "timeout_ms": spec.timeout_ms,
-        "min_warm": spec.min_warm,
-        "max_instances": spec.max_instances,
-        **({"kind": spec.kind} if spec.kind else {}),
-    }

@@ -97,7 +97,13 @@ class EdgeReceivePack(ReceivePackHandler):
     def _on_update(self, ref_name: Ref, old_sha: ObjectID, new_sha: ObjectID) -> bytes | None:
         try:
             self.deployer.validate(
-                self.repo, self.app, ref_name, old_sha, new_sha, progress=self._progress
+                self.repo,
+                self.app,
+                ref_name,
+                old_sha,
+                new_sha,
+                progress=self._progress,
+                pusher=self.pusher,
             )
         except EdgeError as exc:
             problems = getattr(exc, "problems", [str(exc)])

@@ -103,7 +103,7 @@ def measure_ml(stack: EdgeStack, tmp: Path, settings: Settings) -> MlSamples:
         {"ML": [SAMPLE]},
         settings.cold_passes,
         settings.idle_ttl,
-    )
+    )["ML"]
     return samples
 
 

@@ -27,6 +27,7 @@ class Results:
     unavailable: Sequence[str]
     cold: dict[str, ColdSamples]
     push: PushSamples
+    extra_rows: Sequence[str] = ()
 
 
 def ms(value: float) -> str:
@@ -116,6 +117,7 @@ def table(results: Results) -> str:
     for language, samples in results.cold.items():
         lines += cold_rows(language, samples)
     lines.append(push_row(results.push))
+    lines += results.extra_rows
     return "\n".join(lines)
 
 

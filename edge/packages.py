@@ -23,9 +23,9 @@ point the installer at the platform's own files or indexes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -84,9 +84,14 @@ class Settings:
     timeout_s: float = 600.0
 
 
+@functools.cache
 def interpreter_tag() -> str:
     """The Python version and platform tag an environment is built for (this interpreter)."""
-    libc = "-".join(platform.libc_ver())
+    # The running libc, as the C library reports it (platform.libc_ver() guesses from files).
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or "libc"
+    except (ValueError, OSError):
+        libc = "libc"
     return (
         f"{sys.implementation.name}-{'.'.join(map(str, sys.version_info[:3]))}-"
         f"{sysconfig.get_platform()}-{libc}"
@@ -249,6 +254,9 @@ class Environments:
             ":all:",
             "--link-mode",
             "copy",
+            # Functions import with sys.dont_write_bytecode: without .pyc files
+            # every template would compile numpy & co. from source again.
+            "--compile-bytecode",
             "--color",
             "never",
         ]

@@ -22,43 +22,63 @@ import os
 import shutil
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.uids import function_ids
+from edge.uids import FUNCTION_ID_BASE, function_ids
 
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One regular file of a release: relative POSIX path, mode bit, bytes."""
+    """One regular file of a release: relative POSIX path, mode bit, and how to read it.
+
+    The bytes are read on demand and not kept, so a release's files are never
+    all in memory at once (a release may be up to EDGE_MAX_RELEASE_MB).
+    """
 
     path: str
     executable: bool
-    data: bytes
+    reader: Callable[[], bytes] = field(compare=False, repr=False)
+
+    @property
+    def data(self) -> bytes:
+        return self.reader()
 
     @functools.cached_property
     def digest(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
 
 
-def _bundle(files: list[SourceFile]) -> bytes:
-    """A deterministic tar of the files."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+def _write_bundle(files: list[SourceFile], target: Path) -> str:
+    """Write a deterministic tar of the files to ``target``, one file in memory at a
+    time; returns its sha256."""
+    with tarfile.open(target, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for file in files:
+            data = file.data
             info = tarfile.TarInfo(file.path)
-            info.size = len(file.data)
+            info.size = len(data)
             info.mode = 0o555 if file.executable else 0o444
             info.mtime = 0
-            tar.addfile(info, io.BytesIO(file.data))
-    return buf.getvalue()
+            tar.addfile(info, io.BytesIO(data))
+    digest = hashlib.sha256()
+    with open(target, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class Artifacts:
-    """The folder of release artifacts on one host."""
+    """The folder of release artifacts on one host.
 
-    def __init__(self, root: Path) -> None:
+    Args:
+        root: ``$EDGE_HOME/releases``.
+        uid_base: the install's block of function uids (:mod:`edge.uids`).
+    """
+
+    def __init__(self, root: Path, uid_base: int = FUNCTION_ID_BASE) -> None:
         self.root = root
+        self.uid_base = uid_base
 
     def path(self, app: str, digest: str) -> Path:
         return self.root / app / digest
@@ -66,36 +86,85 @@ class Artifacts:
     def bundle_path(self, app: str, digest: str) -> Path:
         return self.root / app / f"{digest}.tar"
 
+    def digests(self, app: str) -> set[str]:
+        """The digests of the artifacts of ``app`` on this host (folders or bundles)."""
+        folder = self.root / app
+        if not folder.is_dir():
+            return set()
+        return {
+            entry.name.removesuffix(".tar")
+            for entry in folder.iterdir()
+            if not entry.name.startswith(".")
+        }
+
+    def remove(self, app: str, digest: str) -> None:
+        """Delete an artifact (its folder and bundle); a missing one is fine.
+
+        The folder is first renamed aside, so it disappears at once, then made
+        writable again (it was sealed read-only) and deleted.
+        """
+        bundle = self.bundle_path(app, digest)
+        bundle.unlink(missing_ok=True)
+        target = self.path(app, digest)
+        if not target.is_dir():
+            return
+        trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=target.parent))
+        target.rename(trash / digest)
+        for dirpath, _dirnames, _filenames in os.walk(trash):
+            os.chmod(dirpath, 0o700)
+        shutil.rmtree(trash)
+
     def export(self, files: list[SourceFile], app: str, app_id: int = 0) -> str:
         """Export a release's files; returns the bundle's digest. Idempotent."""
-        data = _bundle(files)
-        digest = hashlib.sha256(data).hexdigest()
-        self.install(digest, data, app, app_id)
+        folder = self._app_folder(app, app_id)
+        fd, name = tempfile.mkstemp(prefix=".bundle-", dir=folder)
+        os.close(fd)
+        staged = Path(name)
+        try:
+            digest = _write_bundle(files, staged)
+            bundle = self.bundle_path(app, digest)
+            if not bundle.exists():
+                staged.chmod(0o600)
+                staged.rename(bundle)
+        finally:
+            staged.unlink(missing_ok=True)
+        self._unpack(app, digest, app_id)
         return digest
 
     def install(self, digest: str, data: bytes, app: str, app_id: int = 0) -> Path:
         """Unpack a verified bundle as ``<digest>/`` (used by remote nodes too)."""
         if hashlib.sha256(data).hexdigest() != digest:
             raise ValueError(f"bundle does not match its digest {digest}")
-        target = self.path(app, digest)
-        if target.is_dir():
-            return target
-        folder = target.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o711)  # noqa: S103 - traversable, not listable: apps reach only their own
-        if os.geteuid() == 0:
-            # APPSEC: other apps cannot even list this app's releases.
-            os.chown(folder, 0, _gid(app, app_id))
-            os.chmod(folder, 0o750)  # noqa: S103 - root:app-group, nothing for others
+        self._app_folder(app, app_id)
         bundle = self.bundle_path(app, digest)
         if not bundle.exists():
             bundle.write_bytes(data)
             bundle.chmod(0o600)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+        return self._unpack(app, digest, app_id)
+
+    def _app_folder(self, app: str, app_id: int) -> Path:
+        folder = self.root / app
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o711)  # noqa: S103 - traversable, not listable: apps reach only their own
+        if os.geteuid() == 0:
+            # APPSEC: other apps cannot even list this app's releases.
+            os.chown(folder, 0, self._gid(app, app_id))
+            os.chmod(folder, 0o750)  # noqa: S103 - root:app-group, nothing for others
+        return folder
+
+    def _gid(self, app: str, app_id: int) -> int:
+        return function_ids(app, app_id, self.uid_base)[1] if os.geteuid() == 0 else -1
+
+    def _unpack(self, app: str, digest: str, app_id: int) -> Path:
+        """Extract ``<digest>.tar`` (streamed from disk) into the sealed ``<digest>/``."""
+        target = self.path(app, digest)
+        if target.is_dir():
+            return target
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
         try:
-            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            with tarfile.open(self.bundle_path(app, digest)) as tar:
                 tar.extractall(staging, filter="data")
-            _seal(staging, _gid(app, app_id))
+            _seal(staging, self._gid(app, app_id))
             try:
                 staging.rename(target)
             except OSError:
@@ -124,10 +193,6 @@ def _seal(folder: Path, gid: int) -> None:
         for name in dirnames:
             _seal_dir(os.path.join(dirpath, name), gid, as_root, other)
     _seal_dir(str(folder), gid, as_root, other)
-
-
-def _gid(app: str, app_id: int) -> int:
-    return function_ids(app, app_id)[1] if os.geteuid() == 0 else -1
 
 
 def _seal_dir(path: str, gid: int, as_root: bool, other: int) -> None:

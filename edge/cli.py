@@ -235,21 +235,43 @@ def cmd_logs(config: Config, args: argparse.Namespace) -> int:
 
 
 def _stream(config: Config, path: str) -> Iterator[dict[str, Any]]:
-    """Records from a Server-Sent Events response, as they arrive."""
+    """Records from a Server-Sent Events response, as they arrive.
+
+    The control plane ends a stream after EDGE_MAX_STREAM_S; it is then
+    reopened from the last record seen (``Last-Event-ID``), so nothing is missed.
+    """
+    last_id: str | None = None
+    while True:
+        ended = False
+        with _open_stream(config, path, last_id) as resp:
+            for raw in resp:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                if line.startswith("id: "):
+                    last_id = line[len("id: ") :]
+                elif line == "event: end":
+                    ended = True
+                elif line.startswith("data: ") and not ended:
+                    yield json.loads(line[len("data: ") :])
+        if not ended:
+            return
+
+
+def _open_stream(config: Config, path: str, last_id: str | None) -> Any:
     request = _request(config, "GET", path)
+    if last_id:
+        request.add_header("Last-Event-ID", last_id)
     try:
-        resp = urllib.request.urlopen(request, timeout=None)  # noqa: S310
+        return urllib.request.urlopen(request, timeout=None)  # noqa: S310
     except urllib.error.HTTPError as exc:
-        raise ClientError(f"{exc.code}: {exc.reason}") from None
+        try:
+            message = json.loads(exc.read()).get("error") or exc.reason
+        except ValueError:
+            message = exc.reason
+        raise ClientError(f"{exc.code}: {message}") from None
     except urllib.error.URLError as exc:
         raise ClientError(
             f"cannot reach the control plane at {config.platform_url}: {exc.reason}"
         ) from None
-    with resp:
-        for raw in resp:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            if line.startswith("data: "):
-                yield json.loads(line[len("data: ") :])
 
 
 def cmd_metrics(config: Config, args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ socket, loopback ports 8080 (runtime) and 8081 (control plane).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from edge.errors import ConfigError
 from edge.packages import Environments, Settings
+from edge.uids import FUNCTION_ID_BASE, reserve_base
 
 MIB = 1024 * 1024
 
@@ -64,6 +66,12 @@ class Config:
     max_memory_mb: int = 512
     max_push_bytes: int = 100 * MIB
     max_body_bytes: int = 10 * MIB
+    max_release_bytes: int = 512 * MIB
+    max_file_bytes: int = 100 * MIB
+    keep_releases: int = 20
+    max_stream_s: float = 300.0
+    max_follows: int = 8
+    max_follows_per_token: int = 4
     deploy_timeout: float = 10.0
     runtime_workers: int = 2
     idle_ttl: float = 300.0
@@ -77,6 +85,7 @@ class Config:
     env_install_timeout: float = 600.0
     # APPSEC: never in a repr (a logged Config must not carry the platform key).
     secret_key: str = field(default="", repr=False)
+    uid_base: int = 0
 
     @property
     def repos_dir(self) -> Path:
@@ -110,6 +119,18 @@ class Config:
     def embedded_redis(self) -> bool:
         return self.redis_url == f"unix://{self.redis_socket}"
 
+    @functools.cached_property
+    def function_uid_base(self) -> int:
+        """This install's block of function uids (:mod:`edge.uids`).
+
+        Reserved in the host's registry on first use when running as root
+        (raising :class:`ConfigError` if ``EDGE_UID_BASE`` overlaps another
+        install); without root there is no uid separation and no registry.
+        """
+        if os.geteuid() != 0:
+            return FUNCTION_ID_BASE
+        return reserve_base(self.home, self.uid_base)
+
     def prepare_home(self) -> None:
         """Create ``EDGE_HOME`` for a platform or runtime process, privately.
 
@@ -121,6 +142,7 @@ class Config:
         os.umask(0o077)
         self.home.mkdir(parents=True, exist_ok=True)
         os.chmod(self.home, 0o711)  # noqa: S103 - see the APPSEC note above
+        _ = self.function_uid_base  # refuse to start on an overlapping uid block
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -143,6 +165,13 @@ class Config:
             max_memory_mb=_int(env, "EDGE_MAX_MEMORY_MB", 512, 16, 1 << 20),
             max_push_bytes=_int(env, "EDGE_MAX_PUSH_MB", 100, 1, 1 << 20) * MIB,
             max_body_bytes=_int(env, "EDGE_MAX_BODY_MB", 10, 1, 1 << 20) * MIB,
+            max_release_bytes=_int(env, "EDGE_MAX_RELEASE_MB", 512, 1, 1 << 20) * MIB,
+            max_file_bytes=_int(env, "EDGE_MAX_FILE_MB", 100, 1, 1 << 20) * MIB,
+            keep_releases=_int(env, "EDGE_KEEP_RELEASES", 20, 1, 100_000),
+            max_stream_s=_float(env, "EDGE_MAX_STREAM_S", 300.0),
+            # A control-plane worker has 16 threads: some must stay for git and the API.
+            max_follows=_int(env, "EDGE_MAX_FOLLOWS", 8, 1, 12),
+            max_follows_per_token=_int(env, "EDGE_MAX_FOLLOWS_PER_TOKEN", 4, 1, 100_000),
             deploy_timeout=_float(env, "EDGE_DEPLOY_TIMEOUT", 10.0),
             runtime_workers=_int(env, "EDGE_RUNTIME_WORKERS", 2, 1, 256),
             idle_ttl=_float(env, "EDGE_IDLE_TTL", 300.0),
@@ -155,13 +184,16 @@ class Config:
             max_env_mb=_int(env, "EDGE_MAX_ENV_MB", 2048, 1, 1 << 20),
             env_install_timeout=_float(env, "EDGE_ENV_INSTALL_TIMEOUT", 600.0),
             secret_key=env.get("EDGE_SECRET_KEY") or "",
+            uid_base=_int(env, "EDGE_UID_BASE", 0, 0, 2**31),
         )
 
     def to_env(self) -> dict[str, str]:
         """The ``EDGE_*`` variables that reproduce this configuration in a child process."""
         key = {"EDGE_SECRET_KEY": self.secret_key} if self.secret_key else {}
+        uids = {"EDGE_UID_BASE": str(self.uid_base)} if self.uid_base else {}
         return {
             **key,
+            **uids,
             "EDGE_HOME": str(self.home),
             "EDGE_DATABASE_URL": self.database_url,
             "EDGE_REDIS_URL": self.redis_url,
@@ -174,6 +206,12 @@ class Config:
             "EDGE_MAX_MEMORY_MB": str(self.max_memory_mb),
             "EDGE_MAX_PUSH_MB": str(self.max_push_bytes // MIB),
             "EDGE_MAX_BODY_MB": str(self.max_body_bytes // MIB),
+            "EDGE_MAX_RELEASE_MB": str(self.max_release_bytes // MIB),
+            "EDGE_MAX_FILE_MB": str(self.max_file_bytes // MIB),
+            "EDGE_KEEP_RELEASES": str(self.keep_releases),
+            "EDGE_MAX_STREAM_S": str(self.max_stream_s),
+            "EDGE_MAX_FOLLOWS": str(self.max_follows),
+            "EDGE_MAX_FOLLOWS_PER_TOKEN": str(self.max_follows_per_token),
             "EDGE_DEPLOY_TIMEOUT": str(self.deploy_timeout),
             "EDGE_RUNTIME_WORKERS": str(self.runtime_workers),
             "EDGE_IDLE_TTL": str(self.idle_ttl),

@@ -9,7 +9,8 @@
     │   └── ForbiddenError         token lacks access to that app (403)
     ├── NotFoundError              unknown app, environment, release (404)
     ├── ConflictError              the request conflicts with current state (409)
-    └── UnavailableError           a service the answer needs (Redis) is down (503)
+    ├── UnavailableError           a service the answer needs (Redis) is down (503)
+    └── TooManyRequestsError       a cap on concurrent use is reached (429, Retry-After)
 
 The control plane translates these to HTTP in exactly one place
 (``edge.platform.api``). Function faults are not exceptions: the runtime's
@@ -70,3 +71,17 @@ class UnavailableError(EdgeError):
     """A service the answer needs (Redis) is unreachable; retrying later may work."""
 
     http_status = 503
+
+
+class TooManyRequestsError(EdgeError):
+    """A cap on concurrent use (e.g. log follow streams) is reached.
+
+    Attributes:
+        retry_after: seconds after which trying again may succeed.
+    """
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -194,13 +194,26 @@ def make_stack(tmp: Path, database_url: str, redis_url: str, **settings: str) ->
 class Workdir:
     """A local git working copy of an app, driven with the real git client."""
 
-    def __init__(self, path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, path: Path, env: dict[str, str] | None = None, *, init: bool = True) -> None:
         self.path = path
         self.env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
         path.mkdir(parents=True, exist_ok=True)
-        self.git("init", "-q", "-b", "main")
+        if init:
+            self.git("init", "-q", "-b", "main")
         self.git("config", "user.name", "Test Pusher")
         self.git("config", "user.email", "pusher@example.com")
+
+    @classmethod
+    def clone(cls, source: str, path: Path, *args: str) -> Workdir:
+        """A working copy made by ``git clone <args> <source> <path>``."""
+        subprocess.run(
+            ["git", "clone", "-q", *args, source, str(path)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        )
+        return cls(path, init=False)
 
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(

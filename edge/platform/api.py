@@ -5,18 +5,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import falcon
 import redis
 
-from edge.errors import AuthError, EdgeError, ForbiddenError, NotFoundError, UnavailableError
+from edge.errors import (
+    AuthError,
+    EdgeError,
+    ForbiddenError,
+    NotFoundError,
+    TooManyRequestsError,
+    UnavailableError,
+)
 from edge.logstream import follow_batches, read_logs
 from edge.metrics import read_metrics
 from edge.platform.auth import token_from_header
 from edge.platform.dashboard import add_dashboard
 from edge.platform.deploy import environment_for_branch, public_url
+from edge.platform.follows import FollowGate, FollowLease
 from edge.platform.openapi import OPENAPI
 from edge.platform.repos import check_app_name
 from edge.platform.secretswap import change_secret
@@ -28,6 +37,7 @@ from edge.series import MAX_MINUTES, read_series
 from edge.snapshot import PRODUCTION
 
 logger = logging.getLogger(__name__)
+STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 
 
 def _identity(platform: Platform, req: falcon.Request) -> TokenInfo:
@@ -227,32 +237,50 @@ def parse_since(text: str | None) -> float | None:
 
 
 class Logs:
-    """An app's logs; ``?follow=1`` streams new records as Server-Sent Events."""
+    """An app's logs; ``?follow=1`` streams new records as Server-Sent Events.
 
-    def __init__(self, platform: Platform) -> None:
+    A stream is admitted by the :class:`FollowGate` (429 past its caps), sends
+    a heartbeat every second without records, and ends after
+    ``EDGE_MAX_STREAM_S`` with an ``end`` event; the client reconnects with
+    ``Last-Event-ID`` and misses nothing.
+    """
+
+    def __init__(self, platform: Platform, gate: FollowGate) -> None:
         self.platform = platform
+        self.gate = gate
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, app: str) -> None:
-        _require(self.platform, req, app)
+        identity = _require(self.platform, req, app)
         self.platform.store.get_app(app)
         function = req.get_param("function") or None
         environment = req.get_param("env") or None
+        resume = req.get_header("Last-Event-ID") if req.get_param_as_bool("follow") else None
+        if resume is not None and not STREAM_ID.match(resume):
+            raise EdgeError(f"Last-Event-ID {resume!r}: expected a log record id like 1712-0")
         limit = req.get_param_as_int("limit", min_value=1, max_value=10_000) or 1000
-        records = read_logs(
-            self.platform.redis,
-            app,
-            function=function,
-            environment=environment,
-            since_seconds=parse_since(req.get_param("since")),
-            limit=limit,
+        records = (
+            []
+            if resume
+            else read_logs(
+                self.platform.redis,
+                app,
+                function=function,
+                environment=environment,
+                since_seconds=parse_since(req.get_param("since")),
+                limit=limit,
+            )
         )
         if not req.get_param_as_bool("follow"):
             resp.media = {"app": app, "records": records}
             return
-        last_id = records[-1]["id"] if records else "$"
+        lease = self.gate.admit(identity)
+        last_id = resume or (records[-1]["id"] if records else "$")
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-store")
-        resp.stream = self._events(records, app, function, environment, last_id)
+        resp.stream = _Leased(
+            self._events(records, app, function, environment, last_id=last_id, lease=lease),
+            lease,
+        )
 
     def _events(
         self,
@@ -260,18 +288,53 @@ class Logs:
         app: str,
         function: str | None,
         environment: str | None,
+        *,
         last_id: str,
+        lease: FollowLease,
     ) -> Iterator[bytes]:
-        for record in backlog:
-            yield _sse(record)
-        # A client that goes away makes the next write fail, which ends this generator.
-        for batch in follow_batches(
-            self.platform.redis, app, function=function, environment=environment, last_id=last_id
-        ):
-            if not batch:
-                yield b": keep-alive\n\n"
-            for record in batch:
+        try:
+            yield b"retry: 1000\n: following\n\n"
+            for record in backlog:
                 yield _sse(record)
+            # A client that goes away makes the next write fail, which ends this generator.
+            for batch in follow_batches(
+                self.platform.redis,
+                app,
+                function=function,
+                environment=environment,
+                last_id=last_id,
+            ):
+                if lease.expired:
+                    yield b'event: end\ndata: {"reason": "maximum stream age (EDGE_MAX_STREAM_S)'
+                    yield b' reached: reconnect with Last-Event-ID"}\n\n'
+                    return
+                lease.renew()
+                if not batch:
+                    yield b": keep-alive\n\n"
+                for record in batch:
+                    yield _sse(record)
+        finally:
+            lease.release()
+
+
+class _Leased:
+    """A response stream that gives its follow lease back when the server closes it,
+    even if it was never iterated (the client left before the first byte)."""
+
+    def __init__(self, events: Iterator[bytes], lease: FollowLease) -> None:
+        self.events = events
+        self.lease = lease
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.events
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.events, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.lease.release()
 
 
 def _sse(record: dict[str, Any]) -> bytes:
@@ -336,6 +399,8 @@ def handle_edge_error(
         render(resp, ex)
         return
     resp.media = {"error": str(ex)}
+    if isinstance(ex, TooManyRequestsError):
+        resp.set_header("Retry-After", str(ex.retry_after))
     if isinstance(ex, AuthError) and not isinstance(ex, ForbiddenError):
         resp.set_header("WWW-Authenticate", 'Bearer realm="edge"')
 
@@ -362,7 +427,11 @@ def create_api(platform: Platform) -> falcon.App:
     app.add_route("/v1/apps/{app}/secrets", Secrets(platform))
     app.add_route("/v1/apps/{app}/secrets/{name}", Secret(platform))
     app.add_route("/v1/bundles/{app}/{digest}", Bundle(platform))
-    app.add_route("/v1/apps/{app}/logs", Logs(platform))
+    config = platform.config
+    gate = FollowGate(
+        platform.redis, config.max_follows, config.max_follows_per_token, config.max_stream_s
+    )
+    app.add_route("/v1/apps/{app}/logs", Logs(platform, gate))
     app.add_route("/v1/apps/{app}/metrics", Metrics(platform))
     app.add_route("/v1/apps/{app}/metrics/series", MetricsSeries(platform))
     app.add_route("/metrics", Prometheus(platform))

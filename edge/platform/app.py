@@ -18,6 +18,7 @@ def create_app(platform: Platform) -> Callable[..., Iterable[bytes]]:
         platform.deployer,
         platform.store.authenticate,
         platform.config.max_push_bytes,
+        platform.config.max_file_bytes,
     )
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

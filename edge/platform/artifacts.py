@@ -7,6 +7,7 @@ point anywhere on the host).
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
@@ -20,6 +21,10 @@ from edge.artifacts import SourceFile
 SKIPPED_FOLDERS = frozenset({".git", ".edge", "__pycache__", "node_modules", ".venv"})
 
 
+def _blob_bytes(object_store: Any, sha: bytes) -> bytes:
+    return bytes(object_store[sha].as_raw_string())
+
+
 def git_files(object_store: Any, tree_id: bytes) -> list[SourceFile]:
     """The regular files of a git tree, sorted by path (symlinks, submodules left out)."""
     return sorted(
@@ -27,7 +32,7 @@ def git_files(object_store: Any, tree_id: bytes) -> list[SourceFile]:
             SourceFile(
                 entry.path.decode("utf-8", errors="surrogateescape"),
                 bool(entry.mode & 0o111),
-                object_store[entry.sha].as_raw_string(),
+                functools.partial(_blob_bytes, object_store, entry.sha),
             )
             for entry in iter_tree_contents(object_store, ObjectID(tree_id))
             if entry.mode is not None and stat.S_ISREG(entry.mode)
@@ -53,7 +58,7 @@ def folder_files(root: Path) -> list[SourceFile]:
                     SourceFile(
                         path.relative_to(root).as_posix(),
                         bool(info.st_mode & 0o111),
-                        path.read_bytes(),
+                        path.read_bytes,
                     )
                 )
     return sorted(found, key=lambda f: f.path)

@@ -8,31 +8,35 @@ it, tells the runtime and waits (bounded) for every worker to serve it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import re
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
+from dulwich.objects import Commit
 
 from edge import commands
 from edge.artifacts import Artifacts, SourceFile
 from edge.config import Config
-from edge.errors import EdgeError, ManifestError
+from edge.errors import ConflictError, EdgeError, ManifestError
 from edge.keyring import Keyring
 from edge.logstream import emit_sync, platform_event
 from edge.manifest import Manifest, load_manifest
+from edge.platform import retention
 from edge.platform.artifacts import folder_files, git_files
 from edge.platform.deploylog import DeployLog
-from edge.platform.preflight import Preflight, function_records
+from edge.platform.functions import compile_python, function_records
+from edge.platform.locks import AppLocks
+from edge.platform.pending import PendingDeploys
+from edge.platform.preflight import Preflight
 from edge.platform.store import ReleaseInfo, Store
+from edge.platform.trees import TreeLimits, check_tree, stored
 from edge.platform.vault import overridden
 from edge.runtime.js.modules import check_js_many
 from edge.snapshot import PRODUCTION, PRODUCTION_BRANCH, FunctionRecord, site_host
@@ -81,6 +85,10 @@ class PushedRef:
         return self.new == ZERO_SHA
 
 
+class DeployError(EdgeError):
+    """A deploy failed after its ref moved; the ref was moved back (see :meth:`Deployer.deploy`)."""
+
+
 class Deployer:
     """Validates and deploys pushes for every app.
 
@@ -106,8 +114,8 @@ class Deployer:
         self.artifacts = artifacts
         self.steps = DeployLog(redis_client)
         self.keyring = keyring
+        self.locks = AppLocks(config.home / "locks")
         self.preflight = Preflight(config, store, keyring)
-        self._held = threading.local()
 
     # -- update: validation ------------------------------------------------
 
@@ -147,13 +155,18 @@ class Deployer:
         env = environment_for_branch(pushed.branch, app)
         lines: list[str] = []
         say = progress or lines.append
+        limits = TreeLimits(self.config.max_release_bytes, self.config.max_file_bytes)
         try:
-            tree = store[new].tree
-            manifest = self.checked_manifest(GitTreeSource(store, tree), app)
+            commit = stored(store, new)
+            if not isinstance(commit, Commit):
+                raise EdgeError(f"{new.decode()} is not a commit the push brought; push a branch")
+            check_tree(store, commit.tree, limits)
+            manifest = self.checked_manifest(GitTreeSource(store, commit.tree), app)
             names = ", ".join(f.name for f in manifest.functions)
             say(f"-----> edge.toml valid: {len(manifest.functions)} function(s): {names}")
             self.preflight.check_host(app, env, pushed.branch)
-            self.prepare(app, env, git_files(store, tree), manifest, say, check=True, by=pusher)
+            files = git_files(store, commit.tree)
+            self.prepare(app, env, files, manifest, say, check=True, by=pusher)
         except EdgeError as exc:
             message = f"push of {pushed.branch} {new.decode()[:7]} rejected: {exc}"
             self.event(app, env, message, level="error")
@@ -204,7 +217,7 @@ class Deployer:
                 f"edge.toml: app: {manifest.app!r} does not match the repository "
                 f"{app!r}; change it to {app!r} or push to /git/{manifest.app}.git"
             )
-        problems.extend(_compile_python(source, manifest))
+        problems.extend(compile_python(source, manifest))
         js = {
             f.path: (source.read(f.path) or b"").decode("utf-8", "replace")
             for f in manifest.functions
@@ -229,21 +242,65 @@ class Deployer:
         pusher: str,
         progress: Progress,
     ) -> ReleaseInfo | None:
-        """Deploy one accepted ref update; failures are reported, never raised."""
+        """Deploy one accepted ref update, reporting progress and failures to the pusher.
+
+        A ref never points at a commit that is not deployed: when the release
+        fails (or the deploy breaks before the environment serves it), the ref
+        is moved back to ``old`` before :class:`DeployError` is raised, so the
+        same push can simply be made again.
+
+        Raises:
+            DeployError: the deploy failed; the previous release keeps serving.
+        """
         pushed = PushedRef(ref_name.decode(), old, new)
         if pushed.branch is None:
             return None
         env = environment_for_branch(pushed.branch, app)
-        with self.steps.track(app, env, progress) as step:
-            try:
-                with self.app_lock(app):
-                    if pushed.deleted:
-                        self._teardown(app, env, step)
-                        return None
-                    return self._release(repo, app, env, pushed, pusher=pusher, progress=step)
-            except EdgeError as exc:
-                step(f"error: deploy of {pushed.branch} failed: {exc}")
+        with self.steps.track(app, env, progress) as step, self.app_lock(app):
+            if pushed.deleted:
+                try:
+                    self._teardown(app, env, step)
+                except EdgeError as exc:
+                    step(f"error: teardown of {pushed.branch} failed: {exc}")
+                self.collect(app)
                 return None
+            try:
+                release = self._release(repo, app, env, pushed, pusher=pusher, progress=step)
+                reason = (release.status_reason or "failed") if release.status == "failed" else None
+            except Exception as exc:  # any failure must move the ref back
+                reason = self._failure(app, env, pushed, exc)
+            if reason is None:
+                self.collect(app)
+                return release
+            self._undo_ref(repo, pushed)
+            step(
+                f"error: deploy of {pushed.branch} failed: {reason}; the branch was left at "
+                f"{pushed.old.decode()[:7]}: fix it and push again"
+            )
+            raise DeployError(f"deploy failed: {reason}")
+
+    def _failure(self, app: str, env: str, pushed: PushedRef, exc: Exception) -> str | None:
+        """Why a deploy broke, or ``None`` if the environment serves the commit anyway."""
+        if not isinstance(exc, EdgeError):
+            logger.exception("deploy of %s/%s %s failed", app, env, pushed.new.decode()[:7])
+        try:
+            active = self.store.active_release(app, env)
+        except EdgeError:
+            active = None
+        if active is not None and active.commit_sha == pushed.new.decode():
+            return None
+        if isinstance(exc, EdgeError):
+            return str(exc)
+        return f"internal error ({type(exc).__name__}), logged by the control plane"
+
+    @staticmethod
+    def _undo_ref(repo: Any, pushed: PushedRef) -> None:
+        """Move the ref back where it was, unless another push has moved it since."""
+        ref = pushed.ref.encode()
+        if pushed.old == ZERO_SHA:
+            repo.refs.remove_if_equals(ref, pushed.new)
+        else:
+            repo.refs.set_if_equals(ref, pushed.new, pushed.old)
 
     def _release(
         self, repo: Any, app: str, env: str, pushed: PushedRef, *, pusher: str, progress: Progress
@@ -254,11 +311,11 @@ class Deployer:
         )
         progress(f"-----> Deploying {app} ({env}) from {pushed.branch} {pushed.new.decode()[:7]}")
         self.store.get_or_create_app(app, created_by=pusher)
-        self.store.get_or_create_environment(app, env, branch=pushed.branch or "")
         files = git_files(repo.object_store, commit.tree)
         digest, packages, functions, _ = self.prepare(
             app, env, files, manifest, progress, check=False
         )
+        self.store.get_or_create_environment(app, env, branch=pushed.branch or "")
         release = self.store.create_release(
             app,
             env,
@@ -392,7 +449,9 @@ class Deployer:
                 f"-----> Release v{release.version} from {folder} "
                 f"({len(manifest.functions)} function(s))"
             )
-            return self.go_live(app, PRODUCTION, release, step)
+            live = self.go_live(app, PRODUCTION, release, step)
+            self.collect(app)
+            return live
 
     def say_overrides(
         self,
@@ -415,6 +474,12 @@ class Deployer:
         """Repoint production to an earlier release, recorded as a new release."""
         with self.app_lock(app), self.steps.track(app, PRODUCTION, progress) as step:
             target = self.store.rollback_target(app, PRODUCTION, to)
+            if not self.artifacts.bundle_path(app, target.artifact).is_file():
+                raise ConflictError(
+                    f"v{target.version} of {app} is older than the "
+                    f"{self.config.keep_releases} releases kept (EDGE_KEEP_RELEASES) and its "
+                    "files were deleted; push its commit again (git revert) instead"
+                )
             release = self.store.create_release(
                 app,
                 PRODUCTION,
@@ -435,7 +500,13 @@ class Deployer:
                     f"-----> with the current secrets ({', '.join(secrets)}): "
                     "a rollback never brings back old secret values"
                 )
-            return self.go_live(app, PRODUCTION, release, step)
+            live = self.go_live(app, PRODUCTION, release, step)
+            self.collect(app)
+            return live
+
+    def collect(self, app: str) -> None:
+        """Delete the artifacts of ``app`` no release can come back to (never raises)."""
+        retention.collect(self.store, self.artifacts, app, self.config.keep_releases)
 
     def event(
         self, app: str, env: str, message: str, *, release: int = 0, level: str = "info"
@@ -448,39 +519,48 @@ class Deployer:
                 self.config.log_stream_len,
             )
 
-    @contextmanager
-    def app_lock(self, app: str) -> Iterator[None]:
+    def app_lock(self, app: str) -> AbstractContextManager[None]:
         """One push or deploy per app at a time, across processes on this host.
 
         Reentrant within a thread: a push holds it from the first ref update to
         the end of its deploy, and the deploy takes it again.
         """
-        held = self._held.__dict__.setdefault("apps", set())
-        if app in held:
-            yield
+        return self.locks.hold(app)
+
+    # -- pushes that died ---------------------------------------------------
+
+    def recover(self, repo: Any, app: str) -> None:
+        """Undo the ref moves of pushes whose process died before their deploy ended.
+
+        Their markers are stale only while no push of the app holds its lock:
+        a push in flight keeps its own.
+        """
+        pending = PendingDeploys(repo)
+        if not pending.refs():
             return
-        locks = self.config.home / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        with open(locks / f"{app}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            held.add(app)
-            try:
-                yield
-            finally:
-                held.discard(app)
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with self.locks.attempt(app) as free:
+            if not free:
+                return
+            for ref, old, new in pending.refs():
+                self._recover(repo, app, PushedRef(ref, old, new))
+                pending.clear(ref)
 
-
-def _compile_python(source: Source, manifest: Manifest) -> list[str]:
-    problems = []
-    for spec in manifest.functions:
-        if spec.runtime != "python":
-            continue
-        code = source.read(spec.path) or b""
+    def _recover(self, repo: Any, app: str, pushed: PushedRef) -> None:
+        env = environment_for_branch(pushed.branch or "", app)
         try:
-            compile(code, spec.path, "exec", dont_inherit=True)
-        except SyntaxError as exc:
-            problems.append(f"{spec.path}:{exc.lineno or 0}: SyntaxError: {exc.msg}")
-        except ValueError as exc:  # e.g. null bytes in the source
-            problems.append(f"{spec.path}: cannot compile: {exc}")
-    return problems
+            active = self.store.active_release(app, env)
+        except EdgeError:
+            active = None
+        if active is not None and active.commit_sha == pushed.new.decode():
+            return
+        self._undo_ref(repo, pushed)
+        logger.warning(
+            "push of %s %s to %s died mid-deploy: ref moved back", pushed.ref, pushed.new[:7], app
+        )
+        self.event(
+            app,
+            env,
+            f"push of {pushed.branch} {pushed.new.decode()[:7]} was interrupted before its "
+            f"deploy finished; the branch is back at {pushed.old.decode()[:7]}: push again",
+            level="error",
+        )

@@ -19,6 +19,7 @@ from dulwich.repo import Repo
 
 from edge.config import Config
 from edge.errors import EdgeError
+from edge.platform.deploy import DeployError
 from edge.platform.services import build_platform
 
 
@@ -71,11 +72,21 @@ def main(hook: str, args: list[str]) -> int:
             for line in lines:
                 print(line)
             return 0
+        failed = False
         for line in sys.stdin:
             old, new, ref = line.split()
-            platform.deployer.deploy(
-                repo, app, ref.encode(), old.encode(), new.encode(), pusher=pusher, progress=print
-            )
-        return 0
+            try:
+                platform.deployer.deploy(
+                    repo,
+                    app,
+                    ref.encode(),
+                    old.encode(),
+                    new.encode(),
+                    pusher=pusher,
+                    progress=print,
+                )
+            except DeployError:  # reported, and the ref moved back, by the deployer
+                failed = True
+        return 1 if failed else 0
     finally:
         platform.close()

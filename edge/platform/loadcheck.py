@@ -59,7 +59,7 @@ def check_python(
 def template_spec(
     *,
     app: str,
-    app_id: int,
+    uid: int,
     name: str,
     root: Path,
     path: str,
@@ -74,7 +74,7 @@ def template_spec(
     return {
         "key": f"check:{app}:{name}",
         "app": app,
-        "app_id": app_id,
+        "uid": uid,
         "name": name,
         "root": str(root),
         "path": path,

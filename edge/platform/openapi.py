@@ -34,6 +34,12 @@ def _op(
     return op
 
 
+def _with_429(op: dict[str, Any]) -> dict[str, Any]:
+    """An operation that may answer 429 with Retry-After (a cap on concurrent use)."""
+    op["responses"]["429"] = _ERROR | {"headers": {"Retry-After": {"schema": {"type": "integer"}}}}
+    return op
+
+
 _APP = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}}
 _SECRET = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 _SECRET_ENV = {
@@ -93,25 +99,34 @@ OPENAPI: dict[str, Any] = {
             ),
         },
         "/v1/apps/{app}/logs": {
-            "get": _op(
-                "An app's function logs and platform events; follow=1 streams Server-Sent Events",
-                [
-                    _APP,
-                    {"name": "function", "in": "query", "schema": {"type": "string"}},
-                    {"name": "env", "in": "query", "schema": {"type": "string"}},
-                    {
-                        "name": "since",
-                        "in": "query",
-                        "schema": {"type": "string"},
-                        "description": "e.g. 30s, 10m, 2h, 1d",
-                    },
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "default": 1000},
-                    },
-                    {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
-                ],
+            "get": _with_429(
+                _op(
+                    "An app's function logs and platform events; "
+                    "follow=1 streams Server-Sent Events",
+                    [
+                        _APP,
+                        {"name": "function", "in": "query", "schema": {"type": "string"}},
+                        {"name": "env", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "e.g. 30s, 10m, 2h, 1d",
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "default": 1000},
+                        },
+                        {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
+                        {
+                            "name": "Last-Event-ID",
+                            "in": "header",
+                            "schema": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
+                            "description": "with follow=1: resume after this record id",
+                        },
+                    ],
+                )
             )
         },
         "/v1/apps/{app}/metrics": {

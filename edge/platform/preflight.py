@@ -10,29 +10,23 @@
   functions are not imported again.
 * **Preview hosts**: two branches that map to one preview host
   (``feature/x`` and ``feature-x``) cannot both deploy.
-
-:func:`function_records` gives each function its content hash, which decides
-both what the load check skips and which warm pools a deploy keeps.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from edge.artifacts import SourceFile
 from edge.config import Config
 from edge.errors import EdgeError, ManifestError, NotFoundError
 from edge.keyring import Keyring, SecretKeyError
-from edge.manifest import FunctionSpec, Manifest
 from edge.packages import REQUIREMENTS
 from edge.platform.loadcheck import check_python, template_spec
 from edge.platform.store import Store
 from edge.secretenv import place
 from edge.snapshot import PRODUCTION, FunctionRecord, site_host
+from edge.uids import function_ids
 
 Progress = Callable[[str], None]
 
@@ -106,7 +100,7 @@ class Preflight:
         specs = {
             f.name: template_spec(
                 app=app,
-                app_id=app_id,
+                uid=function_ids(app, app_id, self.config.function_uid_base)[0],
                 name=f.name,
                 root=root,
                 path=f.path,
@@ -153,43 +147,3 @@ class Preflight:
             except SecretKeyError:
                 continue
         return opened
-
-
-def function_records(
-    files: list[SourceFile], manifest: Manifest, packages: str = ""
-) -> list[FunctionRecord]:
-    """Store rows for every function, each with its content hash.
-
-    A function's hash covers its own config, its package environment and
-    every file of the tree except edge.toml and the other functions' entry
-    files: a change to one function's entry file leaves its siblings' hashes
-    (and warm pools) untouched, while a change to a shared module changes them all.
-    """
-    entries = {spec.path for spec in manifest.functions}
-    records = []
-    for spec in manifest.functions:
-        identity = _spec_identity(spec)
-        if packages:
-            identity["packages"] = packages
-        digest = hashlib.sha256(json.dumps(identity).encode())
-        for file in files:
-            if file.path == "edge.toml" or (file.path in entries and file.path != spec.path):
-                continue
-            digest.update(f"{file.path}\0{file.digest}\n".encode())
-        records.append(FunctionRecord.from_spec(spec, digest.hexdigest()))
-    return records
-
-
-def _spec_identity(spec: FunctionSpec) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "runtime": spec.runtime,
-        "path": spec.path,
-        "handler": spec.handler,
-        "env": spec.env,
-        "memory_mb": spec.memory_mb,
-        "timeout_ms": spec.timeout_ms,
-        "min_warm": spec.min_warm,
-        "max_instances": spec.max_instances,
-        **({"kind": spec.kind} if spec.kind else {}),
-    }

@@ -45,7 +45,7 @@ def build_platform(config: Config) -> Platform:
     config.home.mkdir(parents=True, exist_ok=True)
     store = Store.from_url(config.database_url)
     client = redis_client(config.redis_url)
-    artifacts = Artifacts(config.releases_dir)
+    artifacts = Artifacts(config.releases_dir, config.function_uid_base)
     repos = AppRepos(config.repos_dir, config.max_push_bytes)
     deployer = Deployer(config, store, client, artifacts, Keyring.from_config(config))
     return Platform(config, store, client, artifacts, repos, deployer, Sessions(client))

@@ -69,7 +69,7 @@ def fetch_bundle(config: Config, app: str, digest: str) -> bytes:
 
 def ensure_local(config: Config, snapshot: RoutingSnapshot) -> dict[str, str]:
     """Fetch every live release missing on this node; returns ``{app/env: error}``."""
-    artifacts = Artifacts(config.releases_dir)
+    artifacts = Artifacts(config.releases_dir, config.function_uid_base)
     problems: dict[str, str] = {}
     for live in snapshot.environments:
         try:

@@ -26,7 +26,8 @@ class FunctionVersion:
         handler: the Python callable's name (``""`` for JS).
         env: the function's variables, and nothing else.
         memory_mb, timeout_ms, min_warm, max_instances: limits and pool policy.
-        app_id: the app's store id; its functions run as uid/gid 200000 + app_id.
+        uid: the uid (and gid) its processes run as when the platform is root
+            (:func:`edge.uids.function_ids`); 0 derives it from the app's name.
         packages: the release's Python package environment (on ``sys.path``), if any.
         kind: a Python entry's declared kind (``""``: detected at load).
     """
@@ -45,7 +46,7 @@ class FunctionVersion:
     timeout_ms: int
     min_warm: int = 0
     max_instances: int = 8
-    app_id: int = 0
+    uid: int = 0
     packages: Path | None = None
     kind: str = ""
 

@@ -21,7 +21,7 @@ from edge.serving import serve
 from edge.snapshot import RoutingSource
 
 if TYPE_CHECKING:
-    from edge.runtime.js.client import V8Host
+    from edge.runtime.js.client import V8Hosts
     from edge.runtime.registry import PoolRegistry
 
 SourceFactory = Callable[[Config], RoutingSource]
@@ -34,19 +34,19 @@ def load_app(config: Config, source: SourceFactory) -> object:
 
     redis = async_redis(config.redis_url)
     logs = LogWriter(redis, config.log_stream_len)
-    pools, v8host = build_pools(config, logs)
-    worker = Worker(config, source(config), redis, pools, closing=[v8host.close], logs=logs)
+    pools, v8hosts = build_pools(config, logs)
+    worker = Worker(config, source(config), redis, pools, closing=[v8hosts.close], logs=logs)
     return create_app(config, worker)
 
 
-def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Host]:
-    """The worker's pool registry and the V8 host its JavaScript pools share."""
-    from edge.runtime.js.client import V8Host  # noqa: PLC0415
+def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Hosts]:
+    """The worker's pool registry and the V8 hosts (one per app) of its JavaScript pools."""
+    from edge.runtime.js.client import V8Hosts  # noqa: PLC0415
     from edge.runtime.js.pool import JsPool  # noqa: PLC0415
     from edge.runtime.python.client import Zygote  # noqa: PLC0415
     from edge.runtime.registry import PoolRegistry  # noqa: PLC0415
 
-    host = V8Host()
+    hosts = V8Hosts()
 
     def evicted(version: FunctionVersion) -> None:
         logs.emit(
@@ -64,10 +64,10 @@ def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Host]:
         Zygote,
         max_pools=config.max_warm_pools,
         idle_ttl=config.idle_ttl,
-        js_factory=lambda version: JsPool(version, host),
+        js_factory=lambda version: JsPool(version, hosts.for_app(version.app, version.uid)),
         on_evict=evicted,
     )
-    return pools, host
+    return pools, hosts
 
 
 def pin_cpus(workers: int) -> bool:

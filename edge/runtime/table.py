@@ -13,6 +13,7 @@ from edge.config import Config
 from edge.routes import RoutePattern, Router, parse_route
 from edge.runtime.invocation import FunctionVersion
 from edge.snapshot import FunctionRecord, RoutingSnapshot, site_host
+from edge.uids import function_ids
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class RouteTable:
                 target = _target(
                     record,
                     app=live.app,
-                    app_id=live.app_id,
+                    uid=function_ids(live.app, live.app_id, config.function_uid_base)[0],
                     environment=live.environment,
                     release=live.version,
                     region=config.region,
@@ -97,7 +98,7 @@ def _target(
     record: FunctionRecord,
     *,
     app: str,
-    app_id: int,
+    uid: int,
     environment: str,
     release: int,
     root: Path,
@@ -122,7 +123,7 @@ def _target(
             timeout_ms=record.timeout_ms,
             min_warm=record.min_warm,
             max_instances=record.max_instances,
-            app_id=app_id,
+            uid=uid,
             packages=packages,
             kind=record.kind,
         )

@@ -47,6 +47,14 @@ memory_mb = {MEMORY_MB}
 entry = "functions/faults.py:crash"
 routes = ["/py/crash"]
 
+[functions.py-headers]
+entry = "functions/faults.py:headers"
+routes = ["/py/headers"]
+
+[functions.js-headers]
+entry = "functions/headers.js"
+routes = ["/js/headers"]
+
 [functions.js-hang]
 entry = "functions/spin.js"
 routes = ["/js/hang"]
@@ -66,6 +74,18 @@ def bomb(request):
 
 def crash(request):
     ctypes.string_at(0)
+
+def headers(request):
+    from edge import Response
+    if request.query.get("bad"):
+        return Response("x", headers={"x-name": "snow \u2603"})
+    return Response("ok", headers=FORGED)
+
+FORGED = {"x-edge-request-id": "forged", "x-edge-release": "v999", "x-mine": "1"}
+"""
+HEADERS = """
+const FORGED = { "x-edge-request-id": "forged", "x-edge-release": "v999", "x-mine": "1" };
+export default { fetch() { return new Response("ok", { headers: FORGED }); } };
 """
 SPIN = "export default { fetch() { while (true) {} } };\n"
 BOMB = (
@@ -85,6 +105,7 @@ def app(runtime_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str:
             "functions/faults.py": FAULTS,
             "functions/spin.js": SPIN,
             "functions/bomb.js": BOMB,
+            "functions/headers.js": HEADERS,
         },
     )
     out = work.push(runtime_stack.remote(name))
@@ -165,4 +186,25 @@ def test_python_and_js_answer_a_crash_alike(runtime_stack: Stack, app: str) -> N
         "status": "502",
         "error": "crash",
         "message": "function js-hang crashed: the V8 host process died",
+    }
+
+
+@pytest.mark.parametrize("lang", ["py", "js"])
+def test_a_function_cannot_set_the_platforms_headers(
+    runtime_stack: Stack, app: str, lang: str
+) -> None:
+    resp = runtime_stack.get(runtime_stack.host(app), f"/{lang}/headers")
+    assert resp.status_code == 200 and resp.text == "ok"
+    assert resp.headers["x-mine"] == "1"
+    assert resp.headers.get_list("x-edge-request-id") == [resp.headers["x-edge-request-id"]]
+    assert len(resp.headers["x-edge-request-id"]) == 16  # the platform's id, not "forged"
+    assert resp.headers.get_list("x-edge-release") == ["v1"]
+
+
+def test_a_header_http_cannot_carry_is_an_invalid_response(runtime_stack: Stack, app: str) -> None:
+    resp = runtime_stack.get(runtime_stack.host(app), "/py/headers?bad=1")
+    assert fault(resp) == {
+        "status": "502",
+        "error": "invalid_response",
+        "message": "function py-headers sent an invalid response (the reason is in its logs)",
     }

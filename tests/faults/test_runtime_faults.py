@@ -40,7 +40,7 @@ from edge.errors import NotFoundError
 from edge.platform.store import Store
 from edge.redisserver import RedisServer
 from edge.runtime.python.process.sandbox import Limits
-from edge.uids import function_ids
+from edge.uids import function_ids, reserve_base
 from edge.up import admin_token
 
 pytestmark = pytest.mark.skipif(
@@ -273,10 +273,11 @@ def _comm(pid: int) -> str:
 
 
 def app_uid(stack: Stack, app: str) -> int | None:
-    """The uid an app's functions run as: from its id in the store (None if unknown)."""
+    """The uid an app's functions run as: from its id in the store and the uid block
+    the stack's install holds on this host (None if unknown)."""
     store = Store.from_url(stack.config.database_url)
     try:
-        return function_ids(app, store.get_app(app).id)[0]
+        return function_ids(app, store.get_app(app).id, reserve_base(stack.home))[0]
     except NotFoundError:
         return None
     finally:
@@ -656,10 +657,15 @@ def test_a_release_that_fails_at_import_is_marked_failed_and_v1_keeps_serving(
         },
     )
     with neighbour_keeps_serving(faults):
-        out = work.push(stack.remote(app)).stderr
+        pushed = work.push(stack.remote(app), check=False)
+    out = pushed.stderr
     assert "error: function main failed to start" in out, out
     assert "RuntimeError: no config at import" in out, out
     assert "v2 failed; v1 keeps serving" in out, out
+    # The branch stays on the deployed commit: git says so, and a fixed push is a plain push.
+    assert pushed.returncode != 0 and "! [remote rejected] main -> main (deploy failed" in out
+    remote_main = work.git("ls-remote", stack.remote(app), "main").stdout.split()[0]
+    assert remote_main == work.git("rev-parse", "HEAD~1").stdout.strip()
     releases = stack.http.get(
         f"http://127.0.0.1:{stack.config.platform_port}/v1/apps/{app}/releases",
         headers={"Authorization": f"Bearer {stack.token}"},

@@ -108,13 +108,20 @@ class FrameProtocol(asyncio.Protocol):
 
 
 class V8Host:
-    """The worker's client of its V8 host process (started on demand).
+    """The worker's client of one app's V8 host process (started on demand).
 
     Function versions are registered with their load spec; a version is loaded
     into the current host on first use, and again after a host restart.
+
+    Args:
+        uid: the uid (and gid) the host drops to when the platform is root: its
+            app's function uid; 0 for ``nobody``.
+        on_empty: called once the last registered version is unregistered.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, uid: int = 0, on_empty: Callable[[], None] | None = None) -> None:
+        self.uid = uid
+        self._on_empty = on_empty
         self._proc: asyncio.subprocess.Process | None = None
         self._conn: FrameProtocol | None = None
         self._starting: asyncio.Future[FrameProtocol] | None = None
@@ -144,6 +151,8 @@ class V8Host:
             return
         self._specs.pop(key, None)
         self.unload(key)
+        if not self._specs and self._on_empty is not None:
+            self._on_empty()
 
     def unload(self, key: str) -> None:
         """Drop the version's isolate from the host (it reloads on next use)."""
@@ -218,7 +227,7 @@ class V8Host:
         ours, theirs = socket.socketpair()
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                *host_command("--fd", str(theirs.fileno())),
+                *host_command("--fd", str(theirs.fileno()), "--uid", str(self.uid)),
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -287,3 +296,41 @@ class V8Host:
             await proc.wait()
         if self._reapers:
             await asyncio.gather(*self._reapers, return_exceptions=True)
+
+
+class V8Hosts:
+    """A worker's V8 hosts: one per app, started on demand, stopped when unused.
+
+    APPSEC: an app's isolates share a process with no other app's. A host's
+    ArrayBuffer budget (RLIMIT_DATA), its crashes and its uid (the app's function
+    uid, when root) are its app's alone, so one app holding ArrayBuffers can
+    never make another app's allocations fail, and a V8 escape reaches only its
+    own app's files and processes.
+    """
+
+    def __init__(self) -> None:
+        self._hosts: dict[str, V8Host] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def for_app(self, app: str, uid: int) -> V8Host:
+        """The host of ``app`` (created on first use, its process on first request)."""
+        host = self._hosts.get(app)
+        if host is None:
+            host = self._hosts[app] = V8Host(uid, on_empty=lambda: self._retire(app))
+        return host
+
+    def pids(self) -> dict[str, int]:
+        """The running hosts' pids, by app."""
+        return {app: host.pid for app, host in self._hosts.items() if host.pid is not None}
+
+    def _retire(self, app: str) -> None:
+        host = self._hosts.pop(app, None)
+        if host is not None:
+            task = asyncio.get_running_loop().create_task(host.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        """Stop every host and wait for them."""
+        hosts, self._hosts = list(self._hosts.values()), {}
+        await asyncio.gather(*(host.close() for host in hosts), *self._closing)

@@ -508,15 +508,18 @@ def _harden() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we stop
 
 
-def _drop_privileges() -> None:
+def _drop_privileges(uid: int) -> None:
     # APPSEC: V8 runs untrusted code; a root host would make a V8 escape a node
-    # takeover. Everything this process needs from disk is loaded by now.
+    # takeover. A worker's host runs as its app's function uid (one host per
+    # app), the push-time checker as nobody. Everything this process needs
+    # from disk is loaded by now.
     if os.geteuid() == 0:
         for name in LATE_IMPORTS:  # the interpreter may live where nobody cannot read
             importlib.import_module(name)
+        uid = uid or NOBODY
         os.setgroups([])
-        os.setresgid(NOBODY, NOBODY, NOBODY)
-        os.setresuid(NOBODY, NOBODY, NOBODY)
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -525,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--fd", type=int, help="inherited socket to serve")
     mode.add_argument("--check", action="store_true", help="check modules (JSON on stdin)")
+    parser.add_argument("--uid", type=int, default=0, help="uid/gid to run as when root")
     args = parser.parse_args(argv)
     _harden()
     logging.basicConfig(
@@ -534,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     init_mini_racer(ignore_duplicate_init=True)
     script = modules.runtime_script()
-    _drop_privileges()
+    _drop_privileges(args.uid)
     if args.check:
         return modules.main()
     uvloop.run(serve(args.fd, script))

@@ -461,7 +461,7 @@ class TemplateSource:
         return {
             "key": v.key,
             "app": v.app,
-            "app_id": v.app_id,
+            "uid": v.uid,
             "name": v.name,
             "root": str(v.root),
             "path": v.path,

@@ -111,6 +111,7 @@ class PythonPool:
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._young_deaths = 0
 
     # -- FunctionPool --------------------------------------------------------
 
@@ -232,7 +233,9 @@ class PythonPool:
                 self._waiters.popleft().set_result(None)  # it starts an instance itself
             else:
                 break
-        while top_up and not self._closing and self._total() < self.version.min_warm:
+        # Two young template deaths in a row: wait for demand, do not crash-loop.
+        top_up = top_up and not self._closing and self._young_deaths < 2
+        while top_up and self._total() < self.version.min_warm:
             if not self._reserve():
                 return
             task = asyncio.get_running_loop().create_task(self._prewarm())
@@ -460,7 +463,9 @@ class PythonPool:
         logger.warning(
             "function %s: template %d exited; restarting it on demand", self._label, template.pid
         )
-        # Pre-warm again from a new template, unless this one died young: a
-        # template that cannot stay up waits for demand instead of crash-looping.
-        if time.monotonic() - template.started >= MIN_TEMPLATE_LIFE_S:
-            self._converge()
+        # Pre-warm again from a new template, unless templates keep dying young
+        # (see _converge). One young death is tolerated: a zygote killed right
+        # after a deploy takes a fresh template with it.
+        young = time.monotonic() - template.started < MIN_TEMPLATE_LIFE_S
+        self._young_deaths = self._young_deaths + 1 if young else 0
+        self._converge()

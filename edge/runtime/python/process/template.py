@@ -116,7 +116,8 @@ class Template(Supervisor):
         limits = sandbox.Limits(spec["nofile"], spec["nproc"])
         sandbox.limit_resources(limits, separate_uid=separate)
         if separate:
-            sandbox.drop_privileges(*function_ids(spec["app"], spec["app_id"]))
+            uid = spec["uid"] or function_ids(spec["app"])[0]
+            sandbox.drop_privileges(uid, uid)
         sandbox.harden()
         sandbox.die_with_parent(os.getppid())
         sandbox.become_subreaper()

@@ -38,7 +38,7 @@ from edge.runtime.python.process.template import EXIT_BOOT_ERROR, Template
 _SPEC_FIELDS = {
     "key": str,
     "app": str,
-    "app_id": int,
+    "uid": int,
     "name": str,
     "root": str,
     "path": str,

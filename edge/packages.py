@@ -149,6 +149,28 @@ class Environments:
     def path(self, digest: str) -> Path:
         return self.root / digest
 
+    def digests(self) -> set[str]:
+        """The environments on this host."""
+        if not self.root.is_dir():
+            return set()
+        return {entry.name for entry in self.root.iterdir() if not entry.name.startswith(".")}
+
+    def idle_seconds(self, digest: str) -> float:
+        """Seconds since a push last built or reused the environment."""
+        return time.time() - os.stat(self.path(digest)).st_mtime
+
+    def remove(self, digest: str) -> None:
+        """Delete an environment: renamed aside first (gone at once), then deleted."""
+        target = self.path(digest)
+        if not target.is_dir():
+            return
+        trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=self.root))
+        target.rename(trash / digest)
+        for dirpath, _dirs, _files in os.walk(trash):
+            os.chmod(dirpath, 0o700)  # sealed read-only: make the folders writable to empty them
+        shutil.rmtree(trash, ignore_errors=True)
+        (self.root / f".{digest}.lock").unlink(missing_ok=True)
+
     def ensure(self, requirements: bytes, progress: Progress) -> str:
         """The digest of the environment of ``requirements``, built if missing.
 
@@ -163,6 +185,7 @@ class Environments:
         digest = env_digest(requirements)
         if self.path(digest).is_dir():
             progress(f"-----> Python packages: reusing environment {digest[:12]}")
+            os.utime(self.path(digest))  # in use: see idle_seconds()
             return digest
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o711)  # noqa: S103 - traversable, not listable, like releases/

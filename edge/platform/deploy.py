@@ -31,6 +31,7 @@ from edge.manifest import Manifest, load_manifest
 from edge.platform import retention
 from edge.platform.artifacts import folder_files, git_files
 from edge.platform.deploylog import DeployLog
+from edge.platform.envretention import collect_environments
 from edge.platform.functions import compile_python, function_records
 from edge.platform.locks import AppLocks
 from edge.platform.pending import PendingDeploys
@@ -505,8 +506,10 @@ class Deployer:
             return live
 
     def collect(self, app: str) -> None:
-        """Delete the artifacts of ``app`` no release can come back to (never raises)."""
+        """Delete the artifacts of ``app`` and the package environments no release
+        can come back to (never raises)."""
         retention.collect(self.store, self.artifacts, app, self.config.keep_releases)
+        collect_environments(self.store, self.preflight.environments, self.config.keep_releases)
 
     def event(
         self, app: str, env: str, message: str, *, release: int = 0, level: str = "info"

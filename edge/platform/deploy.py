@@ -431,7 +431,7 @@ class Deployer:
             self.store.get_or_create_environment(app, PRODUCTION, branch=PRODUCTION_BRANCH)
             files = folder_files(folder)
             digest, packages, functions, _ = self.prepare(
-                app, PRODUCTION, files, manifest, step, check=False
+                app, PRODUCTION, files, manifest, step, check=True, by=by
             )
             self.say_overrides(app, PRODUCTION, functions, None, progress)
             release = self.store.create_release(

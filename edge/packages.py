@@ -43,7 +43,11 @@ from edge.errors import ManifestError
 REQUIREMENTS = "requirements.txt"
 MAX_REQUIREMENTS_BYTES = 64 * 1024
 _FORMAT = b"edge-env-1"
-_LOCAL = re.compile(r"(^[./~])|(\bfile:)|(^[a-zA-Z]:\\)")
+# A requirement that is a path or URL rather than a name: ./x, /x, ~/x, C:\x,
+# file:, https://..., git+ssh://..., or "name @ <url>" (a direct reference).
+_DIRECT = re.compile(r"^[./~\\]|^[a-zA-Z]:|://|\bfile:|@")
+# Per-requirement options pip and uv accept after a name: only hashes.
+_OPTION = re.compile(r"\s--hash[= ]\S+")
 _UV_ENV_KEYS = (
     "PATH",
     "HOME",
@@ -115,19 +119,21 @@ def check_requirements(text: bytes) -> list[str]:
         return [f"{REQUIREMENTS}: not UTF-8 text"]
     problems = []
     for number, raw in enumerate(lines, 1):
-        line = raw.split(" #", 1)[0].strip()
+        line = _OPTION.sub("", raw.split(" #", 1)[0]).strip()
         if not line or line.startswith("#"):
             continue
-        if line.startswith("-"):
+        name = line.split(";", 1)[0]  # what follows ";" is an environment marker
+        if line.startswith("-") or " -" in name:
             problems.append(
                 f"{REQUIREMENTS}:{number}: {line[:60]!r}: options are not allowed here; "
                 "list packages (e.g. flask==3.1.0); the operator sets indexes with "
                 "EDGE_PYTHON_INDEX_URL and EDGE_PYTHON_FIND_LINKS"
             )
-        elif _LOCAL.search(line) or " @ /" in line:
+        elif _DIRECT.search(name):
             problems.append(
-                f"{REQUIREMENTS}:{number}: {line[:60]!r}: local paths are not allowed; "
-                "publish the package as a wheel to an index or the find-links folder"
+                f"{REQUIREMENTS}:{number}: {line[:60]!r}: paths and URLs are not allowed; "
+                "name a package from the index, or publish it as a wheel to the "
+                "EDGE_PYTHON_FIND_LINKS folder"
             )
     return problems
 

@@ -17,8 +17,8 @@ and check they reach the same digest). Used in blocking code only.
 
 APPSEC: wheels only (``--only-binary :all:``): installing runs no package code
 as the platform user; a package's code runs only inside the function sandbox.
-Requirement lines may not carry pip options or local paths, so a push cannot
-point the installer at the platform's own files or indexes.
+Requirement lines may not carry pip options, paths or URLs, so a push cannot
+point the installer at the platform's own files, other indexes or any address.
 """
 
 from __future__ import annotations

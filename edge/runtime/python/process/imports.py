@@ -13,9 +13,9 @@ needs both. A template, before it imports function code, narrows that down:
   already running keeps its references, but an ``import msgpack`` in a
   function now searches the function's own path, and finds the app's copy or
   nothing;
-* ``edge`` keeps only its public function API (``edge.Response``,
-  ``edge.Request``) and an empty ``__path__``, so ``import edge.platform``
-  fails too.
+* ``edge`` keeps only its public function API (the modules behind
+  ``edge.__all__``: ``edge.Response``, ``edge.Request``) and an empty
+  ``__path__``, so ``import edge.platform`` fails too.
 
 So ``import falcon`` in a function is a ``ModuleNotFoundError`` unless the
 app's ``requirements.txt`` lists falcon, and two apps may use two versions of
@@ -31,8 +31,6 @@ import sys
 import sysconfig
 from types import ModuleType
 
-# Modules a function may import from the platform: edge's function API.
-FUNCTION_API = ("edge", "edge.function")
 _SITE_DIRS = {"site-packages", "dist-packages"}
 
 
@@ -69,17 +67,36 @@ def restrict(path: list[str]) -> None:
     forget_platform()
 
 
+def function_api() -> set[str]:
+    """The modules of ``edge``'s public names (``edge.__all__``): what a function imports.
+
+    ``Response`` lives in ``edge.function``, so that module stays; a public
+    name that is a module itself (say ``edge.kv``) stays too.
+    """
+    edge = sys.modules.get("edge")
+    modules = {"edge"}
+    for name in getattr(edge, "__all__", ()):
+        value = getattr(edge, name, None)
+        module = (
+            value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
+        )
+        if isinstance(module, str) and module.startswith("edge."):
+            modules.add(module)
+    return modules
+
+
 def forget_platform() -> None:
     """Drop every loaded module that is neither stdlib nor the function API."""
     stdlib = [os.path.normpath(entry) for entry in stdlib_path()]
+    api = function_api()
     for name, module in list(sys.modules.items()):
-        if name in FUNCTION_API or name == "__main__" or _is_stdlib(module, stdlib):
+        if name in api or name == "__main__" or _is_stdlib(module, stdlib):
             continue
         del sys.modules[name]
     edge = sys.modules.get("edge")
     if edge is not None:
         for attribute, value in list(vars(edge).items()):
-            if isinstance(value, ModuleType) and f"edge.{attribute}" not in FUNCTION_API:
+            if isinstance(value, ModuleType) and value.__name__ not in api:
                 delattr(edge, attribute)
         edge.__path__ = []
 

@@ -194,7 +194,11 @@ class Deployer:
         """
         packages = self.preflight.packages(files, progress)
         app_id = self.store.get_or_create_app(app, created_by=by).id
-        digest = self.artifacts.export(files, app, app_id)
+        try:
+            digest = self.artifacts.export(files, app, app_id)
+        except OSError as exc:
+            logger.exception("export of a release of %s failed", app)
+            raise EdgeError(f"the release cannot be exported: {exc.strerror or exc}") from None
         functions = function_records(files, manifest, packages)
         if check:
             root = self.artifacts.path(app, digest)

@@ -22,7 +22,7 @@ import redis
 from dulwich.objects import Commit
 
 from edge import commands
-from edge.artifacts import Artifacts, SourceFile
+from edge.artifacts import Artifacts
 from edge.config import Config
 from edge.errors import ConflictError, EdgeError, ManifestError
 from edge.keyring import Keyring
@@ -32,7 +32,7 @@ from edge.platform import retention
 from edge.platform.artifacts import folder_files, git_files
 from edge.platform.deploylog import DeployLog
 from edge.platform.envretention import collect_environments
-from edge.platform.functions import compile_python, function_records
+from edge.platform.functions import compile_python
 from edge.platform.locks import AppLocks
 from edge.platform.pending import PendingDeploys
 from edge.platform.preflight import Preflight
@@ -116,7 +116,7 @@ class Deployer:
         self.steps = DeployLog(redis_client)
         self.keyring = keyring
         self.locks = AppLocks(config.home / "locks")
-        self.preflight = Preflight(config, store, keyring)
+        self.preflight = Preflight(config, store, artifacts, keyring)
 
     # -- update: validation ------------------------------------------------
 
@@ -167,51 +167,13 @@ class Deployer:
             say(f"-----> edge.toml valid: {len(manifest.functions)} function(s): {names}")
             self.preflight.check_host(app, env, pushed.branch)
             files = git_files(store, commit.tree)
-            self.prepare(app, env, files, manifest, say, check=True, by=pusher)
+            self.preflight.prepare(app, env, files, manifest, say, check=True, by=pusher)
         except EdgeError as exc:
             message = f"push of {pushed.branch} {new.decode()[:7]} rejected: {exc}"
             self.event(app, env, message, level="error")
             self.steps.rejected(app, env, message)
             raise
         return lines
-
-    def prepare(
-        self,
-        app: str,
-        env: str,
-        files: list[SourceFile],
-        manifest: Manifest,
-        progress: Progress,
-        *,
-        check: bool,
-        by: str = "push",
-    ) -> tuple[str, str, list[FunctionRecord], int]:
-        """Install packages, export the artifact, and (``check``) load-check it.
-
-        Returns:
-            The artifact digest, the package environment digest (``""``: none),
-            the function records and the app's id.
-        """
-        packages = self.preflight.packages(files, progress)
-        app_id = self.store.get_or_create_app(app, created_by=by).id
-        try:
-            digest = self.artifacts.export(files, app, app_id)
-        except OSError as exc:
-            logger.exception("export of a release of %s failed", app)
-            raise EdgeError(f"the release cannot be exported: {exc.strerror or exc}") from None
-        functions = function_records(files, manifest, packages)
-        if check:
-            root = self.artifacts.path(app, digest)
-            self.preflight.load_check(
-                app,
-                env,
-                app_id=app_id,
-                root=root,
-                functions=functions,
-                packages=packages,
-                progress=progress,
-            )
-        return digest, packages, functions, app_id
 
     def checked_manifest(self, source: Source, app: str) -> Manifest:
         """Validate edge.toml and compile every entry; raises ManifestError with all problems."""
@@ -317,7 +279,7 @@ class Deployer:
         progress(f"-----> Deploying {app} ({env}) from {pushed.branch} {pushed.new.decode()[:7]}")
         self.store.get_or_create_app(app, created_by=pusher)
         files = git_files(repo.object_store, commit.tree)
-        digest, packages, functions, _ = self.prepare(
+        digest, packages, functions, _ = self.preflight.prepare(
             app, env, files, manifest, progress, check=False
         )
         self.store.get_or_create_environment(app, env, branch=pushed.branch or "")
@@ -434,7 +396,7 @@ class Deployer:
             self.store.get_or_create_app(app, created_by=by)
             self.store.get_or_create_environment(app, PRODUCTION, branch=PRODUCTION_BRANCH)
             files = folder_files(folder)
-            digest, packages, functions, _ = self.prepare(
+            digest, packages, functions, _ = self.preflight.prepare(
                 app, PRODUCTION, files, manifest, step, check=True, by=by
             )
             self.say_overrides(app, PRODUCTION, functions, None, progress)

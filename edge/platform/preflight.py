@@ -8,25 +8,33 @@
   sandbox (``edge.platform.loadcheck``) from the exported release folder; an
   import error rejects the ref with the import's own message. Unchanged
   functions are not imported again.
+* **Export**: the release folder is exported here (content-addressed, so the
+  deploy after the ref moved finds it done); a tree that cannot be exported
+  rejects the ref.
 * **Preview hosts**: two branches that map to one preview host
   (``feature/x`` and ``feature-x``) cannot both deploy.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from edge.artifacts import SourceFile
+from edge.artifacts import Artifacts, SourceFile
 from edge.config import Config
 from edge.errors import EdgeError, ManifestError, NotFoundError
 from edge.keyring import Keyring, SecretKeyError
+from edge.manifest import Manifest
 from edge.packages import REQUIREMENTS
+from edge.platform.functions import function_records
 from edge.platform.loadcheck import check_python, template_spec
 from edge.platform.store import Store
 from edge.secretenv import place
 from edge.snapshot import PRODUCTION, FunctionRecord, site_host
 from edge.uids import function_ids
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
@@ -37,14 +45,60 @@ class Preflight:
     Args:
         config: the platform configuration.
         store: the release store (active releases, environments, secrets).
+        artifacts: where release folders are exported.
         keyring: opens the environment's secrets for the load check.
     """
 
-    def __init__(self, config: Config, store: Store, keyring: Keyring) -> None:
+    def __init__(
+        self, config: Config, store: Store, artifacts: Artifacts, keyring: Keyring
+    ) -> None:
         self.config = config
         self.store = store
+        self.artifacts = artifacts
         self.keyring = keyring
         self.environments = config.package_environments()
+
+    def prepare(
+        self,
+        app: str,
+        env: str,
+        files: list[SourceFile],
+        manifest: Manifest,
+        progress: Progress,
+        *,
+        check: bool,
+        by: str = "push",
+    ) -> tuple[str, str, list[FunctionRecord], int]:
+        """Install packages, export the artifact, and (``check``) load-check it.
+
+        Used by the ``update`` step (``check=True``) and again by the deploy
+        after the ref moved (both steps are idempotent: the environment is
+        reused and the export is content-addressed).
+
+        Returns:
+            The artifact digest, the package environment digest (``""``: none),
+            the function records and the app's id.
+        """
+        packages = self.packages(files, progress)
+        app_id = self.store.get_or_create_app(app, created_by=by).id
+        try:
+            digest = self.artifacts.export(files, app, app_id)
+        except OSError as exc:
+            logger.exception("export of a release of %s failed", app)
+            raise EdgeError(f"the release cannot be exported: {exc.strerror or exc}") from None
+        functions = function_records(files, manifest, packages)
+        if check:
+            root = self.artifacts.path(app, digest)
+            self.load_check(
+                app,
+                env,
+                app_id=app_id,
+                root=root,
+                functions=functions,
+                packages=packages,
+                progress=progress,
+            )
+        return digest, packages, functions, app_id
 
     def packages(self, files: list[SourceFile], progress: Progress) -> str:
         """The digest of the tree's package environment, built if needed; ``""`` for none.

@@ -236,27 +236,27 @@ class Environments:
         command = [*self.uv_command(), "-r", str(requirements), "--target", str(target)]
         env = {key: os.environ[key] for key in _UV_ENV_KEYS if key in os.environ}
         env |= {"UV_CACHE_DIR": str(self.cache), "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
-        proc = subprocess.Popen(  # fixed argv, no shell
+        output: list[str] = []
+        with subprocess.Popen(  # fixed argv, no shell
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=str(target.parent),
-        )
-        timer = threading.Timer(self.settings.timeout_s, proc.kill)
-        timer.start()
-        output: list[str] = []
-        try:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                line = raw.decode("utf-8", "replace").rstrip()
-                output.append(line)
-                if line.strip():
-                    progress(f"       {line}")
-            code = proc.wait()
-        finally:
-            timer.cancel()
+        ) as proc:
+            timer = threading.Timer(self.settings.timeout_s, proc.kill)
+            timer.start()
+            try:
+                assert proc.stdout is not None
+                for raw in proc.stdout:
+                    line = raw.decode("utf-8", "replace").rstrip()
+                    output.append(line)
+                    if line.strip():
+                        progress(f"       {line}")
+                code = proc.wait()
+            finally:
+                timer.cancel()
         if code != 0:
             raise ManifestError([self._failure(output, code)])
 

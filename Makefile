@@ -28,6 +28,7 @@ lint: install
 bench: install
 	EDGE_WITH_BENCH=1 scripts/ensure-system-packages.sh
 	$(PY) -m bench
+	$(PY) -m bench.scale
 
 clean:
 	rm -rf $(VENV) .edge

@@ -13,6 +13,7 @@ e.g. ``BENCH_DURATION=5 BENCH_ROUNDS=1 python -m bench`` for a quick look.
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from bench.apps import bench_app, cold_paths, live_app
 from bench.baselines import Unavailable, install_workerd, start_falcon, start_workerd
-from bench.client import get
+from bench.client import get, post
 from bench.coldstart import measure_cold
 from bench.edgestack import EdgeStack, start_edge
 from bench.facts import load_average, machine_facts
@@ -29,8 +30,10 @@ from bench.packages import measure_ml, measure_push_with_requirements, write_whe
 from bench.packages import rows as package_rows
 from bench.procs import Processes, exit_on_signals
 from bench.pushlive import measure_push
+from bench.realistic import request_body, respond, wrk_script
 from bench.report import TIMES, Results, footer, table
 from bench.settings import Settings
+from bench.streams import measure_streams
 from bench.throughput import Target, measure, warm_up
 from bench.wrk import wrk_command, wrk_version
 
@@ -78,6 +81,38 @@ def edge_targets(stack: EdgeStack, settings: Settings) -> list[Target]:
     ]
 
 
+def realistic_targets(stack: EdgeStack, falcon: Target, script: str) -> list[Target]:
+    """The realistic work (:mod:`bench.realistic`) in bare falcon, then in Edge,
+    each Edge row's ratio taken against that falcon row."""
+    return [
+        Target(
+            "falcon-real",
+            f"falcon, realistic (2 KB JSON in, 10 KB out), {falcon.label}",
+            falcon.port,
+            "/real",
+            script=script,
+        ),
+        Target(
+            "edge-real-py",
+            "Edge, realistic Python function (ratio against falcon doing the same work)",
+            stack.runtime_port,
+            "/real/py",
+            stack.host("bench"),
+            script=script,
+            baseline="falcon-real",
+        ),
+        Target(
+            "edge-real-js",
+            "Edge, realistic JS function (ratio against falcon doing the same work)",
+            stack.runtime_port,
+            "/real/js",
+            stack.host("bench"),
+            script=script,
+            baseline="falcon-real",
+        ),
+    ]
+
+
 def baseline_targets(procs: Processes, settings: Settings, unavailable: list[str]) -> list[Target]:
     """Bare falcon, and workerd unless it cannot be installed or started."""
     say("starting bare falcon and workerd ...")
@@ -115,6 +150,15 @@ def check_hello(targets: list[Target]) -> None:
             raise RuntimeError(f"{target.key} answered {reply.status}: {reply.body[:300]!r}")
 
 
+def check_realistic(stack: EdgeStack) -> None:
+    """Both realistic functions give the answer bare falcon would, before any load."""
+    expected = respond(json.loads(request_body()))
+    for path in ("/real/py", "/real/js"):
+        reply = post(stack.runtime_port, path, request_body(), host=stack.host("bench"))
+        if reply.status != 200 or json.loads(reply.body) != expected:
+            raise RuntimeError(f"{path} answered {reply.status}: {reply.body[:300]!r}")
+
+
 def run(settings: Settings, tmp: Path, procs: Processes, services: ExitStack) -> Results:
     """Start everything, then measure throughput, cold starts and push-to-live."""
     say(f"starting Edge (platform + runtime, {settings.workers} workers) in {tmp} ...")
@@ -123,6 +167,9 @@ def run(settings: Settings, tmp: Path, procs: Processes, services: ExitStack) ->
     unavailable: list[str] = []
     targets = edge_targets(stack, settings) + baseline_targets(procs, settings, unavailable)
     check_hello(targets)
+    check_realistic(stack)
+    falcon = next(t for t in targets if t.key == "falcon")
+    targets += realistic_targets(stack, falcon, str(wrk_script(tmp)))
     baseline = "workerd" if any(t.key == "workerd" for t in targets) else "falcon"
     say(
         f"warming up ({settings.warmup}s each), then {settings.rounds} rounds of "
@@ -130,6 +177,11 @@ def run(settings: Settings, tmp: Path, procs: Processes, services: ExitStack) ->
     )
     warm_up(targets, settings)
     throughput = measure(targets, baseline, settings)
+    say("streams: one download and 200 first chunks per language, Edge and bare falcon ...")
+    falcon = next(t for t in targets if t.key == "falcon")
+    streams = measure_streams(
+        stack.runtime_port, stack.host("bench"), falcon.port, {"py": 256, "js": 64}
+    )
     say(
         f"cold starts: {settings.cold_passes} passes over {settings.cold_functions} "
         "functions per language ..."
@@ -151,7 +203,7 @@ def run(settings: Settings, tmp: Path, procs: Processes, services: ExitStack) ->
     with_requirements = measure_push_with_requirements(stack, tmp, settings.pushes)
     ml = measure_ml(stack, tmp, settings)
     extra = package_rows(with_requirements, ml)
-    return Results(baseline, throughput, unavailable, cold, push, extra)
+    return Results(baseline, throughput, unavailable, cold, push, streams, extra)
 
 
 def dump_logs(folder: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bench.realistic import REAL_JS, REAL_PY
+
 HELLO_PY = """\
 from edge import Response
 
@@ -18,14 +20,37 @@ export default {
 };
 """
 
+STREAM_PY = """\
+def handle(request):
+    block = b"x" * 65536
+    return (block for _ in range(int(request.query.get("n", "1"))))
+"""
+
+# ReadableStream is not in the prelude yet: dispatch.js's streaming hook takes
+# any async iterable (see js/dispatch.js).
+STREAM_JS = """\
+export default {
+  async fetch(request) {
+    const n = Number(new URL(request.url).searchParams.get("n") || "1");
+    const block = new Uint8Array(65536).fill(120);
+    const headers = { "content-type": "application/octet-stream" };
+    const response = new Response(null, { headers });
+    __edgeInternal.setStreamBody(response, (async function* () {
+      for (let i = 0; i < n; i++) yield block;
+    })());
+    return response;
+  },
+};
+"""
+
 LIVE_PY = """\
 def handle(request):
     return {{"push": {push}}}
 """
 
 
-def _function(name: str, entry: str, route: str, **policy: int) -> str:
-    lines = [f"[functions.{name}]", f'entry = "{entry}"', f'routes = ["GET {route}"]']
+def _function(name: str, entry: str, route: str, method: str = "GET", **policy: int) -> str:
+    lines = [f"[functions.{name}]", f'entry = "{entry}"', f'routes = ["{method} {route}"]']
     lines += [f"{key} = {value}" for key, value in policy.items()]
     return "\n".join(lines) + "\n"
 
@@ -33,7 +58,9 @@ def _function(name: str, entry: str, route: str, **policy: int) -> str:
 def bench_app(min_warm: int, cold_functions: int) -> dict[str, str]:
     """App ``bench``: the hello functions (always warm) and the cold-start functions.
 
-    ``GET /py`` and ``GET /js`` are the hello functions; ``GET /cold/<lang>/<i>``
+    ``GET /py`` and ``GET /js`` are the hello functions, ``POST /real/py`` and
+    ``POST /real/js`` the realistic ones (:mod:`bench.realistic`), ``GET /stream/<lang>?n=N``
+    stream N blocks of 64 KiB; ``GET /cold/<lang>/<i>``
     are ``cold_functions`` Python and as many JS functions with ``min_warm = 0``.
     """
     parts = [
@@ -42,8 +69,26 @@ def bench_app(min_warm: int, cold_functions: int) -> dict[str, str]:
             "hello-py", "functions/hello.py", "/py", min_warm=min_warm, max_instances=min_warm
         ),
         _function("hello-js", "functions/hello.js", "/js", min_warm=1),
+        _function(
+            "real-py",
+            "functions/real.py",
+            "/real/py",
+            "POST",
+            min_warm=min_warm,
+            max_instances=min_warm,
+        ),
+        _function("real-js", "functions/real.js", "/real/js", "POST", min_warm=1),
+        _function("stream-py", "functions/stream.py", "/stream/py", min_warm=1),
+        _function("stream-js", "functions/stream.js", "/stream/js", min_warm=1),
     ]
-    files = {"functions/hello.py": HELLO_PY, "functions/hello.js": HELLO_JS}
+    files = {
+        "functions/hello.py": HELLO_PY,
+        "functions/hello.js": HELLO_JS,
+        "functions/real.py": REAL_PY,
+        "functions/real.js": REAL_JS,
+        "functions/stream.py": STREAM_PY,
+        "functions/stream.js": STREAM_JS,
+    }
     for i in range(cold_functions):
         # Each needs an entry file of its own: functions with the same files and
         # settings share one content hash, hence one pool (and its warm instances).

@@ -18,11 +18,18 @@ class Reply:
     ms: float
 
 
-def request(conn: http.client.HTTPConnection, path: str, host: str | None = None) -> Reply:
-    """``GET path`` on an open connection (kept alive for the next call)."""
+def request(
+    conn: http.client.HTTPConnection,
+    path: str,
+    host: str | None = None,
+    body: bytes | None = None,
+) -> Reply:
+    """``GET path`` (``POST`` with a JSON ``body``) on an open connection (kept alive)."""
     headers = {"Host": host} if host else {}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     began = time.perf_counter()
-    conn.request("GET", path, headers=headers)
+    conn.request("GET" if body is None else "POST", path, body=body, headers=headers)
     resp = conn.getresponse()
     body = resp.read()
     ms = (time.perf_counter() - began) * 1000
@@ -43,6 +50,15 @@ def get(port: int, path: str, host: str | None = None, timeout: float = 10.0) ->
     conn = connect(port, timeout)
     try:
         return request(conn, path, host)
+    finally:
+        conn.close()
+
+
+def post(port: int, path: str, body: bytes, host: str | None = None) -> Reply:
+    """``POST path`` with a JSON body on a connection of its own."""
+    conn = connect(port)
+    try:
+        return request(conn, path, host, body)
     finally:
         conn.close()
 

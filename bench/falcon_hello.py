@@ -1,9 +1,19 @@
-"""The bare baseline: a falcon ASGI hello app, served by ``gunicorn -k asgi``."""
+"""The bare baseline: a falcon ASGI app served by ``gunicorn -k asgi``.
+
+``GET /`` is hello world; ``POST /real`` does the realistic work of
+:mod:`bench.realistic` (parse a 2 KB JSON order, answer 10 KB of JSON);
+``GET /stream?n=N`` streams N blocks of 64 KiB (the stream baseline).
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+
 import falcon
 import falcon.asgi
+
+from bench.realistic import respond
 
 
 class Hello:
@@ -14,5 +24,31 @@ class Hello:
         resp.text = "hello world"
 
 
+class Realistic:
+    """``POST /real`` -> the order's 10 KB JSON answer."""
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        order = json.loads(await req.stream.read())
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = json.dumps(respond(order)).encode()
+
+
+class Stream:
+    """``GET /stream?n=N`` -> N blocks of 64 KiB, streamed (the stream baseline)."""
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        blocks = req.get_param_as_int("n", default=1)
+        block = b"x" * 65536
+
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(blocks):
+                yield block
+
+        resp.content_type = "application/octet-stream"
+        resp.stream = body()
+
+
 app = falcon.asgi.App()
 app.add_route("/", Hello())
+app.add_route("/real", Realistic())
+app.add_route("/stream", Stream())

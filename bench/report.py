@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bench.coldstart import ColdSamples
 from bench.pushlive import PushSamples
 from bench.stats import percentile
+from bench.streams import StreamSamples
 from bench.throughput import Measured
 
 TIMES = "\u00d7"  # the multiplication sign, as the README's tables write ratios
@@ -27,6 +28,7 @@ class Results:
     unavailable: Sequence[str]
     cold: dict[str, ColdSamples]
     push: PushSamples
+    streams: dict[str, StreamSamples]
     extra_rows: Sequence[str] = ()
 
 
@@ -93,6 +95,39 @@ def cold_rows(language: str, samples: ColdSamples) -> list[str]:
     ]
 
 
+def stream_rows(streams: dict[str, StreamSamples]) -> list[str]:
+    """Per language: streamed MB/s against bare falcon's, and time to first chunk."""
+    names = {"py": "Python generator", "js": "JS stream"}
+    lines = []
+    for language, name in names.items():
+        edge, bare = streams.get(language), streams.get(f"falcon-{language}")
+        if edge is None or bare is None:
+            continue
+        lines.append(
+            row(
+                f"Edge {name}, throughput of one {edge.mb} MB download",
+                BLANK,
+                f"{edge.mb_per_s / bare.mb_per_s:.2f} {TIMES} falcon",
+                BLANK,
+                BLANK,
+                f"{edge.mb_per_s:,.0f} MB/s; bare falcon `resp.stream` of the same "
+                f"blocks: {bare.mb_per_s:,.0f} MB/s",
+            )
+        )
+        lines.append(
+            row(
+                f"Edge {name}, time to first chunk",
+                BLANK,
+                BLANK,
+                ms(percentile(edge.ttfc_ms, 50)),
+                ms(percentile(edge.ttfc_ms, 99)),
+                f"{len(edge.ttfc_ms)} requests; bare falcon: p50 "
+                f"{ms(percentile(bare.ttfc_ms, 50))} / p99 {ms(percentile(bare.ttfc_ms, 99))} ms",
+            )
+        )
+    return lines
+
+
 def push_row(samples: PushSamples) -> str:
     """Push-to-live: median and worst of a few pushes."""
     return row(
@@ -116,6 +151,7 @@ def table(results: Results) -> str:
     ]
     for language, samples in results.cold.items():
         lines += cold_rows(language, samples)
+    lines += stream_rows(results.streams)
     lines.append(push_row(results.push))
     lines += results.extra_rows
     return "\n".join(lines)

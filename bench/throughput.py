@@ -22,6 +22,9 @@ class Target:
         path: what wrk requests.
         host: the ``Host`` header to send, if not ``127.0.0.1:<port>``.
         start_ms: start to first 200, when it was measured.
+        script: a wrk Lua script (e.g. a POST with a body), if any.
+        baseline: the key of the target its ratio is taken against (default:
+            the run's baseline, e.g. workerd for hello).
     """
 
     key: str
@@ -30,6 +33,8 @@ class Target:
     path: str = "/"
     host: str | None = None
     start_ms: float | None = None
+    script: str | None = None
+    baseline: str | None = None
 
     @property
     def url(self) -> str:
@@ -62,7 +67,7 @@ def warm_up(targets: Sequence[Target], settings: Settings) -> None:
     """One short wrk run per target: instances, JITs and connections settle first."""
     for target in targets:
         if settings.warmup > 0:
-            run_wrk(settings, target.url, target.host, duration=settings.warmup)
+            run_wrk(settings, target.url, target.host, settings.warmup, target.script)
 
 
 def measure(targets: Sequence[Target], baseline: str, settings: Settings) -> list[Measured]:
@@ -82,10 +87,11 @@ def measure(targets: Sequence[Target], baseline: str, settings: Settings) -> lis
                 flush=True,
                 file=sys.stderr,
             )
-            runs[target.key] = run_wrk(settings, target.url, target.host)
+            runs[target.key] = run_wrk(settings, target.url, target.host, script=target.script)
             print(f" {runs[target.key].rps:,.0f} req/s", file=sys.stderr)
         for measured in results:
             run = runs[measured.target.key]
             measured.rounds.append(run)
-            measured.ratios.append(run.rps / runs[baseline].rps)
+            against = runs[measured.target.baseline or baseline]
+            measured.ratios.append(run.rps / against.rps)
     return results

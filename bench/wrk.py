@@ -51,9 +51,14 @@ def parse(text: str) -> WrkResult:
 
 
 def wrk_command(
-    settings: Settings, duration: float, url: str, host: str | None = None
+    settings: Settings,
+    duration: float,
+    url: str,
+    host: str | None = None,
+    script: str | None = None,
 ) -> list[str]:
-    """The wrk argv for ``url`` (with a ``Host`` header when ``host`` is given)."""
+    """The wrk argv for ``url`` (with a ``Host`` header when ``host`` is given and a
+    Lua ``script`` when one is)."""
     argv = [
         "wrk",
         f"-t{settings.threads}",
@@ -63,16 +68,22 @@ def wrk_command(
     ]
     if host:
         argv += ["-H", f"Host: {host}"]
+    if script:
+        argv += ["-s", script]
     return [*argv, url]
 
 
 def run_wrk(
-    settings: Settings, url: str, host: str | None = None, duration: float | None = None
+    settings: Settings,
+    url: str,
+    host: str | None = None,
+    duration: float | None = None,
+    script: str | None = None,
 ) -> WrkResult:
     """One wrk run of ``duration`` seconds (the configured one by default)."""
     seconds = settings.duration if duration is None else duration
     result = subprocess.run(
-        wrk_command(settings, seconds, url, host),
+        wrk_command(settings, seconds, url, host, script),
         capture_output=True,
         text=True,
         timeout=seconds + 60,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
 from edge.errors import EdgeError
+from edge.kvcli import add_kv_commands
 
 if TYPE_CHECKING:
     from edge.snapshot import RoutingSource
@@ -412,6 +413,7 @@ def parser() -> argparse.ArgumentParser:
     _server_commands(sub)
     _app_commands(sub)
     _secrets_commands(sub)
+    add_kv_commands(sub)
     _observe_commands(sub)
     return p
 

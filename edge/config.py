@@ -47,6 +47,13 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _egress_allow(raw: str) -> str:
+    from edge.egress import parse_allow  # noqa: PLC0415 - only to validate it early
+
+    parse_allow(raw)  # ConfigError names the bad entry
+    return raw
+
+
 @dataclass(frozen=True)
 class Config:
     """The settings of one platform or runtime process.
@@ -72,6 +79,9 @@ class Config:
     max_stream_s: float = 300.0
     max_follows: int = 8
     max_follows_per_token: int = 4
+    max_response_bytes: int = 32 * MIB
+    send_timeout: float = 30.0
+    header_timeout: float = 10.0
     deploy_timeout: float = 10.0
     runtime_workers: int = 2
     idle_ttl: float = 300.0
@@ -83,9 +93,15 @@ class Config:
     python_find_links: str = ""
     max_env_mb: int = 2048
     env_install_timeout: float = 600.0
+    kv_max_value_bytes: int = 1 * MIB
+    kv_max_bytes: int = 100 * MIB
+    egress_allow: str = ""
     # APPSEC: never in a repr (a logged Config must not carry the platform key).
     secret_key: str = field(default="", repr=False)
     uid_base: int = 0
+    cgroup_root: str = "/sys/fs/cgroup"
+    app_cpu_ms: int = 100
+    app_pids: int = 256
 
     @property
     def repos_dir(self) -> Path:
@@ -172,6 +188,9 @@ class Config:
             # A control-plane worker has 16 threads: some must stay for git and the API.
             max_follows=_int(env, "EDGE_MAX_FOLLOWS", 8, 1, 12),
             max_follows_per_token=_int(env, "EDGE_MAX_FOLLOWS_PER_TOKEN", 4, 1, 100_000),
+            max_response_bytes=_int(env, "EDGE_MAX_RESPONSE_MB", 32, 1, 48) * MIB,
+            send_timeout=_float(env, "EDGE_SEND_TIMEOUT_S", 30.0),
+            header_timeout=_float(env, "EDGE_HEADER_TIMEOUT_S", 10.0),
             deploy_timeout=_float(env, "EDGE_DEPLOY_TIMEOUT", 10.0),
             runtime_workers=_int(env, "EDGE_RUNTIME_WORKERS", 2, 1, 256),
             idle_ttl=_float(env, "EDGE_IDLE_TTL", 300.0),
@@ -183,8 +202,14 @@ class Config:
             python_find_links=env.get("EDGE_PYTHON_FIND_LINKS") or "",
             max_env_mb=_int(env, "EDGE_MAX_ENV_MB", 2048, 1, 1 << 20),
             env_install_timeout=_float(env, "EDGE_ENV_INSTALL_TIMEOUT", 600.0),
+            kv_max_value_bytes=_int(env, "EDGE_KV_MAX_VALUE_MB", 1, 1, 512) * MIB,
+            kv_max_bytes=_int(env, "EDGE_KV_MAX_MB", 100, 1, 1 << 20) * MIB,
+            egress_allow=_egress_allow(env.get("EDGE_EGRESS_ALLOW") or ""),
             secret_key=env.get("EDGE_SECRET_KEY") or "",
             uid_base=_int(env, "EDGE_UID_BASE", 0, 0, 2**31),
+            cgroup_root=env.get("EDGE_CGROUP_ROOT") or "/sys/fs/cgroup",
+            app_cpu_ms=_int(env, "EDGE_APP_CPU_MS", 100, 1, 1_000_000),
+            app_pids=_int(env, "EDGE_APP_PIDS", 256, 8, 1 << 22),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -212,6 +237,9 @@ class Config:
             "EDGE_MAX_STREAM_S": str(self.max_stream_s),
             "EDGE_MAX_FOLLOWS": str(self.max_follows),
             "EDGE_MAX_FOLLOWS_PER_TOKEN": str(self.max_follows_per_token),
+            "EDGE_MAX_RESPONSE_MB": str(self.max_response_bytes // MIB),
+            "EDGE_SEND_TIMEOUT_S": str(self.send_timeout),
+            "EDGE_HEADER_TIMEOUT_S": str(self.header_timeout),
             "EDGE_DEPLOY_TIMEOUT": str(self.deploy_timeout),
             "EDGE_RUNTIME_WORKERS": str(self.runtime_workers),
             "EDGE_IDLE_TTL": str(self.idle_ttl),
@@ -222,4 +250,10 @@ class Config:
             "EDGE_PYTHON_FIND_LINKS": self.python_find_links,
             "EDGE_MAX_ENV_MB": str(self.max_env_mb),
             "EDGE_ENV_INSTALL_TIMEOUT": str(self.env_install_timeout),
+            "EDGE_CGROUP_ROOT": self.cgroup_root,
+            "EDGE_APP_CPU_MS": str(self.app_cpu_ms),
+            "EDGE_APP_PIDS": str(self.app_pids),
+            "EDGE_KV_MAX_VALUE_MB": str(self.kv_max_value_bytes // MIB),
+            "EDGE_KV_MAX_MB": str(self.kv_max_bytes // MIB),
+            "EDGE_EGRESS_ALLOW": self.egress_allow,
         }

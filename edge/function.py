@@ -12,7 +12,7 @@ library. The contract (see the README, "Function API")::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -128,13 +128,21 @@ class Response:
 
     ``body`` may be ``str`` (text/plain), ``bytes`` (application/octet-stream),
     or a ``dict``/``list`` (JSON); a ``content-type`` header overrides the default.
+    A generator or async generator of ``str``/``bytes`` is streamed: each chunk
+    is sent as it is yielded.
     """
 
     __slots__ = ("body", "headers", "status")
 
     def __init__(
         self,
-        body: str | bytes | dict[str, Any] | list[Any] | None = b"",
+        body: str
+        | bytes
+        | dict[str, Any]
+        | list[Any]
+        | Iterator[str | bytes]
+        | AsyncIterator[str | bytes]
+        | None = b"",
         status: int = 200,
         headers: Mapping[str, str] | list[tuple[str, str]] | None = None,
     ) -> None:

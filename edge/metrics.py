@@ -23,7 +23,8 @@ Redis layout (hashes; ``<node>`` names a runtime node, shared by its workers):
 - the per-minute series of :mod:`edge.series`, merged by the same script.
 
 Hash fields: ``invocations``, ``errors`` (status >= 500 or any function fault),
-``cold_starts``, ``timeouts``, ``memory_kills``, ``status:<n>xx``,
+``cold_starts``, ``timeouts``, ``memory_kills``, ``response_bytes`` (body
+bytes sent, a streamed body's whole length), ``status:<n>xx``,
 ``duration_us`` (sum, microseconds), ``memory_peak_kb`` (max) and ``b:<i>``,
 the latency histogram: bucket ``i`` counts durations in
 ``(upper(i - 1), upper(i)]`` with ``upper(i) = 0.01 ms * 10 ** (i / 60)``, i.e.
@@ -75,6 +76,7 @@ OVERFLOW = LAST_BUCKET + 1  # durations past MAX_MS
 LABELS = ("app", "environment", "function")
 
 _REDIS_DOWN = (redis.RedisError, OSError)
+BINDING_COUNTERS = ("kv_ops", "kv_errors", "subrequests", "subrequest_errors")
 _COUNTERS = ("invocations", "errors", "cold_starts", "timeouts", "memory_kills")
 
 # KEYS: cluster hash, node hash, index set, node index set, then the hour hashes
@@ -231,6 +233,7 @@ class MetricsRecorder(Flusher):
         cold: bool = False,
         error: str | None = None,
         memory_peak_kb: int = 0,
+        response_bytes: int = 0,
     ) -> None:
         """Count one invocation: O(1), no I/O, never raises for odd values.
 
@@ -242,6 +245,7 @@ class MetricsRecorder(Flusher):
             error: the :class:`~edge.runtime.invocation.Outcome` error, if any;
                 ``"timeout"`` and ``"memory"`` also count as timeouts / memory kills.
             memory_peak_kb: the instance's peak resident memory (0 if unknown).
+            response_bytes: body bytes sent (a stream is counted once, when over).
         """
         if not 0.0 <= duration_ms < math.inf:  # NaN, negative or infinite: a clock glitch
             duration_ms = 0.0
@@ -262,12 +266,25 @@ class MetricsRecorder(Flusher):
                 counts["memory_kills"] += 1
         if cold:
             counts["cold_starts"] += 1
+        if response_bytes > 0:
+            counts["response_bytes"] += response_bytes
         counts["duration_us"] += round(duration_ms * 1000)
         counts[_BUCKET_FIELDS[bucket_index(duration_ms)]] += 1
         cell.memory_peak_kb = max(cell.memory_peak_kb, memory_peak_kb)
 
-    def observe_outcome(self, version: FunctionVersion, outcome: Outcome) -> None:
-        """:meth:`observe` one pool answer for ``version``."""
+    def count(self, version: FunctionVersion, name: str, n: int = 1) -> None:
+        """Add ``n`` to one of a function's binding counters (``kv_ops``,
+        ``kv_errors``, ``subrequests``, ``subrequest_errors``)."""
+        key = (version.app, version.environment, version.name)
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._cells[key] = _Cell()
+        cell.counts[name] += n
+
+    def observe_outcome(
+        self, version: FunctionVersion, outcome: Outcome, response_bytes: int = 0
+    ) -> None:
+        """:meth:`observe` one pool answer for ``version`` (``response_bytes`` sent)."""
         self.observe(
             version.app,
             version.environment,
@@ -277,6 +294,7 @@ class MetricsRecorder(Flusher):
             cold=outcome.cold,
             error=outcome.error,
             memory_peak_kb=outcome.memory_peak_kb,
+            response_bytes=response_bytes,
         )
 
     async def flush(self) -> int:
@@ -429,6 +447,7 @@ def _row(series: Series) -> dict[str, Any]:
         "memory_peak_kb": counts.get("memory_peak_kb", 0),
         "timeouts": counts.get("timeouts", 0),
         "memory_kills": counts.get("memory_kills", 0),
+        **{name: counts.get(name, 0) for name in BINDING_COUNTERS},
         "status_classes": series.status_classes(),
     }
 

@@ -90,6 +90,11 @@ _SIMPLE_COUNTERS = {
     "cold_starts": "Invocations that had to start a new instance.",
     "timeouts": "Invocations killed at the function's timeout.",
     "memory_kills": "Invocations killed for exceeding the memory limit.",
+    "kv_ops": "KV operations the function asked for.",
+    "kv_errors": "KV operations refused (limits, bad input) or failed (Redis down).",
+    "subrequests": "Outbound fetch() calls made by the platform for the function.",
+    "subrequest_errors": "Outbound fetch() calls refused by the egress policy or failed.",
+    "response_bytes": "Response body bytes sent (a stream counted when it is over).",
 }
 
 
@@ -132,7 +137,7 @@ def prometheus_text(client: redis.Redis, node: str | None = None) -> bytes:
 
     Returns:
         ``edge_function_invocations_total{app,environment,function,status_class}``,
-        ``edge_function_{errors,cold_starts,timeouts,memory_kills}_total``,
+        ``edge_function_{errors,cold_starts,timeouts,memory_kills,response_bytes}_total``,
         ``edge_function_duration_seconds`` (histogram, ``_bucket{le}``/``_sum``/
         ``_count``) and ``edge_function_memory_peak_bytes`` (gauge), all labelled
         ``app``, ``environment``, ``function``.

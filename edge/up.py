@@ -3,12 +3,13 @@
 Starts the embedded Redis (unless EDGE_REDIS_URL points elsewhere), migrates
 the database, makes sure an admin token exists in ``$EDGE_HOME/admin.token``,
 starts the control plane and the runtime as gunicorn children, and with
-``--demo`` deploys ``sample-app/`` by a real ``git push``. Ctrl-C or SIGTERM
-stops everything.
+``--demo`` deploys ``sample-app/`` by a real ``git push``. A child that dies is
+started again (:class:`ProcessGroup`). Ctrl-C or SIGTERM stops everything.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import shutil
@@ -31,6 +32,10 @@ from edge.snapshot import PRODUCTION
 logger = logging.getLogger(__name__)
 
 SAMPLE_APP = Path(__file__).resolve().parents[1] / "sample-app"
+SIDES = ("platform", "runtime")
+POLL_S = 0.1
+RESTART_WINDOW_S = 60.0
+MAX_RESTARTS = 10
 
 
 def admin_token(config: Config, store: Store) -> str:
@@ -63,13 +68,22 @@ def wait_healthy(url: str, timeout: float, process: subprocess.Popen[bytes]) -> 
 
 
 class ProcessGroup:
-    """Owns the child processes of ``edge up`` and stops them all on exit."""
+    """Owns the child processes of ``edge up``: starts them, restarts one that
+    dies, and stops them all on exit.
+
+    Shaped like gunicorn's arbiter one level up: the signal handlers only set a
+    flag; :meth:`wait` polls the children, and a control plane, runtime or
+    embedded Redis that died (SIGKILL, OOM) is started again, unless
+    :data:`MAX_RESTARTS` restarts within :data:`RESTART_WINDOW_S` say it is
+    crash-looping, in which case everything stops.
+    """
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.redis: RedisServer | None = None
-        self.children: list[subprocess.Popen[bytes]] = []
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = threading.Event()
+        self._restarts: collections.deque[float] = collections.deque()
 
     def start(self) -> str:
         config = self.config
@@ -83,17 +97,24 @@ class ProcessGroup:
             token = admin_token(config, store)
         finally:
             store.close()
-        env = {**os.environ, **config.to_env()}
-        for side in ("platform", "runtime"):
-            self.children.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "edge.cli", side], env=env, stdin=subprocess.DEVNULL
-                )
-            )
-        local = "127.0.0.1" if config.bind in ("0.0.0.0", "::") else config.bind  # noqa: S104
-        wait_healthy(f"{config.platform_url}/healthz", 60, self.children[0])
-        wait_healthy(f"http://{local}:{config.runtime_port}/healthz", 60, self.children[1])
+        for side in SIDES:
+            self._spawn(side)
+        for side in SIDES:
+            wait_healthy(self._health_url(side), 60, self.children[side])
         return token
+
+    def _spawn(self, side: str) -> None:
+        env = {**os.environ, **self.config.to_env()}
+        self.children[side] = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", side], env=env, stdin=subprocess.DEVNULL
+        )
+
+    def _health_url(self, side: str) -> str:
+        config = self.config
+        if side == "platform":
+            return f"{config.platform_url}/healthz"
+        local = "127.0.0.1" if config.bind in ("0.0.0.0", "::") else config.bind  # noqa: S104
+        return f"http://{local}:{config.runtime_port}/healthz"
 
     def install_signal_handlers(self) -> None:
         """Ctrl-C and SIGTERM end :meth:`wait` (handlers only set a flag)."""
@@ -105,19 +126,48 @@ class ProcessGroup:
         signal.signal(signal.SIGINT, on_signal)
 
     def wait(self) -> None:
-        """Block until a signal arrives or a child dies."""
+        """Keep everything running until a signal arrives (or a crash loop)."""
         while not self.stopping.is_set():
-            for child in self.children:
-                if child.poll() is not None:
-                    logger.error("a platform process exited with %s; stopping", child.returncode)
-                    return
-            self.stopping.wait(0.5)
+            try:
+                self._revive()
+            except RuntimeError as exc:
+                logger.error("%s; stopping", exc)
+                return
+            self.stopping.wait(POLL_S)
+
+    def _revive(self) -> None:
+        """Start again whatever died. Raises RuntimeError when it keeps dying."""
+        redis = self.redis
+        if redis is not None and redis.process is not None and redis.process.poll() is not None:
+            self._restarting("the embedded redis", redis.process.returncode)
+            redis.start()
+        for side, child in list(self.children.items()):
+            if child.poll() is None or self.stopping.is_set():
+                continue
+            self._restarting(f"the {side}", child.returncode)
+            began = time.monotonic()
+            self._spawn(side)
+            wait_healthy(self._health_url(side), 60, self.children[side])
+            logger.warning("the %s is back in %.0f ms", side, (time.monotonic() - began) * 1000)
+
+    def _restarting(self, what: str, code: int | None) -> None:
+        now = time.monotonic()
+        while self._restarts and now - self._restarts[0] > RESTART_WINDOW_S:
+            self._restarts.popleft()
+        if len(self._restarts) >= MAX_RESTARTS:
+            raise RuntimeError(
+                f"{what} exited ({_exit_text(code)}) after {MAX_RESTARTS} restarts "
+                f"in {RESTART_WINDOW_S:.0f} s"
+            )
+        self._restarts.append(now)
+        logger.warning("%s exited (%s); starting it again", what, _exit_text(code))
 
     def stop(self) -> None:
-        for child in self.children:
+        children = list(self.children.values())
+        for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        for child in self.children:
+        for child in children:
             try:
                 child.wait(timeout=40)
             except subprocess.TimeoutExpired:
@@ -127,6 +177,15 @@ class ProcessGroup:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return f"status {code}"
 
 
 def deploy_demo(config: Config, token: str, source: Path = SAMPLE_APP) -> str:

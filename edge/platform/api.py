@@ -26,6 +26,7 @@ from edge.platform.auth import token_from_header
 from edge.platform.dashboard import add_dashboard
 from edge.platform.deploy import environment_for_branch, public_url
 from edge.platform.follows import FollowGate, FollowLease
+from edge.platform.kvapi import add_kv_routes
 from edge.platform.openapi import OPENAPI
 from edge.platform.repos import check_app_name
 from edge.platform.secretswap import change_secret
@@ -426,6 +427,7 @@ def create_api(platform: Platform) -> falcon.App:
     app.add_route("/v1/apps/{app}/rollback", Rollback(platform))
     app.add_route("/v1/apps/{app}/secrets", Secrets(platform))
     app.add_route("/v1/apps/{app}/secrets/{name}", Secret(platform))
+    add_kv_routes(app, platform, _require)
     app.add_route("/v1/bundles/{app}/{digest}", Bundle(platform))
     config = platform.config
     gate = FollowGate(

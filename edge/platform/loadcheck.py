@@ -85,6 +85,7 @@ def template_spec(
         "nproc": limits.nproc,
         "packages": str(packages) if packages is not None else "",
         "kind": kind,
+        "cgroups": [],  # the check is bounded by its rlimits and time limit
     }
 
 

@@ -42,6 +42,7 @@ def _with_429(op: dict[str, Any]) -> dict[str, Any]:
 
 _APP = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}}
 _SECRET = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_KV_KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
 _SECRET_ENV = {
     "name": "env",
     "in": "query",
@@ -97,6 +98,38 @@ OPENAPI: dict[str, Any] = {
                 'Unset a secret; the environment hot-swaps as a new release, "secrets changed"',
                 [_APP, _SECRET, _SECRET_ENV],
             ),
+        },
+        "/v1/apps/{app}/kv": {
+            "get": _op(
+                "An environment's function KV keys, by prefix; a page at a time "
+                "(cursor: the last key of the previous page)",
+                [
+                    _APP,
+                    _SECRET_ENV,
+                    {"name": "prefix", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                ],
+            )
+        },
+        "/v1/apps/{app}/kv/{key}": {
+            "get": _op(
+                "One KV value: value (UTF-8 text, or null) and value_base64",
+                [_APP, _KV_KEY, _SECRET_ENV],
+            ),
+            "put": _op(
+                "Store a KV value (text or base64), with an optional ttl in seconds",
+                [_APP, _KV_KEY, _SECRET_ENV],
+                {
+                    "type": "object",
+                    "properties": {
+                        "value": {"type": "string"},
+                        "value_base64": {"type": "string"},
+                        "ttl": {"type": "number", "exclusiveMinimum": 0},
+                    },
+                },
+            ),
+            "delete": _op("Delete a KV key", [_APP, _KV_KEY, _SECRET_ENV]),
         },
         "/v1/apps/{app}/logs": {
             "get": _with_429(

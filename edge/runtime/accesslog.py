@@ -34,6 +34,7 @@ FIELDS = (
     "release",
     "function",
     "error",
+    "bytes",
 )
 # json.dumps(..., separators=(",", ":")) of a FIELDS dict, for the types record()
 # is given, at about half the cost: json.dumps builds an encoder per call.
@@ -57,7 +58,8 @@ class AccessLog:
         """Buffer one request's line: the values of :data:`FIELDS`, in order.
 
         ``ts`` and ``duration_ms`` are floats, ``status`` and ``release`` ints,
-        ``cold`` a bool, ``error`` a str or ``None``, the rest strs.
+        ``cold`` a bool, ``error`` a str or ``None``, ``bytes`` (of the body
+        sent) an int, the rest strs.
         """
         if self.enabled and len(self._lines) < MAX_BUFFERED:
             self._lines.append(_format(values))
@@ -96,6 +98,7 @@ def _format(values: tuple[Any, ...]) -> str:
         release,
         function,
         error,
+        size,
     ) = values
     return _LINE % (
         repr(ts),
@@ -112,4 +115,5 @@ def _format(values: tuple[Any, ...]) -> str:
         int.__repr__(release),
         _string(function),
         "null" if error is None else _string(error),
+        int.__repr__(size),
     )

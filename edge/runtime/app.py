@@ -21,8 +21,16 @@ from redis.exceptions import RedisError
 from edge.config import Config
 from edge.logstream import outcome_entries
 from edge.prometheus import PROMETHEUS_CONTENT_TYPE, aprometheus_text
+from edge.runtime.connection import ABORT_KEY, CLOSED_KEY
 from edge.runtime.faults import fault_message, fault_response
-from edge.runtime.invocation import FunctionLoadError, Invocation, Outcome
+from edge.runtime.invocation import (
+    FunctionLoadError,
+    FunctionVersion,
+    Invocation,
+    LogRecord,
+    Outcome,
+)
+from edge.runtime.streaming import DISCONNECTED, BodyStream
 from edge.runtime.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -30,6 +38,15 @@ logger = logging.getLogger(__name__)
 RESERVED_HEADERS = frozenset(
     {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "date", "server"}
 )
+# A buffered body past this is sent in slices of it, so the socket's write
+# buffer (and with it the worker's memory) stays bounded for a slow client.
+SLICE = 256 * 1024
+
+
+async def _slices(body: bytes) -> Any:
+    view = memoryview(body)
+    for start in range(0, len(view), SLICE):
+        yield view[start : start + SLICE]
 
 
 def _fault(
@@ -116,10 +133,41 @@ class Dispatcher:
             _fault(resp, "load", message)
             return
         outcome = await pool.invoke(invocation)
-        self.worker.metrics.observe_outcome(version, outcome)
+        self._respond(resp, outcome)
+        where = (request_id, host, method, path, site.app, site.environment, target)
+        stream = outcome.stream
+        if stream is None:
+            self._record(version, where, outcome, len(outcome.body))
+            return
+        stream.start(self.config.max_stream_s, scope.get(CLOSED_KEY), scope.get(ABORT_KEY))
+        stream.on_done(lambda body: self._stream_over(version, where, outcome, body))
+
+    def _stream_over(
+        self, version: FunctionVersion, where: tuple[Any, ...], outcome: Outcome, body: BodyStream
+    ) -> None:
+        """Count a streamed request once it is over: full duration, bytes, logs."""
+        outcome.duration_ms += body.duration_ms
+        outcome.logs = body.logs
+        if body.error == "stream_limit":
+            limit = self.config.max_stream_s
+            outcome.logs.append(
+                LogRecord(time.time(), "error", f"stream stopped at EDGE_MAX_STREAM_S={limit:g} s")
+            )
+        outcome.error = None if body.error == DISCONNECTED else body.error
+        self._record(version, where, outcome, body.bytes, body.error)
+
+    def _record(
+        self,
+        version: FunctionVersion,
+        where: tuple[Any, ...],
+        outcome: Outcome,
+        size: int,
+        error: str | None = None,
+    ) -> None:
+        request_id, host, method, path, app, environment, target = where
+        self.worker.metrics.observe_outcome(version, outcome, size)
         if outcome.logs or outcome.error:
             self.worker.logs.emit_many(outcome_entries(version, request_id, outcome))
-        self._respond(resp, outcome)
         self.worker.access.record(
             (
                 time.time(),
@@ -131,11 +179,12 @@ class Dispatcher:
                 round(outcome.duration_ms, 3),
                 outcome.cold,
                 self.config.region,
-                site.app,
-                site.environment,
+                app,
+                environment,
                 target.release,
                 target.name,
-                outcome.error,
+                error or outcome.error,
+                size,
             )
         )
 
@@ -164,7 +213,14 @@ class Dispatcher:
         if outcome.cold:
             resp.set_header("x-edge-cold-start-ms", f"{outcome.cold_ms:.2f}")
         resp.set_header("x-edge-duration-ms", f"{outcome.duration_ms:.2f}")
-        resp.data = outcome.body
+        body = outcome.body
+        if outcome.stream is not None:
+            resp.stream = outcome.stream
+        elif len(body) <= SLICE:
+            resp.data = body
+        else:
+            resp.content_length = len(body)
+            resp.stream = _slices(body)
 
     async def _platform_path(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, host: str

@@ -62,6 +62,11 @@ FAULTS: Mapping[str, Fault] = MappingProxyType(
             404, "function {function} does not run in region {region}; it runs in: {regions}"
         ),
         "too_large": Fault(413, "request body exceeds the {limit_mb} MB limit"),
+        "response_too_large": Fault(
+            502,
+            "function {function} returned a response body over the {limit_mb} MB limit "
+            "(EDGE_MAX_RESPONSE_MB); stream large bodies instead",
+        ),
     }
 )
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from edge.runtime.streaming import BodyStream
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,9 @@ class Outcome:
         logs: what the function wrote during this invocation.
         memory_peak_kb: the instance's peak resident memory so far (0 if unknown).
         message: for a platform fault, its message (``edge.runtime.faults``).
+        stream: for a streamed response, its body (``body`` is then empty);
+            ``duration_ms`` is then the time to the first chunk, and the
+            request is logged and counted when the stream is over.
     """
 
     status: int
@@ -100,6 +106,7 @@ class Outcome:
     logs: list[LogRecord] = field(default_factory=list)
     memory_peak_kb: int = 0
     message: str = ""
+    stream: BodyStream | None = None
 
 
 class FunctionLoadError(Exception):

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 
 from edge.runtime.invocation import FunctionLoadError, FunctionPool, FunctionVersion
+from edge.runtime.kv import KVService
+from edge.runtime.python.cgroups import Cgroups
 from edge.runtime.python.client import Zygote
 from edge.runtime.python.pool import PythonPool
 from edge.runtime.python.process.sandbox import Limits
@@ -32,6 +34,9 @@ class PoolRegistry:
         js_factory: builds the pool of a ``"js"`` version (``edge.runtime.js.pool``).
         on_evict: told of each version whose pool goes to make room (a platform event).
         limits: process and file limits of Python function processes.
+        max_response: the largest buffered Python response body, in bytes.
+        cgroups: the install's cgroups; each Python version gets a group.
+        kv: runs the KV operations of Python functions.
     """
 
     def __init__(
@@ -42,8 +47,12 @@ class PoolRegistry:
         idle_ttl: float = 300.0,
         js_factory: PoolFactory | None = None,
         limits: Limits | None = None,
+        kv: KVService | None = None,
         on_evict: Callable[[FunctionVersion], None] | None = None,
+        max_response: int = 32 * 1024 * 1024,
+        cgroups: Cgroups | None = None,
     ) -> None:
+        self._max_response = max_response
         self._zygote = zygote if isinstance(zygote, Zygote) else None
         self._zygote_factory = None if isinstance(zygote, Zygote) else zygote
         self.max_pools = max_pools
@@ -51,6 +60,8 @@ class PoolRegistry:
         self._js_factory = js_factory
         self._on_evict = on_evict
         self._limits = limits
+        self._cgroups = cgroups
+        self._kv = kv
         self._pools: dict[str, FunctionPool] = {}
         self._starting: dict[str, asyncio.Task[FunctionPool]] = {}
         self._retiring: set[asyncio.Task[None]] = set()
@@ -131,7 +142,14 @@ class PoolRegistry:
 
     def _make(self, version: FunctionVersion) -> FunctionPool:
         if version.runtime == "python":
-            return PythonPool(version, self.zygote, limits=self._limits)
+            return PythonPool(
+                version,
+                self.zygote,
+                limits=self._limits,
+                kv=self._kv,
+                max_response=self._max_response,
+                cgroups=self._cgroups,
+            )
         if version.runtime == "js" and self._js_factory is not None:
             return self._js_factory(version)
         raise FunctionLoadError(f"{version.path}: no runtime for {version.runtime!r} functions")

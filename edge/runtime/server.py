@@ -12,17 +12,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
+from edge.egress import EgressPolicy
+from edge.kvstore import Limits as KVLimits
 from edge.logstream import LogWriter, platform_event
+from edge.runtime import firewall
+from edge.runtime.connection import worker_class
 from edge.runtime.invocation import FunctionVersion
+from edge.runtime.python.cgroups import AppLimits, Cgroups
 from edge.serving import serve
 from edge.snapshot import RoutingSource
 
 if TYPE_CHECKING:
-    from edge.runtime.js.client import V8Hosts
+    from edge.runtime.js.client import HostCall, V8Hosts
+    from edge.runtime.kv import KVService
     from edge.runtime.registry import PoolRegistry
+    from edge.runtime.worker import Worker
 
 SourceFactory = Callable[[Config], RoutingSource]
 
@@ -30,23 +38,51 @@ SourceFactory = Callable[[Config], RoutingSource]
 def load_app(config: Config, source: SourceFactory) -> object:
     """Build one worker's app: its own routing source, Redis client, pools and worker state."""
     from edge.runtime.app import create_app  # noqa: PLC0415 - built in each worker
+    from edge.runtime.fetcher import Fetcher  # noqa: PLC0415
+    from edge.runtime.js.bindings import JsBindings  # noqa: PLC0415
+    from edge.runtime.kv import KVService  # noqa: PLC0415
     from edge.runtime.worker import Worker, async_redis  # noqa: PLC0415
 
     redis = async_redis(config.redis_url)
     logs = LogWriter(redis, config.log_stream_len)
-    pools, v8hosts = build_pools(config, logs)
+    worker: Worker | None = None
+
+    def count(version: FunctionVersion, name: str) -> None:
+        if worker is not None:
+            worker.metrics.count(version, name)
+
+    kv = KVService(redis, kv_limits(config), count)
+    bindings = JsBindings(kv, Fetcher(egress_policy(config), count), config.kv_max_value_bytes)
+    pools, v8hosts = build_pools(config, logs, kv, bindings.call)
     worker = Worker(config, source(config), redis, pools, closing=[v8hosts.close], logs=logs)
     return create_app(config, worker)
 
 
-def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Hosts]:
+def egress_policy(config: Config) -> EgressPolicy:
+    """``EDGE_EGRESS_ALLOW``, and never this platform's Redis or control plane."""
+    plane = (config.platform_url, config.bind, config.platform_port)
+    return EgressPolicy.for_platform(config.egress_allow, config.redis_url, *plane)
+
+
+def kv_limits(config: Config) -> KVLimits:
+    return KVLimits(config.kv_max_value_bytes, config.kv_max_bytes)
+
+
+def build_pools(
+    config: Config,
+    logs: LogWriter,
+    kv: KVService | None = None,
+    host_call: HostCall | None = None,
+) -> tuple[PoolRegistry, V8Hosts]:
     """The worker's pool registry and the V8 hosts (one per app) of its JavaScript pools."""
     from edge.runtime.js.client import V8Hosts  # noqa: PLC0415
     from edge.runtime.js.pool import JsPool  # noqa: PLC0415
     from edge.runtime.python.client import Zygote  # noqa: PLC0415
     from edge.runtime.registry import PoolRegistry  # noqa: PLC0415
 
-    hosts = V8Hosts()
+    hosts = V8Hosts(host_call)
+    cgroups = install_cgroups(config)
+    cgroups.sweep_dead_workers()  # what a SIGKILLed worker before us left behind
 
     def evicted(version: FunctionVersion) -> None:
         logs.emit(
@@ -64,10 +100,30 @@ def build_pools(config: Config, logs: LogWriter) -> tuple[PoolRegistry, V8Hosts]
         Zygote,
         max_pools=config.max_warm_pools,
         idle_ttl=config.idle_ttl,
-        js_factory=lambda version: JsPool(version, hosts.for_app(version.app, version.uid)),
+        js_factory=lambda version: JsPool(
+            version, hosts.for_app(version.app, version.uid), config.max_response_bytes
+        ),
         on_evict=evicted,
+        max_response=config.max_response_bytes,
+        cgroups=cgroups,
+        kv=kv,
     )
     return pools, hosts
+
+
+def install_cgroups(config: Config) -> Cgroups:
+    """This install's cgroups on this node, with every app's CPU quota and pids limit."""
+    limits = AppLimits(cpu_ms=config.app_cpu_ms, pids=config.app_pids)
+    return Cgroups.for_host(Path(config.cgroup_root), config.function_uid_base, limits)
+
+
+def sweep(config: Config) -> None:
+    """Kill every function process of this install (cgroups, else by uid).
+
+    APPSEC: a function's daemons must not outlive the runtime, nor survive a
+    crash of it into the next start.
+    """
+    install_cgroups(config).sweep()
 
 
 def pin_cpus(workers: int) -> bool:
@@ -99,16 +155,26 @@ def post_fork(server: Any, worker: Any) -> None:
 def run(config: Config, source: SourceFactory) -> None:
     """Run the runtime's gunicorn master in the foreground until SIGTERM/SIGINT."""
     config.prepare_home()
+    sweep(config)
     hooks = (
         {"pre_fork": pre_fork, "post_fork": post_fork} if pin_cpus(config.runtime_workers) else {}
     )
+    try:
+        with firewall.installed(config, egress_policy(config)):
+            _serve(config, source, hooks)
+    finally:
+        sweep(config)
+
+
+def _serve(config: Config, source: SourceFactory, hooks: dict[str, Any]) -> None:
     serve(
         lambda: load_app(config, source),
         {
             **hooks,
             "bind": f"{config.bind}:{config.runtime_port}",
             "workers": config.runtime_workers,
-            "worker_class": "asgi",
+            # gunicorn's asgi worker with send and header timeouts (edge.runtime.connection)
+            "worker_class": worker_class(config.send_timeout, config.header_timeout),
             "worker_connections": 2000,
             "backlog": 2048,
             "timeout": 60,

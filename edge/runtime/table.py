@@ -41,6 +41,7 @@ class Site:
     release: int
     router: Router[Target]
     targets: tuple[Target, ...]
+    release_id: int = 0
 
 
 class RouteTable:
@@ -69,9 +70,19 @@ class RouteTable:
         return found
 
     @classmethod
-    def build(cls, snapshot: RoutingSnapshot, config: Config) -> RouteTable:
+    def build(
+        cls, snapshot: RoutingSnapshot, config: Config, previous: RouteTable | None = None
+    ) -> RouteTable:
+        """The table of ``snapshot``; a site whose release is unchanged since
+        ``previous`` is taken over as it is (parsing thousands of route patterns
+        on every deploy would stall the worker's loop)."""
         sites: dict[str, Site] = {}
         for live in snapshot.environments:
+            host = site_host(live.app, live.environment, config.domain)
+            kept = previous.sites.get(host) if previous is not None else None
+            if kept is not None and kept.release_id == live.release_id:
+                sites[host] = kept
+                continue
             entries: list[tuple[RoutePattern, Target]] = []
             targets = []
             for record in live.functions:
@@ -87,9 +98,13 @@ class RouteTable:
                 )
                 targets.append(target)
                 entries.extend((parse_route(text), target) for text in record.routes)
-            host = site_host(live.app, live.environment, config.domain)
             sites[host] = Site(
-                live.app, live.environment, live.version, Router(entries), tuple(targets)
+                live.app,
+                live.environment,
+                live.version,
+                Router(entries),
+                tuple(targets),
+                live.release_id,
             )
         return cls(snapshot.version, sites)
 
@@ -109,7 +124,9 @@ def _target(
     version = None
     if region in regions:
         version = FunctionVersion(
-            key=f"{app}:{record.content_hash}",
+            # The environment is part of the identity: a preview with the same code as
+            # production must not share its pool (KV namespace, logs, metrics).
+            key=f"{app}:{environment}:{record.content_hash}",
             app=app,
             environment=environment,
             release=release,

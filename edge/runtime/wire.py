@@ -5,6 +5,27 @@ big-endian length followed by that many bytes of msgpack. :class:`FrameBuffer`
 is the one parser of that format, used by both asyncio protocols on the worker
 side, by the V8 host, and by the blocking reader inside instances.
 
+Tagged side frames. While an instance runs a request it may send frames with
+an explicit kind ``k`` before its reply; the worker answers each with a frame of
+the same kind (one at a time: the instance waits for the answer). Reply
+frames carry no ``k``. Today there is one kind, ``kv`` (:mod:`edge.kv` in
+the instance, :mod:`edge.runtime.kv` in the worker)::
+
+    instance -> worker  {"k": "kv", "op": "get",    "key": str}
+                        {"k": "kv", "op": "put",    "key": str, "value": bytes,
+                                                       "ttl": float | None}
+                        {"k": "kv", "op": "delete", "key": str}
+                        {"k": "kv", "op": "list",   "prefix": str, "limit": int,
+                                                       "cursor": str (optional)}
+                        {"k": "kv", "op": "incr",   "key": str, "by": int}
+    worker -> instance  {"k": "kv", "ok": True,  "value": bytes | None | int |
+                                                    {"keys": [str], "cursor": str | None}}
+                        {"k": "kv", "ok": False, "error": "limit" | "invalid" |
+                                                    "type" | "unavailable", "message": str}
+
+The V8 host relays ``env.KV`` and ``fetch()`` the same way, as ``["call", ...]``
+and ``["callr", ...]`` frames (see :mod:`edge.runtime.js.client`).
+
 Control messages (worker <-> zygote, worker <-> template) travel on
 ``SOCK_SEQPACKET`` sockets instead: one msgpack message per packet, so the
 kernel keeps message boundaries and attaches passed file descriptors
@@ -27,12 +48,22 @@ from typing import Any
 import msgpack
 
 HEADER = struct.Struct("!I")
-MAX_FRAME = 64 * 1024 * 1024
+MIB = 1024 * 1024
+MAX_FRAME = 64 * MIB
 MAX_CONTROL = 64 * 1024
+# Streamed responses (both languages): a producer may have at most WINDOW bytes
+# the client has not taken yet, sent in chunk frames of at most CHUNK_MAX bytes
+# (see edge.runtime.streaming).
+WINDOW = 256 * 1024
+CHUNK_MAX = 64 * 1024
 
 
 class ProtocolError(Exception):
     """A peer sent a malformed or oversized frame, or closed mid-frame."""
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame's length prefix is over the reader's limit (nothing of it was read)."""
 
 
 class PeerClosed(ProtocolError):
@@ -80,7 +111,7 @@ class FrameBuffer:
             return None
         (size,) = HEADER.unpack_from(buf)
         if size > self._limit:
-            raise ProtocolError(f"frame of {size} bytes exceeds the {self._limit}-byte limit")
+            raise FrameTooLarge(f"frame of {size} bytes exceeds the {self._limit}-byte limit")
         end = HEADER.size + size
         if len(buf) < end:
             return None

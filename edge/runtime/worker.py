@@ -153,7 +153,7 @@ class Worker:
         snapshot, sealed = unseal(snapshot, self.keyring)  # secrets join the functions' env
         # A node on another host fetches the releases it does not have yet.
         missing = await loop.run_in_executor(None, ensure_local, self.config, snapshot)
-        table = RouteTable.build(snapshot, self.config)
+        table = RouteTable.build(snapshot, self.config, self.table)
         failures = await self._start_pools(table)
         failures.update(sealed)
         failures.update({f"{site}/(release bundle)": error for site, error in missing.items()})

@@ -29,8 +29,8 @@ def stack(
         redis.stop()
 
 
-def _running(tmp: Path, database_url: str, redis_url: str) -> Iterator[Stack]:
-    stack = make_stack(tmp, database_url, redis_url)
+def _running(tmp: Path, database_url: str, redis_url: str, **settings: str) -> Iterator[Stack]:
+    stack = make_stack(tmp, database_url, redis_url, **settings)
     try:
         stack.start("platform")
         stack.start("runtime")

@@ -47,8 +47,8 @@ def handle(request):
             found[name] = "imported"
         except ModuleNotFoundError as exc:
             found[name] = type(exc).__name__
-    from edge import Response
-    found["edge"] = Response.__name__
+    from edge import Response, kv
+    found["edge"] = f"{Response.__name__} {kv.__name__}"
     return found
 """
 
@@ -164,7 +164,7 @@ def test_platform_packages_are_not_importable_unless_listed(stack: Stack, tmp_pa
         "redis": "ModuleNotFoundError",
         "edge.platform": "ModuleNotFoundError",
         "edge.runtime": "ModuleNotFoundError",
-        "edge": "Response",
+        "edge": "Response edge.kv",
     }
     work.commit("list falcon", {"requirements.txt": "edgebar==1.0\nfalcon==0.0.1\n"})
     work.push(stack.remote(app))

@@ -360,7 +360,7 @@ export default {
         "host": "https://ex.com/x?y#z",
         "clone": [0, 2],
         "rnd": 8,
-        "outbound": "fetch() is not available: edge functions cannot make outbound requests",
+        "outbound": "fetch failed: no bindings in this runtime",  # a V8Host without on_call
     }
 
 

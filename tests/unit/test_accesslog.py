@@ -25,6 +25,7 @@ ENTRIES = [
         7,
         "index",
         None,
+        17,
     ),
     # What a client controls (the path) is escaped: quotes, backslashes, control
     # characters and non-ASCII text.
@@ -43,6 +44,7 @@ ENTRIES = [
         12,
         "slow",
         "timeout",
+        0,
     ),
 ]
 

@@ -27,6 +27,9 @@ SHARED = (
     "manifest.py",
     "keyring.py",
     "secretenv.py",
+    "kvstore.py",
+    "kv.py",
+    "egress.py",
 )
 # Everything in this folder runs in the zygote, templates and instances.
 FUNCTION_PROCESS = tuple(

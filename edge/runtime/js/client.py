@@ -19,6 +19,17 @@ and host to worker::
 
     ["ok", rid, {"cold_ms": float, "memory_peak_kb": int}] | ["err", rid, message]
     ["resp", rid, status, headers, body, [[ts, level, msg], ...], error, memory_peak_kb, cold_ms]
+
+A ``resp`` whose body is ``None`` is the head of a streamed response; its body
+follows as ``["chunk", rid, bytes]`` frames and one ``["end", rid, error, logs]``,
+paced by the worker's ``["ack", rid, key, bytes]`` (bytes the client took) and
+stopped by ``["cancel", rid, key]`` (see ``edge.runtime.streaming``).
+
+Host calls, made by a function mid-request (``env.KV``, ``fetch()``; see
+:mod:`edge.runtime.js.bindings`)::
+
+    host to worker: ["call", call_id, key, rid, kind, args]     kind: "kv" | "fetch"
+    worker to host: ["callr", call_id, reply]                   reply: JSON-able
 """
 
 from __future__ import annotations
@@ -29,12 +40,12 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
 import edge
-from edge.runtime.invocation import FunctionLoadError
+from edge.runtime.invocation import FunctionLoadError, FunctionVersion
 from edge.runtime.wire import FrameBuffer, ProtocolError, decode, encode
 
 logger = logging.getLogger(__name__)
@@ -42,6 +53,12 @@ logger = logging.getLogger(__name__)
 # The details of the faults the V8 host reports: it sends a fault's kind, and
 # the worker words it (edge.runtime.faults).
 HOST_REASONS = {"crash": "crashed: its isolate was replaced", "unavailable": "it is not loaded"}
+
+
+# APPSEC: calls in flight from one worker's V8 host (every app's isolates); past
+# this, calls are refused at once rather than queued (a Promise.all of a million
+# fetches must not grow the worker).
+MAX_HOST_CALLS = 4096
 
 
 class HostDiedError(Exception):
@@ -107,6 +124,9 @@ class FrameProtocol(asyncio.Protocol):
         self._on_lost()
 
 
+HostCall = Callable[[FunctionVersion, int, str, Any], Awaitable[Any]]
+
+
 class V8Host:
     """The worker's client of one app's V8 host process (started on demand).
 
@@ -117,11 +137,21 @@ class V8Host:
         uid: the uid (and gid) the host drops to when the platform is root: its
             app's function uid; 0 for ``nobody``.
         on_empty: called once the last registered version is unregistered.
+        on_call: answers host calls (KV, fetch) of a version's code; without
+            it every host call is refused.
     """
 
-    def __init__(self, uid: int = 0, on_empty: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        uid: int = 0,
+        on_empty: Callable[[], None] | None = None,
+        on_call: HostCall | None = None,
+    ) -> None:
         self.uid = uid
         self._on_empty = on_empty
+        self._on_call = on_call
+        self._versions: dict[str, FunctionVersion] = {}
+        self._call_tasks: set[asyncio.Task[None]] = set()
         self._proc: asyncio.subprocess.Process | None = None
         self._conn: FrameProtocol | None = None
         self._starting: asyncio.Future[FrameProtocol] | None = None
@@ -132,16 +162,22 @@ class V8Host:
         self._reapers: set[asyncio.Task[None]] = set()
         self._closed = False
         self.restarts = 0
+        # Streamed responses: the sink of each, or the frames held until it is set.
+        self._streams: dict[int, Callable[[list[Any] | None], None] | list[list[Any]]] = {}
 
     @property
     def pid(self) -> int | None:
         """The current host's process id (``None`` when none is running)."""
         return self._proc.pid if self._proc is not None and self._conn is not None else None
 
-    def register(self, key: str, spec: dict[str, Any]) -> None:
+    def register(
+        self, key: str, spec: dict[str, Any], version: FunctionVersion | None = None
+    ) -> None:
         """Make a function version known (reference-counted by key)."""
         _, refs = self._specs.get(key, (spec, 0))
         self._specs[key] = (spec, refs + 1)
+        if version is not None:
+            self._versions[key] = version
 
     def unregister(self, key: str) -> None:
         """Drop one reference; the last one unloads the version's isolate."""
@@ -150,6 +186,7 @@ class V8Host:
             self._specs[key] = (spec, refs - 1)
             return
         self._specs.pop(key, None)
+        self._versions.pop(key, None)
         self.unload(key)
         if not self._specs and self._on_empty is not None:
             self._on_empty()
@@ -251,15 +288,84 @@ class V8Host:
         logger.info("started V8 host pid %s", self._proc.pid)
         return conn
 
+    def stream_to(self, rid: int, sink: Callable[[list[Any] | None], None]) -> None:
+        """Send the ``chunk``/``end`` frames of stream ``rid`` to ``sink`` (held ones
+        first); ``sink(None)`` if the host dies first."""
+        held = self._streams.get(rid)
+        self._streams[rid] = sink
+        for frame in held if isinstance(held, list) else ():
+            sink(frame)
+        if isinstance(held, list) and held and held[-1][0] == "end":
+            self._streams.pop(rid, None)
+        elif self._conn is None:
+            self._stream_lost(rid)
+
+    def ack(self, key: str, rid: int, size: int) -> None:
+        """Stream ``rid``'s client took ``size`` more bytes."""
+        if self._conn is not None and rid in self._streams:
+            self._conn.send(["ack", rid, key, size])
+
+    def cancel(self, key: str, rid: int) -> None:
+        """Stop stream ``rid`` (its client is gone, or it ran too long)."""
+        if self._streams.pop(rid, None) is not None and self._conn is not None:
+            self._conn.send(["cancel", rid, key])
+
     def _on_frame(self, frame: Any) -> None:
-        if isinstance(frame, list) and len(frame) >= 2 and isinstance(frame[1], int):
-            fut = self._pending.pop(frame[1], None)
-            if fut is not None and not fut.done():
-                fut.set_result(frame)
+        if isinstance(frame, list) and len(frame) == 6 and frame[0] == "call":
+            task = asyncio.ensure_future(self._host_call(*frame[1:]))
+            self._call_tasks.add(task)
+            task.add_done_callback(self._call_tasks.discard)
+            return
+        if not (isinstance(frame, list) and len(frame) >= 2 and isinstance(frame[1], int)):
+            return
+        rid = frame[1]
+        if frame[0] in ("chunk", "end"):
+            self._stream_frame(rid, frame)
+            return
+        fut = self._pending.pop(rid, None)
+        if fut is not None and not fut.done():
+            if frame[0] == "resp" and len(frame) > 4 and frame[4] is None:
+                self._streams[rid] = []  # a streamed head: hold its frames for the sink
+            fut.set_result(frame)
+
+    def _stream_frame(self, rid: int, frame: list[Any]) -> None:
+        target = self._streams.get(rid)
+        if frame[0] == "end":
+            self._streams.pop(rid, None)
+        if isinstance(target, list):
+            target.append(frame)
+            if frame[0] == "end":
+                self._streams[rid] = target  # still held: the sink takes the end too
+        elif target is not None:
+            target(frame)
+
+    def _stream_lost(self, rid: int) -> None:
+        target = self._streams.pop(rid, None)
+        if target is not None and not isinstance(target, list):
+            target(None)
+
+    async def _host_call(self, call_id: Any, key: Any, rid: Any, kind: Any, args: Any) -> None:
+        """Answer one host call. APPSEC: the host runs untrusted code; the version
+        is the one registered under ``key`` (never named by the call itself), and
+        the bindings check ``kind`` and ``args``."""
+        version = self._versions.get(key) if isinstance(key, str) else None
+        reply: Any = {"ok": False, "error": "unavailable", "message": "no bindings in this runtime"}
+        if len(self._call_tasks) > MAX_HOST_CALLS:
+            reply = {"ok": False, "error": "limit", "message": "too many KV or fetch calls at once"}
+        elif version is not None and self._on_call is not None and isinstance(rid, int):
+            try:
+                reply = await self._on_call(version, rid, str(kind), args)
+            except Exception:  # every call gets an answer, or its promise would hang
+                logger.exception("host call %s of %s failed", kind, version.name)
+                reply = {"ok": False, "error": "unavailable", "message": "internal error"}
+        if self._conn is not None:
+            self._conn.send(["callr", call_id, reply])
 
     def _on_lost(self) -> None:
         self._conn = None
         self._loaded.clear()
+        for rid in list(self._streams):
+            self._stream_lost(rid)
         pending, self._pending = self._pending, {}
         for fut in pending.values():
             if not fut.done():
@@ -285,6 +391,8 @@ class V8Host:
     async def close(self) -> None:
         """Stop the host process and wait for it."""
         self._closed = True
+        for task in self._call_tasks:
+            task.cancel()
         if self._starting is not None:
             self._starting.cancel()
             await asyncio.wait({self._starting})  # so a host being started is seen below
@@ -308,15 +416,18 @@ class V8Hosts:
     own app's files and processes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_call: HostCall | None = None) -> None:
         self._hosts: dict[str, V8Host] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self._on_call = on_call
 
     def for_app(self, app: str, uid: int) -> V8Host:
         """The host of ``app`` (created on first use, its process on first request)."""
         host = self._hosts.get(app)
         if host is None:
-            host = self._hosts[app] = V8Host(uid, on_empty=lambda: self._retire(app))
+            host = self._hosts[app] = V8Host(
+                uid, on_empty=lambda: self._retire(app), on_call=self._on_call
+            )
         return host
 
     def pids(self) -> dict[str, int]:

@@ -2,29 +2,76 @@
 // fetch handler and hands back finished responses (see edge/runtime/js/host.py).
 //
 // __edge.d(payload) is the only entry point the host calls per batch:
-//   payload = [batch, forget, check]
+//   payload = [batch, forget, check, settle, credit]
 //     batch:  [[id, method, url, headerPairs, bodyKind, body, params], ...]
 //             bodyKind 0 = none, 1 = text (string), 2 = bytes (base64)
 //     forget: ids the host gave up on (timed out); their late results are dropped
+//             (and their streams stopped)
 //     check:  ids whose fate the host wants to know after an aborted batch
-//   returns JSON [done, collectNow, unknown]
+//     settle: [[callId, reply], ...] answers to host calls (KV, fetch)
+//     credit: [[id, bytes], ...] stream bytes the client took; bytes -1 stops
+//             the stream (client gone, time limit)
+//   returns JSON [done, collectNow, unknown, calls, chunks]
 //     done:   [[id, status, headerPairs, bodyKind, body, logs, error], ...]
-//             error: null, "exception" (500, stack in logs) or "memory"
+//             error: null, "exception" (500, stack in logs) or "memory";
+//             bodyKind 3 = streamed: body is "", its bytes follow in `chunks`
 //     collectNow: 1 when handlers of this batch are still pending, so the host
 //             calls d() again right away (it runs after V8's microtask checkpoint)
 //     unknown: the ids from `check` this isolate never started
-// Results that finish later (timers, chained promises) are announced with one
-// call of the host's ping function; the host then calls d() to collect them.
+//     calls:  [[callId, requestId, kind, args], ...] host calls made since the last
+//             d() (internal.hostCall: env.KV, fetch); the host relays them to
+//             the worker and hands the answers back in a later `settle`
+//     chunks: [[id, data], ...] stream chunks (data: base64 bytes, at most
+//             CHUNK_MAX bytes), and [id, null, error, logs] when a stream ends
+//             (error: null or "exception")
+// Results that finish later (timers, chained promises, stream chunks) are
+// announced with one call of the host's ping function; the host then calls d()
+// to collect them.
+//
+// STREAMING HOOK (for prelude.js): internal.setStreamBody(response, source)
+// marks `response` as streamed. `source` is an async iterable of chunks
+// (Uint8Array, ArrayBuffer(-view) or string); a ReadableStream is one. The
+// response's head is sent with its first chunk (so timeout_ms bounds the time
+// to the first byte), then each chunk as it is produced. Backpressure: at most
+// WINDOW bytes the client has not taken are out; past that the pump awaits
+// credit, so `source` is not pulled. Until prelude.js calls this hook for a
+// ReadableStream body, a function may call __edgeInternal.setStreamBody itself.
 (function () {
   "use strict";
   const internal = globalThis.__edgeInternal;
   const BODY = internal.BODY;
   const stringify = JSON.stringify;  // captured: user code may replace globals
   const MAX_LOG_LINES = 200;
+  const WINDOW = 256 * 1024, CHUNK_MAX = 64 * 1024;
   const state = {
     module: null, env: {}, known: new Map(), done: [], stray: [], current: null,
     inTask: false, expectCollect: false, pinged: false, ping: null,
+    calls: [], waiting: new Map(), nextCall: 1,
+    sources: new WeakMap(), streams: new Map(), chunks: [],
   };
+  internal.setStreamBody = (response, source) => {
+    if (!source || typeof source[Symbol.asyncIterator] !== "function") {
+      throw new TypeError("a streamed body must be an async iterable (e.g. a ReadableStream)");
+    }
+    state.sources.set(response, source);
+  };
+
+  function announce() {
+    if (!state.inTask && !state.expectCollect && !state.pinged && state.ping) {
+      state.pinged = true;
+      state.ping();
+    }
+  }
+  // A call to the platform (KV, fetch): a promise settled by a later d().
+  internal.hostCall = (kind, args) => new Promise((resolve) => {
+    const id = state.nextCall++;
+    let rec = state.current;
+    if (!rec && state.known.size === 1) rec = state.known.values().next().value;
+    if (!rec && state.known.size > 1) rec = fromAsyncStack();
+    state.waiting.set(id, resolve);
+    state.calls.push([id, rec ? rec.id : 0, kind, args]);
+    announce();
+  });
 
   // Which request is logging: the one running synchronously, the only one in
   // flight, or the one whose handler's async stack (awaited by a function named
@@ -78,6 +125,8 @@
       const oom = err instanceof RangeError && /allocation failed/.test(err.message);
       out = [rec.id, 500, [["content-type", "text/plain;charset=UTF-8"]], 1, "Internal Server Error", null,
         oom ? "memory" : "exception"];
+    } else if (state.sources.has(res)) {
+      out = [rec.id, res.status, internal.headerPairs(res.headers), 3, "", null, null];
     } else {
       const [kind, body] = encodeBody(res[BODY]);
       const status = res.type === "error" ? 502 : res.status;
@@ -86,11 +135,80 @@
     if (state.stray.length) { rec.logs.unshift(...state.stray); state.stray = []; }
     out[5] = rec.logs;
     state.current = prev;
-    state.done.push(out);
-    if (!state.inTask && !state.expectCollect && !state.pinged && state.ping) {
-      state.pinged = true;
-      state.ping();
+    if (out[3] === 3) {
+      startStream(rec, out, state.sources.get(res));
+      return;
     }
+    state.done.push(out);
+    announce();
+  }
+
+  // ---- streamed bodies (see STREAMING HOOK above) ----
+  function startStream(rec, head, source) {
+    const st = { id: rec.id, rec, head, unacked: 0, wake: null, stopped: false, iter: null };
+    state.streams.set(rec.id, st);
+    state.known.set(rec.id, rec);  // its log lines still belong to it
+    pump(st, source).catch(() => {});
+  }
+  function chunkBytes(value) {
+    if (typeof value === "string") return internal.utf8Encode(value);
+    if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) return internal.toBytes(value);
+    throw new TypeError(`a streamed body must yield Uint8Array or string chunks, not ${describe(value)}`);
+  }
+  function emit(st, piece) {
+    if (st.head) { state.done.push(st.head); st.head = null; }
+    state.chunks.push([st.id, piece.toBase64()]);
+    st.unacked += piece.length;
+    announce();
+  }
+  function endStream(st, error) {
+    if (!state.streams.has(st.id)) return;
+    state.streams.delete(st.id);
+    state.known.delete(st.id);
+    if (st.stopped) return;  // the host already ended it
+    if (st.head) {  // nothing was sent: a plain (empty or failed) response
+      if (error) { st.head[1] = 500; st.head[2] = [["content-type", "text/plain;charset=UTF-8"]]; }
+      [st.head[3], st.head[4], st.head[6]] = error ? [1, "Internal Server Error", error] : [0, "", null];
+      st.head[5] = st.rec.logs;
+      state.done.push(st.head);
+    } else {
+      state.chunks.push([st.id, null, error, st.rec.logs]);
+    }
+    st.rec.logs = [];
+    announce();
+  }
+  async function pump(st, source) {
+    let error = null;
+    try {
+      st.iter = source[Symbol.asyncIterator]();
+      while (!st.stopped) {
+        const { value, done } = await st.iter.next();
+        if (done || st.stopped) break;
+        const bytes = chunkBytes(value);
+        for (let at = 0; at < bytes.length && !st.stopped; at += CHUNK_MAX) {
+          while (st.unacked >= WINDOW && !st.stopped) await new Promise((r) => { st.wake = r; });
+          if (!st.stopped) emit(st, bytes.subarray(at, at + CHUNK_MAX));
+        }
+      }
+    } catch (e) {
+      st.rec.logs.push([Date.now(), "error", errorText(e)]);
+      error = "exception";
+    }
+    endStream(st, error);
+  }
+  function credit(id, bytes) {
+    const st = state.streams.get(id);
+    if (!st) return;
+    if (bytes < 0) {
+      st.stopped = true;
+      endStream(st, null);
+      if (st.iter && typeof st.iter.return === "function") {
+        try { Promise.resolve(st.iter.return()).catch(() => {}); } catch {}
+      }
+    } else {
+      st.unacked -= bytes;
+    }
+    if (st.wake) { const wake = st.wake; st.wake = null; wake(); }
   }
 
   function makeCtx(params) {
@@ -138,27 +256,37 @@
   }
 
   function d(payload) {
-    const [batch, forget, check] = payload;
+    const [batch, forget, check, settle = [], credits = []] = payload;
     state.inTask = true;
     state.current = null;
-    for (const id of forget) state.known.delete(id);
+    for (const [id, bytes] of credits) credit(id, bytes);
+    for (const id of forget) credit(id, -1);
     let pending = 0;
+    for (const id of forget) state.known.delete(id);
+    for (const [id, reply] of settle) {
+      const resolve = state.waiting.get(id);
+      state.waiting.delete(id);
+      if (resolve) { resolve(reply); pending++; }  // continues in the microtask checkpoint
+    }
     for (const item of batch) if (!state.known.has(item[0]) && start(item)) pending++;
-    const out = state.done;
+    const out = state.done, chunks = state.chunks;
     state.done = [];
+    state.chunks = [];
     const finished = new Set(out.map((r) => r[0]));
     const unknown = check.filter((id) => !state.known.has(id) && !finished.has(id));
+    const calls = state.calls;
+    state.calls = [];
     state.expectCollect = pending > 0;
     state.pinged = false;
     state.inTask = false;
-    return stringify([out, pending > 0 ? 1 : 0, unknown]);
+    return stringify([out, pending > 0 ? 1 : 0, unknown, calls, chunks]);
   }
 
   // The host puts its ping function on internal.ping right after this script;
   // setup() moves it out of reach, since user code can see __edgeInternal.
   internal.setup = (cfg) => {
     if (state.ping) return;  // once
-    state.env = Object.freeze(Object.assign(Object.create(null), cfg.env));
+    state.env = Object.freeze(Object.assign(Object.create(null), cfg.env, { KV: internal.makeKV() }));
     internal.seed(cfg.seed);
     state.ping = internal.ping;
     delete internal.ping;

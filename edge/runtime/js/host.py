@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import json
 import logging
@@ -46,6 +47,8 @@ from edge.runtime.faults import fault_message
 from edge.runtime.js import modules
 from edge.runtime.js.client import HOST_REASONS, FrameProtocol
 from edge.runtime.js.modules import LoadError, ModuleSpec
+from edge.runtime.js.relay import StreamRelay
+from edge.runtime.wire import MAX_FRAME
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ DATA_SLACK = 512 * MIB  # this interpreter, frames in flight, an isolate being r
 # A fault is sent as its kind alone (no status, headers or body): the worker
 # answers it from the fault table (edge.runtime.faults), as for Python.
 FAULT_STATUS = 500
+# The largest buffered body sent to the worker: a frame holds it, headers and logs.
+MAX_BODY = MAX_FRAME - 8 * MIB
 
 
 @dataclass(eq=False)
@@ -92,16 +97,19 @@ def _kind(error: str) -> str:
 class Isolate:
     """One function version's isolate, its request queue and its limits."""
 
-    def __init__(self, spec: ModuleSpec, runtime_js: str, send: Any) -> None:
+    def __init__(self, spec: ModuleSpec, runtime_js: str, send: Any, relay: Any = None) -> None:
         self.spec = spec
         self._runtime_js = runtime_js
         self._send = send
+        self._relay = relay  # host calls (KV, fetch) to the worker: relay(isolate, calls)
+        self.settle: list[list[Any]] = []
         self.mr: MiniRacer | None = None
         self._stack: ExitStack | None = None
         self.queue: deque[Call] = deque()
         self.live: dict[int, Call] = {}
         self.forget: list[int] = []
         self.check: list[int] = []
+        self.streams = StreamRelay(spec.name, send, _kind)
         self.collect = False
         self._async = False
         self.inflight: asyncio.Task[None] | None = None
@@ -174,6 +182,7 @@ class Isolate:
             self._fault(call, "unavailable")
         self.queue.clear()
         self.live.clear()
+        self.streams.end_all("crash")
         self._dispose()
 
     def _dispose(self) -> None:
@@ -207,7 +216,8 @@ class Isolate:
         for call in self.live.values():
             self._fault(call, reason if reason == "memory" or call.deadline <= now else "crash")
         self.live.clear()
-        self.forget, self.check, self.collect = [], [], False
+        self.streams.end_all("memory" if reason == "memory" else "crash")
+        self.forget, self.check, self.collect, self.settle = [], [], False, []
         self._dispose()
         self._pump()
 
@@ -227,6 +237,11 @@ class Isolate:
         self.queue.append(call)
         self._pump()
 
+    def answer(self, js_id: int, reply: Any) -> None:
+        """The worker's answer to host call ``js_id``: settled by the next d()."""
+        self.settle.append([js_id, reply])
+        self._pump()
+
     def _pump(self) -> None:
         if self.inflight is not None or self.closed:
             return
@@ -234,19 +249,30 @@ class Isolate:
             if self.queue:
                 self.ensure_started()
             return
-        if not (self.queue or self.collect or self.forget or self.check):
+        if not (
+            self.queue
+            or self.collect
+            or self.forget
+            or self.check
+            or self.settle
+            or self.streams.credit
+        ):
             return
         loop = asyncio.get_running_loop()
         batch = list(self.queue)
         self.queue.clear()
         for call in batch:
             self.live[call.rid] = call
-        payload = [[call.item for call in batch], self.forget, self.check]
-        self.forget, self.check, self.collect = [], [], False
+        credit = self.streams.take_credit()
+        payload = [[call.item for call in batch], self.forget, self.check, self.settle, credit]
+        self.forget, self.check, self.collect, self.settle = [], [], False, []
         if batch:
             overdue = min(call.deadline for call in batch)
         else:
-            overdue = max([loop.time() + MIN_GRACE_S, *(c.deadline for c in self.live.values())])
+            # A stream's producer runs in these rounds too: it may compute a chunk
+            # for up to timeout_ms before the isolate counts as runaway.
+            grace = self.spec.timeout_ms / 1000 if self.streams.open else MIN_GRACE_S
+            overdue = max([loop.time() + grace, *(c.deadline for c in self.live.values())])
         code = f"__edge.d({json.dumps(payload, ensure_ascii=False)})"  # JSON is valid JS
         task = asyncio.ensure_future(self._dispatch(code, batch))
         self.inflight = task
@@ -315,7 +341,9 @@ class Isolate:
         self._pump()
 
     def _deliver(self, raw: str, batch: list[Call]) -> None:
-        done, collect, unknown = json.loads(raw)
+        done, collect, unknown, calls, chunks = json.loads(raw)
+        if calls and self._relay is not None:
+            self._relay(self, calls)
         if batch:
             self._async = bool(collect)  # this function's handlers return promises
         for item in done:
@@ -325,10 +353,21 @@ class Isolate:
         self.collect = self.collect or bool(collect)
         lost = [self.live.pop(rid) for rid in unknown if rid in self.live]
         self.queue.extendleft(reversed(lost))
+        for item in chunks:
+            self.streams.relay(item)
+
+    def stream_credit(self, rid: int, size: int) -> None:
+        """The worker's client took ``size`` bytes of stream ``rid`` (-1: stop it)."""
+        if self.streams.grant(rid, size):
+            self._pump()
 
     def _respond(self, call: Call, item: list[Any]) -> None:
         try:
             status, headers, body, logs, error = modules.response_fields(item)
+            if item[3] == modules.STREAMED:
+                self.streams.opened(call.rid)
+                self._reply(call, status, headers, None, logs=logs, error=None)
+                return
         except modules.RESPONSE_ERRORS as exc:
             logger.error("%s: invalid response from JavaScript: %s", self.spec.name, exc)
             status, headers, body, error = FAULT_STATUS, [], b"", "invalid_response"
@@ -357,7 +396,7 @@ class Isolate:
         call: Call,
         status: int,
         headers: list[Any],
-        body: bytes,
+        body: bytes | None,
         *,
         logs: list[Any],
         error: str | None,
@@ -365,6 +404,10 @@ class Isolate:
         if call.timer is not None:
             call.timer.cancel()
             call.timer = None
+        if body is not None and len(body) > MAX_BODY:
+            # Past what one frame to the worker may carry (the worker's own
+            # EDGE_MAX_RESPONSE_MB is lower): say so instead of breaking the link.
+            status, headers, body, error = FAULT_STATUS, [], b"", "response_too_large"
         self._send(
             ["resp", call.rid, status, headers, body, logs, error, self.peak_kb, call.cold_ms]
         )
@@ -398,6 +441,8 @@ class Host:
         self._base_data = _data_size()
         self.isolates: dict[str, Isolate] = {}
         self.conn: FrameProtocol | None = None
+        self._calls: dict[int, tuple[Isolate, object, int]] = {}
+        self._next_call = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def send(self, frame: list[Any]) -> None:
@@ -408,12 +453,18 @@ class Host:
         """Handle one frame (APPSEC: shape-checked; a bad frame is logged and dropped)."""
         try:
             op, rid, key, *args = frame
-            if op == "invoke":
+            if op == "callr":
+                self._settle(rid, key)
+            elif op == "invoke":
                 self._invoke(rid, key, args)
             elif op == "load":
                 task = asyncio.ensure_future(self._load(rid, key, ModuleSpec.parse(args[0])))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            elif op in ("ack", "cancel"):
+                isolate = self.isolates.get(key)
+                if isolate is not None:
+                    isolate.stream_credit(rid, int(args[0]) if op == "ack" else -1)
             elif op == "unload":
                 isolate = self.isolates.pop(key, None)
                 if isolate is not None:
@@ -421,6 +472,21 @@ class Host:
                     self._budget()
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
             logger.error("dropping malformed frame: %s", exc)
+
+    def _relay(self, key: str, isolate: Isolate, calls: list[Any]) -> None:
+        """Send an isolate's host calls to the worker: ``["call", id, key, rid, kind, args]``."""
+        for js_id, rid, kind, args in calls:
+            self._next_call += 1
+            # The context too: call ids restart in a replaced isolate, and an old
+            # answer must never settle a new call.
+            self._calls[self._next_call] = (isolate, isolate.mr, js_id)
+            self.send(["call", self._next_call, key, rid, kind, args])
+
+    def _settle(self, call_id: int, reply: Any) -> None:
+        """The worker answered a host call: hand it to the isolate's next d()."""
+        isolate, context, js_id = self._calls.pop(call_id, (None, None, 0))
+        if isolate is not None and not isolate.closed and isolate.mr is context:
+            isolate.answer(js_id, reply)
 
     def _invoke(self, rid: int, key: str, args: list[Any]) -> None:
         method, url, headers, body, params = args
@@ -435,7 +501,8 @@ class Host:
         if isolate is None or isolate.spec != spec:
             if isolate is not None:
                 isolate.close()
-            isolate = self.isolates[key] = Isolate(spec, self._runtime_js, self.send)
+            relay = functools.partial(self._relay, key)
+            isolate = self.isolates[key] = Isolate(spec, self._runtime_js, self.send, relay)
             self._budget()
         try:
             cold_ms = await isolate.ensure_started() if isolate.mr is None else 0.0

@@ -46,6 +46,7 @@ from py_mini_racer._exc import JSTerminatedException
 
 from edge.runtime.headers import check_header
 from edge.runtime.js.client import host_command, host_env
+from edge.runtime.wire import CHUNK_MAX
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +61,11 @@ _EXPORT_LIST = re.compile(r"^[ \t]*export[ \t]*\{([^}]*)\}[ \t]*;?", re.M)
 _DEFAULT_ALIAS = re.compile(r"^([A-Za-z_$][\w$]*)\s+as\s+default$")
 DEFAULT_TARGET = "__edge_exports.default = "
 HINT = "bundle the module into one file (e.g. esbuild --bundle --format=esm)"
-RUNTIME_FILES = ("prelude.js", "url.js", "dispatch.js")
+RUNTIME_FILES = ("prelude.js", "url.js", "kv.js", "fetch.js", "dispatch.js")
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
-COLLECT = "__edge.d([[], [], []])"
+COLLECT = "__edge.d([[], [], [], [], []])"
 RESPONSE_ERRORS = (TypeError, ValueError, binascii.Error)
+STREAMED = 3  # the bodyKind of a streamed response's head (js/dispatch.js)
 
 
 class ModuleSourceError(Exception):
@@ -362,8 +364,23 @@ def response_fields(item: list[Any]) -> tuple[int, list[list[str]], bytes, list[
     data = body.encode("utf-8") if kind == 1 else b""
     if kind == 2:
         data = base64.b64decode(body, validate=True)
-    records = [
+    return status, pairs, data, log_records(logs), None if error is None else str(error)
+
+
+def log_records(logs: list[Any]) -> list[list[Any]]:
+    """Log lines from d() (``[ms, level, message]``) as ``[s, level, message]``."""
+    return [
         [float(ts) / 1000, level if level in LOG_LEVELS else "info", str(msg)]
         for ts, level, msg in logs
     ]
-    return status, pairs, data, records, None if error is None else str(error)
+
+
+def stream_chunk(data: Any) -> bytes:
+    """One stream chunk from d() (base64 text, at most CHUNK_MAX bytes).
+
+    Raises:
+        TypeError, ValueError, binascii.Error: it is malformed or too big.
+    """
+    if not isinstance(data, str) or len(data) > CHUNK_MAX * 4 // 3 + 4:
+        raise ValueError("a stream chunk is not base64 text of at most 64 KiB")
+    return base64.b64decode(data, validate=True)

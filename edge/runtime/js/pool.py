@@ -23,14 +23,30 @@ from edge.runtime.invocation import (
     Outcome,
 )
 from edge.runtime.js.client import HOST_REASONS, HostDiedError, V8Host
+from edge.runtime.streaming import BodyStream, WindowExceeded
+from edge.runtime.wire import MIB
 
 logger = logging.getLogger(__name__)
 
 MAX_INFLIGHT = 1024
 ERRORS = frozenset(
-    {None, "exception", "timeout", "memory", "crash", "invalid_response", "unavailable"}
+    {
+        None,
+        "exception",
+        "timeout",
+        "memory",
+        "crash",
+        "invalid_response",
+        "unavailable",
+        "response_too_large",
+    }
 )
 HOST_DIED = "crashed: the V8 host process died"
+
+
+def _records(logs: Any) -> list[LogRecord]:
+    """Log lines from the V8 host (APPSEC: shape-checked like its replies)."""
+    return [LogRecord(float(ts), str(level), str(msg)) for ts, level, msg in logs]
 
 
 def _request_url(inv: Invocation) -> str:
@@ -47,10 +63,14 @@ class JsPool:
     Args:
         version: the function version (``runtime == "js"``).
         host: the worker's shared :class:`V8Host`.
+        max_response: the largest buffered response body, in bytes (502 beyond).
     """
 
-    def __init__(self, version: FunctionVersion, host: V8Host) -> None:
+    def __init__(
+        self, version: FunctionVersion, host: V8Host, max_response: int = 32 * MIB
+    ) -> None:
         self.version = version
+        self._max_response = max_response
         self.last_used = time.monotonic()
         self._host = host
         self._inflight = 0
@@ -88,7 +108,7 @@ class JsPool:
 
     def _register(self) -> None:
         if not self._registered:
-            self._host.register(self.version.key, self._spec())
+            self._host.register(self.version.key, self._spec(), self.version)
             self._registered = True
 
     async def invoke(self, invocation: Invocation) -> Outcome:
@@ -129,15 +149,32 @@ class JsPool:
     ) -> Outcome:
         # APPSEC: the host runs untrusted code, so its frames are checked like input.
         try:
-            _, _, status, headers, body, logs, error, peak_kb, cold_ms = reply
-            if not (isinstance(status, int) and isinstance(body, bytes) and error in ERRORS):
+            _, rid, status, headers, body, logs, error, peak_kb, cold_ms = reply
+            streamed = body is None and error is None
+            if not (isinstance(status, int) and (isinstance(body, bytes) or streamed)):
                 raise TypeError("bad reply")
-            records = [LogRecord(float(ts), str(level), str(msg)) for ts, level, msg in logs]
-            if error is None:
-                outcome = Outcome(status, [(str(k), str(v)) for k, v in headers], body)
+            if error not in ERRORS:
+                raise TypeError("bad reply")
+            records = _records(logs)
+            if body is not None and len(body) > self._max_response:
+                outcome = fault_outcome(
+                    "response_too_large",
+                    self.version,
+                    inv.request_id,
+                    limit_mb=self._max_response // MIB,
+                )
+            elif error is None:
+                pairs = [(str(k), str(v)) for k, v in headers]
+                outcome = Outcome(status, pairs, body or b"")
+                if streamed:
+                    outcome.stream = self._stream(rid)
             else:
                 outcome = fault_outcome(
-                    error, self.version, inv.request_id, reason=HOST_REASONS.get(error, "")
+                    error,
+                    self.version,
+                    inv.request_id,
+                    reason=HOST_REASONS.get(error, ""),
+                    limit_mb=self._max_response // MIB,
                 )
             outcome.logs = records
             outcome.memory_peak_kb = int(peak_kb)
@@ -145,9 +182,41 @@ class JsPool:
             outcome.cold = outcome.cold_ms > 0
         except (TypeError, ValueError) as exc:
             logger.error("%s: malformed reply from the V8 host: %s", self.version.name, exc)
+            if len(reply) > 4 and reply[4] is None and isinstance(reply[1], int):
+                self._host.cancel(self.version.key, reply[1])  # a streamed head: stop it
             return self._fault("invalid_response", inv, started)
         outcome.duration_ms = (time.perf_counter() - started) * 1000
         return outcome
+
+    def _stream(self, rid: int) -> BodyStream:
+        """The body of streamed response ``rid``, fed by the V8 host."""
+        key, host = self.version.key, self._host
+        self._inflight += 1  # until the stream is over: a drain waits for it
+        self._idle.clear()
+        body = BodyStream(lambda size: host.ack(key, rid, size), lambda _: host.cancel(key, rid))
+
+        def sink(frame: list[Any] | None) -> None:
+            try:
+                if frame is None:
+                    body.end("crash")
+                elif frame[0] == "chunk" and isinstance(frame[2], bytes):
+                    body.feed(frame[2])
+                elif frame[0] == "end" and frame[2] in ERRORS:
+                    body.end(frame[2], _records(frame[3]))
+                else:
+                    raise TypeError("bad stream frame")
+            except (TypeError, ValueError, IndexError, WindowExceeded) as exc:
+                logger.error("%s: invalid stream from the V8 host: %s", self.version.name, exc)
+                body.stop("invalid_response")
+
+        body.on_done(lambda _: self._stream_over())
+        host.stream_to(rid, sink)
+        return body
+
+    def _stream_over(self) -> None:
+        self._inflight -= 1
+        if self._inflight == 0:
+            self._idle.set()
 
     def _fault(self, fault: str, inv: Invocation, started: float, **details: Any) -> Outcome:
         outcome = fault_outcome(fault, self.version, inv.request_id, **details)

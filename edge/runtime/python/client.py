@@ -29,10 +29,12 @@ import msgpack
 
 import edge
 from edge.runtime.invocation import FunctionLoadError, FunctionVersion, LogRecord
+from edge.runtime.python.cgroups import Cgroups, Group
 from edge.runtime.python.frames import parse_logs
 from edge.runtime.python.process.sandbox import Limits, zygote_env
 from edge.runtime.python.sockets import ControlChannel, ExitInfo, SpawnError
 from edge.runtime.wire import PeerClosed, close_fds
+from edge.uids import function_ids
 
 logger = logging.getLogger(__name__)
 
@@ -364,6 +366,8 @@ class TemplateSource:
         load_timeout: seconds the import may take.
         on_exit: called with each instance exit the template reports.
         on_lost: called when a running template's socket closes.
+        cgroups: the install's cgroups; the version gets a group of its own
+            that its template joins (None, or a host without them: no group).
     """
 
     def __init__(
@@ -375,6 +379,7 @@ class TemplateSource:
         load_timeout: float,
         on_exit: Callable[[ExitInfo], None],
         on_lost: Callable[[TemplateLink], None],
+        cgroups: Cgroups | None = None,
     ) -> None:
         self.version = version
         self.load_logs: list[LogRecord] = []
@@ -386,6 +391,8 @@ class TemplateSource:
         self._on_lost = on_lost
         self._template: TemplateLink | None = None
         self._lock = asyncio.Lock()
+        self._cgroups = cgroups
+        self.group: Group | None = None
 
     @property
     def pid(self) -> int | None:
@@ -419,15 +426,30 @@ class TemplateSource:
         have the zygote SIGKILL it too, and wait up to ``wait`` s for its exit."""
         self.closed = True
         template, self._template = self._template, None
-        if template is None:
-            return
-        template.close()
-        self._zygote.kill_template(template.pid)
-        await self._zygote.template_exit(template.pid, wait)
+        if template is not None:
+            template.close()
+            self._zygote.kill_template(template.pid)
+            await self._zygote.template_exit(template.pid, wait)
+        if self.group is not None:
+            # APPSEC: whatever the function left behind (a setsid'ed daemon, a
+            # spinning thread) dies with its version, not by its good will.
+            left = await asyncio.to_thread(self.group.pids)
+            if left:
+                v = self.version
+                logger.warning(
+                    "function %s/%s/%s: killing %d processes it left behind (its cgroup)",
+                    *(v.app, v.environment, v.name, len(left)),
+                )
+            await asyncio.to_thread(self.group.remove)
 
     async def _start(self) -> TemplateLink:
+        spec = self._spec()
         try:
-            sock, pid = await self._zygote.spawn_template(self._spec())
+            spec["cgroups"] = await self._join()
+        except OSError as exc:
+            raise FunctionLoadError(f"{self.entry}: could not create its cgroup: {exc}") from None
+        try:
+            sock, pid = await self._zygote.spawn_template(spec)
         except (ZygoteError, SpawnError) as exc:
             raise FunctionLoadError(f"{self.entry}: {exc}") from None
         template = TemplateLink(sock, pid, self._on_exit, self._lost)
@@ -439,6 +461,18 @@ class TemplateSource:
             self._zygote.kill_template(pid)
             raise await self._load_error(exc, pid) from None
         return template
+
+    async def _join(self) -> list[str]:
+        """The cgroup.procs files the new template joins; a dead template's leftovers die."""
+        if self.group is None and self._cgroups is not None:
+            v = self.version
+            uid = v.uid or function_ids(v.app)[0]
+            processes = v.max_instances + 2  # the template and its spare
+            self.group = self._cgroups.version_group(uid, v.key, v.memory_mb, processes)
+        if self.group is None:
+            return []
+        await asyncio.to_thread(self.group.kill)
+        return self.group.procs_files
 
     def _lost(self, template: TemplateLink) -> None:
         if self._template is template:
@@ -472,6 +506,7 @@ class TemplateSource:
             "nproc": self._limits.nproc,
             "packages": str(v.packages) if v.packages is not None else "",
             "kind": v.kind,
+            "cgroups": [],
         }
 
 

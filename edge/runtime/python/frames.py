@@ -44,6 +44,44 @@ def parse_reply(
     return status, _parse_headers(reply.get("headers")), body, error, parse_logs(reply.get("logs"))
 
 
+def parse_head(reply: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
+    """Check a streamed reply's head frame: ``(status, headers)``.
+
+    Raises:
+        InvalidReply: it is not a head, or its status or headers are invalid.
+    """
+    status = reply.get("status")
+    if reply.get("k") != "head":
+        raise InvalidReply(f"unknown frame kind {str(reply.get('k'))[:20]!r}")
+    if type(status) is not int or not 200 <= status <= 599:
+        raise InvalidReply(f"status {status!r} is not an HTTP status (200-599)")
+    return status, _parse_headers(reply.get("headers"))
+
+
+def parse_stream_frame(frame: Any) -> tuple[str, bytes, str | None, list[LogRecord]]:
+    """Check a frame that follows a head: ``(kind, data, error, logs)``.
+
+    ``kind`` is ``"chunk"`` (``data`` is set) or ``"end"`` (``error`` and
+    ``logs`` are); a plain reply with ``error == "memory"`` (the instance's
+    last words when it ran out of memory) counts as an end.
+
+    Raises:
+        InvalidReply: anything else.
+    """
+    if not isinstance(frame, dict):
+        raise InvalidReply("a stream frame is not a map")
+    kind = frame.get("k")
+    if kind == "chunk":
+        data = frame.get("d")
+        if not isinstance(data, bytes):
+            raise InvalidReply("a stream chunk is not bytes")
+        return "chunk", data, None, []
+    error = frame.get("error")
+    if (kind == "end" and error in (None, "exception")) or (kind is None and error == "memory"):
+        return "end", b"", error, parse_logs(frame.get("logs"))
+    raise InvalidReply("a stream frame is neither a chunk nor its end")
+
+
 def _parse_headers(raw: Any) -> list[tuple[str, str]]:
     if not isinstance(raw, list):
         raise InvalidReply("headers are not a list")

@@ -37,11 +37,15 @@ from edge.runtime.invocation import (
     LogRecord,
     Outcome,
 )
+from edge.runtime.kv import KVService, SideRequests
+from edge.runtime.python.cgroups import Cgroups, Group
 from edge.runtime.python.client import TemplateLink, TemplateSource, Zygote
-from edge.runtime.python.frames import InvalidReply, parse_reply, request_frame
+from edge.runtime.python.frames import InvalidReply, parse_head, parse_reply, request_frame
 from edge.runtime.python.process.sandbox import Limits
 from edge.runtime.python.sockets import CallTimeout, ExitInfo, InstanceChannel, SpawnError
-from edge.runtime.wire import PeerClosed, ProtocolError
+from edge.runtime.python.streamed import InstanceStream
+from edge.runtime.streaming import BodyStream
+from edge.runtime.wire import MIB, FrameTooLarge, PeerClosed, ProtocolError
 
 __all__ = ["PythonPool", "Zygote"]
 
@@ -53,6 +57,8 @@ SAMPLE_EVERY = 16
 EXIT_REPORT_WAIT_S = 1.0
 TEMPLATE_EXIT_WAIT_S = 2.0
 MIN_TEMPLATE_LIFE_S = 1.0
+# A reply frame holds the body plus headers and up to 1000 log lines of 16 KiB.
+REPLY_SLACK = 20 * MIB
 _EXPIRED = object()
 _CLOSED = object()
 
@@ -78,6 +84,11 @@ class PythonPool:
         load_timeout: seconds the template may take to import the function.
         queue_limit: requests that may wait for an instance (default
             ``2 * max_instances``).
+        max_response: the largest buffered response body, in bytes; a bigger
+            one is answered 502 (stream large bodies instead).
+        cgroups: the install's cgroups (:mod:`edge.runtime.python.cgroups`):
+            closing the pool kills every process of its version's group.
+        kv: runs the KV operations its instances send mid-request.
     """
 
     def __init__(
@@ -88,8 +99,13 @@ class PythonPool:
         limits: Limits | None = None,
         load_timeout: float = 10.0,
         queue_limit: int | None = None,
+        max_response: int = 32 * MIB,
+        cgroups: Cgroups | None = None,
+        kv: KVService | None = None,
     ) -> None:
         self.version = version
+        self._max_response = max_response
+        self._side = SideRequests(kv, version) if kv is not None else None
         self.last_used = time.monotonic()
         self._queue_limit = 2 * version.max_instances if queue_limit is None else queue_limit
         self._label = f"{version.app}/{version.environment}/{version.name}"
@@ -100,6 +116,7 @@ class PythonPool:
             load_timeout=load_timeout,
             on_exit=self._on_instance_exit,
             on_lost=self._on_template_lost,
+            cgroups=cgroups,
         )
         self._idle: list[InstanceChannel] = []
         self._busy: set[InstanceChannel] = set()
@@ -112,6 +129,8 @@ class PythonPool:
         self._close_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._young_deaths = 0
+        self._group_peak_kb = 0
+        self._oom_kills = 0
 
     # -- FunctionPool --------------------------------------------------------
 
@@ -181,6 +200,11 @@ class PythonPool:
     def instance_pids(self) -> list[int]:
         """Pids of the live instances (idle and busy)."""
         return sorted(i.pid for i in (*self._idle, *self._busy))
+
+    @property
+    def group(self) -> Group | None:
+        """The cgroup of this version in this worker, once its template started."""
+        return self._templates.group
 
     @property
     def template_pid(self) -> int | None:
@@ -338,35 +362,89 @@ class PythonPool:
             return fault_outcome("timeout", self.version, invocation.request_id)
         except PeerClosed:
             return await self._died(instance, invocation)
+        except FrameTooLarge:
+            return self._too_large(instance, invocation)
         except ProtocolError as exc:
             return self._invalid(instance, invocation, str(exc))
         except asyncio.CancelledError:
             instance.kill()  # it may still be running the request: never reuse it
             raise
-        duration_ms = (time.perf_counter() - started) * 1000
+        return self._answer(instance, invocation, reply, (time.perf_counter() - started) * 1000)
+
+    def _answer(
+        self, instance: InstanceChannel, invocation: Invocation, reply: Any, duration_ms: float
+    ) -> Outcome:
+        """Check an instance's reply (APPSEC: untrusted) and release the instance."""
         try:
+            if reply.__class__ is dict and "k" in reply:
+                return self._streamed(instance, parse_head(reply), duration_ms)
             status, headers, body, error, logs = parse_reply(reply)
         except InvalidReply as exc:
             return self._invalid(instance, invocation, str(exc))
+        if len(body) > self._max_response:
+            return self._too_large(instance, invocation)
         if error == "memory":
             instance.kill()
             return self._memory(instance, invocation, logs)
         if instance.calls % SAMPLE_EVERY == 0:
-            instance.sample_memory()
+            self._sample_memory(instance)
         self._release(instance)
         if error == "exception":
             outcome = fault_outcome("exception", self.version, invocation.request_id, logs=logs)
         else:
             outcome = Outcome(status, headers, body, logs=logs)
         outcome.duration_ms = duration_ms
-        outcome.memory_peak_kb = instance.memory_peak_kb
+        outcome.memory_peak_kb = max(instance.memory_peak_kb, self._group_peak_kb)
         return outcome
+
+    def _streamed(
+        self, instance: InstanceChannel, head: tuple[int, list[tuple[str, str]]], ttfb_ms: float
+    ) -> Outcome:
+        """A streamed reply: the instance stays busy (and counted in flight)
+        until the stream is over."""
+        self._inflight += 1
+        stream = InstanceStream(instance, self._label, self._stream_over)
+        outcome = Outcome(*head, b"", stream=stream.body)
+        outcome.duration_ms = ttfb_ms
+        outcome.memory_peak_kb = max(instance.memory_peak_kb, self._group_peak_kb)
+        return outcome
+
+    def _stream_over(self, instance: InstanceChannel, body: BodyStream) -> None:
+        self._inflight -= 1
+        if not self._inflight:
+            self._drained.set()
+        if body.error in (None, "exception") and instance.alive:  # it sent its end frame
+            self._release(instance)
+        elif instance.alive:
+            instance.kill()
+
+    def _too_large(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
+        instance.kill()  # its reply is unread (or dropped): the socket is out of step
+        limit_mb = self._max_response // MIB
+        logger.warning(
+            "function %s: instance %d killed: response over %d MB",
+            self._label,
+            instance.pid,
+            limit_mb,
+        )
+        return fault_outcome(
+            "response_too_large", self.version, invocation.request_id, limit_mb=limit_mb
+        )
+
+    def _sample_memory(self, instance: InstanceChannel) -> None:
+        """The instance's VmHWM, and the peak of its version's cgroup: every process
+        the function made, with the shared memory and files RLIMIT_DATA misses."""
+        instance.sample_memory()
+        if self.group is not None:
+            self._group_peak_kb = self.group.memory_peak_kb()
 
     async def _died(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
         if self._closing:
             return self._shutting_down(invocation)
         info = await instance.wait_exit(EXIT_REPORT_WAIT_S)
         if info is not None and info.out_of_memory(instance.base_rss_kb, self.version.memory_mb):
+            return self._memory(instance, invocation, [])
+        if self._oom_killed():
             return self._memory(instance, invocation, [])
         reason = info.describe() if info is not None else "closed its connection"
         logger.warning("function %s: instance %d %s", self._label, instance.pid, reason)
@@ -377,6 +455,12 @@ class PythonPool:
             memory_peak_kb=instance.memory_peak_kb,
             reason=reason,
         )
+
+    def _oom_killed(self) -> bool:
+        """Whether the kernel killed a process for the version cgroup's memory limit."""
+        kills = self.group.oom_kills() if self.group is not None else 0
+        killed, self._oom_kills = kills > self._oom_kills, kills
+        return killed
 
     def _memory(
         self, instance: InstanceChannel, invocation: Invocation, logs: list[LogRecord]
@@ -433,11 +517,15 @@ class PythonPool:
         template = await self._templates.get()
         sock, pid = await template.spawn()
         try:
-            instance = await InstanceChannel.attach(sock, pid, template.pid, self._on_lost)
+            instance = await InstanceChannel.attach(
+                sock, pid, template.pid, self._on_lost, self._max_response + REPLY_SLACK
+            )
         except BaseException:
             sock.close()  # the instance reads EOF and exits
             raise
         instance.last_used = time.monotonic()
+        if self._side is not None:
+            instance.handle("kv", self._side.handler(instance.send_frame))
         self._by_pid[pid] = instance
         return instance
 

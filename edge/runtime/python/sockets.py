@@ -30,11 +30,14 @@ from typing import Any, cast
 
 from edge.runtime.python.process.instance import EXIT_MEMORY
 from edge.runtime.wire import (
+    CHUNK_MAX,
+    WINDOW,
     FrameBuffer,
     PeerClosed,
     ProtocolError,
     close_fds,
     decode,
+    encode,
     recv_control,
     send_control,
 )
@@ -42,6 +45,11 @@ from edge.runtime.wire import (
 logger = logging.getLogger(__name__)
 
 MessageCallback = Callable[[Any, list[int]], None]
+# Frames of a streamed reply that may arrive before its sink is attached.
+MAX_HELD = WINDOW + 2 * CHUNK_MAX
+# The kinds ``k`` of a streamed reply's frames (edge.runtime.python.process.stream);
+# other kinds go to the handler registered with InstanceChannel.handle().
+STREAM_KINDS = frozenset({"head", "chunk", "end"})
 
 
 class CallTimeout(Exception):
@@ -176,7 +184,13 @@ class InstanceChannel(asyncio.Protocol):
     """One instance: its socket as a protocol, a pidfd, its ``/proc`` status.
 
     Created by :meth:`attach`. One call at a time; a reply nobody asked for,
-    an oversized or undecodable frame, or EOF fails the pending call.
+    an oversized or undecodable frame, or EOF fails the pending call. Frames
+    tagged with a kind ``k``: a streamed reply's ``head`` switches the channel
+    to stream mode (the ``chunk`` and ``end`` frames after it go to the sink
+    :meth:`stream_to` attaches, held until then; EOF reaches the sink as
+    ``None``); any other kind goes to the handler :meth:`handle` registered
+    for it, or is a protocol error. An untagged frame is a reply: the one-frame
+    fast path.
 
     Attributes:
         pid: the instance's pid (verified to be a child of its template).
@@ -188,14 +202,23 @@ class InstanceChannel(asyncio.Protocol):
     """
 
     def __init__(
-        self, pid: int, pidfd: int, status_fd: int, on_lost: Callable[[InstanceChannel], None]
+        self,
+        pid: int,
+        pidfd: int,
+        status_fd: int,
+        on_lost: Callable[[InstanceChannel], None],
+        limit: int | None = None,
     ) -> None:
         self.pid = pid
         self._pidfd = pidfd
         self._status_fd = status_fd
         self._on_lost = on_lost
         self._transport: asyncio.Transport | None = None
-        self._frames = FrameBuffer()
+        self._frames = FrameBuffer() if limit is None else FrameBuffer(limit)
+        self._sink: Callable[[Any], None] | None = None
+        self._held: list[Any] | None = None
+        self._held_bytes = 0
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._waiter: asyncio.Future[Any] | None = None
         self._exit_waiter: asyncio.Future[ExitInfo] | None = None
         self.alive = True
@@ -207,9 +230,15 @@ class InstanceChannel(asyncio.Protocol):
 
     @classmethod
     async def attach(
-        cls, sock: socket.socket, pid: int, parent: int, on_lost: Callable[[InstanceChannel], None]
+        cls,
+        sock: socket.socket,
+        pid: int,
+        parent: int,
+        on_lost: Callable[[InstanceChannel], None],
+        limit: int | None = None,
     ) -> InstanceChannel:
-        """Take over an instance socket received from template ``parent``.
+        """Take over an instance socket received from template ``parent``
+        (``limit``: the largest frame accepted from it).
 
         APPSEC: the pid comes from an untrusted template: it must name a live
         child of that template, else we would signal or measure a stranger.
@@ -228,7 +257,7 @@ class InstanceChannel(asyncio.Protocol):
             close_fds([fd for fd in (pidfd, status_fd) if fd >= 0])
             sock.close()
             raise SpawnError(str(exc)) from None
-        channel = cls(pid, pidfd, status_fd, on_lost)
+        channel = cls(pid, pidfd, status_fd, on_lost, limit)
         channel.base_rss_kb = status.get(b"VmRSS", 0)
         channel.memory_peak_kb = status.get(b"VmHWM", 0)
         loop = asyncio.get_running_loop()
@@ -252,13 +281,76 @@ class InstanceChannel(asyncio.Protocol):
         if payload is None:
             return
         waiter = self._waiter
-        if frames.pending or waiter is None or waiter.done():
-            self._fail(ProtocolError("unsolicited data from the instance"))
+        if frames.pending or self._held is not None or waiter is None or waiter.done():
+            self._receive_many(payload)
             return
         try:
-            waiter.set_result(decode(payload))
+            reply = decode(payload)
+            if reply.__class__ is dict and "k" in reply:  # a tagged frame: the slow path
+                self._receive(reply, len(payload))
+                return
         except ProtocolError as exc:
             self._fail(exc)
+            return
+        waiter.set_result(reply)
+
+    def _receive_many(self, payload: bytes | None) -> None:
+        """The slow path: several frames at once, or a streamed reply."""
+        try:
+            while payload is not None:
+                self._receive(decode(payload), len(payload))
+                payload = self._frames.next()
+        except ProtocolError as exc:
+            self._fail(exc)
+
+    def _receive(self, message: Any, size: int) -> None:
+        kind = message.get("k") if message.__class__ is dict else None
+        if kind is not None and kind not in STREAM_KINDS:
+            handler = self._handlers.get(kind)
+            if handler is None:
+                raise ProtocolError(f"unknown frame kind {str(kind)[:20]!r}")
+            handler(message)  # e.g. a request the function makes of the worker
+        elif self._sink is not None:
+            self._sink(message)
+        elif self._held is not None:
+            self._held.append(message)
+            self._held_bytes += size
+            if self._held_bytes > MAX_HELD:
+                raise ProtocolError("the instance sent past its stream window")
+        elif self._waiter is not None and not self._waiter.done():
+            if kind == "head":
+                self._held = []  # a streamed reply: hold what follows for its sink
+            elif kind is not None:
+                raise ProtocolError(f"a stream {kind} before its head")
+            self._waiter.set_result(message)
+        else:
+            raise ProtocolError("unsolicited data from the instance")
+
+    def stream_to(self, sink: Callable[[Any], None] | None) -> None:
+        """Send the frames of the streamed reply under way to ``sink`` (held
+        ones first); ``None`` ends stream mode."""
+        held, self._held, self._held_bytes = self._held, None, 0
+        self._sink = sink
+        if sink is not None:
+            for message in held or ():
+                sink(message)
+            if not self.alive:
+                sink(None)
+
+    def handle(self, kind: str, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Pass frames of ``kind`` (other than a reply's) to ``handler``, whenever
+        they come: before a reply, between its chunks, or while it streams."""
+        self._handlers[kind] = handler
+
+    def send_ack(self, size: int) -> None:
+        """Give the instance ``size`` bytes of stream credit."""
+        if self.alive and self._transport is not None:
+            self._transport.write(encode({"k": "ack", "n": size}))
+
+    def send_frame(self, frame: bytes) -> None:
+        """Answer a side request of the running call (dropped if the instance is gone)."""
+        if self.alive and self._transport is not None:
+            self._transport.write(frame)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(PeerClosed("the instance closed its connection"))
@@ -323,6 +415,8 @@ class InstanceChannel(asyncio.Protocol):
         if not self.alive:
             return
         self.alive = False
+        if self._sink is not None:
+            self._sink(None)
         if not isinstance(exc, PeerClosed) and self._pidfd >= 0:
             with contextlib.suppress(OSError):  # a misbehaving instance is not reused
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)

@@ -32,6 +32,9 @@ import sysconfig
 from types import ModuleType
 
 _SITE_DIRS = {"site-packages", "dist-packages"}
+# edge's function API: ``from edge import Response`` and ``from edge import kv``
+# (the process code imports both before any function code runs).
+PUBLIC_MODULES = ("edge", "edge.function", "edge.kv")
 
 
 def stdlib_path() -> list[str]:
@@ -68,13 +71,10 @@ def restrict(path: list[str]) -> None:
 
 
 def function_api() -> set[str]:
-    """The modules of ``edge``'s public names (``edge.__all__``): what a function imports.
-
-    ``Response`` lives in ``edge.function``, so that module stays; a public
-    name that is a module itself (say ``edge.kv``) stays too.
-    """
+    """The modules of ``edge``'s public API: :data:`PUBLIC_MODULES`, and those
+    behind ``edge.__all__`` (``Response`` lives in ``edge.function``)."""
     edge = sys.modules.get("edge")
-    modules = {"edge"}
+    modules = set(PUBLIC_MODULES)
     for name in getattr(edge, "__all__", ()):
         value = getattr(edge, name, None)
         module = (

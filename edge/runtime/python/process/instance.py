@@ -8,7 +8,10 @@ socket are length-prefixed msgpack (``edge.runtime.wire``):
 * reply: ``{status, headers, body, logs, error}`` where ``logs`` is a list of
   ``[ts, level, message]`` and ``error`` is ``None``, ``"exception"`` (an
   uncaught exception, answered 500 with a generic body) or ``"memory"`` (the
-  instance then exits with :data:`EXIT_MEMORY`).
+  instance then exits with :data:`EXIT_MEMORY`);
+* or, when the handler returns a generator, a streamed reply: ``head``,
+  ``chunk`` frames and an ``end`` frame, each tagged with a kind ``k``, paced
+  by the worker's ``ack`` frames (``edge.runtime.python.process.stream``).
 
 Everything written to ``sys.stdout`` (level ``info``), ``sys.stderr``
 (``error``) and Python ``logging`` (``debug``, ``info``, ``warning``,
@@ -27,7 +30,9 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from edge import kv
 from edge.function import Request, to_response
+from edge.runtime.python.process.stream import ClientGone, StreamSender, is_ack, streamed
 from edge.runtime.wire import FrameBuffer, ProtocolError, decode, encode
 
 # Reserved exit code: the instance hit its memory limit (cf. gunicorn's
@@ -174,11 +179,13 @@ class Instance:
         self._poller.register(sock, select.POLLIN)
         self._loop: Any = None
         self._ballast: bytes | None = None
+        self._sender: StreamSender | None = None  # the streamed reply under way
 
     def run(self) -> int:
         """Serve requests until the worker closes the socket; returns the exit code."""
         self._ballast = bytes(BALLAST_BYTES)
         os.register_at_fork(after_in_child=self._forked)
+        kv.bind(self.side_call)
         try:
             return self._serve()
         except MemoryError:
@@ -194,14 +201,37 @@ class Instance:
                 return 1
             if frame is None:
                 return 0
-            reply = self._answer(frame)
+            try:
+                reply = self._answer(frame)
+            except ClientGone:
+                return 0  # the worker hung up mid-stream: it kills us anyway
             if os.getpid() != self.pid:
                 return 0  # a child the function forked came back here: never reply twice
-            self.sock.sendall(reply)
+            if reply:
+                self.sock.sendall(reply)
 
     def _forked(self) -> None:
         """In a process the function forked: let go of the instance socket."""
+        kv.bind(None)
         self.sock.close()
+
+    def side_call(self, message: dict[str, Any]) -> Any:
+        """Mid-request: send a tagged frame (e.g. ``kind: kv``), return the worker's answer.
+
+        Stream acks met on the way are credit for the stream under way (or late
+        ones for a stream that ended), not the answer.
+        """
+        try:
+            self.sock.sendall(encode(message))
+            while (frame := self._read_frame()) is not None:
+                answer = decode(frame)
+                if not is_ack(answer):
+                    return answer
+                if self._sender is not None:
+                    self._sender.credit(answer)
+        except (ProtocolError, OSError):
+            pass
+        return None
 
     def _read_frame(self) -> bytes | None:
         """The next request's payload; ``None`` when the worker closed the socket."""
@@ -216,6 +246,8 @@ class Instance:
 
     def _answer(self, frame: bytes) -> bytes:
         message = decode(frame)
+        if is_ack(message):
+            return b""  # credit that came after a stream ended
         request = Request(
             method=message["method"],
             url=message["url"],
@@ -230,19 +262,42 @@ class Instance:
         self.capture.take()
         try:
             reply = self._call(request)
+            if isinstance(reply, bytes):
+                return reply  # a streamed reply's end frame
             return encode({**reply, "logs": self.capture.take()})
-        except MemoryError:
+        except (MemoryError, ClientGone):
             raise
         except BaseException:  # any failure of function code is a 500
             self.capture.add("error", traceback.format_exc())
             return encode({**_INTERNAL_ERROR, "logs": self.capture.take()})
 
-    def _call(self, request: Request) -> dict[str, Any]:
+    def _call(self, request: Request) -> dict[str, Any] | bytes:
         result = self.handler(request)
         if isinstance(result, Awaitable):
             result = self._await(result)
+        stream = streamed(result)
+        if stream is not None:
+            return self._stream(*stream)
         status, headers, body = to_response(result).encode()
         return {"status": status, "headers": headers, "body": body, "error": None}
+
+    def _stream(self, response: Any, chunks: Any) -> bytes:
+        """Send a streamed reply; returns its end frame. An error before the first
+        chunk propagates (a plain 500); after it, the end frame carries it."""
+        sender = self._sender = StreamSender(self.sock, self._read_frame, self._await)
+        try:
+            first = sender.first(chunks)
+            error = None
+            try:
+                sender.send(response, first, chunks)
+            except (MemoryError, ClientGone):
+                raise
+            except BaseException:
+                self.capture.add("error", traceback.format_exc())
+                error = "exception"
+            return sender.end(error, self.capture.take())
+        finally:
+            self._sender = None
 
     def _await(self, awaitable: Awaitable[Any]) -> Any:
         """Run an async handler's awaitable on this instance's one event loop."""

@@ -11,7 +11,8 @@ zygote in the path.
 
 Control messages (seqpacket, see ``edge.runtime.wire``):
 
-* worker -> zygote: ``{op: template, id, spec}``, ``{op: kill, pid}``.
+* worker -> zygote: ``{op: template, id, spec}`` (``spec.cgroups``: the
+  ``cgroup.procs`` files the template joins first, maybe none), ``{op: kill, pid}``.
 * zygote -> worker: ``{op: hello, pid}`` once; ``{op: template, id, pid}`` +
   the template's socket; ``{op: template_failed, id, message}``;
   ``{op: exit, pid, code, signal, maxrss_kb}`` when a template exits.
@@ -34,6 +35,7 @@ import edge  # noqa: F401 - imported once here, inherited by every template
 from edge.runtime.python.process import sandbox
 from edge.runtime.python.process.supervisor import Supervisor
 from edge.runtime.python.process.template import EXIT_BOOT_ERROR, Template
+from edge.runtime.wire import send_control
 
 _SPEC_FIELDS = {
     "key": str,
@@ -49,6 +51,7 @@ _SPEC_FIELDS = {
     "nproc": int,
     "packages": str,
     "kind": str,
+    "cgroups": list,
 }
 
 
@@ -82,6 +85,7 @@ class ZygoteServer(Supervisor):
             try:
                 ours.close()
                 self.forget_signals()
+                join_cgroups(theirs, spec["cgroups"])
                 code = Template(theirs, spec).main()
             finally:
                 os._exit(code)
@@ -99,6 +103,57 @@ class ZygoteServer(Supervisor):
             with contextlib.suppress(OSError):  # not yet a group leader (setsid pending)
                 os.kill(pid, signal.SIGKILL)
 
+    def on_exit(self, pid: int, status: int, maxrss_kb: int) -> None:
+        """Report a template's exit, then kill what it left behind."""
+        super().on_exit(pid, status, maxrss_kb)
+        self.kill_orphans()
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.kill_orphans()
+
+    def on_other_exit(self, pid: int) -> None:
+        self.kill_orphans()  # what the killed orphan had forked is ours now
+
+    def kill_orphans(self) -> None:
+        """SIGKILL every adopted child: what a dead template's processes left behind.
+
+        APPSEC: the zygote is a subreaper, so a daemon a function made (fork,
+        setsid, fork) becomes its child when the template dies. With cgroups
+        the worker kills the version's group anyway; without them this is
+        what ends such a daemon with its version.
+        """
+        me = str(os.getpid())
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) not in self.children and _ppid(entry) == me:
+                with contextlib.suppress(OSError):
+                    os.kill(int(entry), signal.SIGKILL)
+
+
+def _ppid(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[1].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def join_cgroups(sock: socket.socket, procs_files: list[str]) -> None:
+    """In a forked template, before anything else: enter its version's cgroups.
+
+    APPSEC: the template is still root and runs only platform code here, so
+    every process the function ever makes is born inside its group (see
+    ``edge.runtime.python.cgroups``). A template that cannot join does not boot.
+    """
+    try:
+        for path in procs_files:
+            with open(path, "w") as procs:
+                procs.write(str(os.getpid()))
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            send_control(sock, {"op": "error", "message": f"could not join its cgroup: {exc}"})
+        os._exit(EXIT_BOOT_ERROR)
+
 
 def check_spec(spec: object) -> str:
     """What is wrong with a template spec from the worker (``""``: nothing)."""
@@ -107,6 +162,8 @@ def check_spec(spec: object) -> str:
     for field, kind in _SPEC_FIELDS.items():
         if not isinstance(spec.get(field), kind):
             return f"template spec: {field} must be {kind.__name__}"
+    if not all(isinstance(p, str) and p.endswith("/cgroup.procs") for p in spec["cgroups"]):
+        return "template spec: cgroups must be cgroup.procs paths"
     return ""
 
 

@@ -1,0 +1,106 @@
+"""Where a runtime worker's CPU goes for a hello request: py-spy under wrk load.
+
+``.venv/bin/python -m bench.profile [py|js]`` starts the platform as ``make
+bench`` does, deploys the bench app, puts ``wrk`` load on the hello function,
+samples one runtime worker with py-spy (its own threads included) and prints the
+functions with the most self time, grouped by module, as a share of the
+worker's samples. It also prints the worker's CPU time per request (from
+/proc, over the same window), which turns shares into microseconds.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench.apps import bench_app
+from bench.edgestack import start_edge
+from bench.gitwork import Workdir
+from bench.procs import Processes
+from bench.settings import Settings
+from bench.wrk import run_wrk
+
+SECONDS = 8
+TOP = 25
+
+
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def children(parent: int, marker: bytes = b"") -> list[int]:
+    """Live children of ``parent`` whose command line contains ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (entry / "cmdline").read_bytes()
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == parent and marker in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def self_time(raw: str) -> collections.Counter[str]:
+    """Collapsed stacks (``a;b;c count``) -> samples per innermost frame."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            frame = stack.split(";")[-1]
+            counts[frame.split(" (")[0] + " " + frame[frame.find("(") :]] += int(count)
+    return counts
+
+
+def main() -> int:
+    language = sys.argv[1] if len(sys.argv) > 1 else "py"
+    settings = Settings.from_env()
+    with ExitStack() as cleanup:
+        tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="edge-prof-")))
+        services = cleanup.enter_context(ExitStack())
+        procs = cleanup.enter_context(Processes(tmp))
+        stack = start_edge(tmp, settings, procs, services)
+        stack.deploy(Workdir(tmp / "work"), "bench", bench_app(settings.min_warm, 0), "bench")
+        url = f"http://127.0.0.1:{stack.runtime_port}/{language}"
+        run_wrk(settings, url, stack.host("bench"), duration=2)  # warm up
+        master = children(os.getpid(), b"edge.cli\0runtime")[0]
+        worker = children(master)[0]
+        out = tmp / "profile.txt"
+        spy = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
+                "--nonblocking", "-r", "500", "-d", str(SECONDS), "-o", str(out), "-p", str(worker),
+            ]
+        )  # fmt: skip
+        before = cpu_ticks(worker)
+        result: list[float] = []
+        load = threading.Thread(
+            target=lambda: result.append(run_wrk(settings, url, stack.host("bench"), SECONDS).rps)
+        )
+        load.start()
+        load.join()
+        used = cpu_ticks(worker) - before
+        spy.wait()
+        rps = result[0]
+        workers = settings.workers
+        per_request_us = used / 100 / (rps * SECONDS / workers) * 1e6
+        counts = self_time(out.read_text())
+        total = sum(counts.values())
+        print(f"{language}: {rps:,.0f} req/s; worker CPU {per_request_us:.0f} us per request")
+        for frame, count in counts.most_common(TOP):
+            share = count / total
+            print(f"{share:6.1%} {share * per_request_us:7.1f} us  {frame}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

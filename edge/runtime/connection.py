@@ -1,0 +1,157 @@
+"""The runtime's HTTP connections: gunicorn's asgi worker with slow-client limits.
+
+gunicorn 27's asgi protocol already applies write backpressure (``send()``
+waits while the socket's write buffer is over 64 KiB), but it waits forever,
+and nothing bounds how long a client may take to send its request headers.
+:class:`EdgeProtocol` adds, per connection:
+
+* a send timeout (``EDGE_SEND_TIMEOUT_S``): a client that takes no bytes for
+  that long while a response waits to be written is disconnected, so a
+  never-reading client cannot pin a response (or a function instance) in the
+  worker;
+* a header timeout (``EDGE_HEADER_TIMEOUT_S``): a connection whose first
+  request's headers are not complete by then is closed (later requests on a
+  kept-alive connection are bounded by gunicorn's keep-alive timer, which runs
+  until their headers are complete);
+* a future, at ``scope["edge.closed"]``, that completes when the connection
+  closes: a streamed response stops its producer at once (gunicorn only tells
+  the application through ``receive()``, which would need a task per stream),
+  and a ``send()`` blocked on a vanished client is released;
+* a callable, at ``scope["edge.abort"]``, that resets the connection: a
+  stream that fails after its head ends unterminated, so the client cannot take
+  a truncated body for a whole one (raising into gunicorn would do the same,
+  with a traceback in the log for every such stream).
+
+Buffered bodies are bounded by the dispatcher, which sends large ones in
+slices (``edge.runtime.app``), so the write buffer never holds much more than
+the high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import struct
+from typing import Any
+
+from gunicorn.asgi.protocol import ASGIProtocol, FlowControl
+from gunicorn.workers import gasgi
+from gunicorn.workers.gasgi import ASGIWorker
+
+logger = logging.getLogger(__name__)
+
+CLOSED_KEY = "edge.closed"
+ABORT_KEY = "edge.abort"
+# SO_LINGER on, 0 s: close() resets the connection instead of leaving the kernel
+# to keep offering unsent bytes to a client with a zero window.
+_RESET = struct.pack("ii", 1, 0)
+
+
+class TimedFlowControl(FlowControl):
+    """gunicorn's write flow control, with a bound on how long a write may wait."""
+
+    __slots__ = ("_timeout",)
+
+    def __init__(self, transport: Any, timeout: float) -> None:
+        super().__init__(transport)
+        self._timeout = timeout
+
+    async def drain(self) -> None:
+        if self._is_writable_event.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._is_writable_event.wait(), self._timeout)
+        except TimeoutError:
+            peer = self._transport.get_extra_info("peername")
+            logger.info("client %s took nothing for %g s: disconnected", peer, self._timeout)
+            sock = self._transport.get_extra_info("socket")
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+            self._transport.abort()  # connection_lost() then releases every waiter
+
+
+class EdgeProtocol(ASGIProtocol):
+    """gunicorn's HTTP/1 protocol with the send and header timeouts above."""
+
+    _flow_control: FlowControl | None
+    _closed: bool
+
+    def __init__(self, worker: EdgeWorker) -> None:
+        super().__init__(worker)
+        self._edge_worker = worker
+        self._closed_future: asyncio.Future[None] | None = None
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        worker = self._edge_worker
+        self._closed_future = worker.loop.create_future()
+        if self._flow_control is not None:
+            self._flow_control = TimedFlowControl(transport, worker.send_timeout)
+        if self._callback_parser is not None:  # HTTP/1 (HTTP/2 has its own settings timer)
+            self._header_timer = worker.loop.call_later(worker.header_timeout, self._header_expired)
+
+    def _on_headers_complete(self) -> Any:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        return super()._on_headers_complete()
+
+    def _header_expired(self) -> None:
+        self._header_timer = None
+        if self._current_request is None and not self._closed:
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            logger.info("client %s sent no complete request headers in time: closed", peer)
+            self._close_transport()
+            if self._request_ready is not None:
+                self._request_ready.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        super().connection_lost(exc)
+        if self._flow_control is not None:
+            self._flow_control.resume_writing()  # a send() waiting on this client returns
+        if self._closed_future is not None and not self._closed_future.done():
+            self._closed_future.set_result(None)
+
+    def _build_http_scope(self, request: Any, sockname: Any, peername: Any) -> dict[str, Any]:
+        scope: dict[str, Any] = super()._build_http_scope(request, sockname, peername)
+        scope[CLOSED_KEY] = self._closed_future
+        scope[ABORT_KEY] = self._abort
+        return scope
+
+    def _abort(self) -> None:
+        if self.transport is not None and not self._closed:
+            self._closed = True  # gunicorn's send() is a no-op from now on
+            self.transport.abort()
+
+
+class EdgeWorker(ASGIWorker):
+    """gunicorn's asgi worker serving connections with :class:`EdgeProtocol`.
+
+    Built per configuration by :func:`worker_class` (gunicorn instantiates the
+    class itself, so the settings travel as class constants).
+    """
+
+    send_timeout = 30.0
+    header_timeout = 10.0
+
+    def init_process(self) -> None:
+        # gunicorn 27 creates its protocol by this module-level name in
+        # ASGIWorker._serve() and offers no factory hook; this runs in the
+        # worker process after the fork, so only this worker is affected.
+        gasgi.ASGIProtocol = EdgeProtocol
+        super().init_process()
+
+
+def worker_class(send_timeout: float, header_timeout: float) -> type[EdgeWorker]:
+    """An :class:`EdgeWorker` class with these timeouts, in seconds."""
+    return type(
+        "EdgeWorker",
+        (EdgeWorker,),
+        {"send_timeout": send_timeout, "header_timeout": header_timeout},
+    )

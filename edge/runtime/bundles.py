@@ -19,6 +19,7 @@ pin exact versions in ``requirements.txt`` for identical packages everywhere.
 from __future__ import annotations
 
 import logging
+import tarfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -79,7 +80,7 @@ def ensure_local(config: Config, snapshot: RoutingSnapshot) -> dict[str, str]:
                 logger.info("fetched release %s/%s", live.app, live.artifact[:12])
             if live.packages and not (config.envs_dir / live.packages).is_dir():
                 build_packages(config, artifacts.path(live.app, live.artifact), live.packages)
-        except (BundleError, ManifestError, ValueError, OSError) as exc:
+        except (BundleError, ManifestError, ValueError, OSError, tarfile.TarError) as exc:
             problems[f"{live.app}/{live.environment}"] = str(exc)
     return problems
 

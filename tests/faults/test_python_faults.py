@@ -360,6 +360,7 @@ def test_a_killed_zygote_is_recreated_and_serving(functions: Functions) -> None:
                 and pool.instance_pids()
                 and pools.zygote.pid not in (None, zygote)
             ),
+            timeout=30,  # a fresh interpreter, then a fork and an import: slow under load
             message="a new zygote, template and instance",
         )
         after = await pool.invoke(invocation())

@@ -26,6 +26,8 @@ from bench.coldstart import measure_cold
 from bench.edgestack import EdgeStack, start_edge
 from bench.facts import load_average, machine_facts
 from bench.gitwork import Workdir
+from bench.packages import measure_ml, measure_push_with_requirements, write_wheel
+from bench.packages import rows as package_rows
 from bench.procs import Processes, exit_on_signals
 from bench.pushlive import measure_push
 from bench.realistic import request_body, respond, wrk_script
@@ -196,7 +198,12 @@ def run(settings: Settings, tmp: Path, procs: Processes, services: ExitStack) ->
     )
     say(f"push-to-live: {settings.pushes} pushes ...")
     push = measure_push(stack, live, settings.pushes)
-    return Results(baseline, throughput, unavailable, cold, push, streams)
+    say("python packages: push-to-live with requirements.txt, the ML example ...")
+    write_wheel(tmp / "wheels")
+    with_requirements = measure_push_with_requirements(stack, tmp, settings.pushes)
+    ml = measure_ml(stack, tmp, settings)
+    extra = package_rows(with_requirements, ml)
+    return Results(baseline, throughput, unavailable, cold, push, streams, extra)
 
 
 def dump_logs(folder: Path) -> None:

@@ -60,6 +60,10 @@ def stack_env(home: Path, redis_url: str, settings: Settings) -> dict[str, str]:
         "EDGE_IDLE_TTL": str(settings.idle_ttl),
         "EDGE_DEPLOY_TIMEOUT": "60",
         "EDGE_LOG_LEVEL": "WARNING",
+        # bench.packages serves a wheel of its own from here; the ML example's
+        # packages come from EDGE_PYTHON_INDEX_URL if set, else uv's default index.
+        "EDGE_PYTHON_FIND_LINKS": str(home.parent / "wheels"),
+        "EDGE_PYTHON_INDEX_URL": os.environ.get("EDGE_PYTHON_INDEX_URL", ""),
     }
 
 
@@ -88,6 +92,7 @@ def start_edge(tmp: Path, settings: Settings, procs: Processes, cleanup: ExitSta
     redis = RedisServer(tmp / "redis.sock", tmp / "redis")
     redis.start()
     cleanup.callback(redis.stop)
+    (tmp / "wheels").mkdir()
     env = stack_env(home, redis.url, settings)
     config = Config.from_env(env)
     token = admin_token(config)

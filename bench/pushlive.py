@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench.apps import live_app
@@ -28,23 +29,31 @@ class PushSamples:
     live_ms: list[float] = field(default_factory=list)
 
 
-def measure_push(stack: EdgeStack, workdir: Workdir, pushes: int, first: int = 1) -> PushSamples:
-    """Push ``pushes`` changes to app ``live``, numbered from ``first``, one at a time."""
+def measure_push(
+    stack: EdgeStack,
+    workdir: Workdir,
+    pushes: int,
+    first: int = 1,
+    *,
+    app: str = "live",
+    files: Callable[[int], dict[str, str]] = live_app,
+) -> PushSamples:
+    """Push ``pushes`` changes to ``app`` (default ``live``), numbered from ``first``."""
     samples = PushSamples()
     for number in range(first, first + pushes):
-        workdir.commit(f"push {number}", live_app(number))
+        workdir.commit(f"push {number}", files(number))
         began = time.perf_counter()
-        workdir.push(stack.remote("live"))
+        workdir.push(stack.remote(app))
         samples.push_ms.append((time.perf_counter() - began) * 1000)
-        _wait_for_answer(stack, number)
+        _wait_for_answer(stack, number, app)
         samples.live_ms.append((time.perf_counter() - began) * 1000)
     return samples
 
 
-def _wait_for_answer(stack: EdgeStack, number: int) -> None:
+def _wait_for_answer(stack: EdgeStack, number: int, app: str) -> None:
     deadline = time.monotonic() + LIVE_TIMEOUT_S
     while time.monotonic() < deadline:
-        reply = get(stack.runtime_port, "/", host=stack.host("live"))
+        reply = get(stack.runtime_port, "/", host=stack.host(app))
         if reply.status == 200 and json.loads(reply.body) == {"push": number}:
             return
         time.sleep(POLL_S)

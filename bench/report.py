@@ -29,6 +29,7 @@ class Results:
     cold: dict[str, ColdSamples]
     push: PushSamples
     streams: dict[str, StreamSamples]
+    extra_rows: Sequence[str] = ()
 
 
 def ms(value: float) -> str:
@@ -152,6 +153,7 @@ def table(results: Results) -> str:
         lines += cold_rows(language, samples)
     lines += stream_rows(results.streams)
     lines.append(push_row(results.push))
+    lines += results.extra_rows
     return "\n".join(lines)
 
 

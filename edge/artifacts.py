@@ -138,8 +138,12 @@ class Artifacts:
         self._app_folder(app, app_id)
         bundle = self.bundle_path(app, digest)
         if not bundle.exists():
-            bundle.write_bytes(data)
-            bundle.chmod(0o600)
+            # Written aside and renamed: another worker of this node installing the
+            # same bundle at once must never read it half-written.
+            fd, name = tempfile.mkstemp(prefix=".bundle-", dir=bundle.parent)
+            with os.fdopen(fd, "wb") as aside:
+                aside.write(data)
+            os.replace(name, bundle)
         return self._unpack(app, digest, app_id)
 
     def _app_folder(self, app: str, app_id: int) -> Path:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import ConfigError
+from edge.packages import Environments, Settings
 from edge.uids import FUNCTION_ID_BASE, reserve_base
 
 MIB = 1024 * 1024
@@ -112,6 +113,10 @@ class Config:
     log_stream_len: int = 10_000
     access_log: str = ""
     token: str = ""
+    python_index_url: str = ""
+    python_find_links: str = ""
+    max_env_mb: int = 2048
+    env_install_timeout: float = 600.0
     kv_max_value_bytes: int = 1 * MIB
     kv_max_bytes: int = 100 * MIB
     egress_allow: str = ""
@@ -130,6 +135,21 @@ class Config:
     @property
     def releases_dir(self) -> Path:
         return self.home / "releases"
+
+    @property
+    def envs_dir(self) -> Path:
+        """Python package environments, one read-only folder per digest (``edge.packages``)."""
+        return self.home / "envs"
+
+    def package_environments(self) -> Environments:
+        """The package environments of this home, with the index settings and limits."""
+        settings = Settings(
+            index_url=self.python_index_url,
+            find_links=self.python_find_links,
+            max_mb=self.max_env_mb,
+            timeout_s=self.env_install_timeout,
+        )
+        return Environments(self.envs_dir, settings, cache=self.home / "cache" / "uv")
 
     @property
     def redis_socket(self) -> Path:
@@ -205,6 +225,10 @@ class Config:
             log_stream_len=_int(env, "EDGE_LOG_STREAM_LEN", 10_000, 10, 10_000_000),
             access_log=env.get("EDGE_ACCESS_LOG") or str(home / "logs" / "access.log"),
             token=env.get("EDGE_TOKEN") or "",
+            python_index_url=env.get("EDGE_PYTHON_INDEX_URL") or "",
+            python_find_links=env.get("EDGE_PYTHON_FIND_LINKS") or "",
+            max_env_mb=_int(env, "EDGE_MAX_ENV_MB", 2048, 1, 1 << 20),
+            env_install_timeout=_float(env, "EDGE_ENV_INSTALL_TIMEOUT", 600.0),
             kv_max_value_bytes=_int(env, "EDGE_KV_MAX_VALUE_MB", 1, 1, 512) * MIB,
             kv_max_bytes=_int(env, "EDGE_KV_MAX_MB", 100, 1, 1 << 20) * MIB,
             egress_allow=_egress_allow(env.get("EDGE_EGRESS_ALLOW") or ""),
@@ -262,6 +286,10 @@ class Config:
             "EDGE_MAX_WARM_POOLS": str(self.max_warm_pools),
             "EDGE_LOG_STREAM_LEN": str(self.log_stream_len),
             "EDGE_ACCESS_LOG": self.access_log,
+            "EDGE_PYTHON_INDEX_URL": self.python_index_url,
+            "EDGE_PYTHON_FIND_LINKS": self.python_find_links,
+            "EDGE_MAX_ENV_MB": str(self.max_env_mb),
+            "EDGE_ENV_INSTALL_TIMEOUT": str(self.env_install_timeout),
             "EDGE_CGROUP_ROOT": self.cgroup_root,
             "EDGE_APP_CPU_MS": str(self.app_cpu_ms),
             "EDGE_APP_PIDS": str(self.app_pids),

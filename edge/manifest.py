@@ -62,7 +62,9 @@ _FUNCTION_KEYS = (
     "env",
     "min_warm",
     "max_instances",
+    "kind",
 )
+KINDS = ("handler", "wsgi", "asgi")
 _RUNTIMES: dict[str, Runtime] = {".py": "python", ".js": "js", ".mjs": "js"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -81,6 +83,8 @@ class FunctionSpec:
         routes: parsed route patterns, in manifest order.
         memory_mb, timeout_ms, regions, min_warm, max_instances: limits and policy.
         env: ``[env]`` merged with ``functions.X.env``, as sorted (name, value) pairs.
+        kind: a Python entry's kind when declared (``"handler"``, ``"wsgi"`` or
+            ``"asgi"``); ``""``: detected when the function loads.
     """
 
     name: str
@@ -95,6 +99,7 @@ class FunctionSpec:
     env: tuple[tuple[str, str], ...]
     min_warm: int
     max_instances: int
+    kind: str = ""
 
     def env_dict(self) -> dict[str, str]:
         return dict(self.env)
@@ -466,7 +471,24 @@ class _Check:
         spec.update({**defaults, **policy})
         merged_env = {**env, **self.env(table.get("env", {}), _join(path, "env"))}
         spec["env"] = tuple(sorted(merged_env.items()))
+        if "kind" in table:
+            spec["kind"] = self.kind(table["kind"], _join(path, "kind"), spec.get("runtime"))
         return spec
+
+    def kind(self, value: object, path: str, runtime: str | None) -> str:
+        if runtime == "js":
+            self.add(path, "only Python entries take a kind (a JS entry is a module)")
+            return ""
+        if value not in KINDS:
+            close = difflib.get_close_matches(str(value)[:16].lower(), KINDS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "use one of them"
+            self.add(
+                path,
+                f"{_show(value)} is not a kind (handler: a function of the request; "
+                f"wsgi: a WSGI app such as Flask; asgi: an ASGI app such as FastAPI); {hint}",
+            )
+            return ""
+        return str(value)
 
     def entry(self, table: dict[str, Any], path: str) -> dict[str, Any]:
         key_path = _join(path, "entry")

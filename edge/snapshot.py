@@ -60,6 +60,8 @@ class FunctionRecord:
         content_hash: identifies the function's code and configuration: equal
             hashes in two releases mean a warm pool can be kept.
         routes: the route pattern texts, in manifest order (e.g. ``"GET /a/:id"``).
+        kind: a Python entry's kind: ``""`` (detected at load), ``"handler"``,
+            ``"wsgi"`` or ``"asgi"``.
     """
 
     name: str
@@ -75,6 +77,7 @@ class FunctionRecord:
     max_instances: int
     content_hash: str
     routes: tuple[str, ...] = ()
+    kind: str = ""
 
     @classmethod
     def from_spec(cls, spec: FunctionSpec, content_hash: str) -> FunctionRecord:
@@ -93,6 +96,7 @@ class FunctionRecord:
             max_instances=spec.max_instances,
             content_hash=content_hash,
             routes=tuple(pattern.text for pattern in spec.routes),
+            kind=spec.kind,
         )
 
 
@@ -101,7 +105,8 @@ class LiveEnvironment:
     """One environment the runtime serves, with its active release's functions.
 
     ``secrets`` are (name, sealed value) pairs, opened on the runtime side by
-    :func:`edge.secretenv.unseal`.
+    :func:`edge.secretenv.unseal`. ``packages`` is the digest of the release's
+    Python package environment (``$EDGE_HOME/envs/<digest>``), ``""`` for none.
     """
 
     app: str
@@ -112,6 +117,7 @@ class LiveEnvironment:
     functions: tuple[FunctionRecord, ...]
     app_id: int = 0
     secrets: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    packages: str = ""
 
 
 @dataclass(frozen=True)

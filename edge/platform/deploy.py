@@ -31,9 +31,11 @@ from edge.manifest import Manifest, load_manifest
 from edge.platform import retention
 from edge.platform.artifacts import folder_files, git_files
 from edge.platform.deploylog import DeployLog
-from edge.platform.functions import compile_python, function_records
+from edge.platform.envretention import collect_environments
+from edge.platform.functions import compile_python
 from edge.platform.locks import AppLocks
 from edge.platform.pending import PendingDeploys
+from edge.platform.preflight import Preflight
 from edge.platform.store import ReleaseInfo, Store
 from edge.platform.trees import TreeLimits, check_tree, stored
 from edge.platform.vault import overridden
@@ -114,6 +116,7 @@ class Deployer:
         self.steps = DeployLog(redis_client)
         self.keyring = keyring
         self.locks = AppLocks(config.home / "locks")
+        self.preflight = Preflight(config, store, artifacts, keyring)
 
     # -- update: validation ------------------------------------------------
 
@@ -126,8 +129,16 @@ class Deployer:
         new: bytes,
         *,
         object_store: Any = None,
+        progress: Progress | None = None,
+        pusher: str = "push",
     ) -> list[str]:
-        """Check one ref update; returns progress lines, raises EdgeError to reject."""
+        """Check one ref update; returns progress lines, raises EdgeError to reject.
+
+        Besides edge.toml and compiling, this installs the Python packages and
+        imports every changed Python function in its sandbox (``Preflight``):
+        nothing that would fail after the ref moves is let through. Lines of a
+        long step (an install) go to ``progress`` as they come, when given.
+        """
         pushed = PushedRef(ref_name.decode(), old, new)
         if pushed.branch is None:
             raise EdgeError(
@@ -142,6 +153,9 @@ class Deployer:
                 )
             return []
         store = object_store if object_store is not None else repo.object_store
+        env = environment_for_branch(pushed.branch, app)
+        lines: list[str] = []
+        say = progress or lines.append
         limits = TreeLimits(self.config.max_release_bytes, self.config.max_file_bytes)
         try:
             commit = stored(store, new)
@@ -149,14 +163,17 @@ class Deployer:
                 raise EdgeError(f"{new.decode()} is not a commit the push brought; push a branch")
             check_tree(store, commit.tree, limits)
             manifest = self.checked_manifest(GitTreeSource(store, commit.tree), app)
+            names = ", ".join(f.name for f in manifest.functions)
+            say(f"-----> edge.toml valid: {len(manifest.functions)} function(s): {names}")
+            self.preflight.check_host(app, env, pushed.branch)
+            files = git_files(store, commit.tree)
+            self.preflight.prepare(app, env, files, manifest, say, check=True, by=pusher)
         except EdgeError as exc:
-            env = environment_for_branch(pushed.branch, app)
             message = f"push of {pushed.branch} {new.decode()[:7]} rejected: {exc}"
             self.event(app, env, message, level="error")
             self.steps.rejected(app, env, message)
             raise
-        names = ", ".join(f.name for f in manifest.functions)
-        return [f"-----> edge.toml valid: {len(manifest.functions)} function(s): {names}"]
+        return lines
 
     def checked_manifest(self, source: Source, app: str) -> Manifest:
         """Validate edge.toml and compile every entry; raises ManifestError with all problems."""
@@ -260,11 +277,12 @@ class Deployer:
             GitTreeSource(repo.object_store, commit.tree), max_memory_mb=self.config.max_memory_mb
         )
         progress(f"-----> Deploying {app} ({env}) from {pushed.branch} {pushed.new.decode()[:7]}")
-        app_info = self.store.get_or_create_app(app, created_by=pusher)
+        self.store.get_or_create_app(app, created_by=pusher)
         files = git_files(repo.object_store, commit.tree)
-        digest = self.artifacts.export(files, app, app_info.id)
+        digest, packages, functions, _ = self.preflight.prepare(
+            app, env, files, manifest, progress, check=False
+        )
         self.store.get_or_create_environment(app, env, branch=pushed.branch or "")
-        functions = function_records(files, manifest)
         release = self.store.create_release(
             app,
             env,
@@ -272,6 +290,7 @@ class Deployer:
             artifact=digest,
             manifest_json=json.dumps(manifest.to_json()),
             functions=functions,
+            packages=packages,
             created_by=pusher,
             author=commit.author.decode("utf-8", "replace"),
             message=commit.message.decode("utf-8", "replace").strip().splitlines()[0]
@@ -379,11 +398,12 @@ class Deployer:
         """
         with self.app_lock(app), self.steps.track(app, PRODUCTION, progress) as step:
             manifest = self.checked_manifest(DirSource(folder), app)
-            app_info = self.store.get_or_create_app(app, created_by=by)
+            self.store.get_or_create_app(app, created_by=by)
             self.store.get_or_create_environment(app, PRODUCTION, branch=PRODUCTION_BRANCH)
             files = folder_files(folder)
-            digest = self.artifacts.export(files, app, app_info.id)
-            functions = function_records(files, manifest)
+            digest, packages, functions, _ = self.preflight.prepare(
+                app, PRODUCTION, files, manifest, step, check=True, by=by
+            )
             self.say_overrides(app, PRODUCTION, functions, None, progress)
             release = self.store.create_release(
                 app,
@@ -392,6 +412,7 @@ class Deployer:
                 artifact=digest,
                 manifest_json=json.dumps(manifest.to_json()),
                 functions=functions,
+                packages=packages,
                 created_by=by,
                 author=by,
                 message="edge dev: working folder",
@@ -438,6 +459,7 @@ class Deployer:
                 artifact=target.artifact,
                 manifest_json=target.manifest_json,
                 functions=list(target.functions),
+                packages=target.packages,
                 created_by=by,
                 author=target.author,
                 message=f"Rollback to v{target.version}",
@@ -455,8 +477,10 @@ class Deployer:
             return live
 
     def collect(self, app: str) -> None:
-        """Delete the artifacts of ``app`` no release can come back to (never raises)."""
+        """Delete the artifacts of ``app`` and the package environments no release
+        can come back to (never raises)."""
         retention.collect(self.store, self.artifacts, app, self.config.keep_releases)
+        collect_environments(self.store, self.preflight.environments, self.config.keep_releases)
 
     def event(
         self, app: str, env: str, message: str, *, release: int = 0, level: str = "info"

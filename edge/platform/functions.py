@@ -28,18 +28,24 @@ def compile_python(source: Source, manifest: Manifest) -> list[str]:
     return problems
 
 
-def function_records(files: list[SourceFile], manifest: Manifest) -> list[FunctionRecord]:
+def function_records(
+    files: list[SourceFile], manifest: Manifest, packages: str = ""
+) -> list[FunctionRecord]:
     """Store rows for every function, each with its content hash.
 
-    A function's hash covers its own config and every file of the tree except
-    edge.toml and the other functions' entry files: a change to one function's
-    entry file leaves its siblings' hashes (and warm pools) untouched, while a
-    change to a shared module changes them all.
+    A function's hash covers its own config, its package environment and
+    every file of the tree except edge.toml and the other functions' entry
+    files: a change to one function's entry file leaves its siblings' hashes
+    (and warm pools) untouched, while a change to a shared module changes them
+    all. The hash also decides which functions the push-time load check skips.
     """
     entries = {spec.path for spec in manifest.functions}
     records = []
     for spec in manifest.functions:
-        digest = hashlib.sha256(json.dumps(_spec_identity(spec)).encode())
+        identity = _spec_identity(spec)
+        if packages:
+            identity["packages"] = packages
+        digest = hashlib.sha256(json.dumps(identity).encode())
         for file in files:
             if file.path == "edge.toml" or (file.path in entries and file.path != spec.path):
                 continue
@@ -59,4 +65,5 @@ def _spec_identity(spec: FunctionSpec) -> dict[str, Any]:
         "timeout_ms": spec.timeout_ms,
         "min_warm": spec.min_warm,
         "max_instances": spec.max_instances,
+        **({"kind": spec.kind} if spec.kind else {}),
     }

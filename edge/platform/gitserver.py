@@ -140,8 +140,15 @@ class EdgeReceivePack(ReceivePackHandler):
 
     def _on_update(self, ref_name: Ref, old_sha: ObjectID, new_sha: ObjectID) -> bytes | None:
         try:
-            for line in self.deployer.validate(self.repo, self.app, ref_name, old_sha, new_sha):
-                self._progress(line)
+            self.deployer.validate(
+                self.repo,
+                self.app,
+                ref_name,
+                old_sha,
+                new_sha,
+                progress=self._progress,
+                pusher=self.pusher,
+            )
             if new_sha != ZERO_SHA:  # the ref may move now: in flight until the push ends
                 self.pending.mark(ref_name.decode(), old_sha, new_sha)
                 self.marked.append(ref_name.decode())

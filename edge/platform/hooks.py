@@ -62,6 +62,8 @@ def main(hook: str, args: list[str]) -> int:
                     old.encode(),
                     new.encode(),
                     object_store=_object_store(repo),
+                    progress=lambda line: print(line, flush=True),
+                    pusher=pusher,
                 )
             except EdgeError as exc:
                 for problem in getattr(exc, "problems", [str(exc)]):

@@ -171,6 +171,8 @@ class Release(Base):
     version: Mapped[int]
     commit_sha: Mapped[str] = mapped_column(String(64))
     artifact: Mapped[str] = mapped_column(String(64))
+    # The Python package environment (edge.packages digest), "" when the app has none.
+    packages: Mapped[str] = mapped_column(String(64), default="", server_default="")
     manifest: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     status_reason: Mapped[str | None] = mapped_column(Text)
@@ -204,6 +206,8 @@ class Function(Base):
     min_warm: Mapped[int]
     max_instances: Mapped[int]
     content_hash: Mapped[str] = mapped_column(String(128))
+    # "" (detect at load), "handler", "wsgi" or "asgi" (edge.toml's functions.X.kind).
+    kind: Mapped[str] = mapped_column(String(8), default="", server_default="")
 
 
 class Route(Base):
@@ -318,6 +322,7 @@ def function_record(row: Function, routes: tuple[str, ...]) -> FunctionRecord:
         max_instances=row.max_instances,
         content_hash=row.content_hash,
         routes=routes,
+        kind=row.kind,
     )
 
 
@@ -382,6 +387,7 @@ class ReleaseInfo:
         author, message: the commit's author and subject.
         rollback_of: the version this release brought back, if it is a rollback.
         functions: its functions, sorted by name, each with its routes.
+        packages: its Python package environment's digest (``""``: none).
     """
 
     id: int
@@ -399,6 +405,7 @@ class ReleaseInfo:
     message: str
     rollback_of: int | None
     functions: tuple[FunctionRecord, ...]
+    packages: str = ""
 
     @classmethod
     def from_row(
@@ -420,4 +427,5 @@ class ReleaseInfo:
             message=row.message,
             rollback_of=row.rollback_of,
             functions=functions,
+            packages=row.packages,
         )

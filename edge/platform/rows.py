@@ -122,6 +122,7 @@ def insert_functions(
                 "min_warm": f.min_warm,
                 "max_instances": f.max_instances,
                 "content_hash": f.content_hash,
+                "kind": f.kind,
             }
             for f in functions
         ],

@@ -79,6 +79,7 @@ def _release(
         artifact=active.artifact,
         manifest_json=active.manifest_json,
         functions=list(active.functions),
+        packages=active.packages,
         created_by=by,
         author=by,
         message=SECRETS_CHANGED,

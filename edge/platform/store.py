@@ -259,6 +259,7 @@ class Store(TokenMethods, OverviewMethods, SecretMethods):
         author: str,
         message: str,
         rollback_of: int | None = None,
+        packages: str = "",
     ) -> ReleaseInfo:
         """Record the next version of an environment, with status ``deploying``.
 
@@ -277,6 +278,7 @@ class Store(TokenMethods, OverviewMethods, SecretMethods):
             author: the commit's author.
             message: the commit's subject.
             rollback_of: the version this release brings back, if it is a rollback.
+            packages: the digest of its Python package environment (``""``: none).
 
         Raises:
             NotFoundError: the app, the environment or ``rollback_of`` is unknown.
@@ -303,6 +305,7 @@ class Store(TokenMethods, OverviewMethods, SecretMethods):
                 author=author,
                 message=message,
                 rollback_of=rollback_of,
+                packages=packages,
             )
             session.add(release)
             session.flush()
@@ -495,6 +498,7 @@ class Store(TokenMethods, OverviewMethods, SecretMethods):
                     Release.version,
                     Release.artifact,
                     App.id,
+                    Release.packages,
                 )
                 .join(Environment, Environment.app_id == App.id)
                 .join(Release, Release.id == Environment.active_release_id)
@@ -516,7 +520,8 @@ class Store(TokenMethods, OverviewMethods, SecretMethods):
                     functions=functions[release_id],
                     app_id=app_id,
                     secrets=secrets.get((app_id, env), ()),
+                    packages=packages,
                 )
-                for app, env, release_id, number, artifact, app_id in rows
+                for app, env, release_id, number, artifact, app_id, packages in rows
             ),
         )

@@ -112,6 +112,16 @@ class SecretMethods:
             q.bump_routes_version(session)
             return previous
 
+    def sealed_secrets_of(self, app: str, environment: str) -> tuple[tuple[str, str], ...]:
+        """One environment's (name, sealed value) pairs (for the push-time load check).
+
+        Raises:
+            NotFoundError: there is no such app.
+        """
+        with self._read() as session:
+            app_id = q.app_row(session, app).id
+            return sealed_secrets(session).get((app_id, environment), ())
+
     def list_secrets(self, app: str, environment: str) -> list[SecretInfo]:
         """The secrets of one environment, by name (values are never returned).
 

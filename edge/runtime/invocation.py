@@ -31,6 +31,8 @@ class FunctionVersion:
         memory_mb, timeout_ms, min_warm, max_instances: limits and pool policy.
         uid: the uid (and gid) its processes run as when the platform is root
             (:func:`edge.uids.function_ids`); 0 derives it from the app's name.
+        packages: the release's Python package environment (on ``sys.path``), if any.
+        kind: a Python entry's declared kind (``""``: detected at load).
     """
 
     key: str
@@ -48,6 +50,8 @@ class FunctionVersion:
     min_warm: int = 0
     max_instances: int = 8
     uid: int = 0
+    packages: Path | None = None
+    kind: str = ""
 
 
 @dataclass

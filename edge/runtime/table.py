@@ -94,6 +94,7 @@ class RouteTable:
                     release=live.version,
                     region=config.region,
                     root=config.releases_dir / live.app / live.artifact,
+                    packages=config.envs_dir / live.packages if live.packages else None,
                 )
                 targets.append(target)
                 entries.extend((parse_route(text), target) for text in record.routes)
@@ -117,6 +118,7 @@ def _target(
     release: int,
     root: Path,
     region: str,
+    packages: Path | None = None,
 ) -> Target:
     regions = tuple(record.regions)
     version = None
@@ -139,5 +141,7 @@ def _target(
             min_warm=record.min_warm,
             max_instances=record.max_instances,
             uid=uid,
+            packages=packages,
+            kind=record.kind,
         )
     return Target(record.name, version, regions, release)

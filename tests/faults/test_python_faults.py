@@ -201,6 +201,32 @@ def test_a_memory_bomb_is_502_memory_limit_exceeded(functions: Functions, do: st
     functions.run(scenario)
 
 
+BIG_TEMPLATE = """
+BIG = bytearray(b"x" * (96 * 1024 * 1024))  # a library or model, loaded once per template
+
+def handle(request):
+    extra = bytearray(int(request.query.get("mb", "0")) * 1024 * 1024)
+    return {"template_mb": len(BIG) >> 20, "extra_mb": len(extra) >> 20}
+"""
+
+
+def test_memory_mb_counts_what_an_instance_allocates_beyond_its_template(
+    functions: Functions,
+) -> None:
+    version = functions.version(BIG_TEMPLATE, name="big", memory_mb=32)
+
+    async def scenario(pools: PoolRegistry) -> None:
+        pool = await python_pool(pools, version)
+        fits = await pool.invoke(invocation(query="mb=16"))
+        assert fits.status == 200, fits.body
+        assert json.loads(fits.body) == {"template_mb": 96, "extra_mb": 16}
+        over = await pool.invoke(invocation(query="mb=48"))
+        assert over.status == 502 and over.error == "memory"
+        assert "memory limit of 32 MB exceeded" in message(over)
+
+    functions.run(scenario)
+
+
 def test_a_closed_socket_is_502(functions: Functions) -> None:
     version = faulty(functions, "close_socket")
 
@@ -334,6 +360,7 @@ def test_a_killed_zygote_is_recreated_and_serving(functions: Functions) -> None:
                 and pool.instance_pids()
                 and pools.zygote.pid not in (None, zygote)
             ),
+            timeout=30,  # a fresh interpreter, then a fork and an import: slow under load
             message="a new zygote, template and instance",
         )
         after = await pool.invoke(invocation())

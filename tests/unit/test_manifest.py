@@ -647,3 +647,20 @@ def test_any_text_gives_a_manifest_or_a_manifest_error(text: str) -> None:
         parse_manifest(text)
     except ManifestError as exc:
         assert exc.problems
+
+
+def test_kind_declares_a_wsgi_or_asgi_entry() -> None:
+    app = '[functions.web]\nentry = "app.py:app"\nroutes = ["/*"]\nkind = "asgi"\n'
+    spec = parse_manifest(app).function("web")
+    assert spec.kind == "asgi"
+    assert FunctionSpec.from_json(json.loads(json.dumps(spec.to_json()))).kind == "asgi"
+    assert parse_manifest(app.replace('kind = "asgi"\n', "")).function("web").kind == ""
+    assert _problems(app.replace('"asgi"', '"wsgl"')) == [
+        'edge.toml: functions.web.kind: "wsgl" is not a kind (handler: a function of the '
+        "request; wsgi: a WSGI app such as Flask; asgi: an ASGI app such as FastAPI); "
+        "did you mean 'wsgi'?"
+    ]
+    js = '[functions.web]\nentry = "app.js"\nroutes = ["/*"]\nkind = "asgi"\n'
+    assert _problems(js) == [
+        "edge.toml: functions.web.kind: only Python entries take a kind (a JS entry is a module)"
+    ]

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
+
 import edge
 from edge.runtime.invocation import FunctionLoadError, FunctionVersion, LogRecord
 from edge.runtime.python.cgroups import Cgroups, Group
@@ -35,6 +37,15 @@ from edge.runtime.wire import PeerClosed, close_fds
 from edge.uids import function_ids
 
 logger = logging.getLogger(__name__)
+
+
+def process_imports() -> list[Path]:
+    """Folders the function processes import from besides ``edge`` and the stdlib.
+
+    The zygote runs without ``site`` (``-S``), so it sees no site-packages;
+    the process code needs msgpack (``edge.runtime.wire``) and nothing else.
+    """
+    return [Path(msgpack.__file__).resolve().parent.parent]
 
 
 class ZygoteError(Exception):
@@ -209,6 +220,7 @@ class Zygote:
             self._proc = subprocess.Popen(
                 [
                     self._python,
+                    "-S",
                     "-P",
                     "-m",
                     "edge.runtime.python.process.zygote",
@@ -218,7 +230,7 @@ class Zygote:
                 pass_fds=[theirs.fileno()],
                 close_fds=True,
                 stdin=subprocess.DEVNULL,
-                env=zygote_env(os.environ, import_root),
+                env=zygote_env(os.environ, import_root, process_imports()),
                 cwd="/",
                 start_new_session=True,
             )
@@ -492,6 +504,8 @@ class TemplateSource:
             "memory_mb": v.memory_mb,
             "nofile": self._limits.nofile,
             "nproc": self._limits.nproc,
+            "packages": str(v.packages) if v.packages is not None else "",
+            "kind": v.kind,
             "cgroups": [],
         }
 

@@ -67,7 +67,9 @@ class SandboxError(Exception):
     """The sandbox of a function process could not be set up."""
 
 
-def zygote_env(environ: Mapping[str, str], import_root: Path | None = None) -> dict[str, str]:
+def zygote_env(
+    environ: Mapping[str, str], import_root: Path | None = None, extra: Iterable[Path] = ()
+) -> dict[str, str]:
     """The scrubbed environment the zygote is exec'ed with.
 
     APPSEC: ``/proc/<pid>/environ`` of every forked function process shows
@@ -77,10 +79,15 @@ def zygote_env(environ: Mapping[str, str], import_root: Path | None = None) -> d
         environ: the worker's environment.
         import_root: a folder to put first on ``PYTHONPATH`` (the one holding
             the ``edge`` package), so the zygote imports the same code.
+        extra: folders to put after it (the zygote runs without ``site``).
     """
     env = {key: environ[key] for key in ZYGOTE_ENV_KEYS if key in environ}
     if import_root is not None:
-        parts = [str(import_root), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+        parts = [
+            str(import_root),
+            *map(str, extra),
+            *filter(None, env.get("PYTHONPATH", "").split(os.pathsep)),
+        ]
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
     env.setdefault("PATH", os.defpath)
     return env

@@ -37,7 +37,8 @@ from pathlib import PurePosixPath
 from types import ModuleType
 from typing import Any
 
-from edge.runtime.python.process import sandbox
+from edge.runtime.python.process import imports, sandbox
+from edge.runtime.python.process.apps import AppError, as_handler
 from edge.runtime.python.process.instance import Capture, Handler, Instance
 from edge.runtime.python.process.supervisor import Supervisor
 from edge.uids import function_ids
@@ -46,6 +47,11 @@ from edge.uids import function_ids
 EXIT_BOOT_ERROR = 3
 MAX_ERROR_TEXT = 32 * 1024
 SPARE_DELAY_MS = 5
+# What a template may allocate while importing, beyond memory_mb: libraries
+# (numpy, a model) live in the template and are shared by its instances
+# through fork, so they do not count against memory_mb; each instance's
+# limit is then its own size at fork plus memory_mb.
+IMPORT_ALLOWANCE_MB = 1024
 _IMPORT_FRAMES = ("<frozen importlib._bootstrap", __file__)
 
 
@@ -80,7 +86,7 @@ class Template(Supervisor):
             self.send(
                 {
                     "op": "error",
-                    "message": _describe(exc)[-MAX_ERROR_TEXT:],
+                    "message": self.describe(exc),
                     "logs": self.capture.take()[-100:],
                 }
             )
@@ -91,13 +97,19 @@ class Template(Supervisor):
         self.run()
         return 0
 
+    @staticmethod
+    def describe(exc: BaseException) -> str:
+        """A load failure as the pusher and the logs see it (bounded)."""
+        return _describe(exc)[-MAX_ERROR_TEXT:]
+
     def enter_sandbox(self) -> None:
         """Everything before function code runs. APPSEC: order matters."""
         spec = self.spec
         os.setsid()  # own session: terminal signals to the platform do not reach it
         sandbox.redirect_stdio()
         root = spec["root"]
-        self.pins.pin([*sys.path, root])
+        path = imports.import_path(root, spec["packages"])
+        self.pins.pin(path)
         sandbox.close_inherited_fds([self.sock.fileno(), *self.pins.fds()])
         os.chdir(root)
         separate = sandbox.privileged()
@@ -109,7 +121,7 @@ class Template(Supervisor):
         sandbox.harden()
         sandbox.die_with_parent(os.getppid())
         sandbox.become_subreaper()
-        sys.path.insert(0, root)
+        imports.restrict(path)
         self.pins.apply()
         sys.dont_write_bytecode = True
         os.environ.clear()
@@ -119,15 +131,25 @@ class Template(Supervisor):
         """Import the entry module under the memory limit and resolve the handler."""
         spec = self.spec
         self.capture.install()
-        sandbox.limit_memory(spec["memory_mb"])
+        sandbox.limit_memory(spec["memory_mb"] + IMPORT_ALLOWANCE_MB)
+        if spec["packages"]:
+            import site  # noqa: PLC0415 - -S: importing it runs nothing; this runs .pth files
+
+            site.addsitedir(sys.path[1])
         module = _import_entry(sys.path[0], spec["path"])
-        handler = getattr(module, spec["handler"], None)
+        target = getattr(module, spec["handler"], None)
         where = f"{spec['path']}:{spec['handler']}"
-        if handler is None:
+        if target is None:
             raise LoadError(f"{where}: {spec['path']} defines no {spec['handler']!r}")
-        if not callable(handler):
-            raise LoadError(f"{where} is a {type(handler).__name__}, not a function")
-        if inspect.iscoroutinefunction(handler):
+        if not callable(target):
+            raise LoadError(f"{where} is a {type(target).__name__}, not a function")
+        try:
+            handler = as_handler(target, spec["kind"])
+        except AppError as exc:
+            raise LoadError(f"{where}: {exc}") from None
+        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+            getattr(handler, "__call__", None)  # noqa: B004
+        ):
             import asyncio  # noqa: F401, PLC0415 - instances then fork with it imported
         return handler
 
@@ -186,6 +208,8 @@ class Template(Supervisor):
         os.setpgid(0, 0)  # its own group: killing it kills what it forked
         sandbox.close_inherited_fds([sock.fileno(), *self.pins.fds()])
         sandbox.die_with_parent(parent)
+        # APPSEC: memory_mb counts what the instance allocates beyond its template.
+        sandbox.limit_memory(self.spec["memory_mb"])
         assert self.handler is not None
         return Instance(sock, self.handler, self.spec["env"], self.capture).run()
 
@@ -210,7 +234,7 @@ def _import_entry(root: str, path: str) -> ModuleType:
 
 def _describe(exc: BaseException) -> str:
     """The traceback of a load failure, without the platform's own frames."""
-    if isinstance(exc, LoadError | sandbox.SandboxError):
+    if isinstance(exc, LoadError | sandbox.SandboxError | AppError):
         return str(exc)
     info = traceback.TracebackException.from_exception(exc)
     info.stack = traceback.StackSummary.from_list(

@@ -1,7 +1,8 @@
 """The zygote: a fresh, single-threaded interpreter that forks function templates.
 
 A runtime worker (asyncio, with threads: it must never fork) starts one with
-``python -P -m edge.runtime.python.process.zygote <fd> <worker-pid>`` (see
+``python -S -P -m edge.runtime.python.process.zygote <fd> <worker-pid>`` (no
+``site``: see ``edge.runtime.python.process.imports``) (see
 ``edge.runtime.python.pool.Zygote``), exec'ed with a scrubbed environment and only
 the control socket ``<fd>`` open. Per function version the worker asks for a
 template; the zygote forks it with a socketpair of its own and passes the
@@ -48,6 +49,8 @@ _SPEC_FIELDS = {
     "memory_mb": int,
     "nofile": int,
     "nproc": int,
+    "packages": str,
+    "kind": str,
     "cgroups": list,
 }
 
@@ -58,7 +61,7 @@ class ZygoteServer(Supervisor):
     def handle_template(self, message: dict[str, Any]) -> None:
         spec = message.get("spec")
         request_id = message.get("id")
-        problem = _check_spec(spec)
+        problem = check_spec(spec)
         if problem:
             self.send({"op": "template_failed", "id": request_id, "message": problem})
             return
@@ -152,7 +155,8 @@ def join_cgroups(sock: socket.socket, procs_files: list[str]) -> None:
         os._exit(EXIT_BOOT_ERROR)
 
 
-def _check_spec(spec: object) -> str:
+def check_spec(spec: object) -> str:
+    """What is wrong with a template spec from the worker (``""``: nothing)."""
     if not isinstance(spec, dict):
         return "template spec must be a map"
     for field, kind in _SPEC_FIELDS.items():

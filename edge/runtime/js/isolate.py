@@ -1,0 +1,442 @@
+"""One function version's isolate in the V8 host: its queue, its d() batches, its limits.
+
+Runs in the V8 host process (:mod:`edge.runtime.js.host`), on the host's event
+loop. Requests queue per isolate and enter V8 in batches: one ``eval`` of
+``__edge.d(...)`` (``js/dispatch.js``) starts every queued request and returns
+every finished response. Limits are enforced from outside the JavaScript: V8's
+hard heap limit, a deadline per request (terminate, then replace a runaway),
+and the host's ArrayBuffer budget (see :meth:`edge.runtime.js.host.Host._budget`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import time
+from collections import deque
+from concurrent.futures import Executor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from py_mini_racer import JSMappedObject, MiniRacer, mini_racer
+
+from edge.runtime.faults import fault_message
+from edge.runtime.js import calls, modules
+from edge.runtime.js.client import HOST_REASONS
+from edge.runtime.js.compression import ZlibStreams
+from edge.runtime.js.modules import ModuleSpec
+from edge.runtime.js.relay import StreamRelay
+from edge.runtime.wire import MAX_FRAME
+
+logger = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+PRELUDE_TIMEOUT_S = 10.0
+MIN_GRACE_S = 0.1
+PEAK_STEP = 1.25
+MAX_LOCAL_CALLS = 64
+TOO_MANY_CALLS = f"more than {MAX_LOCAL_CALLS} Web Crypto or compression calls at once"
+# A fault is sent as its kind alone (no status, headers or body): the worker
+# answers it from the fault table (edge.runtime.faults), as for Python.
+FAULT_STATUS = 500
+# The largest buffered body sent to the worker: a frame holds it, headers and logs.
+MAX_BODY = MAX_FRAME - 8 * MIB
+
+
+@dataclass(eq=False)
+class Call:
+    """One request: its frame id, its item for ``d()``, and its deadline."""
+
+    rid: int
+    item: list[Any]
+    deadline: float
+    timer: asyncio.TimerHandle | None = None
+    cold_ms: float = 0.0
+
+
+def _new_racer(stack: ExitStack, loop: asyncio.AbstractEventLoop) -> MiniRacer:
+    """A context whose callbacks land on ``loop`` (called in a thread: it blocks ~3 ms)."""
+    return stack.enter_context(mini_racer(event_loop=loop))
+
+
+def _kind(error: str) -> str:
+    """The fault a finished response ended in: its own kind, or an exception."""
+    return error if error == "invalid_response" else "exception"
+
+
+class Isolate:
+    """One function version's isolate, its request queue and its limits."""
+
+    def __init__(
+        self,
+        spec: ModuleSpec,
+        runtime_js: str,
+        send: Any,
+        relay: Any = None,
+        calls_pool: Executor | None = None,
+    ) -> None:
+        self.spec = spec
+        self._calls_pool = calls_pool
+        self.zlib = ZlibStreams()  # this isolate's (de)compression streams
+        self._local_calls = 0  # host calls of this isolate running here now
+        self._runtime_js = runtime_js
+        self._send = send
+        self._relay = relay  # host calls (KV, fetch) to the worker: relay(isolate, calls)
+        self.settle: list[list[Any]] = []
+        self.mr: MiniRacer | None = None
+        self._stack: ExitStack | None = None
+        self.queue: deque[Call] = deque()
+        self.live: dict[int, Call] = {}
+        self.forget: list[int] = []
+        self.check: list[int] = []
+        self.streams = StreamRelay(spec.name, send, _kind)
+        self.collect = False
+        self._async = False
+        self.inflight: asyncio.Task[None] | None = None
+        self._overdue_timer: asyncio.TimerHandle | None = None
+        self.starting: asyncio.Future[float] | None = None
+        self._load_ping = asyncio.Event()
+        self.peak_kb = 0
+        self._mark_kb = 0
+        self._closing: set[asyncio.Task[None]] = set()
+        self.closed = False
+
+    # ---- lifecycle ----
+
+    def ensure_started(self) -> asyncio.Future[float]:
+        """Start the isolate unless running or starting; resolves to cold-start ms."""
+        if self.starting is None:
+            self.starting = asyncio.ensure_future(self._start())
+            self.starting.add_done_callback(self._started)
+        return self.starting
+
+    async def _start(self) -> float:
+        began = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        stack = ExitStack()
+        try:
+            creating = loop.run_in_executor(None, _new_racer, stack, loop)
+            try:
+                mr = await asyncio.shield(creating)
+            except asyncio.CancelledError:
+                await asyncio.wait({creating})  # let the thread finish entering the stack
+                raise
+            # APPSEC: always a hard heap limit; without one a memory bomb aborts the process.
+            mr.set_hard_memory_limit(self.spec.memory_mb * MIB)
+            await self._load(mr, stack)
+        except BaseException:
+            stack.close()
+            raise
+        self.mr, self._stack = mr, stack
+        return (time.perf_counter() - began) * 1000
+
+    def _started(self, fut: asyncio.Future[float]) -> None:
+        self.starting = None
+        if fut.cancelled():
+            return
+        if fut.exception() is not None:
+            logger.error("%s: isolate failed to start: %s", self.spec.name, fut.exception())
+            while self.queue:
+                self._fault(self.queue.popleft(), "crash")
+            return
+        for call in self.queue:
+            call.cold_ms = fut.result()
+        self._pump()
+
+    async def _load(self, mr: MiniRacer, stack: ExitStack) -> None:
+        internal = await modules.eval_limited(mr, self._runtime_js, self.spec, PRELUDE_TIMEOUT_S)
+        self._watch_memory(mr)
+        # mini-racer 0.14 (pinned in pyproject) has no public API for a JS->Python
+        # notification that does not block its loop; this private one is the same
+        # mechanism its Promise support uses.
+        assert mr._ctx is not None and isinstance(internal, JSMappedObject)
+        internal["ping"] = stack.enter_context(mr._ctx._register_js_notification(self._on_ping))
+        await modules.evaluate_module(
+            mr,
+            self.spec,
+            self._load_ping,
+            functools.partial(calls.run_all, self._calls_pool, self.zlib),
+        )
+
+    def close(self) -> None:
+        """Dispose of the isolate, failing whatever is still waiting."""
+        self.closed = True
+        if self.starting is not None:
+            self.starting.cancel()
+        for call in [*self.queue, *self.live.values()]:
+            self._fault(call, "unavailable")
+        self.queue.clear()
+        self.live.clear()
+        self.streams.end_all("crash")
+        self._dispose()
+
+    def _dispose(self) -> None:
+        task, self.inflight = self.inflight, None
+        stack, self._stack, self.mr = self._stack, None, None
+        if self._overdue_timer is not None:
+            self._overdue_timer.cancel()
+        if stack is None:
+            return
+        if task is None or task.done():
+            stack.close()  # TerminateExecution, then joins the isolate's thread
+            return
+        # Free the context only once the eval's callback is unregistered: a
+        # callback delivered after mr_free_context would read freed memory.
+        task.cancel()
+        task.add_done_callback(lambda _: stack.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def wait_closed(self) -> None:
+        """Wait until every disposed context is freed."""
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    def _reset(self, reason: str) -> None:
+        """Replace the isolate; its in-flight requests fail with ``reason``."""
+        logger.warning("%s: isolate replaced: %s", self.spec.name, self._fault_text(reason))
+        if reason == "memory":
+            self.peak_kb = max(self.peak_kb, self.spec.memory_mb * 1024)
+        now = asyncio.get_running_loop().time()
+        for call in self.live.values():
+            self._fault(call, reason if reason == "memory" or call.deadline <= now else "crash")
+        self.live.clear()
+        self.streams.end_all("memory" if reason == "memory" else "crash")
+        self.forget, self.check, self.collect, self.settle = [], [], False, []
+        self.zlib = ZlibStreams()  # the next context's ids start afresh
+        self._dispose()
+        self._pump()
+
+    # ---- requests ----
+
+    def submit(self, rid: int, request: list[Any]) -> None:
+        """Queue ``[method, url, headers, body, params]``; one ``resp`` frame answers it."""
+        loop = asyncio.get_running_loop()
+        method, url, headers, body, params = request
+        kind, text = modules.request_body(body) if body else (0, "")
+        call = Call(
+            rid,
+            [rid, method, url, headers, kind, text, params],
+            loop.time() + self.spec.timeout_ms / 1000,
+        )
+        call.timer = loop.call_at(call.deadline, self._expire, call)
+        self.queue.append(call)
+        self._pump()
+
+    def answer(self, js_id: int, reply: Any) -> None:
+        """The worker's answer to host call ``js_id``: settled by the next d()."""
+        self.settle.append([js_id, reply])
+        self._pump()
+
+    def _pump(self) -> None:
+        if self.inflight is not None or self.closed:
+            return
+        if self.mr is None:
+            if self.queue:
+                self.ensure_started()
+            return
+        if not (
+            self.queue
+            or self.collect
+            or self.forget
+            or self.check
+            or self.settle
+            or self.streams.credit
+        ):
+            return
+        loop = asyncio.get_running_loop()
+        batch = list(self.queue)
+        self.queue.clear()
+        for call in batch:
+            self.live[call.rid] = call
+        credit = self.streams.take_credit()
+        payload = [[call.item for call in batch], self.forget, self.check, self.settle, credit]
+        self.forget, self.check, self.collect, self.settle = [], [], False, []
+        if batch:
+            overdue = min(call.deadline for call in batch)
+        else:
+            # A stream's producer runs in these rounds too: it may compute a chunk
+            # for up to timeout_ms before the isolate counts as runaway.
+            grace = self.spec.timeout_ms / 1000 if self.streams.open else MIN_GRACE_S
+            overdue = max([loop.time() + grace, *(c.deadline for c in self.live.values())])
+        code = f"__edge.d({json.dumps(payload, ensure_ascii=False)})"  # JSON is valid JS
+        task = asyncio.ensure_future(self._dispatch(code, batch))
+        self.inflight = task
+        self._overdue_timer = loop.call_at(overdue, self._overdue, task, bool(batch))
+
+    async def _dispatch(self, code: str, batch: list[Call]) -> None:
+        mr = self.mr
+        assert mr is not None
+        first = asyncio.ensure_future(mr.eval_cancelable(code))
+        # Async handlers settle in V8's microtask checkpoint right after ``first``.
+        # Under load (a batch of several), queue the collecting d() right away, so
+        # V8 runs it without waiting for this loop; alone, a request is faster
+        # without the second task contending for the GIL.
+        pipelined = self._async and len(batch) > 1
+        then = asyncio.ensure_future(mr.eval_cancelable(modules.COLLECT)) if pipelined else None
+        try:
+            raw = await modules.dispatch_result(first, self.spec.name)
+            if then is not None and isinstance(raw, str):
+                self._deliver(raw, batch)
+                self.collect = False  # ``then`` is that collection
+                raw = await modules.dispatch_result(then, self.spec.name)
+        finally:
+            if then is not None and not then.done():
+                then.cancel()  # and wait: its callback must be gone before any context free
+                await asyncio.wait({then})
+        if mr is not self.mr:
+            return  # replaced meanwhile
+        self.inflight = None
+        if self._overdue_timer is not None:
+            self._overdue_timer.cancel()
+        if mr.was_hard_memory_limit_reached() or raw is False:
+            self._reset("memory" if mr.was_hard_memory_limit_reached() else "crash")
+            return
+        if isinstance(raw, str):
+            self._deliver(raw, [] if pipelined else batch)
+        else:
+            self.check.extend(call.rid for call in batch if call.rid in self.live)
+        self._track_memory(mr)
+        self._pump()
+
+    def _overdue(self, task: asyncio.Task[None], has_batch: bool) -> None:
+        if task is not self.inflight:
+            return
+        if has_batch:
+            task.cancel()  # mini-racer cancels the V8 task: TerminateExecution if running
+        else:
+            self._reset("timeout")  # JS kept running past every live deadline
+
+    def _expire(self, call: Call) -> None:
+        call.timer = None
+        if self.mr is not None and self.mr.was_hard_memory_limit_reached():
+            self._reset("memory")
+            return
+        if call in self.queue:
+            self.queue.remove(call)
+        elif self.live.pop(call.rid, None) is not None:
+            self.forget.append(call.rid)
+        else:
+            return
+        self._fault(call, "timeout")
+        self._pump()
+
+    def _on_ping(self, _handle: Any) -> None:
+        self._load_ping.set()
+        self.collect = True
+        self._pump()
+
+    def _deliver(self, raw: str, batch: list[Call]) -> None:
+        done, collect, unknown, asked, chunks = json.loads(raw)
+        local = [call for call in asked if call[2] == calls.LOCAL]
+        if local:
+            self._start_calls(local)
+        if len(local) < len(asked) and self._relay is not None:
+            self._relay(self, [call for call in asked if call[2] != calls.LOCAL])
+        if batch:
+            self._async = bool(collect)  # this function's handlers return promises
+        for item in done:
+            call = self.live.pop(item[0], None)
+            if call is not None:
+                self._respond(call, item)
+        self.collect = self.collect or bool(collect)
+        lost = [self.live.pop(rid) for rid in unknown if rid in self.live]
+        self.queue.extendleft(reversed(lost))
+        for item in chunks:
+            self.streams.relay(item)
+
+    def stream_credit(self, rid: int, size: int) -> None:
+        """The worker's client took ``size`` bytes of stream ``rid`` (-1: stop it)."""
+        if self.streams.grant(rid, size):
+            self._pump()
+
+    def _start_calls(self, local: list[Any]) -> None:
+        """Run the host calls this host answers itself (Web Crypto, zlib) off the loop."""
+        loop = asyncio.get_running_loop()
+        for js_id, _, _, args in local:
+            if self._local_calls >= MAX_LOCAL_CALLS:  # APPSEC: bounds what waits in memory here
+                self.answer(js_id, [0, ["OperationError", TOO_MANY_CALLS]])
+                continue
+            self._local_calls += 1
+            fut = loop.run_in_executor(self._calls_pool, calls.perform_local, args, self.zlib)
+            fut.add_done_callback(functools.partial(self._answered, self.mr, js_id))
+
+    def _answered(self, mr: MiniRacer | None, js_id: int, fut: asyncio.Future[list[Any]]) -> None:
+        self._local_calls -= 1
+        if mr is not self.mr or self.closed or fut.cancelled():
+            return  # the isolate that asked is gone; its ids mean nothing to the next
+        self.answer(js_id, fut.result())
+
+    def _respond(self, call: Call, item: list[Any]) -> None:
+        try:
+            status, headers, body, logs, error = modules.response_fields(item)
+            if item[3] == modules.STREAMED:
+                self.streams.opened(call.rid)
+                self._reply(call, status, headers, None, logs=logs, error=None)
+                return
+        except modules.RESPONSE_ERRORS as exc:
+            logger.error("%s: invalid response from JavaScript: %s", self.spec.name, exc)
+            status, headers, body, error = FAULT_STATUS, [], b"", "invalid_response"
+            logs = [[time.time(), "error", f"invalid response: {exc}"]]
+        if error == "memory":  # an ArrayBuffer allocation failed (see Host._budget)
+            self._fault(call, "memory", logs)
+            return
+        self._reply(call, status, headers, body, logs=logs, error=error and _kind(error))
+
+    def _fault(self, call: Call, error: str, logs: list[Any] | None = None) -> None:
+        logs = [*(logs or []), [time.time(), "error", f"killed: {self._fault_text(error)}"]]
+        self._reply(call, FAULT_STATUS, [], b"", logs=logs, error=error)
+
+    def _fault_text(self, error: str) -> str:
+        spec = self.spec
+        return fault_message(
+            error,
+            function=spec.name,
+            timeout_ms=spec.timeout_ms,
+            memory_mb=spec.memory_mb,
+            reason=HOST_REASONS.get(error, ""),
+        )
+
+    def _reply(
+        self,
+        call: Call,
+        status: int,
+        headers: list[Any],
+        body: bytes | None,
+        *,
+        logs: list[Any],
+        error: str | None,
+    ) -> None:
+        if call.timer is not None:
+            call.timer.cancel()
+            call.timer = None
+        if body is not None and len(body) > MAX_BODY:
+            # Past what one frame to the worker may carry (the worker's own
+            # EDGE_MAX_RESPONSE_MB is lower): say so instead of breaking the link.
+            status, headers, body, error = FAULT_STATUS, [], b"", "response_too_large"
+        self._send(
+            ["resp", call.rid, status, headers, body, logs, error, self.peak_kb, call.cold_ms]
+        )
+
+    # The heap peak is tracked without ever blocking on the isolate: mini-racer's
+    # heap_stats() waits for the isolate's thread, which a runaway promise
+    # continuation can hold forever (and a waiter then keeps the context alive,
+    # so it can never be terminated). heap_stats() is read once, right after the
+    # prelude, when only our code has run; after that V8's soft memory limit
+    # (checked after every GC, readable without blocking) is a ratchet: each time
+    # the heap passes the mark, the peak is at least the mark and the mark rises.
+
+    def _watch_memory(self, mr: MiniRacer) -> None:
+        used_kb = int(mr.heap_stats()["used_heap_size"]) // 1024
+        self.peak_kb = max(self.peak_kb, used_kb)
+        self._mark_kb = int(max(self.peak_kb, used_kb) * PEAK_STEP)
+        mr.set_soft_memory_limit(self._mark_kb * 1024)
+
+    def _track_memory(self, mr: MiniRacer) -> None:
+        if mr.was_soft_memory_limit_reached():
+            self.peak_kb = max(self.peak_kb, self._mark_kb)
+            self._mark_kb = min(int(self._mark_kb * PEAK_STEP), self.spec.memory_mb * 1024)
+            mr.set_soft_memory_limit(self._mark_kb * 1024)

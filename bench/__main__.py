@@ -113,9 +113,11 @@ def realistic_targets(stack: EdgeStack, falcon: Target, script: str) -> list[Tar
     ]
 
 
-def baseline_targets(procs: Processes, settings: Settings, unavailable: list[str]) -> list[Target]:
-    """Bare falcon, and workerd unless it cannot be installed or started."""
-    say("starting bare falcon and workerd ...")
+def baseline_targets(
+    procs: Processes, settings: Settings, unavailable: list[str], *, workerd: bool = True
+) -> list[Target]:
+    """Bare falcon, and workerd (if asked) unless it cannot be installed or started."""
+    say("starting bare falcon" + (" and workerd ..." if workerd else " ..."))
     port, start_ms = start_falcon(procs, settings.workers)
     targets = [
         Target(
@@ -125,6 +127,8 @@ def baseline_targets(procs: Processes, settings: Settings, unavailable: list[str
             start_ms=start_ms,
         )
     ]
+    if not workerd:
+        return targets
     try:
         binary, _ = install_workerd()
         port, start_ms = start_workerd(procs, binary, settings.workers)

@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uid", type=int, default=0, help="uid/gid to run as when root")
     args = parser.parse_args(argv)
     _harden()
+    os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))  # see process/template.py
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,

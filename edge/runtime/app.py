@@ -1,16 +1,14 @@
-"""The runtime's ASGI application: falcon with one sink that routes every request.
+"""The runtime's ASGI application: the function path in front of a falcon app.
 
-Host -> app environment (``<app>.<domain>``, ``<branch>--<app>.<domain>``),
-method + path -> function through the current :class:`RouteTable` snapshot,
-then the function's pool runs it in a separate process (or V8 isolate).
+Requests for a deployed function take :class:`edge.runtime.dispatch.FunctionPath`,
+the raw ASGI hot path. The rest reaches falcon's one sink here: ``/healthz``,
+``/metrics``, unknown hosts and apps, and functions that run only in other
+regions (forwarded to a node that runs them, ``edge.runtime.fallback``).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,36 +17,14 @@ import falcon.asgi
 from redis.exceptions import RedisError
 
 from edge.config import Config
-from edge.logstream import outcome_entries
 from edge.prometheus import PROMETHEUS_CONTENT_TYPE, aprometheus_text
-from edge.runtime.connection import ABORT_KEY, CLOSED_KEY
+from edge.runtime.dispatch import TARGET_KEY, FunctionPath, RequestIds
 from edge.runtime.faults import fault_message, fault_response
-from edge.runtime.invocation import (
-    FunctionLoadError,
-    FunctionVersion,
-    Invocation,
-    LogRecord,
-    Outcome,
-)
 from edge.runtime.scrape import SCRAPE_PATHS, bearer_allowed, on_metrics_socket
-from edge.runtime.streaming import DISCONNECTED, BodyStream
 from edge.runtime.table import Target
 from edge.runtime.worker import Worker
 
 logger = logging.getLogger(__name__)
-
-RESERVED_HEADERS = frozenset(
-    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "date", "server"}
-)
-# A buffered body past this is sent in slices of it, so the socket's write
-# buffer (and with it the worker's memory) stays bounded for a slow client.
-SLICE = 256 * 1024
-
-
-async def _slices(body: bytes) -> Any:
-    view = memoryview(body)
-    for start in range(0, len(view), SLICE):
-        yield view[start : start + SLICE]
 
 
 def _fault(
@@ -65,126 +41,27 @@ def _fault(
 
 
 class Dispatcher:
-    """The sink: every request that reaches the runtime goes through here."""
+    """The falcon sink: what is not a local function's request
+    (:class:`edge.runtime.dispatch.FunctionPath` answers those)."""
 
-    def __init__(self, config: Config, worker: Worker) -> None:
+    def __init__(self, config: Config, worker: Worker, ids: RequestIds) -> None:
         self.config = config
         self.worker = worker
         self.suffix = "." + config.domain
-        # Request ids: a random per-worker prefix and a counter (16 hex digits)
-        # instead of os.urandom per request. Built in each worker after the fork.
-        self._id_prefix = os.urandom(4).hex()
-        self._ids = itertools.count()
-
-    def _request_id(self) -> str:
-        number = next(self._ids)
-        if number > 0xFFFFFFFF:  # wrapped: a new prefix keeps ids unique
-            self._id_prefix, self._ids = os.urandom(4).hex(), itertools.count(1)
-            number = 0
-        return f"{self._id_prefix}{number:08x}"
+        self.ids = ids
 
     async def __call__(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response | None, **_: Any
     ) -> None:
         assert resp is not None  # falcon always passes one to a sink
-        request_id = self._request_id()
-        resp.set_header("x-edge-request-id", request_id)
-        host = req.host.lower()
-        scraper = on_metrics_socket(req.scope, self.config)
-        site = None if scraper else self.worker.table.site(host)
-        if site is None:
-            await self._platform_path(req, resp, host, scraper)
-            return
-        # The router wants the raw (still percent-encoded) path: it decodes params itself.
-        scope = req.scope
-        raw = scope.get("raw_path")
-        method, path = req.method, req.path
-        match = site.router.match(method, raw.decode("latin-1") if raw else path)
-        if match is None:
-            _fault(
-                resp,
-                "not_found",
-                f"no route for {method} {path} in {site.app} ({site.environment}, v{site.release})",
-            )
-            return
-        target, params = match
-        version = target.version
-        resp.set_header("x-edge-release", f"v{target.release}")
-        if version is None:
+        resp.set_header("x-edge-request-id", self.ids.next())
+        target = req.scope.get(TARGET_KEY)
+        if target is not None:
+            resp.set_header("x-edge-release", f"v{target.release}")
             await self._elsewhere(req, resp, target)
             return
-        resp.set_header("x-edge-region", self.config.region)
-        body = await self._body(req, resp)
-        if body is None:
-            return
-        headers = [
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in scope.get("headers", ())
-        ]
-        invocation = Invocation(
-            method, req.url, path, req.query_string, headers, body, params, request_id
-        )
-        try:
-            pool = await self.worker.pool(version)
-        except FunctionLoadError as exc:
-            message = fault_message("load", function=target.name, reason=exc)
-            _fault(resp, "load", message)
-            return
-        outcome = await pool.invoke(invocation)
-        self._respond(resp, outcome)
-        where = (request_id, host, method, path, site.app, site.environment, target)
-        stream = outcome.stream
-        if stream is None:
-            self._record(version, where, outcome, len(outcome.body))
-            return
-        stream.start(self.config.max_stream_s, scope.get(CLOSED_KEY), scope.get(ABORT_KEY))
-        stream.on_done(lambda body: self._stream_over(version, where, outcome, body))
-
-    def _stream_over(
-        self, version: FunctionVersion, where: tuple[Any, ...], outcome: Outcome, body: BodyStream
-    ) -> None:
-        """Count a streamed request once it is over: full duration, bytes, logs."""
-        outcome.duration_ms += body.duration_ms
-        outcome.logs = body.logs
-        if body.error == "stream_limit":
-            limit = self.config.max_stream_s
-            outcome.logs.append(
-                LogRecord(time.time(), "error", f"stream stopped at EDGE_MAX_STREAM_S={limit:g} s")
-            )
-        outcome.error = None if body.error == DISCONNECTED else body.error
-        self._record(version, where, outcome, body.bytes, body.error)
-
-    def _record(
-        self,
-        version: FunctionVersion,
-        where: tuple[Any, ...],
-        outcome: Outcome,
-        size: int,
-        error: str | None = None,
-    ) -> None:
-        request_id, host, method, path, app, environment, target = where
-        self.worker.metrics.observe_outcome(version, outcome, size)
-        if outcome.logs or outcome.error:
-            self.worker.logs.emit_many(outcome_entries(version, request_id, outcome))
-        self.worker.access.record(
-            (
-                time.time(),
-                request_id,
-                host,
-                method,
-                path,
-                outcome.status,
-                round(outcome.duration_ms, 3),
-                outcome.cold,
-                self.config.region,
-                app,
-                environment,
-                target.release,
-                target.name,
-                error or outcome.error,
-                size,
-            )
-        )
+        scraper = on_metrics_socket(req.scope, self.config)
+        await self._platform_path(req, resp, req.host.lower(), scraper)
 
     async def _elsewhere(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, target: Target
@@ -220,24 +97,6 @@ class Dispatcher:
             resp.set_header("Connection", "close")
             return None
         return bytes(data)
-
-    def _respond(self, resp: falcon.asgi.Response, outcome: Outcome) -> None:
-        resp.status = outcome.status
-        for name, value in outcome.headers:
-            if name.lower() not in RESERVED_HEADERS:
-                resp.append_header(name, value)
-        resp.set_header("x-edge-cold-start", "true" if outcome.cold else "false")
-        if outcome.cold:
-            resp.set_header("x-edge-cold-start-ms", f"{outcome.cold_ms:.2f}")
-        resp.set_header("x-edge-duration-ms", f"{outcome.duration_ms:.2f}")
-        body = outcome.body
-        if outcome.stream is not None:
-            resp.stream = outcome.stream
-        elif len(body) <= SLICE:
-            resp.data = body
-        else:
-            resp.content_length = len(body)
-            resp.stream = _slices(body)
 
     async def _platform_path(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, host: str, scraper: bool
@@ -305,9 +164,10 @@ class Lifespan:
         await self.worker.stop()
 
 
-def create_app(config: Config, worker: Worker) -> falcon.asgi.App:
-    # No default content type: a function's response that sets none is sent without one.
+def create_app(config: Config, worker: Worker) -> FunctionPath:
+    """The runtime's ASGI app: the function path, in front of falcon for the rest."""
+    ids = RequestIds()
     app = falcon.asgi.App(middleware=Lifespan(worker))
     app.resp_options.default_media_type = None  # type: ignore[assignment]
-    app.add_sink(Dispatcher(config, worker), prefix="/")
-    return app
+    app.add_sink(Dispatcher(config, worker, ids), prefix="/")
+    return FunctionPath(config, worker, app, ids)

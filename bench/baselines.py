@@ -22,8 +22,11 @@ class Unavailable(Exception):
     """A baseline cannot run on this machine; the message says why."""
 
 
-def start_falcon(procs: Processes, workers: int) -> tuple[int, float]:
-    """``gunicorn -k asgi`` (uvloop) with ``workers`` workers, the runtime's own settings.
+def start_falcon(
+    procs: Processes, workers: int, app: str = "bench.falcon_hello:app"
+) -> tuple[int, float]:
+    """``gunicorn -k asgi`` (uvloop) with ``workers`` workers, the runtime's own settings,
+    serving ``app`` (bare falcon; ``bench.falcon_hello:raw`` is a bare ASGI callable).
 
     Returns:
         The port, and milliseconds from start to the first 200.
@@ -52,7 +55,7 @@ def start_falcon(procs: Processes, workers: int) -> tuple[int, float]:
         "warning",
         "--chdir",
         str(BENCH_DIR.parent),
-        "bench.falcon_hello:app",
+        app,
     ]
     began = time.perf_counter()
     wait_ready(port, proc=procs.start("falcon", argv))

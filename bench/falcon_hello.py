@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import falcon
 import falcon.asgi
@@ -52,3 +53,17 @@ app = falcon.asgi.App()
 app.add_route("/", Hello())
 app.add_route("/real", Realistic())
 app.add_route("/stream", Stream())
+
+
+async def raw(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The same hello world as a bare ASGI callable: gunicorn's own share of a request."""
+    if scope["type"] != "http":
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"11")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"hello world"})

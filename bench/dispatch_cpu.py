@@ -1,0 +1,141 @@
+"""Micro-benchmark: the worker's own CPU per hello request, without HTTP (not a test).
+
+Drives the runtime's ASGI app (:func:`edge.runtime.app.create_app`: the function
+path, a real route table, a real Python pool with real instance processes, the
+real metrics recorder and access log) with ``--concurrency`` requests in flight,
+feeding it ASGI scopes and collecting its ``send`` messages as gunicorn would.
+Prints the worker process's CPU time (``time.process_time``: time the instance
+processes spend is not in it, nor time this process waits) per request, and with
+``--profile`` the functions with the most own CPU time (cProfile).
+
+Usage: ``python -m bench.dispatch_cpu [-n 20000] [--concurrency 16] [--profile]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from edge.config import Config
+from edge.routes import Router, parse_route
+from edge.runtime.app import create_app
+from edge.runtime.invocation import FunctionVersion
+from edge.runtime.python.client import Zygote
+from edge.runtime.registry import PoolRegistry
+from edge.runtime.table import RouteTable, Site, Target
+
+HELLO = "def handle(request):\n    return 'hello world'\n"
+HOST = "bench.edge.localhost"
+
+
+class Harness:
+    """What the runtime app needs of a worker, with a one-site route table."""
+
+    def __init__(self, config: Config, version: FunctionVersion) -> None:
+        from edge.metrics import MetricsRecorder  # noqa: PLC0415
+        from edge.runtime.accesslog import AccessLog  # noqa: PLC0415
+
+        self.config = config
+        self.pools = PoolRegistry(Zygote())
+        target = Target("hello", version, ("local",), 1)
+        router = Router([(parse_route("/py"), target)])
+        self.table = RouteTable(1, {HOST: Site("bench", "production", 1, router, (target,))})
+        self.metrics = MetricsRecorder(None, "bench")  # type: ignore[arg-type]
+        self.access = AccessLog(str(Path(tempfile.mkdtemp()) / "access.log"))
+        self.logs = None
+        self.fallback = None
+
+    async def pool(self, version: FunctionVersion) -> Any:
+        return await self.pools.get_or_start(version)
+
+
+def scope() -> dict[str, Any]:
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": "/py",
+        "raw_path": b"/py",
+        "query_string": b"",
+        "scheme": "http",
+        "headers": [(b"host", HOST.encode())],
+        "server": ("127.0.0.1", 8080),
+    }
+
+
+async def one(app: Any) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope(), receive, send)
+    assert sent[0]["status"] == 200, sent
+
+
+async def run(root: Path, n: int, concurrency: int, profile: bool) -> float:
+    version = FunctionVersion(
+        key="bench", app="bench", environment="production", release=1, name="hello",
+        runtime="python", root=root, path="hello.py", handler="handle", env={},
+        memory_mb=128, timeout_ms=5000, min_warm=concurrency, max_instances=concurrency,
+    )  # fmt: skip
+    config = Config.from_env({"EDGE_HOME": str(root / "home")})
+    harness = Harness(config, version)
+    app = create_app(config, harness)  # type: ignore[arg-type]
+    await harness.pool(version)
+    queue = asyncio.Queue[int]()
+
+    async def client() -> None:
+        while True:
+            try:
+                queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await one(app)
+
+    for _ in range(2000):
+        queue.put_nowait(0)
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    for _ in range(n):
+        queue.put_nowait(0)
+    profiler = cProfile.Profile() if profile else None
+    started = time.process_time()
+    if profiler is not None:
+        profiler.enable()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    if profiler is not None:
+        profiler.disable()
+    used = time.process_time() - started
+    await harness.pools.close()
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    return used / n * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=20000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
+        (Path(tmp) / "hello.py").write_text(HELLO)
+        os.chmod(tmp, 0o755)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            per = runner.run(run(Path(tmp), args.n, args.concurrency, args.profile))
+    print(f"worker CPU per request: {per:.1f} us ({args.n} requests, {args.concurrency} in flight)")
+
+
+if __name__ == "__main__":
+    main()

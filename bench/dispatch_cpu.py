@@ -5,10 +5,11 @@ path, a real route table, a real Python pool with real instance processes, the
 real metrics recorder and access log) with ``--concurrency`` requests in flight,
 feeding it ASGI scopes and collecting its ``send`` messages as gunicorn would.
 Prints the worker process's CPU time (``time.process_time``: time the instance
-processes spend is not in it, nor time this process waits) per request, and with
+processes spend is not in it, nor time this process waits) per request, the
+function processes' CPU per request (from ``/proc``), and with
 ``--profile`` the functions with the most own CPU time (cProfile).
 
-Usage: ``python -m bench.dispatch_cpu [-n 20000] [--concurrency 16] [--profile]``
+Usage: ``python -m bench.dispatch_cpu [-n 20000] [--concurrency 16] [--profile] [--js]``
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ from edge.config import Config
 from edge.routes import Router, parse_route
 from edge.runtime.app import create_app
 from edge.runtime.invocation import FunctionVersion
+from edge.runtime.js.client import V8Hosts
+from edge.runtime.js.pool import JsPool
 from edge.runtime.python.client import Zygote
 from edge.runtime.registry import PoolRegistry
 from edge.runtime.table import RouteTable, Site, Target
 
 HELLO = "def handle(request):\n    return 'hello world'\n"
+HELLO_JS = "export default { fetch() { return new Response('hello world'); } };\n"
 HOST = "bench.edge.localhost"
 
 
@@ -45,7 +49,10 @@ class Harness:
         from edge.runtime.accesslog import AccessLog  # noqa: PLC0415
 
         self.config = config
-        self.pools = PoolRegistry(Zygote())
+        self.hosts = V8Hosts()
+        self.pools = PoolRegistry(
+            Zygote(), js_factory=lambda v: JsPool(v, self.hosts.for_app(v.app, v.uid))
+        )
         target = Target("hello", version, ("local",), 1)
         router = Router([(parse_route("/py"), target)])
         self.table = RouteTable(1, {HOST: Site("bench", "production", 1, router, (target,))})
@@ -84,10 +91,35 @@ async def one(app: Any) -> None:
     assert sent[0]["status"] == 200, sent
 
 
-async def run(root: Path, n: int, concurrency: int, profile: bool) -> float:
+def descendants_cpu() -> float:
+    """CPU seconds (user + system) so far of this process's live descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+            cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    ours = {os.getpid()}
+    changed = True
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in ours and pid not in ours:
+                ours.add(pid)
+                changed = True
+    return sum(cpu[pid] for pid in ours if pid != os.getpid())
+
+
+async def run(root: Path, n: int, concurrency: int, profile: bool, js: bool) -> tuple[float, float]:
     version = FunctionVersion(
         key="bench", app="bench", environment="production", release=1, name="hello",
-        runtime="python", root=root, path="hello.py", handler="handle", env={},
+        runtime="js" if js else "python", root=root, path="hello.js" if js else "hello.py",
+        handler="" if js else "handle", env={},
         memory_mb=128, timeout_ms=5000, min_warm=concurrency, max_instances=concurrency,
     )  # fmt: skip
     config = Config.from_env({"EDGE_HOME": str(root / "home")})
@@ -110,6 +142,7 @@ async def run(root: Path, n: int, concurrency: int, profile: bool) -> float:
     for _ in range(n):
         queue.put_nowait(0)
     profiler = cProfile.Profile() if profile else None
+    children = descendants_cpu()
     started = time.process_time()
     if profiler is not None:
         profiler.enable()
@@ -117,10 +150,12 @@ async def run(root: Path, n: int, concurrency: int, profile: bool) -> float:
     if profiler is not None:
         profiler.disable()
     used = time.process_time() - started
+    children = descendants_cpu() - children
     await harness.pools.close()
+    await harness.hosts.close()
     if profiler is not None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-    return used / n * 1e6
+    return used / n * 1e6, children / n * 1e6
 
 
 def main() -> None:
@@ -128,13 +163,21 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--js", action="store_true", help="a JavaScript hello function")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         (Path(tmp) / "hello.py").write_text(HELLO)
+        (Path(tmp) / "hello.js").write_text(HELLO_JS)
         os.chmod(tmp, 0o755)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            per = runner.run(run(Path(tmp), args.n, args.concurrency, args.profile))
-    print(f"worker CPU per request: {per:.1f} us ({args.n} requests, {args.concurrency} in flight)")
+            per, function = runner.run(
+                run(Path(tmp), args.n, args.concurrency, args.profile, args.js)
+            )
+    print(
+        f"CPU per request: worker {per:.1f} us, function processes {function:.1f} us "
+        f"({'V8 host' if args.js else 'zygote, templates, instances'}; "
+        f"{args.n} requests, {args.concurrency} in flight)"
+    )
 
 
 if __name__ == "__main__":

@@ -46,9 +46,15 @@ class EdgeStack:
         workdir.push(self.remote(app))
 
 
+# Runtime knobs a bench run may set for an A/B comparison (e.g. EDGE_PIN_CPUS=1).
+PASSED_THROUGH = frozenset({"EDGE_PIN_CPUS"})
+
+
 def stack_env(home: Path, redis_url: str, settings: Settings) -> dict[str, str]:
     """The runtime's and control plane's environment: ours minus any ``EDGE_*``, plus these."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    inherited = {
+        k: v for k, v in os.environ.items() if not k.startswith("EDGE_") or k in PASSED_THROUGH
+    }
     return {
         **inherited,
         "EDGE_HOME": str(home),

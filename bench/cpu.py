@@ -73,7 +73,7 @@ def role(cmdline: str, ppid_role: str | None) -> str | None:
 
 
 def usage_by_role() -> dict[str, Usage]:
-    """CPU and context switches of every live process, summed per role."""
+    """CPU and context switches of this process's live descendants, summed per role."""
     stats: dict[int, tuple[int, float, float, str]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -83,11 +83,14 @@ def usage_by_role() -> dict[str, Usage]:
                 continue
     roles: dict[int, str | None] = {}
 
+    roles[os.getpid()] = "bench"
+
     def find(pid: int) -> str | None:
         if pid not in roles:
-            roles[pid] = None  # cycles cannot happen, but be safe
+            roles[pid] = None  # not ours, unless an ancestor is this process
             ppid, _, _, cmdline = stats[pid]
-            roles[pid] = role(cmdline, find(ppid) if ppid in stats else None)
+            parent = find(ppid) if ppid in stats else None
+            roles[pid] = role(cmdline, parent) if parent is not None else None
         return roles[pid]
 
     totals: dict[str, Usage] = {}

@@ -153,7 +153,7 @@ class FunctionPath:
         url = f"{scope.get('scheme', 'http')}://{host}{path}" + (f"?{query}" if query else "")
         invocation = Invocation(method, url, path, query, headers, body, params, request_id)
         try:
-            pool = await self.worker.pool(version)
+            pool = self.worker.pools.get(version.key) or await self.worker.pool(version)
         except FunctionLoadError as exc:
             message = fault_message("load", function=target.name, reason=exc)
             await self._fault(send, request_id, "load", message, release)

@@ -12,34 +12,27 @@ instance is replaced on the next request), malformed replies (502), each
 answered through the fault table (:mod:`edge.runtime.faults`).
 
 Instance slots are counted in one place, shaped like gunicorn's
-``manage_workers``: :meth:`PythonPool._reserve` takes a slot (up to
+``manage_workers``: :meth:`~edge.runtime.python.slots.Slots.reserve` takes a slot (up to
 ``max_instances``), :meth:`PythonPool._fill` turns it into an instance or
 :meth:`PythonPool._unreserve` gives it back, and :meth:`PythonPool._converge`
 hands free slots to queued requests first, then tops the pool up to ``min_warm``.
 
-Pipelining. When every instance is busy and no new one may start, a request
-is written straight into the socket of a busy instance (at most
-:data:`PIPELINE_DEPTH` behind its running request; the instance whose request
-started first), so that the instance runs it right after replying instead of
-sleeping in ``poll()``, and several replies come back per wake-up. It still
-runs one request at a time; its time limit starts when it starts
-(:mod:`edge.runtime.python.calls`). If its instance dies before the reply
-ahead of it came in, it never started: it is run once more on another
-instance, never lost. If the reply ahead had come in, it may have started:
-it gets the instance's fault answer, never run twice. A pool stops
-pipelining once its function streamed a reply (a stream can hold its
-instance for minutes). Requests queued in sockets count against
-``queue_limit`` like those waiting for an instance.
-
-All bookkeeping happens on the worker's event loop; nothing here blocks.
+Pipelining (:mod:`edge.runtime.python.slots`). When every instance is busy
+and no new one may start, a newcomer is written straight into the socket of
+the busy instance whose request started first, so that the instance runs it
+right after replying instead of sleeping in ``poll()``, and several replies
+come back per wake-up. It still runs one request at a time; its time limit
+starts when it starts (:mod:`edge.runtime.python.calls`). If its instance
+dies before the reply ahead of it came in, it never started: it is run once
+more on another instance, never lost. If the reply ahead had come in, it may
+have started: it gets the instance's fault answer, never run twice. Requests
+queued in sockets count against ``queue_limit`` like those waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
-import math
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -58,6 +51,7 @@ from edge.runtime.python.client import TemplateLink, TemplateSource, Zygote
 from edge.runtime.python.failures import FaultAnswers
 from edge.runtime.python.frames import InvalidReply, parse_head, parse_reply, request_frame
 from edge.runtime.python.process.sandbox import Limits
+from edge.runtime.python.slots import CLOSED, EXPIRED, RESERVED, Slots
 from edge.runtime.python.sockets import (
     CallTimeout,
     ExitInfo,
@@ -77,13 +71,10 @@ logger = logging.getLogger(__name__)
 # every SAMPLE_EVERY-th after it; its exit report (ru_maxrss) has the final peak.
 SAMPLE_EVERY = 16
 # Requests that may be queued in a busy instance's socket behind the running one.
-PIPELINE_DEPTH = 1
 TEMPLATE_EXIT_WAIT_S = 2.0
 MIN_TEMPLATE_LIFE_S = 1.0
 # A reply frame holds the body plus headers and up to 1000 log lines of 16 KiB.
 REPLY_SLACK = 20 * MIB
-_EXPIRED = object()
-_CLOSED = object()
 
 
 class _Refused(Exception):
@@ -114,7 +105,6 @@ class PythonPool:
         kv: runs the KV operations its instances send mid-request.
 
     Attributes:
-        pipelined: requests queued in a busy instance's socket so far.
         retried: pipelined requests run again elsewhere, their instance
             having gone before starting them.
     """
@@ -147,13 +137,7 @@ class PythonPool:
             on_lost=self._on_template_lost,
             cgroups=cgroups,
         )
-        self._idle: list[InstanceChannel] = []
-        self._busy: set[InstanceChannel] = set()
-        self._starting = 0
-        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
-        self._leased = 0  # requests given an instance (running or queued in its socket)
-        self._streams_seen = False
-        self.pipelined = 0
+        self._slots = Slots(version.max_instances, self._unreserve)
         self.retried = 0
         self._by_pid: dict[int, InstanceChannel] = {}
         self._inflight = 0
@@ -171,7 +155,7 @@ class PythonPool:
         """Load the function (raises FunctionLoadError) and pre-warm ``min_warm``."""
         await self._templates.get()
         warm: list[Coroutine[Any, Any, None]] = []
-        while len(warm) < self.version.min_warm and self._reserve():
+        while len(warm) < self.version.min_warm and self._slots.reserve():
             warm.append(self._prewarm())
         await asyncio.gather(*warm)
 
@@ -219,8 +203,8 @@ class PythonPool:
 
     def reap_idle(self, now: float, ttl: float) -> int:
         """Stop instances idle longer than ``ttl`` seconds, keeping ``min_warm``."""
-        surplus = len(self._idle) + len(self._busy) - self.version.min_warm
-        idle = sorted(self._idle, key=lambda instance: instance.last_used)
+        surplus = len(self._slots.idle) + len(self._slots.busy) - self.version.min_warm
+        idle = sorted(self._slots.idle, key=lambda instance: instance.last_used)
         victims = [i for i in idle if now - i.last_used > ttl][: max(surplus, 0)]
         for instance in victims:
             instance.kill()
@@ -240,23 +224,25 @@ class PythonPool:
         while drain and self._inflight:
             self._drained.clear()
             await self._drained.wait()
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(_CLOSED)
+        self._slots.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._killing = True  # what is queued in their sockets is not retried
-        for instance in [*self._idle, *self._busy]:
+        for instance in [*self._slots.idle, *self._slots.busy]:
             instance.kill()
         await self._templates.stop(TEMPLATE_EXIT_WAIT_S)
 
     # -- views ---------------------------------------------------------------
 
+    @property
+    def pipelined(self) -> int:
+        """Requests queued in a busy instance's socket so far."""
+        return self._slots.pipelined
+
     def instance_pids(self) -> list[int]:
         """Pids of the live instances (idle and busy)."""
-        return sorted(i.pid for i in (*self._idle, *self._busy))
+        return sorted(i.pid for i in (*self._slots.idle, *self._slots.busy))
 
     @property
     def group(self) -> Group | None:
@@ -275,16 +261,6 @@ class PythonPool:
 
     # -- leasing: every instance slot is reserved and freed here -------------
 
-    def _total(self) -> int:
-        return len(self._idle) + len(self._busy) + self._starting
-
-    def _reserve(self) -> bool:
-        """Take a slot for an instance about to start, if ``max_instances`` allows."""
-        if self._total() >= self.version.max_instances:
-            return False
-        self._starting += 1
-        return True
-
     async def _fill(self) -> InstanceChannel:
         """Start an instance in a reserved slot; the caller takes it or hands it on.
 
@@ -296,27 +272,22 @@ class PythonPool:
         except BaseException:
             self._unreserve(top_up=False)
             raise
-        self._starting -= 1  # the slot now holds the instance
+        self._slots.starting -= 1  # the slot now holds the instance
         return instance
 
     def _unreserve(self, *, top_up: bool = True) -> None:
         """Give back a reserved slot that no instance filled."""
-        self._starting -= 1
+        self._slots.starting -= 1
         self._converge(top_up=top_up)
 
     def _converge(self, *, top_up: bool = True) -> None:
         """The one step that uses free slots: queued requests first, then ``min_warm``."""
-        while self._waiters:
-            if self._waiters[0].done():
-                self._waiters.popleft()
-            elif self._reserve():
-                self._waiters.popleft().set_result(None)  # it starts an instance itself
-            else:
-                break
+        slots = self._slots
+        slots.grant()
         # Two young template deaths in a row: wait for demand, do not crash-loop.
         top_up = top_up and not self._closing and self._young_deaths < 2
-        while top_up and self._total() < self.version.min_warm:
-            if not self._reserve():
+        while top_up and slots.total() < self.version.min_warm:
+            if not slots.reserve():
                 return
             task = asyncio.get_running_loop().create_task(self._prewarm())
             self._tasks.add(task)
@@ -326,83 +297,28 @@ class PythonPool:
         self, invocation: Invocation, *, pipeline: bool = True
     ) -> tuple[InstanceChannel, float | None]:
         """An instance for this request: idle, new, busy (queued behind its
-        running request), or the first of these to free up. A retry (not
+        running request), or the first whole one to free up. A retry (not
         ``pipeline``) is neither pipelined nor refused for a full queue."""
-        if self._idle:
-            instance = self._idle.pop()
-            self._take(instance)
+        slots = self._slots
+        instance = slots.lease_idle()
+        if instance is not None:
             return instance, None
-        if self._reserve():
+        if slots.reserve():
             return await self._cold(invocation)
         if pipeline:
-            if len(self._waiters) + self._leased - len(self._busy) >= self._queue_limit:
+            if slots.waiting() >= self._queue_limit:
                 raise _Refused(self._faults.overloaded(invocation))
-            busy = None if self._waiters else self._behind()  # first come, first placed
-            if busy is not None:
-                self._take(busy)
-                self.pipelined += 1
-                return busy, None
-        return await self._queue(invocation, pipeline=pipeline)
-
-    def _behind(self) -> InstanceChannel | None:
-        """The busy instance to queue a request behind: room in its socket, no
-        stream under way, and the running request that started first."""
-        if self._streams_seen:
-            return None
-        best, best_started = None, math.inf
-        for instance in self._busy:
-            if instance.leases <= PIPELINE_DEPTH and not instance.streaming:
-                started = instance.started or math.inf  # 0: its request is not written yet
-                if best is None or started < best_started:
-                    best, best_started = instance, started
-        return best
-
-    def _take(self, instance: InstanceChannel) -> None:
-        """Lease ``instance`` to one more request."""
-        instance.leases += 1
-        self._leased += 1
-        self._busy.add(instance)
-
-    async def _queue(
-        self, invocation: Invocation, *, pipeline: bool
-    ) -> tuple[InstanceChannel, float | None]:
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
-        if pipeline:
-            self._waiters.append(waiter)
-        else:  # a retry: it waited for a place once already
-            self._waiters.appendleft(waiter)
-        timer = loop.call_later(self.version.timeout_ms / 1000, self._expire, waiter)
-        try:
-            got = await waiter
-        except asyncio.CancelledError:
-            self._abandon(waiter)
-            raise
-        finally:
-            timer.cancel()
-        if got is _EXPIRED:
+            instance = slots.lease_behind()
+            if instance is not None:
+                return instance, None
+        got = await slots.wait(self.version.timeout_ms / 1000, first=not pipeline)
+        if got is EXPIRED:
             raise _Refused(self._faults.overloaded(invocation))
-        if got is _CLOSED:
+        if got is CLOSED:
             raise _Refused(self._faults.shutting_down(invocation))
-        if got is None:  # a slot was reserved for us: start an instance in it
+        if got is RESERVED:  # a slot was reserved for us: start an instance in it
             return await self._cold(invocation)
         return got, None
-
-    def _expire(self, waiter: asyncio.Future[Any]) -> None:
-        if not waiter.done():
-            waiter.set_result(_EXPIRED)
-            self._waiters.remove(waiter)
-
-    def _abandon(self, waiter: asyncio.Future[Any]) -> None:
-        """A queued request was cancelled: pass on what it may have been handed."""
-        if waiter in self._waiters:
-            self._waiters.remove(waiter)
-        if waiter.done() and not waiter.cancelled():
-            got = waiter.result()
-            if isinstance(got, InstanceChannel):
-                self._release(got, answered=False)
-            elif got is None:
-                self._unreserve()
 
     async def _cold(self, invocation: Invocation) -> tuple[InstanceChannel, float]:
         """Start an instance for this request in the slot reserved for it."""
@@ -412,36 +328,8 @@ class PythonPool:
         except (SpawnError, PeerClosed, FunctionLoadError) as exc:
             reason = f"could not start an instance: {exc}"
             raise _Refused(self._faults.unavailable(invocation, reason)) from None
-        self._take(instance)
+        self._slots.take(instance)
         return instance, (time.perf_counter() - started) * 1000
-
-    def _release(self, instance: InstanceChannel, *, answered: bool = True) -> None:
-        """One request of ``instance`` is over (a dead one's leases went in ``_on_lost``)."""
-        if not instance.alive:
-            return
-        instance.leases -= 1
-        self._leased -= 1
-        if answered:
-            instance.calls += 1
-            instance.last_used = time.monotonic()
-        self._hand_on(instance)
-
-    def _hand_on(self, instance: InstanceChannel) -> None:
-        """A live instance with nothing left to run goes to the first waiting
-        request, else idle. Waiting requests get whole instances only: the
-        place behind a running request goes to newcomers while nobody waits,
-        so a request waits at most ``timeout_ms`` for a place, and a place in a
-        socket at most the time limit of the request ahead."""
-        if instance.leases:
-            return
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._take(instance)
-                waiter.set_result(instance)
-                return
-        self._busy.discard(instance)
-        self._idle.append(instance)
 
     # -- calls ---------------------------------------------------------------
 
@@ -466,7 +354,7 @@ class PythonPool:
         except asyncio.CancelledError:
             # The channel killed it (the request had started) or will drop the
             # reply (it was queued): either way this request's place is free.
-            self._release(instance, answered=False)
+            self._slots.release(instance, answered=False)
             raise
         return self._answer(instance, invocation, reply, (time.perf_counter() - started) * 1000)
 
@@ -487,7 +375,7 @@ class PythonPool:
             return self._faults.memory(instance, invocation, logs)
         if instance.calls % SAMPLE_EVERY == 0:
             self._sample_memory(instance)
-        self._release(instance)
+        self._slots.release(instance)
         if error == "exception":
             outcome = fault_outcome("exception", self.version, invocation.request_id, logs=logs)
         else:
@@ -502,7 +390,7 @@ class PythonPool:
         """A streamed reply: the instance stays busy (and counted in flight)
         until the stream is over."""
         self._inflight += 1
-        self._streams_seen = True
+        self._slots.streams_seen = True
         stream = InstanceStream(instance, self._label, self._stream_over)
         outcome = Outcome(*head, b"", stream=stream.body)
         outcome.duration_ms = ttfb_ms
@@ -514,7 +402,7 @@ class PythonPool:
         if not self._inflight:
             self._drained.set()
         if body.error in (None, "exception") and instance.alive:  # it sent its end frame
-            self._release(instance)
+            self._slots.release(instance)
         elif instance.alive:
             instance.kill()
 
@@ -535,7 +423,7 @@ class PythonPool:
             logger.warning("function %s: could not pre-warm an instance: %s", self._label, exc)
             return
         instance.last_used = time.monotonic()
-        self._hand_on(instance)
+        self._slots.hand_on(instance)
 
     async def _spawn(self) -> InstanceChannel:
         template = await self._templates.get()
@@ -554,14 +442,8 @@ class PythonPool:
         return instance
 
     def _on_lost(self, instance: InstanceChannel) -> None:
-        self._leased -= instance.leases
-        instance.leases = 0
-        if instance in self._idle:
-            self._idle.remove(instance)
-        elif instance not in self._busy:
-            return
-        self._busy.discard(instance)
-        self._converge()
+        if self._slots.lost(instance):
+            self._converge()
 
     def _on_instance_exit(self, info: ExitInfo) -> None:
         instance = self._by_pid.pop(info.pid, None)

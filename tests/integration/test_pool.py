@@ -413,7 +413,7 @@ def test_retire_drains_in_flight_requests_then_kills_everything(functions: Funct
         assert isinstance(pool, PythonPool)
         template, instance = pool.template_pid, pool.instance_pids()[0]
         in_flight = asyncio.ensure_future(pool.invoke(invocation(query="s=0.3")))
-        await async_wait_for(lambda: pool.instance_pids() and not pool._idle)
+        await async_wait_for(lambda: pool.instance_pids() and not pool._slots.idle)
         await pools.retire(version.key)
         assert (await in_flight).status == 200
         assert pools.get(version.key) is None

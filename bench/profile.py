@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -52,11 +53,19 @@ def children(parent: int, marker: bytes = b"") -> list[int]:
     return found
 
 
-def hello_instances(worker: int) -> list[int]:
-    """The instances of the worker's busiest template (worker -> zygote ->
-    template -> instances): the hello function's, which has the most warm ones."""
+def instance_groups(worker: int) -> list[list[int]]:
+    """The instances of each of the worker's templates (worker -> zygote ->
+    template -> instances)."""
     templates = [t for zygote in children(worker) for t in children(zygote)]
-    return max((children(t) for t in templates), key=len)
+    return [children(t) for t in templates]
+
+
+def busiest(groups: list[list[int]], load: Callable[[], object]) -> list[int]:
+    """The group of processes that used the most CPU while ``load()`` ran."""
+    before = [sum(cpu_ticks(pid) for pid in group) for group in groups]
+    load()
+    after = [sum(cpu_ticks(pid) for pid in group) for group in groups]
+    return max(zip(after, before, groups, strict=True), key=lambda t: t[0] - t[1])[2]
 
 
 def self_time(raw: str) -> collections.Counter[str]:
@@ -84,7 +93,10 @@ def main() -> int:
         run_wrk(settings, url, stack.host("bench"), duration=2)  # warm up
         master = children(os.getpid(), b"edge.cli\0runtime")[0]
         worker = children(master)[0]
-        measured = hello_instances(worker) if instance else [worker]
+        measured = [worker]
+        if instance:  # the hello function's instances: the ones the load keeps busy
+            warm = lambda: run_wrk(settings, url, stack.host("bench"), duration=1)  # noqa: E731
+            measured = busiest(instance_groups(worker), warm)
         sampled = measured[0]
         out = tmp / "profile.txt"
         spy = subprocess.Popen(

@@ -51,7 +51,7 @@ from edge.runtime.python.client import TemplateLink, TemplateSource, Zygote
 from edge.runtime.python.failures import FaultAnswers
 from edge.runtime.python.frames import InvalidReply, parse_head, parse_reply, request_frame
 from edge.runtime.python.process.sandbox import Limits
-from edge.runtime.python.slots import CLOSED, EXPIRED, RESERVED, Slots
+from edge.runtime.python.slots import CLOSED, EXPIRED, PIPELINE_DEPTH, RESERVED, Slots
 from edge.runtime.python.sockets import (
     CallTimeout,
     ExitInfo,
@@ -103,6 +103,8 @@ class PythonPool:
         cgroups: the install's cgroups (:mod:`edge.runtime.python.cgroups`):
             closing the pool kills every process of its version's group.
         kv: runs the KV operations its instances send mid-request.
+        pipeline_depth: requests that may be queued in a busy instance's socket
+            behind its running one (0: none).
 
     Attributes:
         retried: pipelined requests run again elsewhere, their instance
@@ -120,6 +122,7 @@ class PythonPool:
         max_response: int = 32 * MIB,
         cgroups: Cgroups | None = None,
         kv: KVService | None = None,
+        pipeline_depth: int = PIPELINE_DEPTH,
     ) -> None:
         self.version = version
         self._max_response = max_response
@@ -137,7 +140,7 @@ class PythonPool:
             on_lost=self._on_template_lost,
             cgroups=cgroups,
         )
-        self._slots = Slots(version.max_instances, self._unreserve)
+        self._slots = Slots(version.max_instances, self._unreserve, pipeline_depth)
         self.retried = 0
         self._by_pid: dict[int, InstanceChannel] = {}
         self._inflight = 0

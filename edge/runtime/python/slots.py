@@ -39,6 +39,7 @@ class Slots:
         max_instances: the slot count.
         unreserve: gives back a reserved slot nobody will fill (the pool's,
             which then hands it on).
+        depth: requests that may be queued behind a running one (0: no pipelining).
 
     Attributes:
         idle: live instances with nothing to run (last released last).
@@ -47,8 +48,11 @@ class Slots:
         pipelined: requests queued behind a running one so far.
     """
 
-    def __init__(self, max_instances: int, unreserve: Callable[[], None]) -> None:
+    def __init__(
+        self, max_instances: int, unreserve: Callable[[], None], depth: int = PIPELINE_DEPTH
+    ) -> None:
         self._max = max_instances
+        self._depth = depth
         self._unreserve = unreserve
         self.idle: list[InstanceChannel] = []
         self.busy: set[InstanceChannel] = set()
@@ -96,7 +100,7 @@ class Slots:
             return None
         best, best_started = None, math.inf
         for instance in self.busy:
-            if instance.leases <= PIPELINE_DEPTH and not instance.streaming:
+            if instance.leases <= self._depth and not instance.streaming:
                 started = instance.started or math.inf  # 0: its request is not written yet
                 if best is None or started < best_started:
                     best, best_started = instance, started

@@ -428,10 +428,10 @@ class InstanceChannel(asyncio.Protocol):
         return reply, call.started
 
     def _abandon(self, call: Call) -> None:
-        if call.started:
-            self.kill()  # it may still be running the request: never reuse it
-        else:
+        if not call.started:
             call.dropped = True
+        elif not call.answered or self._calls.current is call:
+            self.kill()  # it may still run the request (or stream it): never reuse it
 
     def _dropped_timeout(self) -> None:
         logger.warning("instance %d killed: a dropped request ran past its time limit", self.pid)

@@ -495,7 +495,7 @@ def test_zygote_is_exec_time_scrubbed(
     functions.run(scenario)
 
 
-COUNTER = """
+KV_COUNTER = """
 from edge import kv
 
 def handle(request):
@@ -508,7 +508,7 @@ def test_every_instance_may_have_a_kv_operation_under_way(
 ) -> None:
     """The KV flood limit counts one instance's operations, not its pool's: six
     instances each waiting for an answer are not "too many at once"."""
-    version = functions.version(COUNTER, max_instances=8)
+    version = functions.version(KV_COUNTER, max_instances=8)
     client = redis_async.Redis.from_url(redis_server.url)
 
     async def scenario(pools: PoolRegistry) -> None:

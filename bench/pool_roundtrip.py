@@ -9,7 +9,10 @@ Prints, measured in this one run:
 * warm: ``PythonPool.invoke`` of a hello function on a warm instance (request
   and reply msgpack frames, handler call, output capture, reply validation);
 * cold: ``invoke`` when the instance has to be forked from the template first
-  (``Outcome.cold_ms`` is the fork-to-socket part; "total" is the whole call).
+  (``Outcome.cold_ms`` is the fork-to-socket part; "total" is the whole call);
+* loaded: requests/s of ``--callers`` concurrent callers on a pool of
+  ``--instances`` instances, without and with pipelining (a request queued in
+  a busy instance's socket), in alternating rounds; the ratio is per round.
 
 Usage: ``python bench/pool_roundtrip.py [--loop uvloop|asyncio] [-n 5000]``
 """
@@ -25,13 +28,14 @@ import struct
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import uvloop
 
 from edge.runtime.invocation import FunctionVersion, Invocation
 from edge.runtime.python.client import Zygote
-from edge.runtime.python.pool import PythonPool
+from edge.runtime.python.pool import PIPELINE_DEPTH, PythonPool
 from edge.runtime.registry import PoolRegistry
 
 HEADER = struct.Struct("!I")
@@ -102,8 +106,8 @@ async def bench_sock_calls(sock: socket.socket, n: int, frame: bytes) -> list[fl
     return samples
 
 
-async def bench_pool(root: Path, n: int, cold_n: int) -> dict[str, list[float]]:
-    version = FunctionVersion(
+def hello_version(root: Path, max_instances: int = 1) -> FunctionVersion:
+    return FunctionVersion(
         key="bench",
         app="bench",
         environment="production",
@@ -117,9 +121,12 @@ async def bench_pool(root: Path, n: int, cold_n: int) -> dict[str, list[float]]:
         memory_mb=128,
         timeout_ms=5000,
         min_warm=0,
-        max_instances=1,
+        max_instances=max_instances,
     )
-    request = Invocation(
+
+
+def hello_request() -> Invocation:
+    return Invocation(
         "GET",
         "http://bench.edge.localhost/",
         "/",
@@ -129,6 +136,10 @@ async def bench_pool(root: Path, n: int, cold_n: int) -> dict[str, list[float]]:
         {},
         "0123456789abcdef",
     )
+
+
+async def bench_pool(root: Path, n: int, cold_n: int) -> dict[str, list[float]]:
+    version, request = hello_version(root), hello_request()
     pools = PoolRegistry(Zygote())
     try:
         pool = await pools.get_or_start(version)
@@ -155,6 +166,53 @@ async def bench_pool(root: Path, n: int, cold_n: int) -> dict[str, list[float]]:
         await pools.close()
 
 
+async def rate(pool: PythonPool, callers: int, seconds: float) -> float:
+    """Requests/s of ``callers`` concurrent loops of ``invoke`` for ``seconds``."""
+    request = hello_request()
+    deadline = time.perf_counter() + seconds
+    done = 0
+
+    async def caller() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            outcome = await pool.invoke(request)
+            assert outcome.status == 200, outcome.body
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    return done / (time.perf_counter() - started)
+
+
+async def bench_loaded(
+    root: Path, instances: int, callers: int, rounds: int
+) -> list[tuple[float, float, int]]:
+    """Per round: req/s without pipelining, with it, and requests pipelined."""
+    zygote = Zygote()
+    await zygote.start()
+    version = hello_version(root, instances)
+    pools = {
+        depth: PythonPool(replace(version, key=f"depth{depth}"), zygote, pipeline_depth=depth)
+        for depth in (0, PIPELINE_DEPTH)
+    }
+    try:
+        for pool in pools.values():
+            await pool.start()
+            await rate(pool, callers, 0.5)  # every instance forked and warm
+        results = []
+        for _ in range(rounds):
+            piped = pools[PIPELINE_DEPTH]
+            before = piped.pipelined
+            off = await rate(pools[0], callers, 2.0)
+            on = await rate(piped, callers, 2.0)
+            results.append((off, on, piped.pipelined - before))
+        return results
+    finally:
+        for pool in pools.values():
+            await pool.close()
+        await zygote.close()
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     q = statistics.quantiles(samples, n=100)
     return q[49] * 1e6, q[98] * 1e6
@@ -165,6 +223,9 @@ def main() -> None:
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("-n", type=int, default=5000, help="warm round trips")
     parser.add_argument("--cold", type=int, default=300, help="cold starts")
+    parser.add_argument("--instances", type=int, default=4, help="instances when loaded")
+    parser.add_argument("--callers", type=int, default=8, help="concurrent callers when loaded")
+    parser.add_argument("--rounds", type=int, default=3, help="loaded rounds")
     args = parser.parse_args()
     frame = HEADER.pack(120) + b"x" * 120  # about the size of a hello request
     echo_a, pid_a = start_echo()
@@ -182,6 +243,7 @@ def main() -> None:
         )
         results["baseline echo, loop.sock_*"] = runner.run(bench_sock_calls(echo_b, args.n, frame))
         results.update(runner.run(bench_pool(Path(tmp), args.n, args.cold)))
+        loaded = runner.run(bench_loaded(Path(tmp), args.instances, args.callers, args.rounds))
     for pid in (pid_a, pid_b):
         os.waitpid(pid, 0)
     base = percentiles(results["baseline echo, asyncio.Protocol"])
@@ -190,6 +252,12 @@ def main() -> None:
     for name, samples in results.items():
         p50, p99 = percentiles(samples)
         print(f"{name:<34}{p50:>10.1f}{p99:>10.1f}{p50 / base[0]:>12.2f}")
+    print(f"\nloaded: {args.callers} callers on {args.instances} instances")
+    print(f"{'round':<8}{'no pipelining':>16}{'pipelining':>14}{'ratio':>8}{'pipelined':>12}")
+    for number, (off, on, piped) in enumerate(loaded, 1):
+        print(f"{number:<8}{off:>12,.0f} r/s{on:>10,.0f} r/s{on / off:>8.2f}{piped:>12,}")
+    ratio = statistics.median(on / off for off, on, _ in loaded)
+    print(f"median ratio, pipelining / none: {ratio:.2f}")
 
 
 if __name__ == "__main__":

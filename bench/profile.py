@@ -1,11 +1,13 @@
 """Where a runtime worker's CPU goes for a hello request: py-spy under wrk load.
 
-``.venv/bin/python -m bench.profile [py|js]`` starts the platform as ``make
-bench`` does, deploys the bench app, puts ``wrk`` load on the hello function,
-samples one runtime worker with py-spy (its own threads included) and prints the
-functions with the most self time, grouped by module, as a share of the
-worker's samples. It also prints the worker's CPU time per request (from
-/proc, over the same window), which turns shares into microseconds.
+``.venv/bin/python -m bench.profile [py|js] [instance]`` starts the platform as
+``make bench`` does, deploys the bench app, puts ``wrk`` load on the hello
+function, samples one runtime worker with py-spy (its own threads included) and
+prints the functions with the most self time, grouped by module, as a share of
+the worker's samples. It also prints the worker's CPU time per request (from
+/proc, over the same window), which turns shares into microseconds. With
+``instance`` (Python only) it samples one instance of the hello function
+instead, and the CPU per request is that of all the worker's hello instances.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -50,6 +53,21 @@ def children(parent: int, marker: bytes = b"") -> list[int]:
     return found
 
 
+def instance_groups(worker: int) -> list[list[int]]:
+    """The instances of each of the worker's templates (worker -> zygote ->
+    template -> instances)."""
+    templates = [t for zygote in children(worker) for t in children(zygote)]
+    return [children(t) for t in templates]
+
+
+def busiest(groups: list[list[int]], load: Callable[[], object]) -> list[int]:
+    """The group of processes that used the most CPU while ``load()`` ran."""
+    before = [sum(cpu_ticks(pid) for pid in group) for group in groups]
+    load()
+    after = [sum(cpu_ticks(pid) for pid in group) for group in groups]
+    return max(zip(after, before, groups, strict=True), key=lambda t: t[0] - t[1])[2]
+
+
 def self_time(raw: str) -> collections.Counter[str]:
     """Collapsed stacks (``a;b;c count``) -> samples per innermost frame."""
     counts: collections.Counter[str] = collections.Counter()
@@ -63,6 +81,7 @@ def self_time(raw: str) -> collections.Counter[str]:
 
 def main() -> int:
     language = sys.argv[1] if len(sys.argv) > 1 else "py"
+    instance = sys.argv[2:] == ["instance"]
     settings = Settings.from_env()
     with ExitStack() as cleanup:
         tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="edge-prof-")))
@@ -74,28 +93,35 @@ def main() -> int:
         run_wrk(settings, url, stack.host("bench"), duration=2)  # warm up
         master = children(os.getpid(), b"edge.cli\0runtime")[0]
         worker = children(master)[0]
+        measured = [worker]
+        if instance:  # the hello function's instances: the ones the load keeps busy
+            warm = lambda: run_wrk(settings, url, stack.host("bench"), duration=1)  # noqa: E731
+            measured = busiest(instance_groups(worker), warm)
+        sampled = measured[0]
         out = tmp / "profile.txt"
         spy = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
-                "--nonblocking", "-r", "500", "-d", str(SECONDS), "-o", str(out), "-p", str(worker),
+                "--nonblocking", "-r", "500", "-d", str(SECONDS), "-o", str(out),
+                "-p", str(sampled),
             ]
         )  # fmt: skip
-        before = cpu_ticks(worker)
+        before = sum(cpu_ticks(pid) for pid in measured)
         result: list[float] = []
         load = threading.Thread(
             target=lambda: result.append(run_wrk(settings, url, stack.host("bench"), SECONDS).rps)
         )
         load.start()
         load.join()
-        used = cpu_ticks(worker) - before
+        used = sum(cpu_ticks(pid) for pid in measured) - before
         spy.wait()
         rps = result[0]
         workers = settings.workers
         per_request_us = used / 100 / (rps * SECONDS / workers) * 1e6
         counts = self_time(out.read_text())
         total = sum(counts.values())
-        print(f"{language}: {rps:,.0f} req/s; worker CPU {per_request_us:.0f} us per request")
+        side = f"instances ({len(measured)})" if instance else "worker"
+        print(f"{language}: {rps:,.0f} req/s; {side} CPU {per_request_us:.0f} us per request")
         for frame, count in counts.most_common(TOP):
             share = count / total
             print(f"{share:6.1%} {share * per_request_us:7.1f} us  {frame}")

@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 Counter = Callable[[FunctionVersion, str], None]
 # APPSEC: edge.kv sends one operation at a time per instance; a process that
-# floods the worker with more gets refusals, not more Redis work.
+# floods the worker with more gets refusals, not more Redis work. Counted per
+# instance: a pool's instances each have one operation under way at most.
 MAX_PENDING = 4
 
 
@@ -97,13 +98,16 @@ class SideRequests:
     def handler(self, send: Callable[[bytes], None]) -> Callable[[dict[str, Any]], None]:
         """The ``kv`` frame handler of a channel whose answers go to ``send``."""
 
+        pending: set[asyncio.Task[None]] = set()  # this instance's, not the pool's
+
         def on_kv(message: dict[str, Any]) -> None:
-            if len(self._tasks) >= MAX_PENDING:  # the client sends one at a time
+            if len(pending) >= MAX_PENDING:  # the client sends one at a time
                 send(encode(reply_error("limit", "too many KV operations at once")))
                 return
             task = asyncio.get_running_loop().create_task(self._answer(message, send))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            for tasks in (pending, self._tasks):
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
 
         return on_kv
 

@@ -15,9 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
+import redis.asyncio as redis_async
 from function_harness import AS_ROOT, Functions, alive, async_wait_for, invocation
 
+from edge.kvstore import Limits
+from edge.redisserver import RedisServer
 from edge.runtime.invocation import FunctionVersion, Outcome
+from edge.runtime.kv import KVService
 from edge.runtime.python.pool import PythonPool
 from edge.runtime.registry import PoolRegistry
 from edge.uids import function_ids
@@ -413,7 +417,7 @@ def test_retire_drains_in_flight_requests_then_kills_everything(functions: Funct
         assert isinstance(pool, PythonPool)
         template, instance = pool.template_pid, pool.instance_pids()[0]
         in_flight = asyncio.ensure_future(pool.invoke(invocation(query="s=0.3")))
-        await async_wait_for(lambda: pool.instance_pids() and not pool._idle)
+        await async_wait_for(lambda: pool.instance_pids() and not pool._slots.idle)
         await pools.retire(version.key)
         assert (await in_flight).status == 200
         assert pools.get(version.key) is None
@@ -489,3 +493,36 @@ def test_zygote_is_exec_time_scrubbed(
         assert kinds == ["pipe", "pipe", "socket"]
 
     functions.run(scenario)
+
+
+KV_COUNTER = """
+from edge import kv
+
+def handle(request):
+    return {"n": kv.incr("hits")}
+"""
+
+
+def test_every_instance_may_have_a_kv_operation_under_way(
+    functions: Functions, redis_server: RedisServer
+) -> None:
+    """The KV flood limit counts one instance's operations, not its pool's: six
+    instances each waiting for an answer are not "too many at once"."""
+    version = functions.version(KV_COUNTER, max_instances=8)
+    client = redis_async.Redis.from_url(redis_server.url)
+
+    async def scenario(pools: PoolRegistry) -> None:
+        pool = await pools.get_or_start(version)
+
+        async def caller() -> list[int]:
+            outcomes = [await pool.invoke(invocation()) for _ in range(20)]
+            assert all(o.status == 200 for o in outcomes), [o.logs for o in outcomes][:1]
+            return [json.loads(o.body)["n"] for o in outcomes]
+
+        try:
+            counts = await asyncio.gather(*(caller() for _ in range(6)))
+        finally:
+            await client.aclose()
+        assert sorted(n for ns in counts for n in ns) == list(range(1, 121))
+
+    functions.run(scenario, kv=KVService(client, Limits()))

@@ -122,7 +122,12 @@ class TemplateLink:
         future = asyncio.get_running_loop().create_future()
         self._channel.send({"op": "spawn"})
         self._spawns.append(future)
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                future.result()[0].close()  # cancelled as it arrived: the instance gets EOF
+            raise
 
     def close(self) -> None:
         self._channel.close()

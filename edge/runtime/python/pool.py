@@ -12,18 +12,26 @@ instance is replaced on the next request), malformed replies (502), each
 answered through the fault table (:mod:`edge.runtime.faults`).
 
 Instance slots are counted in one place, shaped like gunicorn's
-``manage_workers``: :meth:`PythonPool._reserve` takes a slot (up to
+``manage_workers``: :meth:`~edge.runtime.python.slots.Slots.reserve` takes a slot (up to
 ``max_instances``), :meth:`PythonPool._fill` turns it into an instance or
 :meth:`PythonPool._unreserve` gives it back, and :meth:`PythonPool._converge`
 hands free slots to queued requests first, then tops the pool up to ``min_warm``.
 
-All bookkeeping happens on the worker's event loop; nothing here blocks.
+Pipelining (:mod:`edge.runtime.python.slots`). When every instance is busy
+and no new one may start, a newcomer is written straight into the socket of
+the busy instance whose request started first, so that the instance runs it
+right after replying instead of sleeping in ``poll()``, and several replies
+come back per wake-up. It still runs one request at a time; its time limit
+starts when it starts (:mod:`edge.runtime.python.calls`). If its instance
+dies before the reply ahead of it came in, it never started: it is run once
+more on another instance, never lost. If the reply ahead had come in, it may
+have started: it gets the instance's fault answer, never run twice. Requests
+queued in sockets count against ``queue_limit`` like those waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
 from collections.abc import Coroutine
@@ -40,9 +48,17 @@ from edge.runtime.invocation import (
 from edge.runtime.kv import KVService, SideRequests
 from edge.runtime.python.cgroups import Cgroups, Group
 from edge.runtime.python.client import TemplateLink, TemplateSource, Zygote
+from edge.runtime.python.failures import FaultAnswers
 from edge.runtime.python.frames import InvalidReply, parse_head, parse_reply, request_frame
 from edge.runtime.python.process.sandbox import Limits
-from edge.runtime.python.sockets import CallTimeout, ExitInfo, InstanceChannel, SpawnError
+from edge.runtime.python.slots import CLOSED, EXPIRED, PIPELINE_DEPTH, RESERVED, Slots
+from edge.runtime.python.sockets import (
+    CallTimeout,
+    ExitInfo,
+    InstanceChannel,
+    NotStarted,
+    SpawnError,
+)
 from edge.runtime.python.streamed import InstanceStream
 from edge.runtime.streaming import BodyStream
 from edge.runtime.wire import MIB, FrameTooLarge, PeerClosed, ProtocolError
@@ -54,13 +70,11 @@ logger = logging.getLogger(__name__)
 # VmHWM costs a ~12 us pread of /proc: read on an instance's first call and
 # every SAMPLE_EVERY-th after it; its exit report (ru_maxrss) has the final peak.
 SAMPLE_EVERY = 16
-EXIT_REPORT_WAIT_S = 1.0
+# Requests that may be queued in a busy instance's socket behind the running one.
 TEMPLATE_EXIT_WAIT_S = 2.0
 MIN_TEMPLATE_LIFE_S = 1.0
 # A reply frame holds the body plus headers and up to 1000 log lines of 16 KiB.
 REPLY_SLACK = 20 * MIB
-_EXPIRED = object()
-_CLOSED = object()
 
 
 class _Refused(Exception):
@@ -89,6 +103,12 @@ class PythonPool:
         cgroups: the install's cgroups (:mod:`edge.runtime.python.cgroups`):
             closing the pool kills every process of its version's group.
         kv: runs the KV operations its instances send mid-request.
+        pipeline_depth: requests that may be queued in a busy instance's socket
+            behind its running one (0: none).
+
+    Attributes:
+        retried: pipelined requests run again elsewhere, their instance
+            having gone before starting them.
     """
 
     def __init__(
@@ -102,13 +122,15 @@ class PythonPool:
         max_response: int = 32 * MIB,
         cgroups: Cgroups | None = None,
         kv: KVService | None = None,
+        pipeline_depth: int = PIPELINE_DEPTH,
     ) -> None:
         self.version = version
         self._max_response = max_response
+        self._faults = FaultAnswers(version, max_response, lambda: self._templates.group)
         self._side = SideRequests(kv, version) if kv is not None else None
         self.last_used = time.monotonic()
         self._queue_limit = 2 * version.max_instances if queue_limit is None else queue_limit
-        self._label = f"{version.app}/{version.environment}/{version.name}"
+        self._label = self._faults.label
         self._templates = TemplateSource(
             version,
             zygote,
@@ -118,19 +140,17 @@ class PythonPool:
             on_lost=self._on_template_lost,
             cgroups=cgroups,
         )
-        self._idle: list[InstanceChannel] = []
-        self._busy: set[InstanceChannel] = set()
-        self._starting = 0
-        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._slots = Slots(version.max_instances, self._unreserve, pipeline_depth)
+        self.retried = 0
         self._by_pid: dict[int, InstanceChannel] = {}
         self._inflight = 0
         self._drained = asyncio.Event()
         self._closing = False
+        self._killing = False
         self._close_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._young_deaths = 0
         self._group_peak_kb = 0
-        self._oom_kills = 0
 
     # -- FunctionPool --------------------------------------------------------
 
@@ -138,7 +158,7 @@ class PythonPool:
         """Load the function (raises FunctionLoadError) and pre-warm ``min_warm``."""
         await self._templates.get()
         warm: list[Coroutine[Any, Any, None]] = []
-        while len(warm) < self.version.min_warm and self._reserve():
+        while len(warm) < self.version.min_warm and self._slots.reserve():
             warm.append(self._prewarm())
         await asyncio.gather(*warm)
 
@@ -146,25 +166,48 @@ class PythonPool:
         """Run one request; function faults become 5xx Outcomes, never exceptions."""
         self.last_used = time.monotonic()
         if self._closing:
-            return self._shutting_down(invocation)
+            return self._faults.shutting_down(invocation)
         self._inflight += 1
         try:
-            try:
-                instance, cold_ms = await self._lease(invocation)
-            except _Refused as refused:
-                return refused.outcome
-            outcome = await self._run(instance, invocation)
-            outcome.cold, outcome.cold_ms = cold_ms is not None, cold_ms or 0.0
-            return outcome
+            return await self._attempt(invocation)
         finally:
             self._inflight -= 1
             if not self._inflight:
                 self._drained.set()
 
+    async def _attempt(self, invocation: Invocation, *, retry: bool = False) -> Outcome:
+        try:
+            instance, cold_ms = await self._lease(invocation, pipeline=not retry)
+        except _Refused as refused:
+            return refused.outcome
+        try:
+            outcome = await self._run(instance, invocation)
+        except NotStarted:
+            return await self._retry(instance, invocation, retried=retry)
+        outcome.cold, outcome.cold_ms = cold_ms is not None, cold_ms or 0.0
+        return outcome
+
+    async def _retry(
+        self, instance: InstanceChannel, invocation: Invocation, *, retried: bool
+    ) -> Outcome:
+        """A request queued in an instance that went away before starting it:
+        run it once more, on another instance, not pipelined."""
+        if retried or self._killing:
+            reason = "its instance stopped before it could start the request"
+            return self._faults.unavailable(invocation, reason)
+        self.retried += 1
+        logger.info(
+            "function %s: instance %d went away before starting request %s; running it elsewhere",
+            self._label,
+            instance.pid,
+            invocation.request_id,
+        )
+        return await self._attempt(invocation, retry=True)
+
     def reap_idle(self, now: float, ttl: float) -> int:
         """Stop instances idle longer than ``ttl`` seconds, keeping ``min_warm``."""
-        surplus = len(self._idle) + len(self._busy) - self.version.min_warm
-        idle = sorted(self._idle, key=lambda instance: instance.last_used)
+        surplus = len(self._slots.idle) + len(self._slots.busy) - self.version.min_warm
+        idle = sorted(self._slots.idle, key=lambda instance: instance.last_used)
         victims = [i for i in idle if now - i.last_used > ttl][: max(surplus, 0)]
         for instance in victims:
             instance.kill()
@@ -184,22 +227,25 @@ class PythonPool:
         while drain and self._inflight:
             self._drained.clear()
             await self._drained.wait()
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(_CLOSED)
+        self._slots.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for instance in [*self._idle, *self._busy]:
+        self._killing = True  # what is queued in their sockets is not retried
+        for instance in [*self._slots.idle, *self._slots.busy]:
             instance.kill()
         await self._templates.stop(TEMPLATE_EXIT_WAIT_S)
 
     # -- views ---------------------------------------------------------------
 
+    @property
+    def pipelined(self) -> int:
+        """Requests queued in a busy instance's socket so far."""
+        return self._slots.pipelined
+
     def instance_pids(self) -> list[int]:
         """Pids of the live instances (idle and busy)."""
-        return sorted(i.pid for i in (*self._idle, *self._busy))
+        return sorted(i.pid for i in (*self._slots.idle, *self._slots.busy))
 
     @property
     def group(self) -> Group | None:
@@ -218,18 +264,8 @@ class PythonPool:
 
     # -- leasing: every instance slot is reserved and freed here -------------
 
-    def _total(self) -> int:
-        return len(self._idle) + len(self._busy) + self._starting
-
-    def _reserve(self) -> bool:
-        """Take a slot for an instance about to start, if ``max_instances`` allows."""
-        if self._total() >= self.version.max_instances:
-            return False
-        self._starting += 1
-        return True
-
     async def _fill(self) -> InstanceChannel:
-        """Start an instance in a reserved slot; it comes back busy.
+        """Start an instance in a reserved slot; the caller takes it or hands it on.
 
         If it cannot start, the slot goes to a queued request, if any; it is not
         refilled at once, so a function that cannot start does not crash-loop.
@@ -239,79 +275,53 @@ class PythonPool:
         except BaseException:
             self._unreserve(top_up=False)
             raise
-        self._starting -= 1  # the slot now holds the instance
-        self._busy.add(instance)
+        self._slots.starting -= 1  # the slot now holds the instance
         return instance
 
     def _unreserve(self, *, top_up: bool = True) -> None:
         """Give back a reserved slot that no instance filled."""
-        self._starting -= 1
+        self._slots.starting -= 1
         self._converge(top_up=top_up)
 
     def _converge(self, *, top_up: bool = True) -> None:
         """The one step that uses free slots: queued requests first, then ``min_warm``."""
-        while self._waiters:
-            if self._waiters[0].done():
-                self._waiters.popleft()
-            elif self._reserve():
-                self._waiters.popleft().set_result(None)  # it starts an instance itself
-            else:
-                break
+        slots = self._slots
+        slots.grant()
         # Two young template deaths in a row: wait for demand, do not crash-loop.
         top_up = top_up and not self._closing and self._young_deaths < 2
-        while top_up and self._total() < self.version.min_warm:
-            if not self._reserve():
+        while top_up and slots.total() < self.version.min_warm:
+            if not slots.reserve():
                 return
             task = asyncio.get_running_loop().create_task(self._prewarm())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _lease(self, invocation: Invocation) -> tuple[InstanceChannel, float | None]:
-        if self._idle:
-            instance = self._idle.pop()
-            self._busy.add(instance)
+    async def _lease(
+        self, invocation: Invocation, *, pipeline: bool = True
+    ) -> tuple[InstanceChannel, float | None]:
+        """An instance for this request: idle, new, busy (queued behind its
+        running request), or the first whole one to free up. A retry (not
+        ``pipeline``) is neither pipelined nor refused for a full queue."""
+        slots = self._slots
+        instance = slots.lease_idle()
+        if instance is not None:
             return instance, None
-        if self._reserve():
+        if slots.reserve():
             return await self._cold(invocation)
-        if len(self._waiters) >= self._queue_limit:
-            raise _Refused(self._overloaded(invocation))
-        return await self._queue(invocation)
-
-    async def _queue(self, invocation: Invocation) -> tuple[InstanceChannel, float | None]:
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
-        self._waiters.append(waiter)
-        timer = loop.call_later(self.version.timeout_ms / 1000, self._expire, waiter)
-        try:
-            got = await waiter
-        except asyncio.CancelledError:
-            self._abandon(waiter)
-            raise
-        finally:
-            timer.cancel()
-        if got is _EXPIRED:
-            raise _Refused(self._overloaded(invocation))
-        if got is _CLOSED:
-            raise _Refused(self._shutting_down(invocation))
-        if got is None:  # a slot was reserved for us: start an instance in it
+        if pipeline:
+            if slots.waiting() >= self._queue_limit:
+                raise _Refused(self._faults.overloaded(invocation))
+            instance = slots.lease_behind()
+            if instance is not None:
+                return instance, None
+        got = await slots.wait(self.version.timeout_ms / 1000, first=not pipeline)
+        if got is EXPIRED:
+            raise _Refused(self._faults.overloaded(invocation))
+        if got is CLOSED:
+            raise _Refused(self._faults.shutting_down(invocation))
+        if got is RESERVED:  # a slot was reserved for us: start an instance in it
             return await self._cold(invocation)
         return got, None
-
-    def _expire(self, waiter: asyncio.Future[Any]) -> None:
-        if not waiter.done():
-            waiter.set_result(_EXPIRED)
-            self._waiters.remove(waiter)
-
-    def _abandon(self, waiter: asyncio.Future[Any]) -> None:
-        """A queued request was cancelled: pass on what it may have been handed."""
-        if waiter in self._waiters:
-            self._waiters.remove(waiter)
-        if waiter.done() and not waiter.cancelled():
-            got = waiter.result()
-            if isinstance(got, InstanceChannel):
-                self._release(got, answered=False)
-            elif got is None:
-                self._unreserve()
 
     async def _cold(self, invocation: Invocation) -> tuple[InstanceChannel, float]:
         """Start an instance for this request in the slot reserved for it."""
@@ -319,55 +329,35 @@ class PythonPool:
         try:
             instance = await self._fill()
         except (SpawnError, PeerClosed, FunctionLoadError) as exc:
-            raise _Refused(
-                fault_outcome(
-                    "unavailable",
-                    self.version,
-                    invocation.request_id,
-                    reason=f"could not start an instance: {exc}",
-                )
-            ) from None
+            reason = f"could not start an instance: {exc}"
+            raise _Refused(self._faults.unavailable(invocation, reason)) from None
+        self._slots.take(instance)
         return instance, (time.perf_counter() - started) * 1000
-
-    def _release(self, instance: InstanceChannel, *, answered: bool = True) -> None:
-        self._busy.discard(instance)
-        if not instance.alive:
-            return
-        if answered:
-            instance.calls += 1
-            instance.last_used = time.monotonic()
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self._busy.add(instance)
-                waiter.set_result(instance)
-                return
-        self._idle.append(instance)
 
     # -- calls ---------------------------------------------------------------
 
     async def _run(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
-        timeout_ms = self.version.timeout_ms
-        started = time.perf_counter()
+        """Call the instance; raises NotStarted if it went before starting the request."""
         try:
-            reply = await instance.call(request_frame(invocation), timeout_ms / 1000)
-        except CallTimeout:
-            instance.kill()
-            logger.warning(
-                "function %s: instance %d killed: timed out after %d ms",
-                self._label,
-                instance.pid,
-                timeout_ms,
+            reply, started = await instance.call(
+                request_frame(invocation), self.version.timeout_ms / 1000
             )
-            return fault_outcome("timeout", self.version, invocation.request_id)
+        except NotStarted:
+            raise
+        except CallTimeout:
+            return self._faults.timeout(instance, invocation)
         except PeerClosed:
-            return await self._died(instance, invocation)
+            if self._closing:
+                return self._faults.shutting_down(invocation)
+            return await self._faults.died(instance, invocation)
         except FrameTooLarge:
-            return self._too_large(instance, invocation)
+            return self._faults.too_large(instance, invocation)
         except ProtocolError as exc:
-            return self._invalid(instance, invocation, str(exc))
+            return self._faults.invalid(instance, invocation, str(exc))
         except asyncio.CancelledError:
-            instance.kill()  # it may still be running the request: never reuse it
+            # The channel killed it (the request had started) or will drop the
+            # reply (it was queued): either way this request's place is free.
+            self._slots.release(instance, answered=False)
             raise
         return self._answer(instance, invocation, reply, (time.perf_counter() - started) * 1000)
 
@@ -380,15 +370,15 @@ class PythonPool:
                 return self._streamed(instance, parse_head(reply), duration_ms)
             status, headers, body, error, logs = parse_reply(reply)
         except InvalidReply as exc:
-            return self._invalid(instance, invocation, str(exc))
+            return self._faults.invalid(instance, invocation, str(exc))
         if len(body) > self._max_response:
-            return self._too_large(instance, invocation)
+            return self._faults.too_large(instance, invocation)
         if error == "memory":
             instance.kill()
-            return self._memory(instance, invocation, logs)
+            return self._faults.memory(instance, invocation, logs)
         if instance.calls % SAMPLE_EVERY == 0:
             self._sample_memory(instance)
-        self._release(instance)
+        self._slots.release(instance)
         if error == "exception":
             outcome = fault_outcome("exception", self.version, invocation.request_id, logs=logs)
         else:
@@ -403,6 +393,7 @@ class PythonPool:
         """A streamed reply: the instance stays busy (and counted in flight)
         until the stream is over."""
         self._inflight += 1
+        self._slots.streams_seen = True
         stream = InstanceStream(instance, self._label, self._stream_over)
         outcome = Outcome(*head, b"", stream=stream.body)
         outcome.duration_ms = ttfb_ms
@@ -414,22 +405,9 @@ class PythonPool:
         if not self._inflight:
             self._drained.set()
         if body.error in (None, "exception") and instance.alive:  # it sent its end frame
-            self._release(instance)
+            self._slots.release(instance)
         elif instance.alive:
             instance.kill()
-
-    def _too_large(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
-        instance.kill()  # its reply is unread (or dropped): the socket is out of step
-        limit_mb = self._max_response // MIB
-        logger.warning(
-            "function %s: instance %d killed: response over %d MB",
-            self._label,
-            instance.pid,
-            limit_mb,
-        )
-        return fault_outcome(
-            "response_too_large", self.version, invocation.request_id, limit_mb=limit_mb
-        )
 
     def _sample_memory(self, instance: InstanceChannel) -> None:
         """The instance's VmHWM, and the peak of its version's cgroup: every process
@@ -437,69 +415,6 @@ class PythonPool:
         instance.sample_memory()
         if self.group is not None:
             self._group_peak_kb = self.group.memory_peak_kb()
-
-    async def _died(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
-        if self._closing:
-            return self._shutting_down(invocation)
-        info = await instance.wait_exit(EXIT_REPORT_WAIT_S)
-        if info is not None and info.out_of_memory(instance.base_rss_kb, self.version.memory_mb):
-            return self._memory(instance, invocation, [])
-        if self._oom_killed():
-            return self._memory(instance, invocation, [])
-        reason = info.describe() if info is not None else "closed its connection"
-        logger.warning("function %s: instance %d %s", self._label, instance.pid, reason)
-        return fault_outcome(
-            "crash",
-            self.version,
-            invocation.request_id,
-            memory_peak_kb=instance.memory_peak_kb,
-            reason=reason,
-        )
-
-    def _oom_killed(self) -> bool:
-        """Whether the kernel killed a process for the version cgroup's memory limit."""
-        kills = self.group.oom_kills() if self.group is not None else 0
-        killed, self._oom_kills = kills > self._oom_kills, kills
-        return killed
-
-    def _memory(
-        self, instance: InstanceChannel, invocation: Invocation, logs: list[LogRecord]
-    ) -> Outcome:
-        logger.warning(
-            "function %s: instance %d killed: memory limit %d MB exceeded",
-            self._label,
-            instance.pid,
-            self.version.memory_mb,
-        )
-        return fault_outcome(
-            "memory",
-            self.version,
-            invocation.request_id,
-            logs=logs,
-            memory_peak_kb=instance.memory_peak_kb,
-        )
-
-    def _invalid(self, instance: InstanceChannel, invocation: Invocation, why: str) -> Outcome:
-        instance.kill()
-        logger.warning(
-            "function %s: instance %d killed: invalid response: %s", self._label, instance.pid, why
-        )
-        return fault_outcome(
-            "invalid_response",
-            self.version,
-            invocation.request_id,
-            logs=[LogRecord(time.time(), "error", f"invalid response: {why}")],
-        )
-
-    def _shutting_down(self, invocation: Invocation) -> Outcome:
-        return fault_outcome(
-            "unavailable", self.version, invocation.request_id, reason="it is shutting down"
-        )
-
-    def _overloaded(self, invocation: Invocation) -> Outcome:
-        return fault_outcome(
-            "overloaded", self.version, invocation.request_id, limit=self.version.max_instances
-        )
 
     # -- processes -----------------------------------------------------------
 
@@ -510,8 +425,8 @@ class PythonPool:
         except (SpawnError, PeerClosed, FunctionLoadError) as exc:
             logger.warning("function %s: could not pre-warm an instance: %s", self._label, exc)
             return
-        self._release(instance, answered=False)
         instance.last_used = time.monotonic()
+        self._slots.hand_on(instance)
 
     async def _spawn(self) -> InstanceChannel:
         template = await self._templates.get()
@@ -530,12 +445,8 @@ class PythonPool:
         return instance
 
     def _on_lost(self, instance: InstanceChannel) -> None:
-        if instance in self._idle:
-            self._idle.remove(instance)
-        elif instance not in self._busy:
-            return
-        self._busy.discard(instance)
-        self._converge()
+        if self._slots.lost(instance):
+            self._converge()
 
     def _on_instance_exit(self, info: ExitInfo) -> None:
         instance = self._by_pid.pop(info.pid, None)

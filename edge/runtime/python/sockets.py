@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from edge.runtime.python.calls import Call, CallQueue, CallTimeout, NotStarted
 from edge.runtime.python.process.instance import EXIT_MEMORY
 from edge.runtime.wire import (
     CHUNK_MAX,
@@ -42,6 +43,8 @@ from edge.runtime.wire import (
     send_control,
 )
 
+__all__ = ["CallTimeout", "ControlChannel", "ExitInfo", "InstanceChannel", "NotStarted"]
+
 logger = logging.getLogger(__name__)
 
 MessageCallback = Callable[[Any, list[int]], None]
@@ -50,10 +53,6 @@ MAX_HELD = WINDOW + 2 * CHUNK_MAX
 # The kinds ``k`` of a streamed reply's frames (edge.runtime.python.process.stream);
 # other kinds go to the handler registered with InstanceChannel.handle().
 STREAM_KINDS = frozenset({"head", "chunk", "end"})
-
-
-class CallTimeout(Exception):
-    """The instance did not answer within the function's timeout."""
 
 
 class SpawnError(Exception):
@@ -183,8 +182,10 @@ class ControlChannel:
 class InstanceChannel(asyncio.Protocol):
     """One instance: its socket as a protocol, a pidfd, its ``/proc`` status.
 
-    Created by :meth:`attach`. One call at a time; a reply nobody asked for,
-    an oversized or undecodable frame, or EOF fails the pending call. Frames
+    Created by :meth:`attach`. The instance runs one call at a time; more may
+    be queued behind it in the socket (:mod:`edge.runtime.python.calls`). A
+    reply nobody asked for, an oversized or undecodable frame, or EOF fails
+    the running call (and the queued ones, as not started). Frames
     tagged with a kind ``k``: a streamed reply's ``head`` switches the channel
     to stream mode (the ``chunk`` and ``end`` frames after it go to the sink
     :meth:`stream_to` attaches, held until then; EOF reaches the sink as
@@ -196,6 +197,7 @@ class InstanceChannel(asyncio.Protocol):
         pid: the instance's pid (verified to be a child of its template).
         last_used: ``time.monotonic()`` of its last release.
         calls: how many calls it answered.
+        leases: requests its pool gave it that are not over (running or queued).
         memory_peak_kb: the last known ``VmHWM`` (or ``ru_maxrss`` at exit).
         base_rss_kb: its resident memory when it started (shared pages included).
         exit: how it ended, once its template reported it.
@@ -218,12 +220,14 @@ class InstanceChannel(asyncio.Protocol):
         self._sink: Callable[[Any], None] | None = None
         self._held: list[Any] | None = None
         self._held_bytes = 0
+        self._streaming = False  # between a streamed reply's head and its end
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
-        self._waiter: asyncio.Future[Any] | None = None
+        self._calls = CallQueue(self._dropped_timeout)
         self._exit_waiter: asyncio.Future[ExitInfo] | None = None
         self.alive = True
         self.last_used = 0.0
         self.calls = 0
+        self.leases = 0
         self.memory_peak_kb = 0
         self.base_rss_kb = 0
         self.exit: ExitInfo | None = None
@@ -280,24 +284,24 @@ class InstanceChannel(asyncio.Protocol):
             return
         if payload is None:
             return
-        waiter = self._waiter
-        if frames.pending or self._held is not None or waiter is None or waiter.done():
-            self._receive_many(payload)
+        call = self._calls.current
+        if frames.pending or call is None or call.answered:
+            self._receive_many(payload)  # several frames (replies, pipelined) or a stream
             return
         try:
             reply = decode(payload)
-            if reply.__class__ is dict and "k" in reply:  # a tagged frame: the slow path
-                self._receive(reply, len(payload))
+            if reply.__class__ is not dict or "k" in reply:
+                self._receive(reply, len(payload))  # a tagged frame: the slow path
                 return
         except ProtocolError as exc:
             self._fail(exc)
             return
-        waiter.set_result(reply)
+        self._calls.answer(reply, over=True)
 
     def _receive_many(self, payload: bytes | None) -> None:
         """The slow path: several frames at once, or a streamed reply."""
         try:
-            while payload is not None:
+            while payload is not None and self.alive:
                 self._receive(decode(payload), len(payload))
                 payload = self._frames.next()
         except ProtocolError as exc:
@@ -310,21 +314,45 @@ class InstanceChannel(asyncio.Protocol):
             if handler is None:
                 raise ProtocolError(f"unknown frame kind {str(kind)[:20]!r}")
             handler(message)  # e.g. a request the function makes of the worker
-        elif self._sink is not None:
+        elif self._streaming:
+            self._stream_frame(message, kind, size)
+        else:
+            self._reply(message, kind)
+
+    def _stream_frame(self, message: Any, kind: str | None, size: int) -> None:
+        """A frame after a head: to the sink, or held until it is attached."""
+        if kind != "chunk":  # its end (or last words, or garbage the sink refuses)
+            self._streaming = False
+            if kind == "end":
+                self._calls.end()  # the instance starts the request queued behind, if any
+        if self._sink is not None:
             self._sink(message)
         elif self._held is not None:
             self._held.append(message)
             self._held_bytes += size
             if self._held_bytes > MAX_HELD:
                 raise ProtocolError("the instance sent past its stream window")
-        elif self._waiter is not None and not self._waiter.done():
-            if kind == "head":
-                self._held = []  # a streamed reply: hold what follows for its sink
-            elif kind is not None:
-                raise ProtocolError(f"a stream {kind} before its head")
-            self._waiter.set_result(message)
-        else:
+
+    def _reply(self, message: Any, kind: str | None) -> None:
+        """A reply (or a stream's head) for the running call."""
+        call = self._calls.current
+        if call is None or call.answered:
             raise ProtocolError("unsolicited data from the instance")
+        if kind == "head":
+            if self._held is not None:
+                # The stream ahead ended before its sink was attached: a second
+                # one cannot be told apart (the pool stops pipelining into a
+                # function once it streams, so this is rare).
+                raise ProtocolError("a pipelined stream before the one ahead was claimed")
+            self._streaming = True
+            self._held = []  # hold what follows for its sink
+        elif kind is not None:
+            raise ProtocolError(f"a stream {kind} before its head")
+        if call.dropped and kind == "head":
+            logger.info("instance %d killed: it streams a reply nobody waits for", self.pid)
+            self.kill()
+            return
+        self._calls.answer(message, over=kind is None)
 
     def stream_to(self, sink: Callable[[Any], None] | None) -> None:
         """Send the frames of the streamed reply under way to ``sink`` (held
@@ -357,25 +385,57 @@ class InstanceChannel(asyncio.Protocol):
 
     # -- calls ---------------------------------------------------------------
 
-    async def call(self, frame: bytes, timeout: float) -> Any:
-        """Send one request frame and wait for the decoded reply.
+    @property
+    def queued(self) -> int:
+        """Calls written to the instance and not yet answered (running or queued)."""
+        return len(self._calls)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether a streamed reply is under way (the instance is busy until its end)."""
+        return self._streaming
+
+    @property
+    def started(self) -> float:
+        """``time.perf_counter()`` when the running call started (0: none runs)."""
+        call = self._calls.current
+        return call.started if call is not None else 0.0
+
+    async def call(self, frame: bytes, timeout: float) -> tuple[Any, float]:
+        """Send one request frame, possibly behind calls under way, and wait for the
+        decoded reply; returns it and the ``time.perf_counter()`` the call started at.
+
+        ``timeout`` counts from the start: when the replies ahead are in. If the
+        caller is cancelled, a running call kills the instance (it may be anywhere
+        in function code) and a queued one is dropped (it will run; its reply is
+        thrown away, so the socket stays in step).
 
         Raises:
-            CallTimeout: no reply within ``timeout`` seconds.
-            PeerClosed: the instance went away.
+            CallTimeout: no reply within ``timeout`` seconds of its start.
+            NotStarted: the instance went away before it started the call.
+            PeerClosed: the instance went away while running it.
             ProtocolError: it sent something that is not one reply frame.
         """
         if not self.alive or self._transport is None:
-            raise PeerClosed("the instance is gone")
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
+            raise NotStarted("the instance is gone")
+        call = self._calls.add(timeout)
         self._transport.write(frame)
-        timer = loop.call_later(timeout, _expire, waiter)
         try:
-            return await waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
+            reply = await call.future
+        except asyncio.CancelledError:
+            self._abandon(call)
+            raise
+        return reply, call.started
+
+    def _abandon(self, call: Call) -> None:
+        if not call.started:
+            call.dropped = True
+        elif not call.answered or self._calls.current is call:
+            self.kill()  # it may still run the request (or stream it): never reuse it
+
+    def _dropped_timeout(self) -> None:
+        logger.warning("instance %d killed: a dropped request ran past its time limit", self.pid)
+        self.kill()
 
     def kill(self) -> None:
         """SIGKILL the instance (through its pidfd: no pid reuse race) and close."""
@@ -408,10 +468,9 @@ class InstanceChannel(asyncio.Protocol):
         return self.exit
 
     def _fail(self, exc: Exception) -> None:
-        """Fail the pending call with ``exc`` and release every resource, once."""
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
+        """Fail the calls under way with ``exc`` (the queued ones as not started)
+        and release every resource, once."""
+        self._calls.fail(exc)
         if not self.alive:
             return
         self.alive = False
@@ -426,11 +485,6 @@ class InstanceChannel(asyncio.Protocol):
         close_fds([self._pidfd, self._status_fd])
         self._pidfd = self._status_fd = -1
         self._on_lost(self)
-
-
-def _expire(waiter: asyncio.Future[Any]) -> None:
-    if not waiter.done():
-        waiter.set_exception(CallTimeout())
 
 
 def _read_status(fd: int) -> dict[bytes, int]:

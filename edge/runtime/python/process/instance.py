@@ -4,7 +4,10 @@ Runs in a child forked from a template (see ``edge.runtime.python.process.templa
 already imported the function and set up the sandbox. Frames on the instance
 socket are length-prefixed msgpack (``edge.runtime.wire``):
 
-* request: ``{method, url, path, query, headers, body, params, id}``
+* request: ``{method, url, path, query, headers, body, params, id}``; the
+  worker may write the next request before this one is answered (pipelining):
+  it is run right after the reply, and one found while reading a tagged frame
+  mid-request (a KV answer, a stream ack) is kept for then;
 * reply: ``{status, headers, body, logs, error}`` where ``logs`` is a list of
   ``[ts, level, message]`` and ``error`` is ``None``, ``"exception"`` (an
   uncaught exception, answered 500 with a generic body) or ``"memory"`` (the
@@ -20,6 +23,7 @@ Everything written to ``sys.stdout`` (level ``info``), ``sys.stderr``
 
 from __future__ import annotations
 
+import collections
 import io
 import logging
 import os
@@ -170,6 +174,7 @@ class Instance:
         self.capture = capture
         self.pid = os.getpid()
         self._frames = FrameBuffer()
+        self._queued: collections.deque[Any] = collections.deque()  # requests read early
         # Wait for a request in poll(), not in a blocking recv(): the worker
         # reading our reply frees socket buffer space, and the kernel then wakes
         # every task sleeping in recv() on this socket (unix_write_space), only
@@ -196,13 +201,13 @@ class Instance:
     def _serve(self) -> int:
         while True:
             try:
-                frame = self._read_frame()
+                message = self._next_request()
             except (ProtocolError, OSError):
                 return 1
-            if frame is None:
+            if message is None:
                 return 0
             try:
-                reply = self._answer(frame)
+                reply = self._answer(message)
             except ClientGone:
                 return 0  # the worker hung up mid-stream: it kills us anyway
             if os.getpid() != self.pid:
@@ -223,8 +228,7 @@ class Instance:
         """
         try:
             self.sock.sendall(encode(message))
-            while (frame := self._read_frame()) is not None:
-                answer = decode(frame)
+            while (answer := self._next_tagged()) is not None:
                 if not is_ack(answer):
                     return answer
                 if self._sender is not None:
@@ -233,8 +237,31 @@ class Instance:
             pass
         return None
 
+    def _next_request(self) -> Any:
+        """The next request, decoded; ``None`` when the worker closed the socket.
+
+        Late stream acks (credit for a stream that ended) are skipped.
+        """
+        if self._queued:
+            return self._queued.popleft()
+        while (payload := self._read_frame()) is not None:
+            message = decode(payload)
+            if not is_ack(message):
+                return message
+        return None
+
+    def _next_tagged(self) -> Any:
+        """Mid-request: the worker's next tagged frame (a KV answer, a stream ack),
+        decoded; requests queued behind this one are kept for later."""
+        while (payload := self._read_frame()) is not None:
+            message = decode(payload)
+            if message.__class__ is dict and "k" in message:
+                return message
+            self._queued.append(message)
+        return None
+
     def _read_frame(self) -> bytes | None:
-        """The next request's payload; ``None`` when the worker closed the socket."""
+        """The next frame's payload; ``None`` when the worker closed the socket."""
         frames = self._frames
         while (payload := frames.next()) is None:
             self._poller.poll()
@@ -244,10 +271,7 @@ class Instance:
             frames.feed(chunk)
         return payload
 
-    def _answer(self, frame: bytes) -> bytes:
-        message = decode(frame)
-        if is_ack(message):
-            return b""  # credit that came after a stream ended
+    def _answer(self, message: Any) -> bytes:
         request = Request(
             method=message["method"],
             url=message["url"],
@@ -284,7 +308,7 @@ class Instance:
     def _stream(self, response: Any, chunks: Any) -> bytes:
         """Send a streamed reply; returns its end frame. An error before the first
         chunk propagates (a plain 500); after it, the end frame carries it."""
-        sender = self._sender = StreamSender(self.sock, self._read_frame, self._await)
+        sender = self._sender = StreamSender(self.sock, self._next_tagged, self._await)
         try:
             first = sender.first(chunks)
             error = None

@@ -16,7 +16,8 @@ it blocks on the socket until credit comes, so a slow client pauses the
 generator itself. Acks that arrive after the end are skipped by the request
 loop (:func:`is_ack`); code that reads other frames from the worker while a
 stream is under way (e.g. a KV reply) hands the acks it meets to
-:meth:`StreamSender.credit`.
+:meth:`StreamSender.credit`. Requests the worker queued behind this one
+(pipelining) may arrive meanwhile: the instance keeps them for after the end.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from edge.function import Response
-from edge.runtime.wire import CHUNK_MAX, WINDOW, ProtocolError, decode, encode
+from edge.runtime.wire import CHUNK_MAX, WINDOW, ProtocolError, encode
 
 Chunks = Iterator[Any] | AsyncIterator[Any]
 
@@ -64,18 +65,19 @@ class StreamSender:
 
     Args:
         sock: the instance socket (blocking).
-        read_frame: reads the next frame payload from the worker (``None`` at EOF).
+        read_tagged: reads the worker's next tagged frame for this request,
+            decoded (``None`` at EOF).
         run: runs an awaitable to completion (for async generators).
     """
 
     def __init__(
         self,
         sock: socket.socket,
-        read_frame: Callable[[], bytes | None],
+        read_tagged: Callable[[], Any],
         run: Callable[[Any], Any],
     ) -> None:
         self._sock = sock
-        self._read_frame = read_frame
+        self._read_tagged = read_tagged
         self._run = run
         self._unacked = 0
         self._text: bool | None = None  # whether the first chunk was a str
@@ -141,10 +143,9 @@ class StreamSender:
         self._unacked -= size
 
     def _wait_credit(self) -> None:
-        payload = self._read_frame()
-        if payload is None:
+        message = self._read_tagged()
+        if message is None:
             raise ClientGone()
-        message = decode(payload)
         if not is_ack(message):
             raise ProtocolError("expected a stream ack from the worker")
         self.credit(message)

@@ -1,0 +1,201 @@
+"""The instance slots of one Python pool, and the requests waiting for them.
+
+A slot holds an instance that is idle, busy, or starting; there are at most
+``max_instances``. A busy instance is *leased* to the request it runs and,
+when every instance is busy and none may start, to up to
+:data:`PIPELINE_DEPTH` requests queued behind it in its socket (pipelining,
+see :mod:`edge.runtime.python.pool`). A request that finds no place waits, in
+arrival order, for a whole instance: the places behind running requests go to
+newcomers only while nobody waits. So a request waits at most ``timeout_ms``
+for a place, and a place in a socket at most the time limit of the request
+ahead of it.
+
+Everything here runs on the worker's event loop and never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edge.runtime.python.sockets import InstanceChannel
+
+# Requests that may be queued in a busy instance's socket behind the running one.
+PIPELINE_DEPTH = 1
+# What a waiting request is handed instead of an instance.
+EXPIRED = object()  # it waited its time out
+CLOSED = object()  # the pool closed
+RESERVED = None  # a slot was reserved for it: it starts an instance itself
+
+
+class Slots:
+    """The slots and leases of one pool.
+
+    Args:
+        max_instances: the slot count.
+        unreserve: gives back a reserved slot nobody will fill (the pool's,
+            which then hands it on).
+        depth: requests that may be queued behind a running one (0: no pipelining).
+
+    Attributes:
+        idle: live instances with nothing to run (last released last).
+        busy: instances leased to at least one request.
+        starting: reserved slots whose instance is starting.
+        pipelined: requests queued behind a running one so far.
+    """
+
+    def __init__(
+        self, max_instances: int, unreserve: Callable[[], None], depth: int = PIPELINE_DEPTH
+    ) -> None:
+        self._max = max_instances
+        self._depth = depth
+        self._unreserve = unreserve
+        self.idle: list[InstanceChannel] = []
+        self.busy: set[InstanceChannel] = set()
+        self.starting = 0
+        self.pipelined = 0
+        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._leased = 0  # leases of busy instances: running plus queued requests
+        self.streams_seen = False
+
+    def total(self) -> int:
+        """Instances idle, busy and starting."""
+        return len(self.idle) + len(self.busy) + self.starting
+
+    def waiting(self) -> int:
+        """Requests without a running instance: queued in sockets or waiting."""
+        return len(self._waiters) + self._leased - len(self.busy)
+
+    def reserve(self) -> bool:
+        """Take a slot for an instance about to start, if ``max_instances`` allows."""
+        if self.total() >= self._max:
+            return False
+        self.starting += 1
+        return True
+
+    def take(self, instance: InstanceChannel) -> None:
+        """Lease ``instance`` to one more request."""
+        instance.leases += 1
+        self._leased += 1
+        self.busy.add(instance)
+
+    def lease_idle(self) -> InstanceChannel | None:
+        """The most recently used idle instance, leased; ``None`` if none is idle."""
+        if not self.idle:
+            return None
+        instance = self.idle.pop()
+        self.take(instance)
+        return instance
+
+    def lease_behind(self) -> InstanceChannel | None:
+        """A busy instance to queue a request behind, leased; ``None`` if nobody
+        waits before it, no instance has room, or the function streams (a stream
+        may hold its instance for minutes). Of those with room, the one whose
+        running request started first."""
+        if self._waiters or self.streams_seen:
+            return None
+        best, best_started = None, math.inf
+        for instance in self.busy:
+            if instance.leases <= self._depth and not instance.streaming:
+                started = instance.started or math.inf  # 0: its request is not written yet
+                if best is None or started < best_started:
+                    best, best_started = instance, started
+        if best is not None:
+            self.take(best)
+            self.pipelined += 1
+        return best
+
+    def release(self, instance: InstanceChannel, *, answered: bool = True) -> None:
+        """One request of ``instance`` is over (a dead one's leases went in :meth:`lost`)."""
+        if not instance.alive:
+            return
+        instance.leases -= 1
+        self._leased -= 1
+        if answered:
+            instance.calls += 1
+            instance.last_used = time.monotonic()
+        self.hand_on(instance)
+
+    def hand_on(self, instance: InstanceChannel) -> None:
+        """A live instance with nothing left to run goes to the first waiting
+        request, else idle."""
+        if instance.leases:
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.take(instance)
+                waiter.set_result(instance)
+                return
+        self.busy.discard(instance)
+        self.idle.append(instance)
+
+    def lost(self, instance: InstanceChannel) -> bool:
+        """Forget a dead instance; whether it held a slot."""
+        self._leased -= instance.leases
+        instance.leases = 0
+        if instance in self.idle:
+            self.idle.remove(instance)
+            return True
+        if instance in self.busy:
+            self.busy.discard(instance)
+            return True
+        return False
+
+    # -- waiting -------------------------------------------------------------
+
+    async def wait(self, timeout: float, *, first: bool = False) -> Any:
+        """Wait for an instance (leased), :data:`RESERVED`, :data:`EXPIRED` after
+        ``timeout`` seconds, or :data:`CLOSED`. ``first``: ahead of the others
+        (a retry, which waited once already)."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        if first:
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
+        timer = loop.call_later(timeout, self._expire, waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            self._abandon(waiter)
+            raise
+        finally:
+            timer.cancel()
+
+    def grant(self) -> None:
+        """Reserve free slots for waiting requests (each starts an instance)."""
+        while self._waiters:
+            if self._waiters[0].done():
+                self._waiters.popleft()
+            elif self.reserve():
+                self._waiters.popleft().set_result(RESERVED)
+            else:
+                break
+
+    def close(self) -> None:
+        """Tell every waiting request that the pool closed."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(CLOSED)
+
+    def _expire(self, waiter: asyncio.Future[Any]) -> None:
+        if not waiter.done():
+            waiter.set_result(EXPIRED)
+            self._waiters.remove(waiter)
+
+    def _abandon(self, waiter: asyncio.Future[Any]) -> None:
+        """A waiting request was cancelled: pass on what it may have been handed."""
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
+        if waiter.done() and not waiter.cancelled():
+            got = waiter.result()
+            if isinstance(got, InstanceChannel):
+                self.release(got, answered=False)
+            elif got is RESERVED:
+                self._unreserve()

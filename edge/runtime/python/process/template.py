@@ -33,6 +33,7 @@ the worker validates everything it sends and never signals a pid it names.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import inspect
 import os
@@ -98,6 +99,9 @@ class Template(Supervisor):
             )
             return EXIT_BOOT_ERROR
         self.send({"op": "ready", "logs": self.capture.take()[-100:]})
+        # Everything imported so far outlives every instance: out of the
+        # collector's sight, an instance's collections never write (copy) those pages.
+        gc.freeze()
         self.install_signals()
         self._hand_over("spare")
         self.run()

@@ -111,6 +111,11 @@ class TemplateLink:
         )
         self._spare: tuple[socket.socket, int] | None = None
 
+    @property
+    def spare_pid(self) -> int | None:
+        """The pid of the spare instance held here, if any."""
+        return self._spare[1] if self._spare is not None else None
+
     def start(self) -> None:
         self._ready = asyncio.get_running_loop().create_future()
         self._channel.start()
@@ -448,6 +453,11 @@ class TemplateSource:
     def pid(self) -> int | None:
         """The running template's pid."""
         return self._template.pid if self._template is not None else None
+
+    @property
+    def spare_pid(self) -> int | None:
+        """The pid of the spare instance the running template sent ahead, if any."""
+        return self._template.spare_pid if self._template is not None else None
 
     @property
     def entry(self) -> str:

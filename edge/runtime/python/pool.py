@@ -212,6 +212,12 @@ class PythonPool:
         return self._templates.pid
 
     @property
+    def spare_pid(self) -> int | None:
+        """The spare instance held for the next cold start, if any (not counted
+        in :meth:`instance_pids`: it has not started)."""
+        return self._templates.spare_pid
+
+    @property
     def load_logs(self) -> list[LogRecord]:
         """What the function's module printed or logged while it was imported."""
         return self._templates.load_logs

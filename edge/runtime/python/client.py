@@ -33,7 +33,7 @@ from edge.runtime.invocation import FunctionLoadError, FunctionVersion, LogRecor
 from edge.runtime.python.cgroups import Cgroups, Group
 from edge.runtime.python.frames import parse_logs
 from edge.runtime.python.process.sandbox import Limits, zygote_env
-from edge.runtime.python.sockets import Claim, ControlChannel, ExitInfo, SpawnError
+from edge.runtime.python.sockets import ControlChannel, ExitInfo, SpawnError
 from edge.runtime.wire import PeerClosed, close_fds
 from edge.uids import function_ids
 
@@ -82,12 +82,6 @@ def _hung_up(sock: socket.socket) -> bool:
     return True
 
 
-def _release(spare: tuple[socket.socket, Claim]) -> None:
-    """Let go of an unused spare: it reads EOF and exits."""
-    spare[0].close()
-    spare[1].release()
-
-
 class TemplateLink:
     """The worker's end of one template.
 
@@ -115,12 +109,12 @@ class TemplateLink:
         self._spawns: collections.deque[asyncio.Future[tuple[socket.socket, int]]] = (
             collections.deque()
         )
-        self._spare: tuple[socket.socket, Claim] | None = None
+        self._spare: tuple[socket.socket, int] | None = None
 
     @property
     def spare_pid(self) -> int | None:
         """The pid of the spare instance held here, if any."""
-        return self._spare[1].pid if self._spare is not None else None
+        return self._spare[1] if self._spare is not None else None
 
     def start(self) -> None:
         self._ready = asyncio.get_running_loop().create_future()
@@ -137,33 +131,24 @@ class TemplateLink:
         assert self._ready is not None
         return await asyncio.wait_for(asyncio.shield(self._ready), timeout)
 
-    def take_spare(self) -> tuple[socket.socket, Claim] | None:
-        """The spare instance held here, if any (the template then forks the
-        next): a cold start with no message to wait for.
-
-        Raises:
-            PeerClosed: the template is gone.
-        """
-        spare, self._spare = self._spare, None
-        if spare is None:
-            return None
-        if _hung_up(spare[0]):  # it died before its exit report came
-            _release(spare)
-            return None
-        try:
-            self._channel.send({"op": "spare_taken"})
-        except PeerClosed:
-            _release(spare)
-            raise
-        return spare
-
     async def spawn(self) -> tuple[socket.socket, int]:
-        """Fork an instance; returns its (worker-side) socket and pid.
+        """An instance: the spare held here (no message to wait for), else a
+        fresh fork; returns its (worker-side) socket and pid.
 
         Raises:
             SpawnError: the template could not fork.
             PeerClosed: the template is gone.
         """
+        spare, self._spare = self._spare, None
+        if spare is not None and _hung_up(spare[0]):
+            spare[0].close()  # it died before its exit report came: fork one instead
+        elif spare is not None:
+            try:
+                self._channel.send({"op": "spare_taken"})  # it forks the next one
+            except PeerClosed:
+                spare[0].close()
+                raise
+            return spare
         future = asyncio.get_running_loop().create_future()
         self._channel.send({"op": "spawn"})
         self._spawns.append(future)
@@ -187,7 +172,7 @@ class TemplateLink:
                 future.set_exception(SpawnError(str(message.get("message"))[:500]))
         elif op == "exit":
             info = ExitInfo.parse(message)
-            if info is not None and info.pid == self.spare_pid:
+            if info is not None and self._spare is not None and info.pid == self._spare[1]:
                 self._drop_spare()
             elif info is not None:
                 self._on_exit(info)
@@ -212,8 +197,8 @@ class TemplateLink:
         future.set_result((sock, pid))
 
     def _keep_spare(self, message: dict[str, Any], fd: int) -> None:
-        """Hold the spare the template sent, its pid checked now, off the cold
-        path (APPSEC: see :class:`Claim`); one at a time, a second is refused."""
+        """Hold the spare the template sent (APPSEC: its pid is checked when it is
+        attached; one spare at a time, a second one is refused)."""
         pid = message.get("pid")
         try:
             sock = _wrap_stream_socket(fd)
@@ -223,15 +208,11 @@ class TemplateLink:
         if self._spare is not None or not isinstance(pid, int) or pid <= 0:
             sock.close()  # the instance gets EOF and exits
             return
-        try:
-            self._spare = (sock, Claim.take(pid, self.pid))
-        except SpawnError as exc:
-            sock.close()
-            logger.warning("template %d: refused its spare: %s", self.pid, exc)
+        self._spare = (sock, pid)
 
     def _drop_spare(self) -> None:
         if self._spare is not None:
-            _release(self._spare)
+            self._spare[0].close()
             self._spare = None
 
     def _closed(self) -> None:

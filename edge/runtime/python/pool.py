@@ -521,20 +521,10 @@ class PythonPool:
 
     async def _spawn(self) -> InstanceChannel:
         template = await self._templates.get()
-        spare = template.take_spare()  # its pid was checked when it came
-        if spare is not None:
-            sock, claim = spare
-            pid = claim.pid
-        else:
-            (sock, pid), claim = await template.spawn(), None
+        sock, pid = await template.spawn()
         try:
             instance = await InstanceChannel.attach(
-                sock,
-                pid,
-                template.pid,
-                self._on_lost,
-                self._max_response + REPLY_SLACK,
-                claim=claim,
+                sock, pid, template.pid, self._on_lost, self._max_response + REPLY_SLACK
             )
         except BaseException:
             sock.close()  # the instance reads EOF and exits

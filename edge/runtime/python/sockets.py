@@ -180,43 +180,6 @@ class ControlChannel:
         self._on_close()
 
 
-@dataclass(frozen=True)
-class Claim:
-    """An instance process checked to be a child of its template, held by a
-    pidfd (no pid reuse race) with its ``/proc/<pid>/status`` open.
-
-    APPSEC: the pid comes from an untrusted template: it must name a live
-    child of that template, else we would signal or measure a stranger.
-    """
-
-    pid: int
-    pidfd: int
-    status_fd: int
-
-    @classmethod
-    def take(cls, pid: int, parent: int) -> Claim:
-        """Check ``pid`` and hold it.
-
-        Raises:
-            SpawnError: the pid is not ``parent``'s child, or it is gone.
-        """
-        pidfd = status_fd = -1
-        try:
-            pidfd = os.pidfd_open(pid)
-            status_fd = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
-            status = _read_status(status_fd)
-            if status.get(b"Tgid") != pid or status.get(b"PPid") != parent:
-                raise SpawnError(f"pid {pid} is not an instance of template {parent}")
-        except (OSError, SpawnError) as exc:
-            close_fds([fd for fd in (pidfd, status_fd) if fd >= 0])
-            raise SpawnError(str(exc)) from None
-        return cls(pid, pidfd, status_fd)
-
-    def release(self) -> None:
-        """Close the pidfd and the status file (when no channel took them)."""
-        close_fds([self.pidfd, self.status_fd])
-
-
 class InstanceChannel(asyncio.Protocol):
     """One instance: its socket as a protocol, a pidfd, its ``/proc`` status.
 
@@ -273,26 +236,30 @@ class InstanceChannel(asyncio.Protocol):
         parent: int,
         on_lost: Callable[[InstanceChannel], None],
         limit: int | None = None,
-        *,
-        claim: Claim | None = None,
     ) -> InstanceChannel:
         """Take over an instance socket received from template ``parent``
-        (``limit``: the largest frame accepted from it), checking its pid now
-        unless ``claim`` did already (:meth:`Claim.take`).
+        (``limit``: the largest frame accepted from it).
+
+        APPSEC: the pid comes from an untrusted template: it must name a live
+        child of that template, else we would signal or measure a stranger.
 
         Raises:
             SpawnError: the pid is not the template's child, or it is gone.
         """
+        pidfd = status_fd = -1
         try:
-            claim = claim or Claim.take(pid, parent)
-        except SpawnError:
+            pidfd = os.pidfd_open(pid)
+            status_fd = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+            status = _read_status(status_fd)
+            if status.get(b"Tgid") != pid or status.get(b"PPid") != parent:
+                raise SpawnError(f"pid {pid} is not an instance of template {parent}")
+        except (OSError, SpawnError) as exc:
+            close_fds([fd for fd in (pidfd, status_fd) if fd >= 0])
             sock.close()
-            raise
-        channel = cls(pid, claim.pidfd, claim.status_fd, on_lost, limit)
-        with contextlib.suppress(OSError):
-            status = _read_status(claim.status_fd)  # its size now, not at its fork
-            channel.base_rss_kb = status.get(b"VmRSS", 0)
-            channel.memory_peak_kb = status.get(b"VmHWM", 0)
+            raise SpawnError(str(exc)) from None
+        channel = cls(pid, pidfd, status_fd, on_lost, limit)
+        channel.base_rss_kb = status.get(b"VmRSS", 0)
+        channel.memory_peak_kb = status.get(b"VmHWM", 0)
         loop = asyncio.get_running_loop()
         await loop.connect_accepted_socket(lambda: channel, sock)
         return channel

@@ -131,24 +131,33 @@ class TemplateLink:
         assert self._ready is not None
         return await asyncio.wait_for(asyncio.shield(self._ready), timeout)
 
+    def take_spare(self) -> tuple[socket.socket, int] | None:
+        """The spare instance held here (its socket and pid), if any: a cold
+        start with no message to wait for. The template then forks the next.
+
+        Raises:
+            PeerClosed: the template is gone.
+        """
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return None
+        if _hung_up(spare[0]):  # it died before its exit report came
+            spare[0].close()
+            return None
+        try:
+            self._channel.send({"op": "spare_taken"})
+        except PeerClosed:
+            spare[0].close()
+            raise
+        return spare
+
     async def spawn(self) -> tuple[socket.socket, int]:
-        """An instance: the spare held here (no message to wait for), else a
-        fresh fork; returns its (worker-side) socket and pid.
+        """Fork an instance; returns its (worker-side) socket and pid.
 
         Raises:
             SpawnError: the template could not fork.
             PeerClosed: the template is gone.
         """
-        spare, self._spare = self._spare, None
-        if spare is not None and _hung_up(spare[0]):
-            spare[0].close()  # it died before its exit report came: fork one instead
-        elif spare is not None:
-            try:
-                self._channel.send({"op": "spare_taken"})  # it forks the next one
-            except PeerClosed:
-                spare[0].close()
-                raise
-            return spare
         future = asyncio.get_running_loop().create_future()
         self._channel.send({"op": "spawn"})
         self._spawns.append(future)

@@ -521,7 +521,7 @@ class PythonPool:
 
     async def _spawn(self) -> InstanceChannel:
         template = await self._templates.get()
-        sock, pid = await template.spawn()
+        sock, pid = template.take_spare() or await template.spawn()
         try:
             instance = await InstanceChannel.attach(
                 sock, pid, template.pid, self._on_lost, self._max_response + REPLY_SLACK

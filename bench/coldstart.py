@@ -9,18 +9,10 @@ same connection (warm, for contrast); passes are separated by the reaping delay.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from dataclasses import dataclass, field
 
-from bench.apps import bench_app, cold_paths
 from bench.client import connect, request
-from bench.edgestack import scratch_stack
-from bench.gitwork import Workdir
-from bench.procs import exit_on_signals
-from bench.settings import Settings
-from bench.stats import percentile
 from edge.runtime.worker import REAP_S
 
 
@@ -72,46 +64,3 @@ def _first_and_second(port: int, host: str, path: str, samples: ColdSamples) -> 
         samples.server_ms.append(float(first.headers["x-edge-cold-start-ms"]))
         samples.client_ms.append(first.ms)
         samples.warm_ms.append(second.ms)
-
-
-def summary(language: str, samples: ColdSamples) -> str:
-    """Percentiles of one language's cold requests, and the slowest server-side ones."""
-    if not samples.server_ms:
-        return f"{language}: none of {samples.requests} first requests was cold"
-    lines = [f"{language}: {len(samples.server_ms)} cold of {samples.requests}"]
-    for name, values in (("server", samples.server_ms), ("client", samples.client_ms)):
-        pcts = " ".join(f"p{p} {percentile(values, p):.2f}" for p in (50, 90, 99))
-        lines.append(f"  {name} ms: {pcts} max {max(values):.2f}")
-    slowest = sorted(samples.server_ms)[-8:]
-    lines.append("  slowest server ms: " + " ".join(f"{v:.2f}" for v in slowest))
-    return "\n".join(lines)
-
-
-def main() -> int:
-    """``.venv/bin/python -m bench.coldstart [--passes N] [--languages py,js]``: only
-    the cold starts, on a platform of their own (``BENCH_*`` settings apply); prints
-    the percentiles and the slowest samples."""
-    parser = argparse.ArgumentParser(description="Edge cold starts only")
-    parser.add_argument("--passes", type=int, help="default: BENCH_COLD_PASSES")
-    parser.add_argument("--languages", default="py", help="py, js or py,js")
-    args = parser.parse_args()
-    exit_on_signals()
-    settings = Settings.from_env()
-    names = {"py": "Python", "js": "JS"}
-    paths = {
-        names[lang]: cold_paths(lang, settings.cold_functions) for lang in args.languages.split(",")
-    }
-    with scratch_stack(settings) as (stack, tmp):
-        files = bench_app(settings.min_warm, settings.cold_functions)
-        stack.deploy(Workdir(tmp / "work-bench"), "bench", files, "Bench functions")
-        passes = args.passes or settings.cold_passes
-        samples = measure_cold(
-            stack.runtime_port, stack.host("bench"), paths, passes, settings.idle_ttl
-        )
-    for language, taken in samples.items():
-        print(summary(language, taken))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,10 +2,10 @@
 
 Starts the whole platform (embedded Redis, SQLite, control plane, runtime)
 in a temporary ``EDGE_HOME``, deploys by ``git push``, starts the baselines,
-then measures, in this order: throughput and latency rounds (wrk), cold
-starts, push-to-live. Prints one markdown table and writes it to
-``bench/results.md``. Every process started is killed with its process group
-on exit, including on Ctrl-C, SIGTERM and errors.
+then measures, in this order: throughput and latency rounds (wrk), streams,
+the KV get round trip, cold starts, push-to-live. Prints one markdown table
+and writes it to ``bench/results.md``. Every process started is killed with
+its process group on exit, including on Ctrl-C, SIGTERM and errors.
 
 Settings come from ``BENCH_*`` variables (see :class:`bench.settings.Settings`),
 e.g. ``BENCH_DURATION=5 BENCH_ROUNDS=1 python -m bench`` for a quick look.
@@ -26,6 +26,7 @@ from bench.coldstart import measure_cold
 from bench.edgestack import EdgeStack, start_edge
 from bench.facts import load_average, machine_facts
 from bench.gitwork import Workdir
+from bench.kvbench import deploy_kv, measure_kv
 from bench.packages import measure_ml, measure_push_with_requirements, write_wheel
 from bench.packages import rows as package_rows
 from bench.procs import Processes, exit_on_signals
@@ -186,6 +187,9 @@ def run(settings: Settings, tmp: Path, procs: Processes, services: ExitStack) ->
     streams = measure_streams(
         stack.runtime_port, stack.host("bench"), falcon.port, {"py": 256, "js": 64}
     )
+    say(f"KV get round trip: {settings.kv_requests} warm requests per function ...")
+    deploy_kv(stack, Workdir(tmp / "work-kvbench"))
+    kv = measure_kv(stack, settings.kv_requests)
     say(
         f"cold starts: {settings.cold_passes} passes over {settings.cold_functions} "
         "functions per language ..."
@@ -207,7 +211,7 @@ def run(settings: Settings, tmp: Path, procs: Processes, services: ExitStack) ->
     with_requirements = measure_push_with_requirements(stack, tmp, settings.pushes)
     ml = measure_ml(stack, tmp, settings)
     extra = package_rows(with_requirements, ml)
-    return Results(baseline, throughput, unavailable, cold, push, streams, extra)
+    return Results(baseline, throughput, unavailable, cold, push, streams, extra, kv)
 
 
 def dump_logs(folder: Path) -> None:

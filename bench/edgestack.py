@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import ExitStack
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +108,18 @@ def start_edge(tmp: Path, settings: Settings, procs: Processes, cleanup: ExitSta
         proc = procs.start(side, [sys.executable, "-m", "edge.cli", side], env=env)
         wait_ready(port, "/healthz", proc=proc)
     return EdgeStack(config, token)
+
+
+@contextmanager
+def scratch_stack(settings: Settings) -> Iterator[tuple[EdgeStack, Path]]:
+    """A platform in a temporary folder for a one-part runner (``python -m bench.X``);
+    every process and the folder go on exit. Yields the stack and the folder."""
+    with ExitStack() as cleanup:
+        tmp = Path(
+            cleanup.enter_context(
+                tempfile.TemporaryDirectory(prefix="edge-bench-", ignore_cleanup_errors=True)
+            )
+        )
+        services = cleanup.enter_context(ExitStack())  # closed after the processes
+        procs = cleanup.enter_context(Processes(tmp))
+        yield start_edge(tmp, settings, procs, services), tmp

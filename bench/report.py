@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bench.coldstart import ColdSamples
 from bench.pushlive import PushSamples
@@ -11,7 +13,11 @@ from bench.stats import percentile
 from bench.streams import StreamSamples
 from bench.throughput import Measured
 
+if TYPE_CHECKING:  # bench.kvbench imports this module
+    from bench.kvbench import KVResults
+
 TIMES = "\u00d7"  # the multiplication sign, as the README's tables write ratios
+KV_LANGUAGES = {"py": "Python", "js": "JS"}
 HEADER = (
     "| measurement | req/s | " + TIMES + " {baseline} | p50 ms | p99 ms | notes |\n"
     "|---|---:|---:|---:|---:|---|"
@@ -30,6 +36,7 @@ class Results:
     push: PushSamples
     streams: dict[str, StreamSamples]
     extra_rows: Sequence[str] = ()
+    kv: KVResults | None = None
 
 
 def ms(value: float) -> str:
@@ -128,6 +135,40 @@ def stream_rows(streams: dict[str, StreamSamples]) -> list[str]:
     return lines
 
 
+def kv_rows(results: KVResults) -> list[str]:
+    """Per language the KV function, with the get's added cost; then direct redis-py."""
+    direct = results.direct_ms
+    lines = []
+    for lang, samples in results.languages.items():
+        with_p50 = statistics.median(samples.with_get)
+        without_p50 = statistics.median(samples.without_get)
+        lines.append(
+            row(
+                f"Edge KV get round trip, {KV_LANGUAGES[lang]} (one `KV.get` of a 64-byte key, "
+                "warm, sequential)",
+                BLANK,
+                f"{with_p50 / without_p50:.2f} {TIMES} no get",
+                ms(with_p50),
+                ms(percentile(samples.with_get, 99)),
+                f"adds {ms(with_p50 - without_p50)} ms (p50) to the same function without "
+                f"the get (p50 {ms(without_p50)} / p99 "
+                f"{ms(percentile(samples.without_get, 99))} ms); {len(samples.with_get)} "
+                "requests each",
+            )
+        )
+    lines.append(
+        row(
+            "Direct redis-py `GET` of the same key on the same Redis (the floor)",
+            BLANK,
+            BLANK,
+            ms(statistics.median(direct)),
+            ms(percentile(direct, 99)),
+            f"{len(direct)} GETs from the bench process, in the same blocks",
+        )
+    )
+    return lines
+
+
 def push_row(samples: PushSamples) -> str:
     """Push-to-live: median and worst of a few pushes."""
     return row(
@@ -152,6 +193,8 @@ def table(results: Results) -> str:
     for language, samples in results.cold.items():
         lines += cold_rows(language, samples)
     lines += stream_rows(results.streams)
+    if results.kv is not None:
+        lines += kv_rows(results.kv)
     lines.append(push_row(results.push))
     lines += results.extra_rows
     return "\n".join(lines)

@@ -28,6 +28,7 @@ class Settings:
         idle_ttl: the runtime's ``EDGE_IDLE_TTL``: how soon idle instances of
             ``min_warm = 0`` functions go, which is what makes the next request cold.
         pushes: git pushes timed for push-to-live.
+        kv_requests: warm requests per function of the KV get round trip.
     """
 
     duration: int = 10
@@ -41,6 +42,7 @@ class Settings:
     cold_passes: int = 5
     idle_ttl: float = 1.0
     pushes: int = 5
+    kv_requests: int = 1000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -4,8 +4,9 @@
   ``subprocess`` (never ``os.fork``: the worker has threads), a scrubbed
   environment and only the control socket open; asks it for templates;
   restarts it on demand after it died.
-* :class:`TemplateLink`: one template's control socket: the load result, and
-  instance sockets for ``spawn`` requests, received by ``SCM_RIGHTS``.
+* :class:`TemplateLink`: one template's control socket: the load result, the
+  spare instance the template forks ahead, and instance sockets for ``spawn``
+  requests, received by ``SCM_RIGHTS``.
 * :class:`TemplateSource`: a pool's template, started on first need and
   restarted on demand after it died.
 """
@@ -69,6 +70,18 @@ def _wrap_stream_socket(fd: int) -> socket.socket:
     return sock
 
 
+def _hung_up(sock: socket.socket) -> bool:
+    """Whether an unused instance's socket is readable: it never speaks first,
+    so that is its EOF (it died) or a misbehaviour."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 class TemplateLink:
     """The worker's end of one template.
 
@@ -96,6 +109,12 @@ class TemplateLink:
         self._spawns: collections.deque[asyncio.Future[tuple[socket.socket, int]]] = (
             collections.deque()
         )
+        self._spare: tuple[socket.socket, int] | None = None
+
+    @property
+    def spare_pid(self) -> int | None:
+        """The pid of the spare instance held here, if any."""
+        return self._spare[1] if self._spare is not None else None
 
     def start(self) -> None:
         self._ready = asyncio.get_running_loop().create_future()
@@ -111,6 +130,26 @@ class TemplateLink:
         """
         assert self._ready is not None
         return await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+
+    def take_spare(self) -> tuple[socket.socket, int] | None:
+        """The spare instance held here (its socket and pid), if any: a cold
+        start with no message to wait for. The template then forks the next.
+
+        Raises:
+            PeerClosed: the template is gone.
+        """
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return None
+        if _hung_up(spare[0]):  # it died before its exit report came
+            spare[0].close()
+            return None
+        try:
+            self._channel.send({"op": "spare_taken"})
+        except PeerClosed:
+            spare[0].close()
+            raise
+        return spare
 
     async def spawn(self) -> tuple[socket.socket, int]:
         """Fork an instance; returns its (worker-side) socket and pid.
@@ -137,6 +176,9 @@ class TemplateLink:
         if op == "spawned" and len(fds) == 1:
             self._spawned(message, fds[0])
             return
+        if op == "spare" and len(fds) == 1:
+            self._keep_spare(message, fds[0])
+            return
         close_fds(fds)
         if op == "spawn_failed" and self._spawns:
             future = self._spawns.popleft()
@@ -144,7 +186,9 @@ class TemplateLink:
                 future.set_exception(SpawnError(str(message.get("message"))[:500]))
         elif op == "exit":
             info = ExitInfo.parse(message)
-            if info is not None:
+            if info is not None and self._spare is not None and info.pid == self._spare[1]:
+                self._drop_spare()
+            elif info is not None:
                 self._on_exit(info)
         elif op in ("ready", "error") and self._ready is not None and not self._ready.done():
             if op == "ready":
@@ -166,8 +210,28 @@ class TemplateLink:
             return
         future.set_result((sock, pid))
 
+    def _keep_spare(self, message: dict[str, Any], fd: int) -> None:
+        """Hold the spare the template sent (APPSEC: its pid is checked when it is
+        attached; one spare at a time, a second one is refused)."""
+        pid = message.get("pid")
+        try:
+            sock = _wrap_stream_socket(fd)
+        except SpawnError as exc:
+            logger.warning("template %d: refused its spare: %s", self.pid, exc)
+            return
+        if self._spare is not None or not isinstance(pid, int) or pid <= 0:
+            sock.close()  # the instance gets EOF and exits
+            return
+        self._spare = (sock, pid)
+
+    def _drop_spare(self) -> None:
+        if self._spare is not None:
+            self._spare[0].close()
+            self._spare = None
+
     def _closed(self) -> None:
         self.alive = False
+        self._drop_spare()
         while self._spawns:
             future = self._spawns.popleft()
             if not future.done():
@@ -403,6 +467,11 @@ class TemplateSource:
     def pid(self) -> int | None:
         """The running template's pid."""
         return self._template.pid if self._template is not None else None
+
+    @property
+    def spare_pid(self) -> int | None:
+        """The pid of the spare instance the running template sent ahead, if any."""
+        return self._template.spare_pid if self._template is not None else None
 
     @property
     def entry(self) -> str:

@@ -258,6 +258,12 @@ class PythonPool:
         return self._templates.pid
 
     @property
+    def spare_pid(self) -> int | None:
+        """The spare instance held for the next cold start, if any (not counted
+        in :meth:`instance_pids`: it has not started)."""
+        return self._templates.spare_pid
+
+    @property
     def load_logs(self) -> list[LogRecord]:
         """What the function's module printed or logged while it was imported."""
         return self._templates.load_logs
@@ -430,7 +436,7 @@ class PythonPool:
 
     async def _spawn(self) -> InstanceChannel:
         template = await self._templates.get()
-        sock, pid = await template.spawn()
+        sock, pid = template.take_spare() or await template.spawn()
         try:
             instance = await InstanceChannel.attach(
                 sock, pid, template.pid, self._on_lost, self._max_response + REPLY_SLACK

@@ -54,6 +54,17 @@ BALLAST_BYTES = 256 * 1024
 # buffer costs an mmap, a page fault, an mremap and a munmap on every call
 # (~12 us, measured, for a 300-byte request).
 RECV_BYTES = 64 * 1024
+# The request :meth:`Instance.rehearse` runs through the platform's request path.
+REHEARSAL = {
+    "method": "GET",
+    "url": "http://rehearsal.invalid/a?b=c",
+    "path": "/a",
+    "query_string": "b=c",
+    "headers": [("accept", "*/*"), ("user-agent", "rehearsal")],
+    "body": b"",
+    "params": {"id": "1"},
+    "request_id": "0" * 16,
+}
 # An uncaught exception: the worker answers it from its fault table.
 _INTERNAL_ERROR = {"status": 500, "headers": [], "body": b"", "error": "exception"}
 
@@ -191,12 +202,31 @@ class Instance:
         self._ballast = bytes(BALLAST_BYTES)
         os.register_at_fork(after_in_child=self._forked)
         kv.bind(self.side_call)
+        self.rehearse()
         try:
             return self._serve()
         except MemoryError:
             self._ballast = None
             self._reply_memory()
             return EXIT_MEMORY
+
+    def rehearse(self) -> None:
+        """Run the platform's part of a request (never the handler) before the
+        first real one.
+
+        Forked from the template, this process shares its pages until it
+        writes them, and CPython writes every object it touches (reference
+        counts) and grows its allocator's arenas: the first request paid ~150
+        page faults (~0.5 ms, measured) that this moves to the spare's idle time.
+        """
+        frames = FrameBuffer()
+        frames.feed(encode(REHEARSAL))
+        request = Request(**decode(frames.next() or b""), env=self.env)
+        self.capture.add("info", request.path)
+        self.capture.take()
+        for result in ({"ok": True}, "text", b"bytes", None):
+            status, headers, body = to_response(result).encode()
+            encode({"status": status, "headers": headers, "body": body, "logs": []})
 
     def _serve(self) -> int:
         while True:

@@ -3,23 +3,29 @@
 Forked by the zygote per :class:`~edge.runtime.invocation.FunctionVersion`. It
 enters the sandbox (``edge.runtime.python.process.sandbox``), imports the entry module and
 resolves the handler, tells the worker ``ready`` (or ``error`` with the
-traceback, then exits with :data:`EXIT_BOOT_ERROR`), and from then on forks an
-instance for every ``spawn`` the worker sends: the fork is the cold start. The
-worker gets the instance's socket by ``SCM_RIGHTS`` and talks to it directly;
-the template reaps instances and reports each exit.
+traceback, then exits with :data:`EXIT_BOOT_ERROR`), and from then on forks the
+worker's instances (a spare ahead, or one per ``spawn``). The worker gets each
+instance's socket by ``SCM_RIGHTS`` and talks to it directly; the template
+reaps instances and reports each exit.
 
-To keep the fork and the instance's setup off the cold path, the template
-keeps one spare instance forked ahead (sandboxed, blocked reading its socket):
-a ``spawn`` hands the spare over at once. The next spare is forked once the
-template has been idle for ``SPARE_DELAY_MS``, so that fork does not compete
-for CPU with the first request of the instance just handed over.
+To keep the fork, the instance's setup and the template itself off the cold
+path, the template forks one spare instance ahead (sandboxed, blocked reading
+its socket) and sends its socket to the worker at once (``spare``): a cold
+start then takes the spare the worker already holds, with no message to the
+template and back, which is two process wake-ups, the tail of the cold start
+on a busy machine. The worker says ``spare_taken``; the next spare is forked
+once the template has been idle for ``SPARE_DELAY_MS``, so that fork does not
+compete for CPU with the first request of the instance just taken. A
+``spawn`` (the worker holds no spare: a burst) forks an instance there and then.
 
 Control messages (seqpacket, see ``edge.runtime.wire``):
 
 * template -> worker: ``{op: ready, logs}`` | ``{op: error, message, logs}``,
+  ``{op: spare, pid}`` + the spare's socket (unasked),
   ``{op: spawned, pid}`` + the instance socket, ``{op: spawn_failed, message}``,
-  ``{op: exit, pid, code, signal, maxrss_kb}``.
-* worker -> template: ``{op: spawn}``. EOF means: kill the instances and exit.
+  ``{op: exit, pid, code, signal, maxrss_kb}`` (spares included).
+* worker -> template: ``{op: spawn}``, ``{op: spare_taken}``. EOF means: kill
+  the instances and exit.
 
 APPSEC: from the moment it imports function code, a template is untrusted:
 the worker validates everything it sends and never signals a pid it names.
@@ -27,6 +33,7 @@ the worker validates everything it sends and never signals a pid it names.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import inspect
 import os
@@ -75,7 +82,7 @@ class Template(Supervisor):
         self.capture = Capture()
         self.pins = sandbox.PathPins()
         self.handler: Handler | None = None
-        self.spare: tuple[int, socket.socket] | None = None
+        self.spare: int | None = None  # the pid of the spare the worker holds
 
     def main(self) -> int:
         """Sandbox, load, serve; returns the exit code."""
@@ -92,8 +99,13 @@ class Template(Supervisor):
             )
             return EXIT_BOOT_ERROR
         self.send({"op": "ready", "logs": self.capture.take()[-100:]})
+        # Everything imported so far outlives every instance: out of the
+        # collector's sight, an instance's collections never write (copy) its
+        # pages. Measured with falcon imported: a full collection in a forked
+        # child took 1,250 page faults and 7 ms; frozen, 75 and 0.3 ms.
+        gc.freeze()
         self.install_signals()
-        self.spare = self._fork_instance()
+        self._hand_over("spare")
         self.run()
         return 0
 
@@ -160,34 +172,37 @@ class Template(Supervisor):
         return handler
 
     def handle_spawn(self, message: dict[str, Any]) -> None:
-        """Hand the worker an instance: the spare, else a fresh fork."""
-        self.reap()  # a spare that died meanwhile must not be handed over
-        instance, self.spare = self.spare or self._fork_instance(), None
-        if instance is None:
+        """Fork an instance for the worker now (it holds no spare)."""
+        if not self._hand_over("spawned"):
             self.send({"op": "spawn_failed", "message": "fork failed (process limit reached?)"})
-            return
-        pid, ours = instance
-        self.children.add(pid)
-        self.send({"op": "spawned", "pid": pid}, [ours.fileno()])
-        ours.close()
+
+    def handle_spare_taken(self, message: dict[str, Any]) -> None:
+        """The worker started an instance from its spare: fork the next when idle."""
+        self.spare = None
 
     def idle_timeout_ms(self) -> int | None:
         return None if self.spare is not None else SPARE_DELAY_MS
 
     def on_idle(self) -> None:
-        self.spare = self._fork_instance()
+        self._hand_over("spare")  # a failed fork is tried again when next idle
 
-    def on_other_exit(self, pid: int) -> None:
-        if self.spare is not None and self.spare[0] == pid:
-            self.spare[1].close()
+    def on_exit(self, pid: int, status: int, maxrss_kb: int) -> None:
+        if pid == self.spare:  # the worker drops it on this report
             self.spare = None
+        super().on_exit(pid, status, maxrss_kb)
 
-    def shutdown(self) -> None:
-        if self.spare is not None:
-            self.children.add(self.spare[0])
-            self.spare[1].close()
-            self.spare = None
-        super().shutdown()
+    def _hand_over(self, op: str) -> bool:
+        """Fork an instance and send its socket as ``op``; False if the fork failed."""
+        instance = self._fork_instance()
+        if instance is None:
+            return False
+        pid, ours = instance
+        self.children.add(pid)
+        if op == "spare":
+            self.spare = pid
+        self.send({"op": op, "pid": pid}, [ours.fileno()])
+        ours.close()
+        return True
 
     def _fork_instance(self) -> tuple[int, socket.socket] | None:
         """Fork an instance; returns its pid and our end of its socket."""

@@ -47,7 +47,7 @@ from edge.runtime.invocation import (
 )
 from edge.runtime.kv import KVService, SideRequests
 from edge.runtime.python.cgroups import Cgroups, Group
-from edge.runtime.python.client import TemplateLink, TemplateSource, Zygote
+from edge.runtime.python.client import Zygote
 from edge.runtime.python.failures import FaultAnswers
 from edge.runtime.python.frames import InvalidReply, parse_head, parse_reply, request_frame
 from edge.runtime.python.process.sandbox import Limits
@@ -60,6 +60,7 @@ from edge.runtime.python.sockets import (
     SpawnError,
 )
 from edge.runtime.python.streamed import InstanceStream
+from edge.runtime.python.templates import TemplateLink, TemplateSource
 from edge.runtime.streaming import BodyStream
 from edge.runtime.wire import MIB, FrameTooLarge, PeerClosed, ProtocolError
 

@@ -1,0 +1,176 @@
+"""Spare contexts: a fresh V8 isolate with the Web API prelude evaluated ahead.
+
+Runs in the V8 host process (:mod:`edge.runtime.js.host`), on its event loop.
+Most of a JavaScript cold start is not the function's module but what comes
+before it: a new ``MiniRacer`` (an isolate and its thread) and the ~190 KB Web
+API prelude (``modules.RUNTIME_FILES``). As a Python template keeps an
+instance forked ahead, the host keeps one :class:`Racer` ready: a cold start
+takes it and evaluates only its module; the next spare is prepared once that
+cold start has answered (or shortly after, if no request follows), so its work
+does not compete with the request that needed it.
+
+APPSEC: a spare has run nothing but the platform's prelude. Each is a new
+isolate, taken by exactly one function version and never given back, so no
+function's state can reach another through it. Until it is taken its V8 hard
+heap limit is the smallest any function may have (``MIN_MEMORY_MB``); the
+taker sets its own (``memory_mb``) before running any of its code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from py_mini_racer import JSEvalException, JSMappedObject, MiniRacer, mini_racer
+
+from edge.manifest import MIN_MEMORY_MB
+from edge.runtime.js.modules import LoadError, first_line
+
+logger = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+SPARE_MEMORY_MB = MIN_MEMORY_MB  # a spare's hard heap limit until it is taken
+PRELUDE_TIMEOUT_S = 10.0
+# When a spare is taken by a load that no request follows (a pre-warm at deploy),
+# nothing signals "answered": prepare the next one after this long anyway.
+REFILL_DELAY_S = 0.05
+
+
+@dataclass(eq=False)
+class Racer:
+    """A context with the prelude evaluated, not yet any function's.
+
+    Attributes:
+        mr: the context (its own isolate).
+        stack: closes it (and whatever its owner registers on it later).
+        internal: the prelude's ``__edgeInternal`` object.
+        prelude_kb: V8 heap in use after the prelude, before any function code.
+    """
+
+    mr: MiniRacer
+    stack: ExitStack
+    internal: JSMappedObject
+    prelude_kb: int
+
+
+def _new_racer(stack: ExitStack, loop: asyncio.AbstractEventLoop) -> MiniRacer:
+    """A context whose callbacks land on ``loop`` (called in a thread: it blocks ~3 ms)."""
+    return stack.enter_context(mini_racer(event_loop=loop))
+
+
+async def prepare(runtime_js: str) -> Racer:
+    """Create a context and evaluate the prelude in it.
+
+    Raises:
+        LoadError: the prelude did not evaluate (its message is one line).
+    """
+    loop = asyncio.get_running_loop()
+    stack = ExitStack()
+    try:
+        creating = loop.run_in_executor(None, _new_racer, stack, loop)
+        try:
+            mr = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            await asyncio.wait({creating})  # let the thread finish entering the stack
+            raise
+        # APPSEC: always a hard heap limit; without one a memory bomb aborts the process.
+        mr.set_hard_memory_limit(SPARE_MEMORY_MB * MIB)
+        internal = await asyncio.wait_for(mr.eval_cancelable(runtime_js), PRELUDE_TIMEOUT_S)
+        assert isinstance(internal, JSMappedObject)
+        used_kb = int(mr.heap_stats()["used_heap_size"]) // 1024
+    except TimeoutError:
+        stack.close()
+        raise LoadError(f"the Web API prelude took over {PRELUDE_TIMEOUT_S:g} s") from None
+    except JSEvalException as exc:
+        stack.close()
+        raise LoadError(f"the Web API prelude failed: {first_line(str(exc))}") from None
+    except BaseException:
+        stack.close()
+        raise
+    return Racer(mr, stack, internal, used_kb)
+
+
+class Spares:
+    """The host's spare :class:`Racer`: one ready or on its way, taken by cold starts.
+
+    Args:
+        runtime_js: the prelude (``modules.runtime_script()``).
+    """
+
+    def __init__(self, runtime_js: str) -> None:
+        self._runtime_js = runtime_js
+        self._next: asyncio.Task[Racer] | None = None
+        self._refill: asyncio.TimerHandle | None = None
+        self._closed = False
+        self.taken = 0  # spares taken, and of those ...
+        self.taken_ready = 0  # ... how many had the prelude evaluated already
+
+    @property
+    def ready(self) -> bool:
+        """A spare is prepared and waiting."""
+        task = self._next
+        return task is not None and task.done() and not task.cancelled() and not task.exception()
+
+    @property
+    def reserved(self) -> bool:
+        """A spare exists or is being prepared (it counts in the host's memory budget)."""
+        return self._next is not None
+
+    def fill(self) -> None:
+        """Start preparing a spare unless one is ready or on its way."""
+        if self._refill is not None:
+            self._refill.cancel()
+            self._refill = None
+        if self._closed or self._next is not None:
+            return
+        self._next = asyncio.ensure_future(prepare(self._runtime_js))
+        self._next.add_done_callback(_log_failure)
+
+    async def take(self) -> tuple[Racer, bool]:
+        """The spare (prepared now if there is none), and whether it was ready.
+
+        The next spare is prepared once the taker has answered (:meth:`fill`), or
+        after ``REFILL_DELAY_S``.
+
+        Raises:
+            LoadError: the prelude did not evaluate.
+        """
+        task, self._next = self._next, None
+        if task is None or (task.done() and (task.cancelled() or task.exception())):
+            task = asyncio.ensure_future(prepare(self._runtime_js))
+        ready = task.done()
+        self.taken += 1
+        self.taken_ready += ready
+        if self._refill is None and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._refill = loop.call_later(REFILL_DELAY_S, self.fill)
+        try:
+            racer = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_dispose)  # the taker gave up; nobody else may have it
+            raise
+        return racer, ready
+
+    async def close(self) -> None:
+        """Dispose of the spare, waiting for one being prepared."""
+        self._closed = True
+        if self._refill is not None:
+            self._refill.cancel()
+        task, self._next = self._next, None
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.wait({task})
+        _dispose(task)
+
+
+def _log_failure(task: asyncio.Task[Racer]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("spare isolate failed: %s", task.exception())
+
+
+def _dispose(task: asyncio.Task[Racer]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        task.result().stack.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.__main__ import say
 from bench.apps import bench_app, cold_paths
-from bench.coldstart import ColdSamples, measure_cold
+from bench.coldstart import spaced_and_burst
 from bench.edgestack import start_edge
 from bench.facts import load_average
 from bench.gitwork import Workdir
@@ -34,22 +34,16 @@ def measure(settings: Settings, tmp: Path, procs: Processes, services: ExitStack
         "Python": cold_paths("py", settings.cold_functions),
         "JS": cold_paths("js", settings.cold_functions),
     }
-    lines: list[str] = []
-    for gap, label in ((settings.cold_gap, f"{settings.cold_gap:g} s apart"), (0.0, "burst")):
-        say(f"cold starts, {label}: {settings.cold_passes} passes ...")
-        cold: dict[str, ColdSamples] = measure_cold(
-            stack.runtime_port,
-            stack.host("bench"),
-            paths,
-            settings.cold_passes,
-            settings.idle_ttl,
-            gap,
-        )
-        for language, samples in cold.items():
-            name = f"Edge {language} "
-            lines += [
-                line.replace(name, f"{name}({label}) ", 1) for line in cold_rows(language, samples)
-            ]
+    say(f"cold starts, {settings.cold_gap:g} s apart then back to back ...")
+    cold = spaced_and_burst(
+        stack.runtime_port,
+        stack.host("bench"),
+        paths,
+        settings.cold_passes,
+        settings.idle_ttl,
+        settings.cold_gap,
+    )
+    lines = [line for language, samples in cold.items() for line in cold_rows(language, samples)]
     return lines
 
 

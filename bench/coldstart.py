@@ -75,3 +75,13 @@ def _first_and_second(port: int, host: str, path: str, samples: ColdSamples) -> 
         samples.server_ms.append(float(first.headers["x-edge-cold-start-ms"]))
         samples.client_ms.append(first.ms)
         samples.warm_ms.append(second.ms)
+
+
+def spaced_and_burst(
+    port: int, host: str, paths: dict[str, list[str]], passes: int, idle_ttl: float, gap: float
+) -> dict[str, ColdSamples]:
+    """:func:`measure_cold` with first requests ``gap`` apart, then back to back;
+    the burst's keys are the languages with `` (burst)`` after them."""
+    spaced = measure_cold(port, host, paths, passes, idle_ttl, gap)
+    burst = measure_cold(port, host, paths, passes, idle_ttl, 0.0)
+    return {**spaced, **{f"{language} (burst)": s for language, s in burst.items()}}

@@ -318,11 +318,11 @@ async def evaluate_module(
         raise LoadError(str(exc)) from None
     seed = base64.b64encode(os.urandom(44)).decode()  # ChaCha20 key + nonce for crypto.*
     setup = json.dumps({"env": spec.env, "seed": seed})
-    for step in (
-        module_script(code, spec.filename),
-        f"__edgeInternal.setup({setup}), __edgeInternal.runModule({json.dumps(spec.filename)})",
-    ):
-        await eval_limited(mr, step, spec, max(deadline - time.monotonic(), 0.001))
+    # One script (one thread hand-off): define the module function, then run it.
+    # The calls go after the module's last line, so its line numbers stay put.
+    run = f"__edgeInternal.setup({setup}), __edgeInternal.runModule({json.dumps(spec.filename)})"
+    script = module_script(code, spec.filename) + "\n;" + run
+    await eval_limited(mr, script, spec, max(deadline - time.monotonic(), 0.001))
     replies: list[Any] = []
     while True:
         pinged.clear()

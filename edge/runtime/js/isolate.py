@@ -83,6 +83,7 @@ class Isolate:
         self._send = send
         self._relay = relay  # host calls (KV, fetch) to the worker: relay(isolate, calls)
         self.settle: list[list[Any]] = []
+        self.release: list[int] = []  # stream bytes copied out of V8 (see js/dispatch.js)
         self.mr: MiniRacer | None = None
         self._racer: Racer | None = None
         self.queue: deque[Call] = deque()
@@ -143,12 +144,7 @@ class Isolate:
     async def _load(self, racer: Racer) -> None:
         mr = racer.mr
         self._watch_memory(mr, racer.prelude_kb)
-        # mini-racer 0.14 (pinned in pyproject) has no public API for a JS->Python
-        # notification that does not block its loop; this private one is the same
-        # mechanism its Promise support uses.
-        assert mr._ctx is not None
-        notify = mr._ctx._register_js_notification(self._on_ping)
-        racer.internal["ping"] = racer.stack.enter_context(notify)
+        racer.on_ping = self._on_ping
         await modules.evaluate_module(
             mr,
             self.spec,
@@ -249,8 +245,16 @@ class Isolate:
         for call in batch:
             self.live[call.rid] = call
         credit = self.streams.take_credit()
-        payload = [[call.item for call in batch], self.forget, self.check, self.settle, credit]
+        payload = [
+            [call.item for call in batch],
+            self.forget,
+            self.check,
+            self.settle,
+            credit,
+            self.release,
+        ]
         self.forget, self.check, self.collect, self.settle = [], [], False, []
+        self.release = []
         if batch:
             overdue = min(call.deadline for call in batch)
         else:
@@ -276,13 +280,16 @@ class Isolate:
         try:
             raw = await modules.dispatch_result(first, self.spec.name)
             if then is not None and isinstance(raw, str):
-                self._deliver(raw, batch)
+                first_result = await self._with_bytes(mr, raw)
+                if mr is self.mr:
+                    self._deliver(*first_result, batch)
                 self.collect = False  # ``then`` is that collection
                 raw = await modules.dispatch_result(then, self.spec.name)
         finally:
             if then is not None and not then.done():
                 then.cancel()  # and wait: its callback must be gone before any context free
                 await asyncio.wait({then})
+        parsed = await self._with_bytes(mr, raw) if isinstance(raw, str) else None
         if mr is not self.mr:
             return  # replaced meanwhile
         self.inflight = None
@@ -291,8 +298,8 @@ class Isolate:
         if mr.was_hard_memory_limit_reached() or raw is False:
             self._reset("memory" if mr.was_hard_memory_limit_reached() else "crash")
             return
-        if isinstance(raw, str):
-            self._deliver(raw, [] if pipelined else batch)
+        if parsed is not None:
+            self._deliver(*parsed, [] if pipelined else batch)
         else:
             self.check.extend(call.rid for call in batch if call.rid in self.live)
         self._track_memory(mr)
@@ -325,8 +332,18 @@ class Isolate:
         self.collect = True
         self._pump()
 
-    def _deliver(self, raw: str, batch: list[Call]) -> None:
-        done, collect, unknown, asked, chunks = json.loads(raw)
+    async def _with_bytes(self, mr: MiniRacer, raw: str) -> tuple[list[Any], bytes | None]:
+        """A d() result, parsed, and its stream bytes (copied out of V8, then released)."""
+        result = json.loads(raw)
+        key = result[5] if isinstance(result, list) and len(result) == 6 else 0
+        data = await modules.dispatch_bytes(mr, key) if key else None
+        if data is not None:
+            self.release.append(key)
+        return result, data
+
+    def _deliver(self, result: list[Any], data: bytes | None, batch: list[Call]) -> None:
+        done, collect, unknown, asked, items, _ = result
+        chunks = modules.stream_chunks(items, data)
         local = [call for call in asked if call[2] == calls.LOCAL]
         if local:
             self._start_calls(local)

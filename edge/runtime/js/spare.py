@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 from py_mini_racer import JSEvalException, JSMappedObject, MiniRacer, mini_racer
 
@@ -45,14 +47,22 @@ class Racer:
     Attributes:
         mr: the context (its own isolate).
         stack: closes it (and whatever its owner registers on it later).
-        internal: the prelude's ``__edgeInternal`` object.
+        internal: the prelude's ``__edgeInternal`` object, whose ``ping`` (the
+            JS->Python notification ``js/dispatch.js`` announces results with)
+            is registered already and calls :attr:`on_ping`.
         prelude_kb: V8 heap in use after the prelude, before any function code.
+        on_ping: set by the taker.
     """
 
     mr: MiniRacer
     stack: ExitStack
     internal: JSMappedObject
     prelude_kb: int
+    on_ping: Callable[[Any], None] | None = None
+
+    def ping(self, handle: Any) -> None:
+        if self.on_ping is not None:
+            self.on_ping(handle)
 
 
 def _new_racer(stack: ExitStack, loop: asyncio.AbstractEventLoop) -> MiniRacer:
@@ -78,8 +88,13 @@ async def prepare(runtime_js: str) -> Racer:
         # APPSEC: always a hard heap limit; without one a memory bomb aborts the process.
         mr.set_hard_memory_limit(SPARE_MEMORY_MB * MIB)
         internal = await asyncio.wait_for(mr.eval_cancelable(runtime_js), PRELUDE_TIMEOUT_S)
-        assert isinstance(internal, JSMappedObject)
-        used_kb = int(mr.heap_stats()["used_heap_size"]) // 1024
+        assert isinstance(internal, JSMappedObject) and mr._ctx is not None
+        racer = Racer(mr, stack, internal, int(mr.heap_stats()["used_heap_size"]) // 1024)
+        # mini-racer 0.14 (pinned in pyproject) has no public API for a JS->Python
+        # notification that does not block its loop; this private one is the same
+        # mechanism its Promise support uses.
+        notify = mr._ctx._register_js_notification(racer.ping)
+        internal["ping"] = stack.enter_context(notify)
     except TimeoutError:
         stack.close()
         raise LoadError(f"the Web API prelude took over {PRELUDE_TIMEOUT_S:g} s") from None
@@ -89,7 +104,7 @@ async def prepare(runtime_js: str) -> Racer:
     except BaseException:
         stack.close()
         raise
-    return Racer(mr, stack, internal, used_kb)
+    return racer
 
 
 class Spares:

@@ -116,7 +116,7 @@ def test_cold_starts_take_a_spare_with_the_prelude_already_evaluated() -> None:
         before = await spare_ready(host)
         first = await load(host, "first", COUNTER)
         answer = await get(host, "first")
-        # Answering the cold start is what prepares the next spare.
+        # The next spare is prepared shortly after one is taken.
         after_first = await spare_ready(host)
         second = await load(host, "second", COUNTER)
         return before, first, answer, after_first, second, await host.stats()

@@ -81,14 +81,6 @@ class Host:
     def send(self, frame: list[Any]) -> None:
         if self.conn is not None:
             self.conn.send(frame)
-        if frame[0] in ("resp", "err") and not self.spares.reserved:
-            self._refill()
-
-    def _refill(self) -> None:
-        """Prepare the next spare now that a request has been answered, unless
-        an isolate is still starting (it would compete with it for the CPU)."""
-        if not any(isolate.starting for isolate in self.isolates.values()):
-            self.spares.fill()
 
     def on_frame(self, frame: Any) -> None:
         """Handle one frame (APPSEC: shape-checked; a bad frame is logged and dropped)."""

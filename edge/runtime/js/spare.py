@@ -148,20 +148,21 @@ class Spares:
             LoadError: the prelude did not evaluate.
         """
         task, self._next = self._next, None
-        if task is None or (task.done() and (task.cancelled() or task.exception())):
-            task = asyncio.ensure_future(prepare(self._runtime_js))
-        ready = task.done()
+        spare = task is not None and not (task.done() and (task.cancelled() or task.exception()))
+        ready = spare and task is not None and task.done()
         self.taken += 1
         self.taken_ready += ready
         if self._refill is None and not self._closed:
             loop = asyncio.get_running_loop()
             self._refill = loop.call_later(REFILL_DELAY_S, self.fill)
-        try:
-            racer = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.add_done_callback(_dispose)  # the taker gave up; nobody else may have it
-            raise
-        return racer, ready
+        if spare and task is not None:
+            try:
+                return await _await_racer(task), ready
+            except (LoadError, MemoryError):
+                # A spare failed while this load waited for it (the host was out of
+                # memory, say): its failure is logged; the load gets a fresh try.
+                pass
+        return await _await_racer(asyncio.ensure_future(prepare(self._runtime_js))), False
 
     async def close(self) -> None:
         """Dispose of the spare, waiting for one being prepared."""
@@ -174,6 +175,14 @@ class Spares:
         task.cancel()
         await asyncio.wait({task})
         _dispose(task)
+
+
+async def _await_racer(task: asyncio.Task[Racer]) -> Racer:
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_dispose)  # the taker gave up; nobody else may have it
+        raise
 
 
 def _log_failure(task: asyncio.Task[Racer]) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.apps import bench_app, cold_paths, live_app
 from bench.baselines import Unavailable, install_workerd, start_falcon, start_workerd
 from bench.client import get, post
-from bench.coldstart import measure_cold
+from bench.coldstart import spaced_and_burst
 from bench.edgestack import EdgeStack, start_edge
 from bench.facts import load_average, machine_facts
 from bench.gitwork import Workdir
@@ -192,9 +192,9 @@ def run(settings: Settings, tmp: Path, procs: Processes, services: ExitStack) ->
     kv = measure_kv(stack, settings.kv_requests)
     say(
         f"cold starts: {settings.cold_passes} passes over {settings.cold_functions} "
-        "functions per language ..."
+        f"functions per language, {settings.cold_gap:g} s apart, then back to back ..."
     )
-    cold = measure_cold(
+    cold = spaced_and_burst(
         stack.runtime_port,
         stack.host("bench"),
         {
@@ -203,6 +203,7 @@ def run(settings: Settings, tmp: Path, procs: Processes, services: ExitStack) ->
         },
         settings.cold_passes,
         settings.idle_ttl,
+        settings.cold_gap,
     )
     say(f"push-to-live: {settings.pushes} pushes ...")
     push = measure_push(stack, live, settings.pushes)

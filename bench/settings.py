@@ -25,6 +25,8 @@ class Settings:
             queues at most ``2 * max_instances`` requests.
         cold_functions: distinct functions per language for cold starts.
         cold_passes: times each of them is made cold and hit.
+        cold_gap: seconds between the first requests of a cold pass (the
+            back-to-back burst rows use 0).
         idle_ttl: the runtime's ``EDGE_IDLE_TTL``: how soon idle instances of
             ``min_warm = 0`` functions go, which is what makes the next request cold.
         pushes: git pushes timed for push-to-live.
@@ -40,6 +42,7 @@ class Settings:
     min_warm: int = 8
     cold_functions: int = 10
     cold_passes: int = 5
+    cold_gap: float = 0.1
     idle_ttl: float = 1.0
     pushes: int = 5
     kv_requests: int = 1000

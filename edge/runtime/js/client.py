@@ -14,10 +14,13 @@ Frames, worker to host::
     ["load", rid, key, {name, filename, source, memory_mb, timeout_ms, env}]
     ["invoke", rid, key, method, url, [[name, value], ...], body, params]
     ["unload", rid, key]
+    ["stats", rid, ""]
 
 and host to worker::
 
-    ["ok", rid, {"cold_ms": float, "memory_peak_kb": int}] | ["err", rid, message]
+    ["ok", rid, {"cold_ms": float, "memory_peak_kb": int, "spare": bool}] | ["err", rid, message]
+    ["ok", rid, {"isolates": int, "spare_ready": bool, "spares_taken": int,
+                 "spares_taken_ready": int}]                    (the answer to "stats")
     ["resp", rid, status, headers, body, [[ts, level, msg], ...], error, memory_peak_kb, cold_ms]
 
 A ``resp`` whose body is ``None`` is the head of a streamed response; its body
@@ -229,6 +232,11 @@ class V8Host:
             raise error
         fut.set_result(dict(reply[2]))
         return fut.result(), True
+
+    async def stats(self) -> dict[str, Any]:
+        """The host's isolates and spare (see the ``stats`` frame); starts a host if none."""
+        reply = await self._call(["stats", 0, ""])
+        return dict(reply[2])
 
     async def invoke(self, key: str, frame: list[Any]) -> list[Any]:
         """Send one ``invoke`` frame (its rid is filled in) and await the reply."""

@@ -2,7 +2,7 @@
 // fetch handler and hands back finished responses (see edge/runtime/js/host.py).
 //
 // __edge.d(payload) is the only entry point the host calls per batch:
-//   payload = [batch, forget, check, settle, credit]
+//   payload = [batch, forget, check, settle, credit, release]
 //     batch:  [[id, method, url, headerPairs, bodyKind, body, params], ...]
 //             bodyKind 0 = none, 1 = text (string), 2 = bytes (base64)
 //     forget: ids the host gave up on (timed out); their late results are dropped
@@ -11,7 +11,8 @@
 //     settle: [[callId, reply], ...] answers to host calls (KV, fetch)
 //     credit: [[id, bytes], ...] stream bytes the client took; bytes -1 stops
 //             the stream (client gone, time limit)
-//   returns JSON [done, collectNow, unknown, calls, chunks]
+//     release: bytesKeys (below) whose bytes the host has copied
+//   returns JSON [done, collectNow, unknown, calls, chunks, bytesKey]
 //     done:   [[id, status, headerPairs, bodyKind, body, logs, error], ...]
 //             error: null, "exception" (500, stack in logs) or "memory";
 //             bodyKind 3 = streamed: body is "", its bytes follow in `chunks`
@@ -24,9 +25,13 @@
 //             "host" (internal.localCall: Web Crypto, zlib) the V8 host answers
 //             itself (edge/runtime/js/calls.py): args [op, args], reply [ok, value],
 //             bytes inside both as {"$b": base64}.
-//     chunks: [[id, data], ...] stream chunks (data: base64 bytes, at most
-//             CHUNK_MAX bytes), and [id, null, error, logs] when a stream ends
-//             (error: null or "exception")
+//     chunks: [[id, length], ...] stream chunks (at most CHUNK_MAX bytes), and
+//             [id, null, error, logs] when a stream ends (error: null or "exception")
+//     bytesKey: 0, or the key of the chunks' bytes, one after the other, which
+//             the host takes as an ArrayBuffer with __edge.b(bytesKey): bytes
+//             cross V8's boundary as they are, not as base64 in JSON. The host
+//             reads the buffer's memory in place, so it stays referenced here
+//             until the host releases it (or KEEP_BYTES later d() results on).
 // Results that finish later (timers, chained promises, stream chunks) are
 // announced with one call of the host's ping function; the host then calls d()
 // to collect them.
@@ -49,8 +54,9 @@
     module: null, env: {}, known: new Map(), done: [], stray: [], current: null,
     inTask: false, expectCollect: false, pinged: false, ping: null,
     calls: [], waiting: new Map(), nextCall: 1,
-    sources: new WeakMap(), streams: new Map(), chunks: [],
+    sources: new WeakMap(), streams: new Map(), chunks: [], parts: [], bytes: new Map(), seq: 0,
   };
+  const KEEP_BYTES = 8;  // d() results whose bytes the host may still take
   internal.setStreamBody = (response, source) => {
     if (!source || typeof source[Symbol.asyncIterator] !== "function") {
       throw new TypeError("a streamed body must be an async iterable (e.g. a ReadableStream)");
@@ -190,7 +196,8 @@
   }
   function emit(st, piece) {
     if (st.head) { state.done.push(st.head); st.head = null; }
-    state.chunks.push([st.id, piece.toBase64()]);
+    state.chunks.push([st.id, piece.length]);
+    state.parts.push(piece.slice());  // a copy: the producer may reuse its buffer
     st.unacked += piece.length;
     announce();
   }
@@ -322,7 +329,8 @@
   }
 
   function d(payload) {
-    const [batch, forget, check, settle = [], credits = []] = payload;
+    const [batch, forget, check, settle = [], credits = [], release = []] = payload;
+    for (const key of release) state.bytes.delete(key);
     state.inTask = true;
     state.current = null;
     for (const [id, bytes] of credits) credit(id, bytes);
@@ -341,7 +349,25 @@
     state.expectCollect = pending > 0;
     state.pinged = false;
     state.inTask = false;
-    return stringify([out, pending > 0 ? 1 : 0, unknown, calls, chunks]);
+    return stringify([out, pending > 0 ? 1 : 0, unknown, calls, chunks, keepBytes()]);
+  }
+  // The chunks' bytes of this d(), joined, kept for __edge.b(key); 0 if none.
+  function keepBytes() {
+    if (!state.parts.length) return 0;
+    let size = 0;
+    for (const part of state.parts) size += part.length;
+    const joined = new Uint8Array(size);
+    let at = 0;
+    for (const part of state.parts) { joined.set(part, at); at += part.length; }
+    state.parts = [];
+    const key = ++state.seq;
+    state.bytes.set(key, joined.buffer);
+    state.bytes.delete(key - KEEP_BYTES);  // never taken (its d() result was dropped)
+    return key;
+  }
+  function b(key) {
+    const buffer = state.bytes.get(key);
+    return buffer === undefined ? null : buffer;
   }
 
   // The host puts its ping function on internal.ping right after this script;
@@ -385,7 +411,7 @@
   };
 
   Object.defineProperty(globalThis, "__edge", {
-    value: Object.freeze({ d }), configurable: false, writable: false,
+    value: Object.freeze({ d, b }), configurable: false, writable: false,
   });
 })();
 __edgeInternal;  // the script's value: the host sets internal.ping on it

@@ -5,11 +5,13 @@ Run as ``python -m edge.runtime.js.host --fd N`` by :class:`edge.runtime.js.clie
 V8 is initialised only here, in a fresh process that never forks.
 
 One :class:`~edge.runtime.js.isolate.Isolate` (a ``MiniRacer`` context on this
-process's loop) per function version. Requests queue per isolate and enter V8
-in batches: one ``eval`` of ``__edge.d(...)`` (``js/dispatch.js``) starts every
-queued request and returns every finished response, so a busy function pays one
-thread hand-off per batch, not per request. Handlers that finish later send a
-ping; the next ``d()`` collects them. Limits are enforced from outside the JavaScript:
+process's loop) per function version, started from a spare context that has the
+Web API prelude evaluated already (:mod:`edge.runtime.js.spare`). Requests queue
+per isolate and enter V8 in batches: one ``eval`` of ``__edge.d(...)``
+(``js/dispatch.js``) starts every queued request and returns every finished
+response, so a busy function pays one thread hand-off per batch, not per request.
+Handlers that finish later send a ping; the next ``d()`` collects them. Limits
+are enforced from outside the JavaScript:
 
 * V8's hard heap limit (``memory_mb``) on every isolate; when hit, the isolate
   is replaced and its requests get 502 "memory limit of N MB exceeded";
@@ -43,6 +45,7 @@ from edge.runtime.js import modules
 from edge.runtime.js.client import FrameProtocol
 from edge.runtime.js.isolate import FAULT_STATUS, Isolate
 from edge.runtime.js.modules import LoadError, ModuleSpec
+from edge.runtime.js.spare import SPARE_MEMORY_MB, Spares
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +67,7 @@ class Host:
     """Routes frames from the worker to isolates, one per function version."""
 
     def __init__(self, runtime_js: str) -> None:
-        self._runtime_js = runtime_js
+        self.spares = Spares(runtime_js)
         self._base_data = _data_size()
         self.isolates: dict[str, Isolate] = {}
         self.conn: FrameProtocol | None = None
@@ -95,11 +98,13 @@ class Host:
                 isolate = self.isolates.get(key)
                 if isolate is not None:
                     isolate.stream_credit(rid, int(args[0]) if op == "ack" else -1)
+            elif op == "stats":
+                self.send(["ok", rid, self.stats()])
             elif op == "unload":
                 isolate = self.isolates.pop(key, None)
                 if isolate is not None:
                     isolate.close()
-                    self._budget()
+                    self.budget()
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
             logger.error("dropping malformed frame: %s", exc)
 
@@ -132,9 +137,9 @@ class Host:
             if isolate is not None:
                 isolate.close()
             relay = functools.partial(self._relay, key)
-            isolate = Isolate(spec, self._runtime_js, self.send, relay, self._calls_pool)
+            isolate = Isolate(spec, self.spares, self.send, relay, self._calls_pool)
             self.isolates[key] = isolate
-            self._budget()
+            self.budget()
         try:
             cold_ms = await isolate.ensure_started() if isolate.mr is None else 0.0
         except LoadError as exc:
@@ -145,9 +150,19 @@ class Host:
         except asyncio.CancelledError:
             self.send(["err", rid, f"{spec.filename}: unloaded while loading"])
             return
-        self.send(["ok", rid, {"cold_ms": cold_ms, "memory_peak_kb": isolate.peak_kb}])
+        info = {"cold_ms": cold_ms, "memory_peak_kb": isolate.peak_kb}
+        self.send(["ok", rid, {**info, "spare": isolate.from_ready_spare}])
 
-    def _budget(self) -> None:
+    def stats(self) -> dict[str, Any]:
+        """What the ``stats`` frame answers: isolates, and how cold starts found the spare."""
+        return {
+            "isolates": len(self.isolates),
+            "spare_ready": self.spares.ready,
+            "spares_taken": self.spares.taken,
+            "spares_taken_ready": self.spares.taken_ready,
+        }
+
+    def budget(self) -> None:
         """Cap this process's data size to what its isolates may use.
 
         APPSEC: V8's hard limit covers its heap, not ArrayBuffer memory, which is
@@ -158,6 +173,8 @@ class Host:
         need = (
             self._base_data
             + DATA_SLACK
+            + ISOLATE_DATA
+            + 2 * SPARE_MEMORY_MB * MIB  # the spare
             + sum(
                 ISOLATE_DATA + 2 * isolate.spec.memory_mb * MIB
                 for isolate in self.isolates.values()
@@ -174,6 +191,7 @@ class Host:
             isolate.close()
         for isolate in isolates:
             await isolate.wait_closed()
+        await self.spares.close()
         self._calls_pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -187,10 +205,12 @@ async def serve(fd: int, runtime_js: str) -> None:
         if not lost.done():
             lost.set_result(None)
 
-    _, conn = await loop.create_connection(
-        lambda: FrameProtocol(host.on_frame, on_lost), sock=socket.socket(fileno=fd)
-    )
-    host.conn = conn
+    # Set before the connection exists: frames already waiting on the socket are
+    # read (and some answered at once) before create_connection returns.
+    host.conn = conn = FrameProtocol(host.on_frame, on_lost)
+    await loop.create_connection(lambda: conn, sock=socket.socket(fileno=fd))
+    host.budget()
+    host.spares.fill()  # the first load finds it ready, or on its way
     await lost
     await host.close()
 

@@ -5,7 +5,9 @@ loop. Requests queue per isolate and enter V8 in batches: one ``eval`` of
 ``__edge.d(...)`` (``js/dispatch.js``) starts every queued request and returns
 every finished response. Limits are enforced from outside the JavaScript: V8's
 hard heap limit, a deadline per request (terminate, then replace a runaway),
-and the host's ArrayBuffer budget (see :meth:`edge.runtime.js.host.Host._budget`).
+and the host's ArrayBuffer budget (see :meth:`edge.runtime.js.host.Host.budget`).
+An isolate starts from the host's spare context (:mod:`edge.runtime.js.spare`),
+which has the Web API prelude evaluated already, and evaluates only its module.
 """
 
 from __future__ import annotations
@@ -17,24 +19,23 @@ import logging
 import time
 from collections import deque
 from concurrent.futures import Executor
-from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from py_mini_racer import JSMappedObject, MiniRacer, mini_racer
+from py_mini_racer import MiniRacer
 
 from edge.runtime.faults import fault_message
 from edge.runtime.js import calls, modules
 from edge.runtime.js.client import HOST_REASONS
 from edge.runtime.js.compression import ZlibStreams
-from edge.runtime.js.modules import ModuleSpec
+from edge.runtime.js.modules import LoadError, ModuleSpec
 from edge.runtime.js.relay import StreamRelay
+from edge.runtime.js.spare import Racer, Spares
 from edge.runtime.wire import MAX_FRAME
 
 logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-PRELUDE_TIMEOUT_S = 10.0
 MIN_GRACE_S = 0.1
 PEAK_STEP = 1.25
 MAX_LOCAL_CALLS = 64
@@ -57,11 +58,6 @@ class Call:
     cold_ms: float = 0.0
 
 
-def _new_racer(stack: ExitStack, loop: asyncio.AbstractEventLoop) -> MiniRacer:
-    """A context whose callbacks land on ``loop`` (called in a thread: it blocks ~3 ms)."""
-    return stack.enter_context(mini_racer(event_loop=loop))
-
-
 def _kind(error: str) -> str:
     """The fault a finished response ended in: its own kind, or an exception."""
     return error if error == "invalid_response" else "exception"
@@ -73,7 +69,7 @@ class Isolate:
     def __init__(
         self,
         spec: ModuleSpec,
-        runtime_js: str,
+        spares: Spares,
         send: Any,
         relay: Any = None,
         calls_pool: Executor | None = None,
@@ -82,12 +78,14 @@ class Isolate:
         self._calls_pool = calls_pool
         self.zlib = ZlibStreams()  # this isolate's (de)compression streams
         self._local_calls = 0  # host calls of this isolate running here now
-        self._runtime_js = runtime_js
+        self._spares = spares
+        self.from_ready_spare = False  # the last start found the prelude evaluated
         self._send = send
         self._relay = relay  # host calls (KV, fetch) to the worker: relay(isolate, calls)
         self.settle: list[list[Any]] = []
+        self.release: list[int] = []  # stream bytes copied out of V8 (see js/dispatch.js)
         self.mr: MiniRacer | None = None
-        self._stack: ExitStack | None = None
+        self._racer: Racer | None = None
         self.queue: deque[Call] = deque()
         self.live: dict[int, Call] = {}
         self.forget: list[int] = []
@@ -115,22 +113,19 @@ class Isolate:
 
     async def _start(self) -> float:
         began = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        stack = ExitStack()
         try:
-            creating = loop.run_in_executor(None, _new_racer, stack, loop)
-            try:
-                mr = await asyncio.shield(creating)
-            except asyncio.CancelledError:
-                await asyncio.wait({creating})  # let the thread finish entering the stack
-                raise
-            # APPSEC: always a hard heap limit; without one a memory bomb aborts the process.
-            mr.set_hard_memory_limit(self.spec.memory_mb * MIB)
-            await self._load(mr, stack)
+            racer, self.from_ready_spare = await self._spares.take()
+        except LoadError as exc:
+            raise LoadError(f"{self.spec.filename}: {exc}") from None
+        try:
+            # APPSEC: the function's own hard heap limit replaces the spare's
+            # before any of its code runs.
+            racer.mr.set_hard_memory_limit(self.spec.memory_mb * MIB)
+            await self._load(racer)
         except BaseException:
-            stack.close()
+            racer.stack.close()
             raise
-        self.mr, self._stack = mr, stack
+        self.mr, self._racer = racer.mr, racer
         return (time.perf_counter() - began) * 1000
 
     def _started(self, fut: asyncio.Future[float]) -> None:
@@ -146,14 +141,10 @@ class Isolate:
             call.cold_ms = fut.result()
         self._pump()
 
-    async def _load(self, mr: MiniRacer, stack: ExitStack) -> None:
-        internal = await modules.eval_limited(mr, self._runtime_js, self.spec, PRELUDE_TIMEOUT_S)
-        self._watch_memory(mr)
-        # mini-racer 0.14 (pinned in pyproject) has no public API for a JS->Python
-        # notification that does not block its loop; this private one is the same
-        # mechanism its Promise support uses.
-        assert mr._ctx is not None and isinstance(internal, JSMappedObject)
-        internal["ping"] = stack.enter_context(mr._ctx._register_js_notification(self._on_ping))
+    async def _load(self, racer: Racer) -> None:
+        mr = racer.mr
+        self._watch_memory(mr, racer.prelude_kb)
+        racer.on_ping = self._on_ping
         await modules.evaluate_module(
             mr,
             self.spec,
@@ -175,11 +166,12 @@ class Isolate:
 
     def _dispose(self) -> None:
         task, self.inflight = self.inflight, None
-        stack, self._stack, self.mr = self._stack, None, None
+        racer, self._racer, self.mr = self._racer, None, None
         if self._overdue_timer is not None:
             self._overdue_timer.cancel()
-        if stack is None:
+        if racer is None:
             return
+        stack = racer.stack
         if task is None or task.done():
             stack.close()  # TerminateExecution, then joins the isolate's thread
             return
@@ -253,8 +245,16 @@ class Isolate:
         for call in batch:
             self.live[call.rid] = call
         credit = self.streams.take_credit()
-        payload = [[call.item for call in batch], self.forget, self.check, self.settle, credit]
+        payload = [
+            [call.item for call in batch],
+            self.forget,
+            self.check,
+            self.settle,
+            credit,
+            self.release,
+        ]
         self.forget, self.check, self.collect, self.settle = [], [], False, []
+        self.release = []
         if batch:
             overdue = min(call.deadline for call in batch)
         else:
@@ -280,13 +280,16 @@ class Isolate:
         try:
             raw = await modules.dispatch_result(first, self.spec.name)
             if then is not None and isinstance(raw, str):
-                self._deliver(raw, batch)
+                first_result = await self._with_bytes(mr, raw)
+                if mr is self.mr:
+                    self._deliver(*first_result, batch)
                 self.collect = False  # ``then`` is that collection
                 raw = await modules.dispatch_result(then, self.spec.name)
         finally:
             if then is not None and not then.done():
                 then.cancel()  # and wait: its callback must be gone before any context free
                 await asyncio.wait({then})
+        parsed = await self._with_bytes(mr, raw) if isinstance(raw, str) else None
         if mr is not self.mr:
             return  # replaced meanwhile
         self.inflight = None
@@ -295,8 +298,8 @@ class Isolate:
         if mr.was_hard_memory_limit_reached() or raw is False:
             self._reset("memory" if mr.was_hard_memory_limit_reached() else "crash")
             return
-        if isinstance(raw, str):
-            self._deliver(raw, [] if pipelined else batch)
+        if parsed is not None:
+            self._deliver(*parsed, [] if pipelined else batch)
         else:
             self.check.extend(call.rid for call in batch if call.rid in self.live)
         self._track_memory(mr)
@@ -329,8 +332,18 @@ class Isolate:
         self.collect = True
         self._pump()
 
-    def _deliver(self, raw: str, batch: list[Call]) -> None:
-        done, collect, unknown, asked, chunks = json.loads(raw)
+    async def _with_bytes(self, mr: MiniRacer, raw: str) -> tuple[list[Any], bytes | None]:
+        """A d() result, parsed, and its stream bytes (copied out of V8, then released)."""
+        result = json.loads(raw)
+        key = result[5] if isinstance(result, list) and len(result) == 6 else 0
+        data = await modules.dispatch_bytes(mr, key) if key else None
+        if data is not None:
+            self.release.append(key)
+        return result, data
+
+    def _deliver(self, result: list[Any], data: bytes | None, batch: list[Call]) -> None:
+        done, collect, unknown, asked, items, _ = result
+        chunks = modules.stream_chunks(items, data)
         local = [call for call in asked if call[2] == calls.LOCAL]
         if local:
             self._start_calls(local)
@@ -381,7 +394,7 @@ class Isolate:
             logger.error("%s: invalid response from JavaScript: %s", self.spec.name, exc)
             status, headers, body, error = FAULT_STATUS, [], b"", "invalid_response"
             logs = [[time.time(), "error", f"invalid response: {exc}"]]
-        if error == "memory":  # an ArrayBuffer allocation failed (see Host._budget)
+        if error == "memory":  # an ArrayBuffer allocation failed (see Host.budget)
             self._fault(call, "memory", logs)
             return
         self._reply(call, status, headers, body, logs=logs, error=error and _kind(error))
@@ -425,12 +438,11 @@ class Isolate:
     # heap_stats() waits for the isolate's thread, which a runaway promise
     # continuation can hold forever (and a waiter then keeps the context alive,
     # so it can never be terminated). heap_stats() is read once, right after the
-    # prelude, when only our code has run; after that V8's soft memory limit
+    # prelude (by the spare), when only our code has run; after that V8's soft memory limit
     # (checked after every GC, readable without blocking) is a ratchet: each time
     # the heap passes the mark, the peak is at least the mark and the mark rises.
 
-    def _watch_memory(self, mr: MiniRacer) -> None:
-        used_kb = int(mr.heap_stats()["used_heap_size"]) // 1024
+    def _watch_memory(self, mr: MiniRacer, used_kb: int) -> None:
         self.peak_kb = max(self.peak_kb, used_kb)
         self._mark_kb = int(max(self.peak_kb, used_kb) * PEAK_STEP)
         mr.set_soft_memory_limit(self._mark_kb * 1024)

@@ -78,7 +78,7 @@ RUNTIME_FILES = (
     "dispatch.js",
 )
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
-COLLECT = "__edge.d([[], [], [], [], []])"
+COLLECT = "__edge.d([[], [], [], [], [], []])"
 RESPONSE_ERRORS = (TypeError, ValueError, binascii.Error)
 STREAMED = 3  # the bodyKind of a streamed response's head (js/dispatch.js)
 
@@ -318,11 +318,11 @@ async def evaluate_module(
         raise LoadError(str(exc)) from None
     seed = base64.b64encode(os.urandom(44)).decode()  # ChaCha20 key + nonce for crypto.*
     setup = json.dumps({"env": spec.env, "seed": seed})
-    for step in (
-        module_script(code, spec.filename),
-        f"__edgeInternal.setup({setup}), __edgeInternal.runModule({json.dumps(spec.filename)})",
-    ):
-        await eval_limited(mr, step, spec, max(deadline - time.monotonic(), 0.001))
+    # One script (one thread hand-off): define the module function, then run it.
+    # The calls go after the module's last line, so its line numbers stay put.
+    run = f"__edgeInternal.setup({setup}), __edgeInternal.runModule({json.dumps(spec.filename)})"
+    script = module_script(code, spec.filename) + "\n;" + run
+    await eval_limited(mr, script, spec, max(deadline - time.monotonic(), 0.001))
     replies: list[Any] = []
     while True:
         pinged.clear()
@@ -400,12 +400,32 @@ def log_records(logs: list[Any]) -> list[list[Any]]:
     ]
 
 
-def stream_chunk(data: Any) -> bytes:
-    """One stream chunk from d() (base64 text, at most CHUNK_MAX bytes).
+async def dispatch_bytes(mr: MiniRacer, key: Any) -> bytes | None:
+    """The stream bytes of a d() result (``__edge.b(key)``), copied out of V8;
+    ``None`` if there are none or they cannot be had."""
+    if type(key) is not int or key <= 0:
+        return None
+    task = asyncio.ensure_future(mr.eval_cancelable(f"__edge.b({key})"))
+    try:
+        data = await task
+    except (asyncio.CancelledError, JSEvalException):
+        return None
+    # The memoryview is V8's own memory: copy it now, before the key is released.
+    return bytes(data) if isinstance(data, memoryview) else None
 
-    Raises:
-        TypeError, ValueError, binascii.Error: it is malformed or too big.
-    """
-    if not isinstance(data, str) or len(data) > CHUNK_MAX * 4 // 3 + 4:
-        raise ValueError("a stream chunk is not base64 text of at most 64 KiB")
-    return base64.b64decode(data, validate=True)
+
+def stream_chunks(items: list[Any], data: bytes | None) -> list[Any]:
+    """A d() result's stream items with each chunk's ``[id, length]`` made
+    ``[id, bytes]`` from ``data``, or ``[id, False]`` when its bytes are missing or
+    its length is wrong (the relay refuses those). Ends pass as they are."""
+    out: list[Any] = []
+    at = 0
+    for item in items:
+        length = item[1] if isinstance(item, list) and len(item) == 2 else None
+        if type(length) is not int:
+            out.append(item)
+            continue
+        fits = data is not None and 0 < length <= CHUNK_MAX and at + length <= len(data)
+        out.append([item[0], data[at : at + length] if data is not None and fits else False])
+        at += max(length, 0)
+    return out

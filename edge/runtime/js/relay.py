@@ -1,7 +1,8 @@
 """The V8 host's streamed responses: chunks out of ``d()`` to the worker, credit back.
 
 ``js/dispatch.js`` describes the ``d()`` side: a streamed response's head comes
-with body kind 3, its chunks and its end come in ``d()``'s fourth result, and
+with body kind 3, its chunks and its end come in ``d()``'s fifth result (a chunk's
+bytes in one ArrayBuffer beside it, see :func:`modules.stream_chunks`), and
 the credit the worker grants (or ``-1`` to stop) goes into ``d()``'s fourth
 argument. The worker side is ``edge.runtime.js.client``; this relay keeps
 nothing but which streams are open and the credit not yet handed to V8 (the
@@ -57,14 +58,17 @@ class StreamRelay:
         return credit
 
     def relay(self, item: list[Any]) -> None:
-        """Forward one chunk or end from ``d()`` (APPSEC: checked, it comes from V8)."""
+        """Forward one chunk (``[id, bytes]``, see :func:`modules.stream_chunks`) or
+        end from ``d()`` (APPSEC: checked, it comes from V8)."""
         try:
             rid, data, *end = item
             if rid not in self.open:
                 return  # stopped by the worker meanwhile
-            if data is not None:
-                self._send(["chunk", rid, modules.stream_chunk(data)])
+            if isinstance(data, bytes):
+                self._send(["chunk", rid, data])
                 return
+            if data is not None:
+                raise ValueError("a stream chunk's bytes are missing or of the wrong length")
             error, logs = end
             self.open.discard(rid)
             self._send(["end", rid, error and self._kind(str(error)), modules.log_records(logs)])

@@ -151,7 +151,9 @@ def test_a_pipelined_request_whose_instance_dies_first_runs_once_elsewhere(
         # The doomed request starts first, so the queued one goes behind it.
         doomed = started(pool, f"name=doomed&{doomed_query[fault]}")
         await async_wait_for(lambda: ran(runs, "doomed"), message="the doomed request to start")
-        other = started(pool, "name=other&do=sleep&s=0.1")
+        # Long enough to still be running when `queued` comes on a loaded machine
+        # (if it were done, `queued` would find an idle instance), short of the timeout.
+        other = started(pool, "name=other&do=sleep&s=0.6")
         await async_wait_for(lambda: ran(runs, "other"), message="the other request to start")
         queued = started(pool, "name=queued")
         await async_wait_for(lambda: pool.pipelined == 1, message="the request to be pipelined")

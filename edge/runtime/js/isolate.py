@@ -62,6 +62,11 @@ def _new_racer(stack: ExitStack, loop: asyncio.AbstractEventLoop) -> MiniRacer:
     return stack.enter_context(mini_racer(event_loop=loop))
 
 
+def _literal(text: str) -> str:
+    """``text`` as a JavaScript string literal (a JSON string is one)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _kind(error: str) -> str:
     """The fault a finished response ended in: its own kind, or an exception."""
     return error if error == "invalid_response" else "exception"
@@ -262,7 +267,9 @@ class Isolate:
             # for up to timeout_ms before the isolate counts as runaway.
             grace = self.spec.timeout_ms / 1000 if self.streams.open else MIN_GRACE_S
             overdue = max([loop.time() + grace, *(c.deadline for c in self.live.values())])
-        code = f"__edge.d({json.dumps(payload, ensure_ascii=False)})"  # JSON is valid JS
+        # One string literal that d() hands to JSON.parse: V8 scans a string far
+        # faster than it parses the same data as object literals.
+        code = f"__edge.d({_literal(json.dumps(payload, ensure_ascii=False))})"
         task = asyncio.ensure_future(self._dispatch(code, batch))
         self.inflight = task
         self._overdue_timer = loop.call_at(overdue, self._overdue, task, bool(batch))

@@ -46,14 +46,13 @@ FAULT_STATUS = 500
 MAX_BODY = MAX_FRAME - 8 * MIB
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Call:
     """One request: its frame id, its item for ``d()``, and its deadline."""
 
     rid: int
     item: list[Any]
     deadline: float
-    timer: asyncio.TimerHandle | None = None
     cold_ms: float = 0.0
 
 
@@ -107,6 +106,7 @@ class Isolate:
         self._async = False
         self.inflight: asyncio.Task[None] | None = None
         self._overdue_timer: asyncio.TimerHandle | None = None
+        self._expiry: asyncio.TimerHandle | None = None  # at the earliest deadline
         self.starting: asyncio.Future[float] | None = None
         self._load_ping = asyncio.Event()
         self.peak_kb = 0
@@ -188,6 +188,8 @@ class Isolate:
         stack, self._stack, self.mr = self._stack, None, None
         if self._overdue_timer is not None:
             self._overdue_timer.cancel()
+        if self.closed and self._expiry is not None:
+            self._expiry.cancel()
         if stack is None:
             return
         if task is None or task.done():
@@ -232,7 +234,10 @@ class Isolate:
             [rid, method, url, headers, kind, text, params],
             loop.time() + self.spec.timeout_ms / 1000,
         )
-        call.timer = loop.call_at(call.deadline, self._expire, call)
+        # Every call has the same timeout, so none is due before one already
+        # waiting: one timer, at the earliest deadline, serves them all.
+        if self._expiry is None:
+            self._expiry = loop.call_at(call.deadline, self._expire_due)
         self.queue.append(call)
         self._pump()
 
@@ -322,11 +327,25 @@ class Isolate:
         else:
             self._reset("timeout")  # JS kept running past every live deadline
 
+    def _expire_due(self) -> None:
+        """Fail the calls past their deadline, then wait for the next deadline."""
+        self._expiry = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        waiting = [*self.queue, *self.live.values()]
+        if any(call.deadline <= now for call in waiting):
+            if self.mr is not None and self.mr.was_hard_memory_limit_reached():
+                self._reset("memory")
+            else:
+                for call in waiting:
+                    if call.deadline <= now:
+                        self._expire(call)
+                self._pump()
+            waiting = [*self.queue, *self.live.values()]
+        if waiting and not self.closed:
+            self._expiry = loop.call_at(min(c.deadline for c in waiting), self._expire_due)
+
     def _expire(self, call: Call) -> None:
-        call.timer = None
-        if self.mr is not None and self.mr.was_hard_memory_limit_reached():
-            self._reset("memory")
-            return
         if call in self.queue:
             self.queue.remove(call)
         elif self.live.pop(call.rid, None) is not None:
@@ -334,7 +353,6 @@ class Isolate:
         else:
             return
         self._fault(call, "timeout")
-        self._pump()
 
     def _on_ping(self, _handle: Any) -> None:
         self._load_ping.set()
@@ -422,9 +440,6 @@ class Isolate:
         logs: list[Any],
         error: str | None,
     ) -> None:
-        if call.timer is not None:
-            call.timer.cancel()
-            call.timer = None
         if body is not None and len(body) > MAX_BODY:
             # Past what one frame to the worker may carry (the worker's own
             # EDGE_MAX_RESPONSE_MB is lower): say so instead of breaking the link.

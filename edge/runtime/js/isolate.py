@@ -297,8 +297,7 @@ class Isolate:
         try:
             raw = await modules.dispatch_result(first, self.spec.name)
             if then is not None and isinstance(raw, str):
-                self._deliver(raw, batch)
-                self.collect = False  # ``then`` is that collection
+                self._deliver(raw, batch, then_collects=True)
                 raw = await modules.dispatch_result(then, self.spec.name)
         finally:
             if then is not None and not then.done():
@@ -359,7 +358,9 @@ class Isolate:
         self.collect = True
         self._pump()
 
-    def _deliver(self, raw: str, batch: list[Call]) -> None:
+    def _deliver(self, raw: str, batch: list[Call], *, then_collects: bool = False) -> None:
+        """Hand on what a d() returned; ``then_collects``: a pipelined d() is
+        already collecting what this one left pending."""
         done, collect, unknown, asked, chunks = json.loads(raw)
         local = [call for call in asked if call[2] == calls.LOCAL]
         if local:
@@ -372,7 +373,9 @@ class Isolate:
             call = self.live.pop(item[0], None)
             if call is not None:
                 self._respond(call, item)
-        self.collect = self.collect or bool(collect)
+        # Not cleared for the pipelined d(): a ping that came in meanwhile
+        # announced results finished after it, and JS pings only once per d().
+        self.collect = self.collect or (bool(collect) and not then_collects)
         lost = [self.live.pop(rid) for rid in unknown if rid in self.live]
         self.queue.extendleft(reversed(lost))
         for item in chunks:

@@ -2,8 +2,7 @@
 // fetch handler and hands back finished responses (see edge/runtime/js/host.py).
 //
 // __edge.d(payload) is the only entry point the host calls per batch:
-//   payload = JSON of [batch, forget, check, settle, credit] (a string literal
-//   in the host's code: V8 scans it much faster than literal arrays)
+//   payload = [batch, forget, check, settle, credit]
 //     batch:  [[id, method, url, headerPairs, bodyKind, body, params], ...]
 //             bodyKind 0 = none, 1 = text (string), 2 = bytes (base64)
 //     forget: ids the host gave up on (timed out); their late results are dropped
@@ -43,7 +42,7 @@
 (function () {
   "use strict";
   const internal = globalThis.__edgeInternal;
-  const stringify = JSON.stringify, parse = JSON.parse;  // captured: user code may replace globals
+  const stringify = JSON.stringify;  // captured: user code may replace globals
   const MAX_LOG_LINES = 200;
   const WINDOW = 256 * 1024, CHUNK_MAX = 64 * 1024;
   const state = {
@@ -322,8 +321,8 @@
     return settled;
   }
 
-  function d(json) {
-    const [batch, forget, check, settle = [], credits = []] = parse(json);
+  function d(payload) {
+    const [batch, forget, check, settle = [], credits = []] = payload;
     state.inTask = true;
     state.current = null;
     for (const [id, bytes] of credits) credit(id, bytes);

@@ -102,6 +102,7 @@ class Isolate:
         self.inflight: asyncio.Task[None] | None = None
         self._overdue_timer: asyncio.TimerHandle | None = None
         self._expiry: asyncio.TimerHandle | None = None  # at the earliest deadline
+        self._pump_soon = False
         self.starting: asyncio.Future[float] | None = None
         self._load_ping = asyncio.Event()
         self.peak_kb = 0
@@ -234,14 +235,22 @@ class Isolate:
         if self._expiry is None:
             self._expiry = loop.call_at(call.deadline, self._expire_due)
         self.queue.append(call)
-        self._pump()
+        self._pump_later()
 
     def answer(self, js_id: int, reply: Any) -> None:
         """The worker's answer to host call ``js_id``: settled by the next d()."""
         self.settle.append([js_id, reply])
-        self._pump()
+        self._pump_later()
+
+    def _pump_later(self) -> None:
+        """Pump at the end of this loop turn, so that every frame read at once
+        (the worker writes a turn's invocations together) enters one batch."""
+        if not self._pump_soon:
+            self._pump_soon = True
+            asyncio.get_running_loop().call_soon(self._pump)
 
     def _pump(self) -> None:
+        self._pump_soon = False
         if self.inflight is not None or self.closed:
             return
         if self.mr is None:

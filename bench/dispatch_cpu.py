@@ -6,7 +6,9 @@ real metrics recorder and access log) with ``--concurrency`` requests in flight,
 feeding it ASGI scopes and collecting its ``send`` messages as gunicorn would.
 Prints the worker process's CPU time (``time.process_time``: time the instance
 processes spend is not in it, nor time this process waits) per request, the
-function processes' CPU per request (from ``/proc``), and with
+function processes' CPU and context switches (all their threads) per request
+(from ``/proc``: the switches are a steadier figure than CPU time on a shared
+machine), and with
 ``--profile`` the functions with the most own CPU time (cProfile).
 
 Usage: ``python -m bench.dispatch_cpu [-n 20000] [--concurrency 16] [--profile] [--js]``
@@ -91,8 +93,24 @@ async def one(app: Any) -> None:
     assert sent[0]["status"] == 200, sent
 
 
-def descendants_cpu() -> float:
-    """CPU seconds (user + system) so far of this process's live descendants."""
+SWITCHES = ("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")
+
+
+def _switches(pid: int) -> int:
+    """Context switches so far of every thread of ``pid``."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            lines = (task / "status").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in lines if line.startswith(SWITCHES))
+    return total
+
+
+def descendants_cpu() -> tuple[float, int]:
+    """CPU seconds (user + system) and context switches so far of this process's
+    live descendants."""
     tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     cpu: dict[int, float] = {}
@@ -112,10 +130,19 @@ def descendants_cpu() -> float:
             if parent in ours and pid not in ours:
                 ours.add(pid)
                 changed = True
-    return sum(cpu[pid] for pid in ours if pid != os.getpid())
+    ours.discard(os.getpid())
+    switches = 0
+    for pid in ours:
+        try:
+            switches += _switches(pid)
+        except OSError:
+            continue
+    return sum(cpu[pid] for pid in ours), switches
 
 
-async def run(root: Path, n: int, concurrency: int, profile: bool, js: bool) -> tuple[float, float]:
+async def run(
+    root: Path, n: int, concurrency: int, profile: bool, js: bool
+) -> tuple[float, float, float]:
     version = FunctionVersion(
         key="bench", app="bench", environment="production", release=1, name="hello",
         runtime="js" if js else "python", root=root, path="hello.js" if js else "hello.py",
@@ -150,12 +177,13 @@ async def run(root: Path, n: int, concurrency: int, profile: bool, js: bool) -> 
     if profiler is not None:
         profiler.disable()
     used = time.process_time() - started
-    children = descendants_cpu() - children
+    after = descendants_cpu()
+    children_cpu, switches = after[0] - children[0], after[1] - children[1]
     await harness.pools.close()
     await harness.hosts.close()
     if profiler is not None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-    return used / n * 1e6, children / n * 1e6
+    return used / n * 1e6, children_cpu / n * 1e6, switches / n
 
 
 def main() -> None:
@@ -170,11 +198,12 @@ def main() -> None:
         (Path(tmp) / "hello.js").write_text(HELLO_JS)
         os.chmod(tmp, 0o755)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            per, function = runner.run(
+            per, function, switches = runner.run(
                 run(Path(tmp), args.n, args.concurrency, args.profile, args.js)
             )
     print(
-        f"CPU per request: worker {per:.1f} us, function processes {function:.1f} us "
+        f"CPU per request: worker {per:.1f} us, function processes {function:.1f} us, "
+        f"{switches:.2f} context switches "
         f"({'V8 host' if args.js else 'zygote, templates, instances'}; "
         f"{args.n} requests, {args.concurrency} in flight)"
     )

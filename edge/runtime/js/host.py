@@ -124,12 +124,11 @@ class Host:
             isolate.answer(js_id, reply)
 
     def _invoke(self, rid: int, key: str, args: list[Any]) -> None:
-        method, url, headers, body, params = args
         isolate = self.isolates.get(key)
         if isolate is None:
             self.send(["resp", rid, FAULT_STATUS, [], b"", [], "unavailable", 0, 0.0])
             return
-        isolate.submit(rid, [method, url, headers, body, params])  # the worker is trusted
+        isolate.submit(rid, args)  # the worker is trusted; submit checks the shape
 
     async def _load(self, rid: int, key: str, spec: ModuleSpec) -> None:
         isolate = self.isolates.get(key)

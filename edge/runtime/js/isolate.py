@@ -47,15 +47,19 @@ FAULT_STATUS = 500
 MAX_BODY = MAX_FRAME - 8 * MIB
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Call:
     """One request: its frame id, its item for ``d()``, and its deadline."""
 
     rid: int
     item: list[Any]
     deadline: float
-    timer: asyncio.TimerHandle | None = None
     cold_ms: float = 0.0
+
+
+# Built once: json.dumps with any option builds an encoder (and runs its
+# Python-level iterencode) on every call.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _kind(error: str) -> str:
@@ -95,6 +99,8 @@ class Isolate:
         self._async = False
         self.inflight: asyncio.Task[None] | None = None
         self._overdue_timer: asyncio.TimerHandle | None = None
+        self._expiry: asyncio.TimerHandle | None = None  # at the earliest deadline
+        self._pump_soon = False
         self.starting: asyncio.Future[float] | None = None
         self._load_ping = asyncio.Event()
         self.peak_kb = 0
@@ -169,6 +175,8 @@ class Isolate:
         racer, self._racer, self.mr = self._racer, None, None
         if self._overdue_timer is not None:
             self._overdue_timer.cancel()
+        if self.closed and self._expiry is not None:
+            self._expiry.cancel()
         if racer is None:
             return
         stack = racer.stack
@@ -214,16 +222,27 @@ class Isolate:
             [rid, method, url, headers, kind, text, params],
             loop.time() + self.spec.timeout_ms / 1000,
         )
-        call.timer = loop.call_at(call.deadline, self._expire, call)
+        # Every call has the same timeout, so none is due before one already
+        # waiting: one timer, at the earliest deadline, serves them all.
+        if self._expiry is None:
+            self._expiry = loop.call_at(call.deadline, self._expire_due)
         self.queue.append(call)
-        self._pump()
+        self._pump_later()
 
     def answer(self, js_id: int, reply: Any) -> None:
         """The worker's answer to host call ``js_id``: settled by the next d()."""
         self.settle.append([js_id, reply])
-        self._pump()
+        self._pump_later()
+
+    def _pump_later(self) -> None:
+        """Pump at the end of this loop turn, so that every frame read at once
+        (the worker writes a turn's invocations together) enters one batch."""
+        if not self._pump_soon:
+            self._pump_soon = True
+            asyncio.get_running_loop().call_soon(self._pump)
 
     def _pump(self) -> None:
+        self._pump_soon = False
         if self.inflight is not None or self.closed:
             return
         if self.mr is None:
@@ -262,7 +281,7 @@ class Isolate:
             # for up to timeout_ms before the isolate counts as runaway.
             grace = self.spec.timeout_ms / 1000 if self.streams.open else MIN_GRACE_S
             overdue = max([loop.time() + grace, *(c.deadline for c in self.live.values())])
-        code = f"__edge.d({json.dumps(payload, ensure_ascii=False)})"  # JSON is valid JS
+        code = f"__edge.d({_JSON.encode(payload)})"  # JSON is valid JS
         task = asyncio.ensure_future(self._dispatch(code, batch))
         self.inflight = task
         self._overdue_timer = loop.call_at(overdue, self._overdue, task, bool(batch))
@@ -282,8 +301,7 @@ class Isolate:
             if then is not None and isinstance(raw, str):
                 first_result = await self._with_bytes(mr, raw)
                 if mr is self.mr:
-                    self._deliver(*first_result, batch)
-                self.collect = False  # ``then`` is that collection
+                    self._deliver(*first_result, batch, then_collects=True)
                 raw = await modules.dispatch_result(then, self.spec.name)
         finally:
             if then is not None and not then.done():
@@ -313,11 +331,25 @@ class Isolate:
         else:
             self._reset("timeout")  # JS kept running past every live deadline
 
+    def _expire_due(self) -> None:
+        """Fail the calls past their deadline, then wait for the next deadline."""
+        self._expiry = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        waiting = [*self.queue, *self.live.values()]
+        if any(call.deadline <= now for call in waiting):
+            if self.mr is not None and self.mr.was_hard_memory_limit_reached():
+                self._reset("memory")
+            else:
+                for call in waiting:
+                    if call.deadline <= now:
+                        self._expire(call)
+                self._pump()
+            waiting = [*self.queue, *self.live.values()]
+        if waiting and not self.closed:
+            self._expiry = loop.call_at(min(c.deadline for c in waiting), self._expire_due)
+
     def _expire(self, call: Call) -> None:
-        call.timer = None
-        if self.mr is not None and self.mr.was_hard_memory_limit_reached():
-            self._reset("memory")
-            return
         if call in self.queue:
             self.queue.remove(call)
         elif self.live.pop(call.rid, None) is not None:
@@ -325,7 +357,6 @@ class Isolate:
         else:
             return
         self._fault(call, "timeout")
-        self._pump()
 
     def _on_ping(self, _handle: Any) -> None:
         self._load_ping.set()
@@ -341,7 +372,16 @@ class Isolate:
             self.release.append(key)
         return result, data
 
-    def _deliver(self, result: list[Any], data: bytes | None, batch: list[Call]) -> None:
+    def _deliver(
+        self,
+        result: list[Any],
+        data: bytes | None,
+        batch: list[Call],
+        *,
+        then_collects: bool = False,
+    ) -> None:
+        """Hand on what a d() returned; ``then_collects``: a pipelined d() is
+        already collecting what this one left pending."""
         done, collect, unknown, asked, items, _ = result
         chunks = modules.stream_chunks(items, data)
         local = [call for call in asked if call[2] == calls.LOCAL]
@@ -355,7 +395,9 @@ class Isolate:
             call = self.live.pop(item[0], None)
             if call is not None:
                 self._respond(call, item)
-        self.collect = self.collect or bool(collect)
+        # Not cleared for the pipelined d(): a ping that came in meanwhile
+        # announced results finished after it, and JS pings only once per d().
+        self.collect = self.collect or (bool(collect) and not then_collects)
         lost = [self.live.pop(rid) for rid in unknown if rid in self.live]
         self.queue.extendleft(reversed(lost))
         for item in chunks:
@@ -423,9 +465,6 @@ class Isolate:
         logs: list[Any],
         error: str | None,
     ) -> None:
-        if call.timer is not None:
-            call.timer.cancel()
-            call.timer = None
         if body is not None and len(body) > MAX_BODY:
             # Past what one frame to the worker may carry (the worker's own
             # EDGE_MAX_RESPONSE_MB is lower): say so instead of breaking the link.

@@ -73,7 +73,10 @@ class FaultAnswers:
             return self.memory(instance, invocation, [])
         if self._oom_killed():
             return self.memory(instance, invocation, [])
-        reason = info.describe() if info is not None else "closed its connection"
+        if info is not None:
+            reason = info.describe()
+        else:
+            reason = "died with its template" if instance.orphaned else "closed its connection"
         logger.warning("function %s: instance %d %s", self.label, instance.pid, reason)
         return fault_outcome(
             "crash",

@@ -461,9 +461,10 @@ class PythonPool:
             instance.set_exit(info)
 
     def _on_template_lost(self, template: TemplateLink) -> None:
-        for pid, instance in list(self._by_pid.items()):
-            if not instance.alive:
-                del self._by_pid[pid]
+        # Its instances die with it, and nobody is left to report how.
+        for instance in self._by_pid.values():
+            instance.orphan()
+        self._by_pid.clear()
         if self._closing:
             return
         logger.warning(

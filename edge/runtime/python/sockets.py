@@ -223,7 +223,7 @@ class InstanceChannel(asyncio.Protocol):
         self._streaming = False  # between a streamed reply's head and its end
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._calls = CallQueue(self._dropped_timeout)
-        self._exit_waiter: asyncio.Future[ExitInfo] | None = None
+        self._exit_waiter: asyncio.Future[ExitInfo | None] | None = None
         self.alive = True
         self.last_used = 0.0
         self.calls = 0
@@ -231,6 +231,7 @@ class InstanceChannel(asyncio.Protocol):
         self.memory_peak_kb = 0
         self.base_rss_kb = 0
         self.exit: ExitInfo | None = None
+        self.orphaned = False  # its template died: no exit report will come
 
     @classmethod
     async def attach(
@@ -459,9 +460,16 @@ class InstanceChannel(asyncio.Protocol):
         if self._exit_waiter is not None and not self._exit_waiter.done():
             self._exit_waiter.set_result(info)
 
+    def orphan(self) -> None:
+        """Its template died (the instance dies with it): stop waiting for a report."""
+        self.orphaned = True
+        if self._exit_waiter is not None and not self._exit_waiter.done():
+            self._exit_waiter.set_result(None)
+
     async def wait_exit(self, timeout: float) -> ExitInfo | None:
-        """The exit report, waiting up to ``timeout`` seconds for it."""
-        if self.exit is None and timeout > 0:
+        """The exit report, waiting up to ``timeout`` seconds for it (not at all
+        once the template that would send it is gone)."""
+        if self.exit is None and timeout > 0 and not self.orphaned:
             self._exit_waiter = asyncio.get_running_loop().create_future()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exit_waiter, timeout)

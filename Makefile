@@ -30,6 +30,7 @@ bench: install
 	EDGE_WITH_BENCH=1 scripts/ensure-system-packages.sh
 	$(PY) -m bench
 	$(PY) -m bench.scale
+	$(PY) -m bench.cpu
 
 regions: install
 	scripts/regions.sh

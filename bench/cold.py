@@ -10,24 +10,21 @@ back to back (a burst). Prints those rows of the table; ``BENCH_COLD_PASSES``,
 from __future__ import annotations
 
 import sys
-import tempfile
-from contextlib import ExitStack
 from pathlib import Path
 
 from bench.__main__ import say
 from bench.apps import bench_app, cold_paths
 from bench.coldstart import spaced_and_burst
-from bench.edgestack import start_edge
+from bench.edgestack import EdgeStack, scratch_stack
 from bench.facts import load_average
 from bench.gitwork import Workdir
-from bench.procs import Processes, exit_on_signals
+from bench.procs import exit_on_signals
 from bench.report import cold_rows
 from bench.settings import Settings
 
 
-def measure(settings: Settings, tmp: Path, procs: Processes, services: ExitStack) -> list[str]:
-    """Start Edge, deploy ``bench``, and return the cold rows, spaced then back to back."""
-    stack = start_edge(tmp, settings, procs, services)
+def measure(settings: Settings, stack: EdgeStack, tmp: Path) -> list[str]:
+    """Deploy ``bench`` and return the cold rows, spaced then back to back."""
     bench = bench_app(settings.min_warm, settings.cold_functions)
     stack.deploy(Workdir(tmp / "work-bench"), "bench", bench, "Bench functions")
     paths = {
@@ -51,15 +48,8 @@ def main() -> int:
     exit_on_signals()
     settings = Settings.from_env()
     say(f"load average at start: {load_average()}")
-    with ExitStack() as cleanup:
-        tmp = Path(
-            cleanup.enter_context(
-                tempfile.TemporaryDirectory(prefix="edge-cold-", ignore_cleanup_errors=True)
-            )
-        )
-        services = cleanup.enter_context(ExitStack())
-        procs = cleanup.enter_context(Processes(tmp))
-        lines = measure(settings, tmp, procs, services)
+    with scratch_stack(settings) as (stack, tmp, _):
+        lines = measure(settings, stack, tmp)
     print("\n".join(lines))
     say(f"load average at end: {load_average()}")
     return 0

@@ -17,15 +17,13 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.__main__ import baseline_targets, check_hello, deploy_apps, edge_targets, say
 from bench.baselines import start_falcon
-from bench.edgestack import start_edge
-from bench.procs import Processes, exit_on_signals
+from bench.edgestack import scratch_stack
+from bench.procs import exit_on_signals
 from bench.settings import Settings
 from bench.throughput import Target
 from bench.wrk import run_wrk
@@ -132,11 +130,7 @@ def per_request(target: Target, settings: Settings) -> tuple[float, dict[str, Us
 def main() -> int:
     exit_on_signals()
     settings = Settings.from_env()
-    with ExitStack() as cleanup:
-        tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="edge-cpu-")))
-        services = cleanup.enter_context(ExitStack())
-        procs = cleanup.enter_context(Processes(tmp))
-        stack = start_edge(tmp, settings, procs, services)
+    with scratch_stack(settings) as (stack, tmp, procs):
         deploy_apps(stack, tmp, settings)
         raw_port, _ = start_falcon(procs, settings.workers, "bench.falcon_hello:raw")
         targets = [

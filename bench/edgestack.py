@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.client import free_port
 from bench.gitwork import Workdir
@@ -110,10 +111,18 @@ def start_edge(tmp: Path, settings: Settings, procs: Processes, cleanup: ExitSta
     return EdgeStack(config, token)
 
 
+class Scratch(NamedTuple):
+    """What :func:`scratch_stack` yields."""
+
+    stack: EdgeStack
+    tmp: Path
+    procs: Processes  # to start baselines that go with the stack
+
+
 @contextmanager
-def scratch_stack(settings: Settings) -> Iterator[tuple[EdgeStack, Path]]:
+def scratch_stack(settings: Settings) -> Iterator[Scratch]:
     """A platform in a temporary folder for a one-part runner (``python -m bench.X``);
-    every process and the folder go on exit. Yields the stack and the folder."""
+    every process and the folder go on exit."""
     with ExitStack() as cleanup:
         tmp = Path(
             cleanup.enter_context(
@@ -122,4 +131,4 @@ def scratch_stack(settings: Settings) -> Iterator[tuple[EdgeStack, Path]]:
         )
         services = cleanup.enter_context(ExitStack())  # closed after the processes
         procs = cleanup.enter_context(Processes(tmp))
-        yield start_edge(tmp, settings, procs, services), tmp
+        yield Scratch(start_edge(tmp, settings, procs, services), tmp, procs)

@@ -188,7 +188,7 @@ def _block(call: Callable[[], object], n: int) -> list[float]:
 def main() -> int:
     exit_on_signals()
     settings = Settings.from_env()
-    with scratch_stack(settings) as (stack, tmp):
+    with scratch_stack(settings) as (stack, tmp, _):
         deploy_kv(stack, Workdir(tmp / "work-kvbench"))
         results = measure_kv(stack, settings.kv_requests)
     print("\n".join(kv_rows(results)))

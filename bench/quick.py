@@ -9,9 +9,6 @@ cold starts, streams or pushes). Prints one line per round and the medians.
 from __future__ import annotations
 
 import sys
-import tempfile
-from contextlib import ExitStack
-from pathlib import Path
 
 from bench.__main__ import (
     baseline_targets,
@@ -22,8 +19,8 @@ from bench.__main__ import (
     realistic_targets,
     say,
 )
-from bench.edgestack import start_edge
-from bench.procs import Processes, exit_on_signals
+from bench.edgestack import scratch_stack
+from bench.procs import exit_on_signals
 from bench.realistic import wrk_script
 from bench.settings import Settings
 from bench.throughput import measure, warm_up
@@ -32,11 +29,7 @@ from bench.throughput import measure, warm_up
 def main() -> int:
     exit_on_signals()
     settings = Settings.from_env()
-    with ExitStack() as cleanup:
-        tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="edge-quick-")))
-        services = cleanup.enter_context(ExitStack())
-        procs = cleanup.enter_context(Processes(tmp))
-        stack = start_edge(tmp, settings, procs, services)
+    with scratch_stack(settings) as (stack, tmp, procs):
         deploy_apps(stack, tmp, settings)
         targets = edge_targets(stack, settings)
         falcon = baseline_targets(procs, settings, [], workerd=False)[0]

@@ -9,14 +9,12 @@ times; prints each round's rows (the ratio is taken within the round).
 from __future__ import annotations
 
 import sys
-import tempfile
-from contextlib import ExitStack
 from pathlib import Path
 
 from bench.__main__ import say
 from bench.apps import bench_app
 from bench.baselines import start_falcon
-from bench.edgestack import start_edge
+from bench.edgestack import EdgeStack, scratch_stack
 from bench.facts import load_average
 from bench.gitwork import Workdir
 from bench.procs import Processes, exit_on_signals
@@ -27,9 +25,8 @@ from bench.streams import measure_streams
 JS_MB = 64
 
 
-def measure(settings: Settings, tmp: Path, procs: Processes, services: ExitStack) -> list[str]:
-    """Start Edge and falcon, deploy ``bench``, and return the JS stream rows of each round."""
-    stack = start_edge(tmp, settings, procs, services)
+def measure(settings: Settings, stack: EdgeStack, tmp: Path, procs: Processes) -> list[str]:
+    """Start falcon, deploy ``bench``, and return the JS stream rows of each round."""
     bench = bench_app(settings.min_warm, settings.cold_functions)
     stack.deploy(Workdir(tmp / "work-bench"), "bench", bench, "Bench functions")
     falcon_port, _ = start_falcon(procs, settings.workers)
@@ -47,15 +44,8 @@ def main() -> int:
     exit_on_signals()
     settings = Settings.from_env()
     say(f"load average at start: {load_average()}")
-    with ExitStack() as cleanup:
-        tmp = Path(
-            cleanup.enter_context(
-                tempfile.TemporaryDirectory(prefix="edge-streams-", ignore_cleanup_errors=True)
-            )
-        )
-        services = cleanup.enter_context(ExitStack())
-        procs = cleanup.enter_context(Processes(tmp))
-        lines = measure(settings, tmp, procs, services)
+    with scratch_stack(settings) as (stack, tmp, procs):
+        lines = measure(settings, stack, tmp, procs)
     print("\n".join(lines))
     say(f"load average at end: {load_average()}")
     return 0

@@ -22,8 +22,8 @@ from typing import Any
 import msgpack
 
 import edge
+from edge.runtime.python.control import ControlChannel, ExitInfo, SpawnError
 from edge.runtime.python.process.sandbox import zygote_env
-from edge.runtime.python.sockets import ControlChannel, ExitInfo, SpawnError
 from edge.runtime.wire import PeerClosed, close_fds
 
 logger = logging.getLogger(__name__)

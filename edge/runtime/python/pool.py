@@ -48,17 +48,12 @@ from edge.runtime.invocation import (
 from edge.runtime.kv import KVService, SideRequests
 from edge.runtime.python.cgroups import Cgroups, Group
 from edge.runtime.python.client import Zygote
+from edge.runtime.python.control import ExitInfo, SpawnError
 from edge.runtime.python.failures import FaultAnswers
 from edge.runtime.python.frames import InvalidReply, parse_head, parse_reply, request_frame
 from edge.runtime.python.process.sandbox import Limits
 from edge.runtime.python.slots import CLOSED, EXPIRED, PIPELINE_DEPTH, RESERVED, Slots
-from edge.runtime.python.sockets import (
-    CallTimeout,
-    ExitInfo,
-    InstanceChannel,
-    NotStarted,
-    SpawnError,
-)
+from edge.runtime.python.sockets import CallTimeout, InstanceChannel, NotStarted
 from edge.runtime.python.streamed import InstanceStream
 from edge.runtime.python.templates import TemplateLink, TemplateSource
 from edge.runtime.streaming import BodyStream

@@ -21,9 +21,9 @@ from typing import Any
 from edge.runtime.invocation import FunctionLoadError, FunctionVersion, LogRecord
 from edge.runtime.python.cgroups import Cgroups, Group
 from edge.runtime.python.client import Zygote, ZygoteError
+from edge.runtime.python.control import ControlChannel, ExitInfo, SpawnError
 from edge.runtime.python.frames import parse_logs
 from edge.runtime.python.process.sandbox import Limits
-from edge.runtime.python.sockets import ControlChannel, ExitInfo, SpawnError
 from edge.runtime.wire import PeerClosed, close_fds
 from edge.uids import function_ids
 

@@ -11,7 +11,10 @@ function processes' CPU and context switches (all their threads) per request
 machine), and with
 ``--profile`` the functions with the most own CPU time (cProfile).
 
-Usage: ``python -m bench.dispatch_cpu [-n 20000] [--concurrency 16] [--profile] [--js]``
+With ``--real``, the function is the realistic one of :mod:`bench.realistic`
+(a 2 KB JSON body in, 10 KB of JSON out) instead of hello.
+
+Usage: ``python -m bench.dispatch_cpu [-n 20000] [--concurrency 16] [--profile] [--js] [--real]``
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 import uvloop
 
+from bench.realistic import REAL_JS, REAL_PY, request_body
 from edge.config import Config
 from edge.routes import Router, parse_route
 from edge.runtime.app import create_app
@@ -67,29 +71,34 @@ class Harness:
         return await self.pools.get_or_start(version)
 
 
-def scope() -> dict[str, Any]:
+BODY = request_body()
+
+
+def scope(real: bool) -> dict[str, Any]:
+    json_body = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY))]
     return {
         "type": "http",
-        "method": "GET",
+        "method": "POST" if real else "GET",
         "path": "/py",
         "raw_path": b"/py",
         "query_string": b"",
         "scheme": "http",
-        "headers": [(b"host", HOST.encode())],
+        "headers": [(b"host", HOST.encode())] + (json_body if real else []),
         "server": ("127.0.0.1", 8080),
     }
 
 
-async def one(app: Any) -> None:
+async def one(app: Any, real: bool) -> None:
     sent: list[dict[str, Any]] = []
+    body = BODY if real else b""
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    await app(scope(), receive, send)
+    await app(scope(real), receive, send)
     assert sent[0]["status"] == 200, sent
 
 
@@ -141,7 +150,7 @@ def descendants_cpu() -> tuple[float, int]:
 
 
 async def run(
-    root: Path, n: int, concurrency: int, profile: bool, js: bool
+    root: Path, n: int, concurrency: int, profile: bool, js: bool, real: bool
 ) -> tuple[float, float, float]:
     version = FunctionVersion(
         key="bench", app="bench", environment="production", release=1, name="hello",
@@ -161,7 +170,7 @@ async def run(
                 queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            await one(app)
+            await one(app, real)
 
     for _ in range(2000):
         queue.put_nowait(0)
@@ -192,14 +201,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--js", action="store_true", help="a JavaScript hello function")
+    parser.add_argument("--real", action="store_true", help="the realistic function")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
-        (Path(tmp) / "hello.py").write_text(HELLO)
-        (Path(tmp) / "hello.js").write_text(HELLO_JS)
+        (Path(tmp) / "hello.py").write_text(REAL_PY if args.real else HELLO)
+        (Path(tmp) / "hello.js").write_text(REAL_JS if args.real else HELLO_JS)
         os.chmod(tmp, 0o755)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             per, function, switches = runner.run(
-                run(Path(tmp), args.n, args.concurrency, args.profile, args.js)
+                run(Path(tmp), args.n, args.concurrency, args.profile, args.js, args.real)
             )
     print(
         f"CPU per request: worker {per:.1f} us, function processes {function:.1f} us, "

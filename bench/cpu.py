@@ -3,10 +3,11 @@
 Throughput on a shared 2-core machine swings with whatever else runs; the CPU
 time each process spends per request does much less. This starts the platform
 and bare falcon as ``make bench`` does, puts ``wrk`` load on each hello target
-in turn, and reads from ``/proc`` how much CPU (user + system) went, per
-request, to: the runtime workers, the Python function processes (zygote,
-templates, instances), the V8 hosts, and the bare falcon workers. It also
-counts the context switches per request of the same processes.
+and each realistic one (:mod:`bench.realistic`) in turn, and reads from
+``/proc`` how much CPU (user + system) went, per request, to: the runtime
+workers, the Python function processes (zygote, templates, instances), the V8
+hosts, and the bare falcon workers. It also counts the context switches per
+request of the same processes.
 
 ``BENCH_ROUNDS`` rounds; each line is the median over them.
 """
@@ -20,10 +21,19 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.__main__ import baseline_targets, check_hello, deploy_apps, edge_targets, say
+from bench.__main__ import (
+    baseline_targets,
+    check_hello,
+    check_realistic,
+    deploy_apps,
+    edge_targets,
+    realistic_targets,
+    say,
+)
 from bench.baselines import start_falcon
 from bench.edgestack import scratch_stack
 from bench.procs import exit_on_signals
+from bench.realistic import wrk_script
 from bench.settings import Settings
 from bench.throughput import Target
 from bench.wrk import run_wrk
@@ -110,7 +120,7 @@ def per_request(target: Target, settings: Settings) -> tuple[float, dict[str, Us
     """One wrk run: its req/s and the CPU us and switches per request of every role."""
     before = usage_by_role()
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = run_wrk(settings, target.url, target.host)
+    result = run_wrk(settings, target.url, target.host, script=target.script)
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     after = usage_by_role()
     wrk_cpu = sum(getattr(wrk_after, f) - getattr(wrk_before, f) for f in ("ru_utime", "ru_stime"))
@@ -133,14 +143,17 @@ def main() -> int:
     with scratch_stack(settings) as (stack, tmp, procs):
         deploy_apps(stack, tmp, settings)
         raw_port, _ = start_falcon(procs, settings.workers, "bench.falcon_hello:raw")
+        falcon = baseline_targets(procs, settings, [], workerd=False)[0]
         targets = [
             *edge_targets(stack, settings),
-            baseline_targets(procs, settings, [], workerd=False)[0],
+            falcon,
             Target("raw-asgi", "bare ASGI callable on gunicorn", raw_port),
         ]
         check_hello(targets)
+        check_realistic(stack)
+        targets += realistic_targets(stack, falcon, str(wrk_script(tmp)))
         for target in targets:
-            run_wrk(settings, target.url, target.host, settings.warmup)
+            run_wrk(settings, target.url, target.host, settings.warmup, target.script)
         rounds: dict[str, list[tuple[float, dict[str, Usage]]]] = {t.key: [] for t in targets}
         for number in range(settings.rounds):
             for target in targets:
@@ -156,7 +169,7 @@ def main() -> int:
                 system = statistics.median(s.get(name, Usage()).system for _, s in runs)
                 switches = statistics.median(s.get(name, Usage()).switches for _, s in runs)
                 parts.append(f"{name} {cpu:.0f} us (sys {system:.0f}, {switches:.1f} cs)")
-        print(f"{key:8} {rps:8,.0f} req/s  " + ", ".join(parts))
+        print(f"{key:12} {rps:8,.0f} req/s  " + ", ".join(parts))
     return 0
 
 

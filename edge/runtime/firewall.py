@@ -10,8 +10,11 @@ is refused. DNS (port 53) stays reachable, since the resolver is often local.
 A refused TCP connect gets a reset (``ConnectionRefusedError``), anything else
 an ICMP error.
 
-The table (one per runtime node: ``edge_egress_<port>``) is installed when
-``edge runtime`` starts and deleted when it stops. Without root (or without
+The table (one per runtime node: ``edge_egress_<port>_<pid>``, the pid of the
+runtime's master) is installed when ``edge runtime`` starts and deleted when it
+stops. A runtime killed with SIGKILL cannot delete its table, and a stale table
+still matches the uid block, so it would refuse what a later runtime of the same
+install allows: each start first deletes the tables whose runtime is gone. Without root (or without
 ``nft``) nothing is installed, and Python egress is not restricted: the README
 says so.
 """
@@ -20,8 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -44,8 +49,43 @@ NON_PUBLIC_V6 = (
 )
 
 
-def table_name(config: Config) -> str:
-    return f"edge_egress_{config.runtime_port}"
+PREFIX = "edge_egress_"
+# ``edge_egress_<port>_<pid>``; before the pid was part of it, ``edge_egress_<port>``.
+_NAME = re.compile(rf"{PREFIX}(\d+)(?:_(\d+))?")
+
+
+def table_name(config: Config, pid: int) -> str:
+    return f"{PREFIX}{config.runtime_port}_{pid}"
+
+
+def stale_tables(names: list[str]) -> list[str]:
+    """The Edge tables among ``names`` whose runtime is gone (or that an earlier
+    Edge, which did not name its pid, left)."""
+    stale = []
+    for name in names:
+        match = _NAME.fullmatch(name)
+        if match is None:
+            continue
+        pid = match.group(2)
+        if pid is None or not _alive(int(pid)):
+            stale.append(name)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tables() -> list[str]:
+    """The names of the ``inet`` tables now installed."""
+    listing = json.loads(_nft_run(["-j", "list", "tables", "inet"]))
+    return [item["table"]["name"] for item in listing.get("nftables", []) if "table" in item]
 
 
 def _match(rule: Rule) -> list[str]:
@@ -91,15 +131,33 @@ def ruleset(policy: EgressPolicy, table: str, uid_base: int) -> str:
 
 
 def _nft(script: str) -> None:
+    _nft_run(["-f", "-"], script)
+
+
+def _nft_run(args: list[str], script: str | None = None) -> str:
     nft = shutil.which("nft") or "/usr/sbin/nft"
-    subprocess.run(
-        [nft, "-f", "-"],
+    done = subprocess.run(
+        [nft, *args],
         input=script,
         text=True,
         check=True,
         capture_output=True,
         timeout=NFT_TIMEOUT_S,
     )
+    return done.stdout
+
+
+def _delete_stale() -> None:
+    """Delete the tables of runtimes that are gone (see the module docstring)."""
+    try:
+        stale = stale_tables(_tables())
+        if stale:
+            _nft("".join(f"delete table inet {name}\n" for name in stale))
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("could not delete stale egress tables: %s", exc)
+        return
+    for name in stale:
+        logger.warning("deleted egress table %s: the runtime that installed it is gone", name)
 
 
 @contextlib.contextmanager
@@ -109,7 +167,8 @@ def installed(config: Config, policy: EgressPolicy) -> Iterator[bool]:
         logger.warning("not root or no nft: Python functions' egress is not restricted")
         yield False
         return
-    table = table_name(config)
+    _delete_stale()
+    table = table_name(config, os.getpid())
     try:
         _nft(ruleset(policy, table, config.function_uid_base))
     except (OSError, subprocess.SubprocessError) as exc:

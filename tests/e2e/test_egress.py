@@ -25,6 +25,8 @@ import redis
 from stack import Stack, Workdir, make_stack
 from test_redis_acl import acl_redis  # noqa: F401 - the TCP Redis with a password
 
+from edge.egress import EgressPolicy
+from edge.runtime import firewall
 from edge.uids import BLOCK
 
 MANIFEST = """
@@ -71,7 +73,7 @@ def handle(request):
         return {"n": kv.incr(request.query["kv"])}
     target = (request.query["host"], int(request.query["port"]))
     try:
-        with socket.create_connection(target, timeout=3) as conn:
+        with socket.create_connection(target, timeout=8) as conn:  # under the 10 s limit
             conn.sendall(request.query.get("send", "PING").encode() + b"\\r\\n")
             return {"connected": True, "answer": conn.recv(200).decode(errors="replace")}
     except OSError as exc:
@@ -272,13 +274,46 @@ def test_python_functions_cannot_reach_the_platform(
     egress_stack: Stack, app: str, echo: str
 ) -> None:
     echo_port = int(echo.rsplit(":", 1)[1])
-    assert py_connect(egress_stack, app, echo_port, "GET / HTTP/1.0\r\n")["connected"] is True
+    echoed = py_connect(egress_stack, app, echo_port, "GET / HTTP/1.0\r\n")
+    assert echoed["connected"] is True, echoed
     plane = py_connect(egress_stack, app, egress_stack.config.platform_port)
     assert plane["connected"] is False and plane["error"] == "ConnectionRefusedError", plane
     base = egress_stack.config.function_uid_base
     assert base <= plane["uid"] < base + BLOCK  # a function uid, which the rules match
     store = py_connect(egress_stack, app, redis_port(egress_stack), "XRANGE edge:logs - +")
     assert store["connected"] is False, store
+
+
+@needs_root
+def test_a_killed_runtimes_table_is_deleted_by_the_next_start(
+    egress_stack: Stack, app: str, echo: str
+) -> None:
+    """A runtime killed with SIGKILL leaves its nft table; it matches the same uids
+    and refuses what the live runtime allows, until a start deletes it."""
+    echo_port = int(echo.rsplit(":", 1)[1])
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a runtime pid that no longer runs
+    stale = f"{firewall.PREFIX}1_{gone.pid}"
+    live = f"{firewall.PREFIX}2_{os.getpid()}"
+    base = egress_stack.config.function_uid_base
+    try:
+        # The stale one matches this install's uids; the live one (this process's
+        # pid) another block, so that only the stale one is in the way.
+        for table, uids in ((stale, base), (live, base + BLOCK)):
+            script = firewall.ruleset(EgressPolicy(), table, uids)
+            subprocess.run(["nft", "-f", "-"], input=script, text=True, check=True)
+        refused = py_connect(egress_stack, app, echo_port, "GET / HTTP/1.0\r\n")
+        assert refused["connected"] is False, "the stale table refuses the allowed echo"
+        firewall._delete_stale()  # what `edge runtime` does before installing its own
+        tables = subprocess.run(
+            ["nft", "list", "tables"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert stale not in tables and live in tables
+        echoed = py_connect(egress_stack, app, echo_port, "GET / HTTP/1.0\r\n")
+        assert echoed["connected"] is True, echoed
+    finally:
+        for table in (stale, live):
+            subprocess.run(["nft", "delete", "table", "inet", table], check=False)
 
 
 @needs_root
@@ -301,15 +336,15 @@ def test_a_function_cannot_fail_another_apps_deploy(
 @needs_root
 def test_the_rules_live_exactly_as_long_as_the_runtime(own_stack: tuple[Stack, object]) -> None:
     stack, _ = own_stack
-    table = f"edge_egress_{stack.config.runtime_port}"
+    prefix = f"edge_egress_{stack.config.runtime_port}_"
 
     def tables() -> str:
         return subprocess.run(
             ["nft", "list", "tables"], capture_output=True, text=True, check=True
         ).stdout
 
-    assert table not in tables()
-    stack.start("runtime")
+    assert prefix not in tables()
+    table = f"{prefix}{stack.start('runtime').pid}"  # named for the runtime's master
     assert f"table inet {table}" in tables()
     rules = subprocess.run(
         ["nft", "list", "table", "inet", table], capture_output=True, text=True, check=True
@@ -317,4 +352,4 @@ def test_the_rules_live_exactly_as_long_as_the_runtime(own_stack: tuple[Stack, o
     base = stack.config.function_uid_base
     assert f"meta skuid {base}-{base + BLOCK - 1}" in rules and "169.254.0.0/16" in rules
     stack.stop("runtime")
-    assert table not in tables()
+    assert prefix not in tables()

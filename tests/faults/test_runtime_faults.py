@@ -407,7 +407,7 @@ def neighbour_keeps_serving(faults: Faults, threads: int = 3) -> Iterator[None]:
         worker.start()
     try:
         wait_for(lambda: load.counts()[1] >= 20, message="the neighbour's load to be running")
-        issued_before, _ = load.counts()
+        issued_before, done_before = load.counts()
         yield
         issued_during, _ = load.counts()
         # Every request sent during the fault, and some after it, must have succeeded.
@@ -420,7 +420,10 @@ def neighbour_keeps_serving(faults: Faults, threads: int = 3) -> Iterator[None]:
         for worker in workers:
             worker.join()
     assert load.failures == [], load.failures[:5]
-    assert issued_during > issued_before, "no request reached the neighbour during the fault"
+    # A request overlapped the fault if it was in flight when the fault began or
+    # was sent while it lasted (on a loaded machine a quick fault may see only the former).
+    overlapping = (issued_before - done_before) + (issued_during - issued_before)
+    assert overlapping > 0, "no request reached the neighbour during the fault"
     faults.assert_workers_unchanged()
 
 

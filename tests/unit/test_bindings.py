@@ -12,7 +12,7 @@ import pytest
 from edge.egress import EgressPolicy, parse_allow
 from edge.errors import ConfigError
 from edge.kvstore import KVError, Limits, Namespace, plan
-from edge.runtime.firewall import ruleset
+from edge.runtime.firewall import ruleset, stale_tables
 
 NS = Namespace("shop", "production")
 
@@ -130,3 +130,16 @@ def test_the_nftables_script_is_valid(policy: EgressPolicy) -> None:
     assert "tcp dport 6390 reject with tcp reset" in script
     assert "meta skuid 300000-399999 " in script
     assert script.index("dport 8081 reject") < script.index("ip daddr 10.0.0.0/8 accept")
+
+
+def test_only_tables_whose_runtime_is_gone_are_stale() -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    names = [
+        f"edge_egress_8080_{os.getpid()}",  # a live runtime's
+        f"edge_egress_8081_{gone.pid}",  # a killed one's
+        "edge_egress_8082",  # an earlier Edge's, which did not name its pid
+        "edge_egress_unit",
+        "filter",
+    ]
+    assert stale_tables(names) == [f"edge_egress_8081_{gone.pid}", "edge_egress_8082"]

@@ -13,6 +13,9 @@ its own limit, a bounded step past it, while the host's process-wide budget
 (:meth:`edge.runtime.js.host.Host.budget`) still has room for every other
 isolate: the budget is sized above the sum of the isolates' limits plus that step.
 
+V8 counts shared memory (``SharedArrayBuffer``, shared ``WebAssembly.Memory``)
+as no isolate's: a bomb of those meets only the host's budget.
+
 The count is read after the GC has also swept the dead buffers only if V8 sweeps
 them in the GC's pause: the host starts V8 with ``SWEEP_FLAG``. With concurrent
 sweeping, a function that allocates and drops large buffers was measured

@@ -184,10 +184,12 @@ class Host:
         still has the memory it is allowed.
 
         APPSEC: RLIMIT_DATA is the backstop. It makes an ArrayBuffer allocation
-        the per-isolate limit has not caught yet (one that would take all the
-        room at once, say) fail with a RangeError, answered as the function's
-        memory fault (its isolate is replaced at once, freeing its buffers),
-        instead of growing this process until the node runs out of memory.
+        the per-isolate limit does not catch (shared memory, which V8 counts as
+        no isolate's; one allocation that would take all the room at once) fail
+        with a RangeError, answered as the function's memory fault (its isolate
+        is replaced at once, freeing its buffers), instead of growing this
+        process until the node runs out of memory. Until the isolate is
+        replaced, the app's other isolates may find no memory (see README.md).
         """
         need = (
             self._base_data

@@ -28,6 +28,8 @@ export default {
     if (path === "/later-loop") { await null; while (true) {} }
     if (path === "/later-bomb") { await null; while (true) keep.push(new Array(100000).fill(1)); }
     if (path === "/buffers") { while (true) keep.push(new Uint8Array(32 << 20)); }
+    if (path === "/small-buffers") { while (true) keep.push(new ArrayBuffer(64 << 10)); }
+    if (path === "/huge-buffer") { keep.push(new ArrayBuffer(4 * 1024 ** 3)); }
     if (path === "/hang") { await new Promise(() => {}); }
     if (path === "/slow") { await new Promise((r) => setTimeout(r, 5000)); }
     return new Response("fine");
@@ -35,6 +37,18 @@ export default {
 };
 """
 NEIGHBOUR = 'export default { async fetch() { return new Response("neighbour") } };\n'
+# A neighbour that needs memory on every request: ArrayBuffers and heap.
+HUNGRY_NEIGHBOUR = """\
+const kept = [];
+export default {
+  async fetch() {
+    kept.push(new Uint8Array(1 << 20).fill(kept.length));
+    if (kept.length > 16) kept.splice(0, 8);
+    const objects = Array.from({ length: 20000 }, (_, i) => ({ i }));
+    return new Response(objects.length ? "neighbour" : "");
+  },
+};
+"""
 
 
 def version(root: Path, name: str, source: str, **overrides: Any) -> FunctionVersion:
@@ -70,11 +84,15 @@ def request(path: str) -> Invocation:
     )
 
 
-def run(root: Path, scenario: Callable[[JsPool, JsPool, V8Host], Awaitable[Any]]) -> Any:
+def run(
+    root: Path,
+    scenario: Callable[[JsPool, JsPool, V8Host], Awaitable[Any]],
+    neighbour_source: str = NEIGHBOUR,
+) -> Any:
     async def main() -> Any:
         host = V8Host()
         bad = JsPool(version(root, "bad", BAD), host)
-        neighbour = JsPool(version(root, "neighbour", NEIGHBOUR), host)
+        neighbour = JsPool(version(root, "neighbour", neighbour_source), host)
         try:
             await bad.start()
             await neighbour.start()
@@ -130,19 +148,44 @@ def test_memory_bomb_is_502_and_the_neighbour_keeps_serving(tmp_path: Path) -> N
 
 
 def test_array_buffer_bomb_is_502_and_the_host_stays_small(tmp_path: Path) -> None:
-    """ArrayBuffers live outside V8's heap limit; the host's data budget stops them."""
+    """ArrayBuffers live outside V8's heap limit; the isolate's own ArrayBuffer limit stops them."""
 
     async def scenario(bad: JsPool, neighbour: JsPool, host: V8Host) -> Any:
         outcome, served = await while_serving(neighbour, bad.invoke(request("/buffers")))
         status = Path(f"/proc/{host.pid}/status").read_text()
         vm_data_kb = int(next(x for x in status.splitlines() if x.startswith("VmData:")).split()[1])
-        return outcome, served, vm_data_kb, await bad.invoke(request("/"))
+        return outcome, served, vm_data_kb, await bad.invoke(request("/")), host.restarts
 
-    outcome, served, vm_data_kb, after = run(tmp_path, scenario)
+    outcome, served, vm_data_kb, after, restarts = run(tmp_path, scenario)
     assert_killed(outcome, 502, "memory", "memory limit of 64 MB exceeded")
-    assert "Array buffer allocation failed" in outcome.logs[0].message
     assert served >= 1
+    assert restarts == 0, "the host survived the bomb"
     assert vm_data_kb < 2 * 1024 * 1024, "the bomb was stopped well before 2 GiB"
+    assert (after.status, after.body) == (200, b"fine")
+
+
+def test_array_buffer_bombs_only_ever_take_down_themselves(tmp_path: Path) -> None:
+    """Bomb after bomb, of large, small and one huge buffer, beside a neighbour
+    that itself needs ArrayBuffers and heap on every request: each bomb is the
+    bomb's own memory fault, and the neighbour is served throughout by the same host."""
+
+    async def scenario(bad: JsPool, neighbour: JsPool, host: V8Host) -> Any:
+        pid, outcomes, served = host.pid, [], 0
+        for path in ["/buffers", "/small-buffers", "/huge-buffer"] * 3:
+            outcome, count = await while_serving(neighbour, bad.invoke(request(path)))
+            outcomes.append(outcome)
+            served += count
+        last = await neighbour.invoke(request("/"))
+        return outcomes, served, last, await bad.invoke(request("/")), (pid, host.pid)
+
+    outcomes, served, last, after, (pid, pid_after) = run(tmp_path, scenario, HUNGRY_NEIGHBOUR)
+    for outcome in outcomes:
+        assert_killed(outcome, 502, "memory", "memory limit of 64 MB exceeded")
+    # The one allocation larger than the host's whole budget fails in V8 (the backstop).
+    assert all("Array buffer allocation failed" in o.logs[0].message for o in outcomes[2::3])
+    assert served >= 3
+    assert (last.status, last.body) == (200, b"neighbour")
+    assert pid is not None and pid_after == pid, "the V8 host was never restarted"
     assert (after.status, after.body) == (200, b"fine")
 
 

@@ -19,8 +19,11 @@ are enforced from outside the JavaScript:
   its first deadline is terminated (``TerminateExecution``) and the isolate,
   probed, keeps serving; one still busy past every live deadline (an endless
   loop in a promise continuation or a timer) is replaced;
-* ArrayBuffers live outside V8's heap: a process-wide RLIMIT_DATA budget turns
-  an ArrayBuffer bomb into a failed allocation, answered as a memory fault.
+* the same limit on each isolate's ArrayBuffers, which live outside V8's heap
+  (:mod:`edge.runtime.js.buffers`): past it, the isolate is terminated and
+  replaced as for its heap limit;
+* behind both, a process-wide RLIMIT_DATA budget (:meth:`Host.budget`), sized
+  so that every isolate meets its own limits before the process meets it.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import uvloop
 from py_mini_racer import init_mini_racer
 
 from edge.runtime.js import modules
+from edge.runtime.js.buffers import SWEEP_FLAG, BufferLimits
 from edge.runtime.js.client import FrameProtocol
 from edge.runtime.js.isolate import FAULT_STATUS, Isolate
 from edge.runtime.js.modules import LoadError, ModuleSpec
@@ -55,6 +59,12 @@ LATE_IMPORTS = ("concurrent.futures.thread", "encodings.ascii", "encodings.latin
 ISOLATE_DATA = 96 * MIB  # address space one isolate maps (thread stacks, heap reservations)
 CALL_THREADS = 2
 DATA_SLACK = 512 * MIB  # this interpreter, frames in flight, an isolate being replaced
+# How far one isolate's ArrayBuffers may pass its limit before its next full GC
+# stops it (V8 14.4 runs one every ~160 MB of ArrayBuffer growth, measured).
+BUFFER_STEP = 192 * MIB
+# mini-racer's default (one thread per isolate, no V8 worker threads), and
+# buffers swept in the GC's pause, as the ArrayBuffer limits need.
+V8_FLAGS = ("--single-threaded", SWEEP_FLAG)
 
 
 def _data_size() -> int:
@@ -67,7 +77,8 @@ class Host:
     """Routes frames from the worker to isolates, one per function version."""
 
     def __init__(self, runtime_js: str) -> None:
-        self.spares = Spares(runtime_js)
+        self.buffers = BufferLimits(init_mini_racer(ignore_duplicate_init=True))
+        self.spares = Spares(runtime_js, self.buffers)
         self._base_data = _data_size()
         self.isolates: dict[str, Isolate] = {}
         self.conn: FrameProtocol | None = None
@@ -164,14 +175,26 @@ class Host:
     def budget(self) -> None:
         """Cap this process's data size to what its isolates may use.
 
-        APPSEC: V8's hard limit covers its heap, not ArrayBuffer memory, which is
-        malloc'd outside it. RLIMIT_DATA makes an ArrayBuffer bomb fail with a
-        RangeError (answered as a memory fault) instead of growing this process
-        until the node runs out of memory.
+        Each isolate may hold ``memory_mb`` of V8 heap and as much again of
+        ArrayBuffers (outside the heap), each stopped by its own limit (V8's hard
+        limit; :mod:`edge.runtime.js.buffers`), which V8 checks at its GCs, so an
+        isolate can pass it by a step (``BUFFER_STEP``) before it is stopped.
+        The budget is that sum, one step and the interpreter's slack: one
+        function's bomb meets its own limit while every other isolate of the app
+        still has the memory it is allowed.
+
+        APPSEC: RLIMIT_DATA is the backstop. It makes an ArrayBuffer allocation
+        the per-isolate limit does not catch (shared memory, which V8 counts as
+        no isolate's; one allocation that would take all the room at once) fail
+        with a RangeError, answered as the function's memory fault (its isolate
+        is replaced at once, freeing its buffers), instead of growing this
+        process until the node runs out of memory. Until the isolate is
+        replaced, the app's other isolates may find no memory (see README.md).
         """
         need = (
             self._base_data
             + DATA_SLACK
+            + BUFFER_STEP
             + ISOLATE_DATA
             + 2 * SPARE_MEMORY_MB * MIB  # the spare
             + sum(
@@ -255,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO,
         format="v8-host[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
-    init_mini_racer(ignore_duplicate_init=True)
+    init_mini_racer(flags=V8_FLAGS, ignore_duplicate_init=True)
     script = modules.runtime_script()
     _drop_privileges(args.uid)
     if args.check:

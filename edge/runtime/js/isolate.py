@@ -4,8 +4,10 @@ Runs in the V8 host process (:mod:`edge.runtime.js.host`), on the host's event
 loop. Requests queue per isolate and enter V8 in batches: one ``eval`` of
 ``__edge.d(...)`` (``js/dispatch.js``) starts every queued request and returns
 every finished response. Limits are enforced from outside the JavaScript: V8's
-hard heap limit, a deadline per request (terminate, then replace a runaway),
-and the host's ArrayBuffer budget (see :meth:`edge.runtime.js.host.Host.budget`).
+hard heap limit, the same limit on the isolate's ArrayBuffers
+(:mod:`edge.runtime.js.buffers`), a deadline per request (terminate, then
+replace a runaway), and the host's process-wide budget behind them (see
+:meth:`edge.runtime.js.host.Host.budget`).
 An isolate starts from the host's spare context (:mod:`edge.runtime.js.spare`),
 which has the Web API prelude evaluated already, and evaluates only its module.
 """
@@ -106,6 +108,7 @@ class Isolate:
         self.peak_kb = 0
         self._mark_kb = 0
         self._closing: set[asyncio.Task[None]] = set()
+        self._buffers_failed = False
         self.closed = False
 
     # ---- lifecycle ----
@@ -127,6 +130,8 @@ class Isolate:
             # APPSEC: the function's own hard heap limit replaces the spare's
             # before any of its code runs.
             racer.mr.set_hard_memory_limit(self.spec.memory_mb * MIB)
+            if racer.buffers is not None:
+                racer.buffers.limit = self.spec.memory_mb * MIB
             await self._load(racer)
         except BaseException:
             racer.stack.close()
@@ -207,6 +212,7 @@ class Isolate:
         self.streams.end_all("memory" if reason == "memory" else "crash")
         self.forget, self.check, self.collect, self.settle = [], [], False, []
         self.zlib = ZlibStreams()  # the next context's ids start afresh
+        self._buffers_failed = False
         self._dispose()
         self._pump()
 
@@ -313,15 +319,30 @@ class Isolate:
         self.inflight = None
         if self._overdue_timer is not None:
             self._overdue_timer.cancel()
-        if mr.was_hard_memory_limit_reached() or raw is False:
-            self._reset("memory" if mr.was_hard_memory_limit_reached() else "crash")
+        if self._over_memory() or raw is False:
+            self._reset("memory" if self._over_memory() else "crash")
             return
         if parsed is not None:
             self._deliver(*parsed, [] if pipelined else batch)
         else:
             self.check.extend(call.rid for call in batch if call.rid in self.live)
+        if self._buffers_failed:
+            # An ArrayBuffer allocation failed against the host's budget: free this
+            # isolate's buffers now, not at its next GC, so that the budget is
+            # never left exhausted for the app's other isolates.
+            self._reset("memory")
+            return
         self._track_memory(mr)
         self._pump()
+
+    def _over_memory(self) -> bool:
+        """The isolate went past its heap limit or its ArrayBuffer limit."""
+        racer = self._racer
+        if racer is None:
+            return False
+        return racer.mr.was_hard_memory_limit_reached() or bool(
+            racer.buffers is not None and racer.buffers.reached
+        )
 
     def _overdue(self, task: asyncio.Task[None], has_batch: bool) -> None:
         if task is not self.inflight:
@@ -338,7 +359,7 @@ class Isolate:
         now = loop.time()
         waiting = [*self.queue, *self.live.values()]
         if any(call.deadline <= now for call in waiting):
-            if self.mr is not None and self.mr.was_hard_memory_limit_reached():
+            if self._over_memory():
                 self._reset("memory")
             else:
                 for call in waiting:
@@ -437,6 +458,7 @@ class Isolate:
             status, headers, body, error = FAULT_STATUS, [], b"", "invalid_response"
             logs = [[time.time(), "error", f"invalid response: {exc}"]]
         if error == "memory":  # an ArrayBuffer allocation failed (see Host.budget)
+            self._buffers_failed = True  # the isolate is replaced once its batch is read
             self._fault(call, "memory", logs)
             return
         self._reply(call, status, headers, body, logs=logs, error=error and _kind(error))

@@ -12,8 +12,9 @@ cold start nor with the requests that usually follow it at once.
 APPSEC: a spare has run nothing but the platform's prelude. Each is a new
 isolate, taken by exactly one function version and never given back, so no
 function's state can reach another through it. Until it is taken its V8 hard
-heap limit is the smallest any function may have (``MIN_MEMORY_MB``); the
-taker sets its own (``memory_mb``) before running any of its code.
+heap limit and its ArrayBuffer limit (:mod:`edge.runtime.js.buffers`) are the
+smallest any function may have (``MIN_MEMORY_MB``); the taker sets its own
+(``memory_mb``) before running any of its code.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 from py_mini_racer import JSEvalException, JSMappedObject, MiniRacer, mini_racer
 
 from edge.manifest import MIN_MEMORY_MB
+from edge.runtime.js.buffers import BufferLimits, BufferWatch
 from edge.runtime.js.modules import LoadError, first_line
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class Racer:
             JS->Python notification ``js/dispatch.js`` announces results with)
             is registered already and calls :attr:`on_ping`.
         prelude_kb: V8 heap in use after the prelude, before any function code.
+        buffers: its ArrayBuffer limit (``None``: unwatched, see :mod:`edge.runtime.js.buffers`).
         on_ping: set by the taker.
     """
 
@@ -59,6 +62,7 @@ class Racer:
     stack: ExitStack
     internal: JSMappedObject
     prelude_kb: int
+    buffers: BufferWatch | None = None
     on_ping: Callable[[Any], None] | None = None
 
     def ping(self, handle: Any) -> None:
@@ -66,12 +70,20 @@ class Racer:
             self.on_ping(handle)
 
 
-def _new_racer(stack: ExitStack, loop: asyncio.AbstractEventLoop) -> MiniRacer:
-    """A context whose callbacks land on ``loop`` (called in a thread: it blocks ~3 ms)."""
-    return stack.enter_context(mini_racer(event_loop=loop))
+def _new_racer(
+    stack: ExitStack, loop: asyncio.AbstractEventLoop, buffers: BufferLimits
+) -> tuple[MiniRacer, BufferWatch | None]:
+    """A context whose callbacks land on ``loop``, and its ArrayBuffer limit
+    (called in a thread: it blocks ~3 ms)."""
+    mr = stack.enter_context(mini_racer(event_loop=loop))
+    # APPSEC: watched before any code but the platform's runs in it.
+    watch = buffers.watch(mr, SPARE_MEMORY_MB * MIB)
+    if watch is not None:
+        stack.callback(watch.close)  # before the context is freed (the stack unwinds LIFO)
+    return mr, watch
 
 
-async def prepare(runtime_js: str) -> Racer:
+async def prepare(runtime_js: str, buffers: BufferLimits) -> Racer:
     """Create a context and evaluate the prelude in it.
 
     Raises:
@@ -80,9 +92,9 @@ async def prepare(runtime_js: str) -> Racer:
     loop = asyncio.get_running_loop()
     stack = ExitStack()
     try:
-        creating = loop.run_in_executor(None, _new_racer, stack, loop)
+        creating = loop.run_in_executor(None, _new_racer, stack, loop, buffers)
         try:
-            mr = await asyncio.shield(creating)
+            mr, watch = await asyncio.shield(creating)
         except asyncio.CancelledError:
             await asyncio.wait({creating})  # let the thread finish entering the stack
             raise
@@ -90,7 +102,8 @@ async def prepare(runtime_js: str) -> Racer:
         mr.set_hard_memory_limit(SPARE_MEMORY_MB * MIB)
         internal = await asyncio.wait_for(mr.eval_cancelable(runtime_js), PRELUDE_TIMEOUT_S)
         assert isinstance(internal, JSMappedObject) and mr._ctx is not None
-        racer = Racer(mr, stack, internal, int(mr.heap_stats()["used_heap_size"]) // 1024)
+        used_kb = int(mr.heap_stats()["used_heap_size"]) // 1024
+        racer = Racer(mr, stack, internal, used_kb, buffers=watch)
         # mini-racer 0.14 (pinned in pyproject) has no public API for a JS->Python
         # notification that does not block its loop; this private one is the same
         # mechanism its Promise support uses.
@@ -113,10 +126,12 @@ class Spares:
 
     Args:
         runtime_js: the prelude (``modules.runtime_script()``).
+        buffers: the host's ArrayBuffer limits, which watch every new context.
     """
 
-    def __init__(self, runtime_js: str) -> None:
+    def __init__(self, runtime_js: str, buffers: BufferLimits) -> None:
         self._runtime_js = runtime_js
+        self._buffers = buffers
         self._next: asyncio.Task[Racer] | None = None
         self._refill: asyncio.TimerHandle | None = None
         self._closed = False
@@ -136,7 +151,7 @@ class Spares:
             self._refill = None
         if self._closed or self._next is not None:
             return
-        self._next = asyncio.ensure_future(prepare(self._runtime_js))
+        self._next = asyncio.ensure_future(prepare(self._runtime_js, self._buffers))
         self._next.add_done_callback(_log_failure)
 
     async def take(self) -> tuple[Racer, bool]:
@@ -162,7 +177,8 @@ class Spares:
                 # A spare failed while this load waited for it (the host was out of
                 # memory, say): its failure is logged; the load gets a fresh try.
                 pass
-        return await _await_racer(asyncio.ensure_future(prepare(self._runtime_js))), False
+        fresh = asyncio.ensure_future(prepare(self._runtime_js, self._buffers))
+        return await _await_racer(fresh), False
 
     async def close(self) -> None:
         """Dispose of the spare, waiting for one being prepared."""

@@ -212,7 +212,7 @@ const ROUTES = {
   linking: () => new WebAssembly.Module(IMPORTS),
   compile: () => WebAssembly.compile(DECLARES),
   instantiate: () => WebAssembly.instantiate(IMPORTS),
-  validate: () => [WebAssembly.validate(DECLARES), WebAssembly.validate(IMPORTS), WebAssembly.validate(PLAIN)],
+  validate: () => [DECLARES, IMPORTS, PLAIN].map((bytes) => WebAssembly.validate(bytes)),
   plain: async () => {
     const { instance } = await WebAssembly.instantiate(PLAIN);
     const memory = instance.exports.mem;

@@ -7,6 +7,7 @@ the same V8 host, concurrently, and checks that the neighbour keeps serving.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -187,6 +188,75 @@ def test_array_buffer_bombs_only_ever_take_down_themselves(tmp_path: Path) -> No
     assert (last.status, last.body) == (200, b"neighbour")
     assert pid is not None and pid_after == pid, "the V8 host was never restarted"
     assert (after.status, after.body) == (200, b"fine")
+
+
+# Every route to shared memory, each tried by the function and reported as
+# [route, error name, message], or [route, "ok", value] where it went through.
+SHARED_MEMORY = r"""
+const bin = (text) => Uint8Array.from(text, (c) => c.charCodeAt(0));
+const HEADER = "\0asm\x01\0\0\0";
+// One memory, flags 3 (shared, with a maximum), minimum 1, maximum 1.
+const DECLARES = bin(HEADER + "\x05\x04\x01\x03\x01\x01");
+// A type () -> (), then imports m.f (a function) and m.m (a shared memory).
+const IMPORTS = bin(HEADER + "\x01\x04\x01\x60\x00\x00"
+  + "\x02\x0f\x02\x01m\x01f\x00\x00\x01m\x01m\x02\x03\x01\x01");
+// One unshared memory of one page, exported as "mem".
+const PLAIN = bin(HEADER + "\x05\x03\x01\x00\x01" + "\x07\x07\x01\x03mem\x02\x00");
+const SHARED = { initial: 1, maximum: 1, shared: true };
+const ROUTES = {
+  global: () => new SharedArrayBuffer(8),
+  memory: () => new WebAssembly.Memory(SHARED),
+  constructorTrick: () => new (new WebAssembly.Memory(SHARED).buffer.constructor)(8),
+  prototypeTrick: () => new WebAssembly.Memory.prototype.constructor(SHARED),
+  declaring: () => new WebAssembly.Module(DECLARES),
+  linking: () => new WebAssembly.Module(IMPORTS),
+  compile: () => WebAssembly.compile(DECLARES),
+  instantiate: () => WebAssembly.instantiate(IMPORTS),
+  validate: () => [DECLARES, IMPORTS, PLAIN].map((bytes) => WebAssembly.validate(bytes)),
+  plain: async () => {
+    const { instance } = await WebAssembly.instantiate(PLAIN);
+    const memory = instance.exports.mem;
+    return [memory instanceof WebAssembly.Memory, memory.buffer.byteLength,
+      new WebAssembly.Memory({ initial: 2 }).buffer.byteLength];
+  },
+};
+export default {
+  async fetch() {
+    const results = [];
+    for (const [route, attempt] of Object.entries(ROUTES)) {
+      try { results.push([route, "ok", await attempt()]); }
+      catch (e) { results.push([route, e.name, e.message]); }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));  // timers still run
+    return Response.json(results);
+  },
+};
+"""
+REFUSED = "shared memory is not available to Edge functions: they run single-threaded"
+
+
+def test_shared_memory_is_refused_by_every_route(tmp_path: Path) -> None:
+    """V8 counts shared memory as no isolate's, so no memory limit would hold it."""
+
+    async def main() -> Outcome:
+        host = V8Host()
+        pool = JsPool(version(tmp_path, "shared", SHARED_MEMORY), host)
+        try:
+            await pool.start()
+            return await pool.invoke(request("/"))
+        finally:
+            await host.close()
+
+    outcome = asyncio.run(main())
+    assert outcome.status == 200, outcome
+    results = {route: (kind, value) for route, kind, value in json.loads(outcome.body)}
+    assert results["global"] == ("ReferenceError", "SharedArrayBuffer is not defined")
+    for route in ("memory", "constructorTrick", "prototypeTrick"):
+        assert results[route] == ("TypeError", REFUSED), route
+    for route in ("declaring", "linking", "compile", "instantiate"):
+        assert results[route] == ("CompileError", REFUSED), route
+    assert results["validate"] == ("ok", [False, False, True])
+    assert results["plain"] == ("ok", [True, 65536, 131072]), "unshared memory still works"
 
 
 def test_runaway_promise_continuations_are_stopped(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ its own limit, a bounded step past it, while the host's process-wide budget
 isolate: the budget is sized above the sum of the isolates' limits plus that step.
 
 V8 counts shared memory (``SharedArrayBuffer``, shared ``WebAssembly.Memory``)
-as no isolate's: a bomb of those meets only the host's budget.
+as no isolate's, so the runtime refuses it to function code
+(``edge/runtime/js/sharedmemory.js``); the prelude's timers share one 4-byte cell.
 
 The count is read after the GC has also swept the dead buffers only if V8 sweeps
 them in the GC's pause: the host starts V8 with ``SWEEP_FLAG``. With concurrent

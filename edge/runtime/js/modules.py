@@ -75,6 +75,7 @@ RUNTIME_FILES = (
     "url.js",
     "kv.js",
     "fetch.js",
+    "sharedmemory.js",
     "dispatch.js",
 )
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})

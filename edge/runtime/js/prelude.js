@@ -15,6 +15,8 @@
     else Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
   };
   const internal = {};
+  // Captured: sharedmemory.js removes the global (and this closure never hands one out).
+  const SharedArrayBuffer = globalThis.SharedArrayBuffer;
   Object.defineProperty(globalThis, "__edgeInternal", { value: internal, configurable: true });
 
   // ---- DOMException ----
@@ -316,12 +318,17 @@
 
   // ---- timers (replacing mini-racer's, which throws for a delay of 0) ----
   // Atomics.waitAsync with a positive timeout resolves from a V8 task, so a
-  // callback always runs after the current microtasks, as on the web.
+  // callback always runs after the current microtasks, as on the web. All timers
+  // wait on one cell, which nothing notifies: V8 counts shared memory as no
+  // isolate's (see sharedmemory.js), so timers must not allocate it.
+  // APPSEC: waitAsync is captured, as user code could replace it to get the cell's
+  // buffer, and with it the SharedArrayBuffer constructor.
+  const timerCell = new Int32Array(new SharedArrayBuffer(4));
+  const waitAsync = Atomics.waitAsync;
   const timerIds = new Set();
   let nextTimer = 1;
   function arm(id, fn, delay, args, repeat) {
-    const view = new Int32Array(new SharedArrayBuffer(4));
-    Atomics.waitAsync(view, 0, 0, Math.max(delay, repeat ? 1 : 0.001)).value.then(() => {
+    waitAsync(timerCell, 0, 0, Math.max(delay, repeat ? 1 : 0.001)).value.then(() => {
       if (!timerIds.has(id)) return;
       if (repeat) arm(id, fn, delay, args, repeat); else timerIds.delete(id);
       try { fn(...args); } catch (e) { internal.logSink("error", "Uncaught (in timer) " + (e && e.stack || e)); }

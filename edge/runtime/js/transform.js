@@ -3,6 +3,7 @@
 (function () {
   "use strict";
   const internal = globalThis.__edgeInternal;
+  const SharedArrayBuffer = globalThis.SharedArrayBuffer;  // captured: sharedmemory.js removes it
   const { define, toBytes } = internal;
   const kit = internal.streamKit;
   const { S, noop, resolved, rejected, deferred, call, method, hwmOf, sizeOf, CLOSE, desired, canClose,

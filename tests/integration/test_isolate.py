@@ -445,12 +445,18 @@ def test_check_js_messages() -> None:
             "functions/none.js": "const fetch = () => 1;\n",
             "functions/tla.js": "const v = await Promise.resolve(1);\n" + good,
             "functions/min.js": "var a={fetch(){}};export{a as default};\n",
+            "functions/keys.js": "const o = {\n  importance: 1,\n  imported: 2,\n};\n" + good,
+            "functions/tight.js": 'import{x}from"./x.js";\nexport default {};\n',
         }
     )
     assert errors == {
         "functions/hello.js": "functions/hello.js:4: SyntaxError: Unexpected token '}'",
         "functions/imports.js": (
             "functions/imports.js:2: import statements are not supported; "
+            "bundle the module into one file (e.g. esbuild --bundle --format=esm)"
+        ),
+        "functions/tight.js": (
+            "functions/tight.js:1: import statements are not supported; "
             "bundle the module into one file (e.g. esbuild --bundle --format=esm)"
         ),
         "functions/min.js": (

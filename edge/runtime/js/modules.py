@@ -52,7 +52,9 @@ from edge.runtime.wire import CHUNK_MAX
 logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_S = 60.0
-_IMPORT = re.compile(r"^[ \t]*import(?=[ \t]*[\w{*'\"$])(?![ \t]*[.(])", re.M)
+# ``import`` as a whole word (not ``importance:``), then a binding, ``{``, ``*`` or a
+# specifier; not ``import(`` or ``import.meta``.
+_IMPORT = re.compile(r"^[ \t]*import(?![\w$])(?=[ \t]*[\w{*'\"$])(?![ \t]*[.(])", re.M)
 _REEXPORT = re.compile(r"^[ \t]*export[ \t]*(?:\*|\{[^}]*\}[ \t]*from\b)", re.M)
 _EXPORT_DEFAULT = re.compile(r"^([ \t]*)export[ \t]+default\b[ \t]*", re.M)
 _EXPORT_DECL = re.compile(

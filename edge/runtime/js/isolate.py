@@ -30,6 +30,7 @@ from edge.runtime.faults import fault_message
 from edge.runtime.js import calls, modules
 from edge.runtime.js.client import HOST_REASONS
 from edge.runtime.js.compression import ZlibStreams
+from edge.runtime.js.memory import IsolateMemory
 from edge.runtime.js.modules import LoadError, ModuleSpec
 from edge.runtime.js.relay import StreamRelay
 from edge.runtime.js.spare import Racer, Spares
@@ -39,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 MIN_GRACE_S = 0.1
-PEAK_STEP = 1.25
 MAX_LOCAL_CALLS = 64
 TOO_MANY_CALLS = f"more than {MAX_LOCAL_CALLS} Web Crypto or compression calls at once"
 # A fault is sent as its kind alone (no status, headers or body): the worker
@@ -105,11 +105,14 @@ class Isolate:
         self._pump_soon = False
         self.starting: asyncio.Future[float] | None = None
         self._load_ping = asyncio.Event()
-        self.peak_kb = 0
-        self._mark_kb = 0
+        self.memory = IsolateMemory(spec.memory_mb * 1024)
         self._closing: set[asyncio.Task[None]] = set()
-        self._buffers_failed = False
         self.closed = False
+
+    @property
+    def peak_kb(self) -> int:
+        """The highest heap use seen (see :class:`IsolateMemory`)."""
+        return self.memory.peak_kb
 
     # ---- lifecycle ----
 
@@ -154,7 +157,7 @@ class Isolate:
 
     async def _load(self, racer: Racer) -> None:
         mr = racer.mr
-        self._watch_memory(mr, racer.prelude_kb)
+        self.memory.watch(mr, racer.prelude_kb)
         racer.on_ping = self._on_ping
         await modules.evaluate_module(
             mr,
@@ -204,7 +207,7 @@ class Isolate:
         """Replace the isolate; its in-flight requests fail with ``reason``."""
         logger.warning("%s: isolate replaced: %s", self.spec.name, self._fault_text(reason))
         if reason == "memory":
-            self.peak_kb = max(self.peak_kb, self.spec.memory_mb * 1024)
+            self.memory.killed()
         now = asyncio.get_running_loop().time()
         for call in self.live.values():
             self._fault(call, reason if reason == "memory" or call.deadline <= now else "crash")
@@ -212,7 +215,7 @@ class Isolate:
         self.streams.end_all("memory" if reason == "memory" else "crash")
         self.forget, self.check, self.collect, self.settle = [], [], False, []
         self.zlib = ZlibStreams()  # the next context's ids start afresh
-        self._buffers_failed = False
+        self.memory.buffers_failed = False
         self._dispose()
         self._pump()
 
@@ -319,30 +322,22 @@ class Isolate:
         self.inflight = None
         if self._overdue_timer is not None:
             self._overdue_timer.cancel()
-        if self._over_memory() or raw is False:
-            self._reset("memory" if self._over_memory() else "crash")
+        over = IsolateMemory.over_limit(self._racer)
+        if over or raw is False:
+            self._reset("memory" if over else "crash")
             return
         if parsed is not None:
             self._deliver(*parsed, [] if pipelined else batch)
         else:
             self.check.extend(call.rid for call in batch if call.rid in self.live)
-        if self._buffers_failed:
+        if self.memory.buffers_failed:
             # An ArrayBuffer allocation failed against the host's budget: free this
             # isolate's buffers now, not at its next GC, so that the budget is
             # never left exhausted for the app's other isolates.
             self._reset("memory")
             return
-        self._track_memory(mr)
+        self.memory.track(mr)
         self._pump()
-
-    def _over_memory(self) -> bool:
-        """The isolate went past its heap limit or its ArrayBuffer limit."""
-        racer = self._racer
-        if racer is None:
-            return False
-        return racer.mr.was_hard_memory_limit_reached() or bool(
-            racer.buffers is not None and racer.buffers.reached
-        )
 
     def _overdue(self, task: asyncio.Task[None], has_batch: bool) -> None:
         if task is not self.inflight:
@@ -359,7 +354,7 @@ class Isolate:
         now = loop.time()
         waiting = [*self.queue, *self.live.values()]
         if any(call.deadline <= now for call in waiting):
-            if self._over_memory():
+            if IsolateMemory.over_limit(self._racer):
                 self._reset("memory")
             else:
                 for call in waiting:
@@ -458,7 +453,7 @@ class Isolate:
             status, headers, body, error = FAULT_STATUS, [], b"", "invalid_response"
             logs = [[time.time(), "error", f"invalid response: {exc}"]]
         if error == "memory":  # an ArrayBuffer allocation failed (see Host.budget)
-            self._buffers_failed = True  # the isolate is replaced once its batch is read
+            self.memory.buffers_failed = True  # the isolate is replaced once its batch is read
             self._fault(call, "memory", logs)
             return
         self._reply(call, status, headers, body, logs=logs, error=error and _kind(error))
@@ -494,22 +489,3 @@ class Isolate:
         self._send(
             ["resp", call.rid, status, headers, body, logs, error, self.peak_kb, call.cold_ms]
         )
-
-    # The heap peak is tracked without ever blocking on the isolate: mini-racer's
-    # heap_stats() waits for the isolate's thread, which a runaway promise
-    # continuation can hold forever (and a waiter then keeps the context alive,
-    # so it can never be terminated). heap_stats() is read once, right after the
-    # prelude (by the spare), when only our code has run; after that V8's soft memory limit
-    # (checked after every GC, readable without blocking) is a ratchet: each time
-    # the heap passes the mark, the peak is at least the mark and the mark rises.
-
-    def _watch_memory(self, mr: MiniRacer, used_kb: int) -> None:
-        self.peak_kb = max(self.peak_kb, used_kb)
-        self._mark_kb = int(max(self.peak_kb, used_kb) * PEAK_STEP)
-        mr.set_soft_memory_limit(self._mark_kb * 1024)
-
-    def _track_memory(self, mr: MiniRacer) -> None:
-        if mr.was_soft_memory_limit_reached():
-            self.peak_kb = max(self.peak_kb, self._mark_kb)
-            self._mark_kb = min(int(self._mark_kb * PEAK_STEP), self.spec.memory_mb * 1024)
-            mr.set_soft_memory_limit(self._mark_kb * 1024)

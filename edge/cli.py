@@ -11,61 +11,17 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge.apiclient import ClientError, api, stream, token
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.kvcli import add_kv_commands
 
 if TYPE_CHECKING:
     from edge.snapshot import RoutingSource
-
-
-class ClientError(Exception):
-    """The control plane answered with an error (its message is shown as is)."""
-
-
-def _token(config: Config) -> str:
-    if config.token:
-        return config.token
-    path = config.home / "admin.token"
-    if path.is_file():
-        return path.read_text().strip()
-    raise ClientError(
-        "no API token: set EDGE_TOKEN, or run this on the platform host "
-        f"where `edge up` wrote {path}"
-    )
-
-
-def _request(config: Config, method: str, path: str, body: Any = None) -> urllib.request.Request:
-    data = None if body is None else json.dumps(body).encode()
-    return urllib.request.Request(  # noqa: S310 - the configured platform URL
-        config.platform_url + path,
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {_token(config)}", "Content-Type": "application/json"},
-    )
-
-
-def api(config: Config, method: str, path: str, body: Any = None) -> Any:
-    """Call the control plane's API with the configured token."""
-    request = _request(config, method, path, body)
-    try:
-        with urllib.request.urlopen(request, timeout=120) as resp:  # noqa: S310
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error") or exc.reason
-        except ValueError:
-            message = exc.reason
-        raise ClientError(f"{exc.code}: {message}") from None
-    except urllib.error.URLError as exc:
-        raise ClientError(
-            f"cannot reach the control plane at {config.platform_url}: "
-            f"{exc.reason} (is `edge up` running? set EDGE_PLATFORM_URL)"
-        ) from None
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -152,7 +108,7 @@ def cmd_token_revoke(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_remote(config: Config, args: argparse.Namespace) -> int:
-    url = config.platform_url.replace("://", f"://x:{_token(config)}@")
+    url = config.platform_url.replace("://", f"://x:{token(config)}@")
     print(f"git remote add edge {url}/git/{args.app}.git")
     return 0
 
@@ -241,51 +197,11 @@ def cmd_logs(config: Config, args: argparse.Namespace) -> int:
             print(show(record))
         return 0
     try:
-        for record in _stream(config, path):
+        for record in stream(config, path):
             print(show(record), flush=True)
     except KeyboardInterrupt:
         return 130
     return 0
-
-
-def _stream(config: Config, path: str) -> Iterator[dict[str, Any]]:
-    """Records from a Server-Sent Events response, as they arrive.
-
-    The control plane ends a stream after EDGE_MAX_STREAM_S; it is then
-    reopened from the last record seen (``Last-Event-ID``), so nothing is missed.
-    """
-    last_id: str | None = None
-    while True:
-        ended = False
-        with _open_stream(config, path, last_id) as resp:
-            for raw in resp:
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                if line.startswith("id: "):
-                    last_id = line[len("id: ") :]
-                elif line == "event: end":
-                    ended = True
-                elif line.startswith("data: ") and not ended:
-                    yield json.loads(line[len("data: ") :])
-        if not ended:
-            return
-
-
-def _open_stream(config: Config, path: str, last_id: str | None) -> Any:
-    request = _request(config, "GET", path)
-    if last_id:
-        request.add_header("Last-Event-ID", last_id)
-    try:
-        return urllib.request.urlopen(request, timeout=None)  # noqa: S310
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error") or exc.reason
-        except ValueError:
-            message = exc.reason
-        raise ClientError(f"{exc.code}: {message}") from None
-    except urllib.error.URLError as exc:
-        raise ClientError(
-            f"cannot reach the control plane at {config.platform_url}: {exc.reason}"
-        ) from None
 
 
 def cmd_metrics(config: Config, args: argparse.Namespace) -> int:

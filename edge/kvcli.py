@@ -9,6 +9,7 @@ import sys
 import urllib.parse
 from typing import Any
 
+from edge.apiclient import api
 from edge.config import Config
 
 
@@ -20,8 +21,6 @@ def _path(args: argparse.Namespace, key: str | None = None, **query: Any) -> str
 
 
 def cmd_get(config: Config, args: argparse.Namespace) -> int:
-    from edge.cli import api  # noqa: PLC0415 - the CLI's one API helper
-
     data = api(config, "GET", _path(args, args.key))
     if args.json:
         print(json.dumps(data, indent=2))
@@ -32,8 +31,6 @@ def cmd_get(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_put(config: Config, args: argparse.Namespace) -> int:
-    from edge.cli import api  # noqa: PLC0415
-
     raw = args.value.encode() if args.value is not None else sys.stdin.buffer.read()
     body: dict[str, Any] = {"value_base64": base64.b64encode(raw).decode("ascii")}
     if args.ttl is not None:
@@ -44,16 +41,12 @@ def cmd_put(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_delete(config: Config, args: argparse.Namespace) -> int:
-    from edge.cli import api  # noqa: PLC0415
-
     data = api(config, "DELETE", _path(args, args.key))
     print(json.dumps(data) if args.json else f"deleted {args.key} ({data['environment']})")
     return 0
 
 
 def cmd_list(config: Config, args: argparse.Namespace) -> int:
-    from edge.cli import api  # noqa: PLC0415
-
     data = api(config, "GET", _path(args, prefix=args.key, limit=args.limit, cursor=args.cursor))
     if args.json:
         print(json.dumps(data, indent=2))

@@ -20,7 +20,8 @@ from watchdog.observers import Observer
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.platform.artifacts import SKIPPED_FOLDERS
-from edge.platform.deploy import Deployer, public_url
+from edge.platform.deploy import Deployer
+from edge.platform.environments import public_url
 from edge.platform.repos import check_app_name
 from edge.platform.services import build_platform
 from edge.snapshot import PRODUCTION

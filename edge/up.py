@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from edge.config import Config
-from edge.platform.deploy import public_url
+from edge.platform.environments import public_url
 from edge.platform.store import Store
 from edge.redisserver import RedisServer
 from edge.snapshot import PRODUCTION

@@ -26,7 +26,7 @@ from edge.metrics import read_metrics
 from edge.nodes import list_nodes
 from edge.platform.auth import token_from_header
 from edge.platform.dashboard import add_dashboard
-from edge.platform.deploy import public_url
+from edge.platform.environments import public_url
 from edge.platform.follows import FollowGate, FollowLease
 from edge.platform.kvapi import add_kv_routes
 from edge.platform.openapi import OPENAPI

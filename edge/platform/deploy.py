@@ -8,10 +8,8 @@ it, tells the runtime and waits (bounded) for every worker to serve it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from edge.manifest import Manifest, load_manifest
 from edge.platform import retention
 from edge.platform.artifacts import folder_files, git_files
 from edge.platform.deploylog import DeployLog
+from edge.platform.environments import environment_for_branch, hostname, public_url
 from edge.platform.envretention import collect_environments
 from edge.platform.functions import compile_python
 from edge.platform.locks import AppLocks
@@ -40,33 +39,13 @@ from edge.platform.store import ReleaseInfo, Store
 from edge.platform.trees import TreeLimits, check_tree, stored
 from edge.platform.vault import overridden
 from edge.runtime.js.modules import check_js_many
-from edge.snapshot import PRODUCTION, PRODUCTION_BRANCH, FunctionRecord, site_host
+from edge.snapshot import PRODUCTION, PRODUCTION_BRANCH, FunctionRecord
 from edge.sources import DirSource, GitTreeSource, Source
 
 logger = logging.getLogger(__name__)
 
 ZERO_SHA = b"0" * 40
 Progress = Callable[[str], None]
-
-
-def environment_for_branch(branch: str, app: str) -> str:
-    """``main`` is production; any other branch becomes a DNS-label preview name."""
-    if branch == PRODUCTION_BRANCH:
-        return PRODUCTION
-    label = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", branch.lower())).strip("-")
-    label = label[: max(1, 63 - len(app) - 2)].strip("-")
-    if not label:
-        label = "branch-" + hashlib.sha256(branch.encode()).hexdigest()[:8]
-    return "production-preview" if label == PRODUCTION else label
-
-
-def hostname(config: Config, app: str, environment: str) -> str:
-    return site_host(app, environment, config.domain)
-
-
-def public_url(config: Config, app: str, environment: str) -> str:
-    port = "" if config.runtime_port == 80 else f":{config.runtime_port}"
-    return f"http://{hostname(config, app, environment)}{port}/"
 
 
 @dataclass(frozen=True)

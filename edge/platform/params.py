@@ -17,7 +17,7 @@ from typing import Any
 import falcon
 
 from edge.errors import EdgeError
-from edge.platform.deploy import environment_for_branch
+from edge.platform.environments import environment_for_branch
 from edge.snapshot import LABEL_RULE, PRODUCTION, is_label
 
 # A secret's value is at most 64 KiB of UTF-8; JSON may spell each byte as \uXXXX.

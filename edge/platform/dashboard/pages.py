@@ -11,9 +11,10 @@ from edge.errors import EdgeError, NotFoundError
 from edge.metrics import read_metrics
 from edge.platform.dashboard.charts import bars
 from edge.platform.dashboard.web import Viewer, Web, form_of, see_other
-from edge.platform.deploy import PRODUCTION, public_url
+from edge.platform.environments import public_url
 from edge.platform.models import AppInfo, EnvironmentInfo, ReleaseInfo
 from edge.series import read_app_series, read_series
+from edge.snapshot import PRODUCTION
 
 RELEASES_SHOWN = 50
 FN_CHART = 120  # px: three charts per function row

@@ -262,3 +262,72 @@ def test_a_queued_request_whose_client_left_runs_and_its_reply_is_dropped(
         assert pool.instance_pids() == [pid]
 
     functions.run(scenario)
+
+
+async def settle_average(pool: PythonPool, query: str, calls: int) -> None:
+    """Run ``calls`` sequential requests, so the pool's average call time is the
+    function's own (it starts as unknown: slow)."""
+    for i in range(calls):
+        body(await pool.invoke(invocation(query=f"name=warm{i}&{query}")))
+
+
+def test_a_fast_functions_burst_queues_behind_a_running_request_before_idle_instances_wake(
+    functions: Functions, runs: Path
+) -> None:
+    version = counted(functions, runs, min_warm=4, max_instances=4)
+
+    async def scenario(pools: PoolRegistry) -> None:
+        pool = await python_pool(pools, version)
+        await settle_average(pool, "do=none", 100)
+        assert pool.pipelined == 0  # one at a time: nothing to queue behind
+        names = [f"burst{i}" for i in range(4)]
+        outcomes = await asyncio.gather(
+            *(pool.invoke(invocation(query=f"name={n}")) for n in names)
+        )
+        answers = [body(o) for o in outcomes]
+        assert [a["name"] for a in answers] == names  # no reply went astray
+        for name, answer in zip(names, answers, strict=True):
+            assert ran(runs, name) == [answer["pid"]]  # each ran once, where it says
+        pids = {a["pid"] for a in answers}
+        # Each request either woke an instance or queued behind a running one,
+        # and the fast function's burst did queue, with three instances idle.
+        assert pool.pipelined == len(names) - len(pids) >= 1
+        assert pool.retried == 0
+
+    functions.run(scenario)
+
+
+def test_a_fast_functions_request_that_turns_slow_holds_up_nobody_sent_after_it(
+    functions: Functions, runs: Path
+) -> None:
+    version = counted(functions, runs, min_warm=2, max_instances=2)
+
+    async def scenario(pools: PoolRegistry) -> None:
+        pool = await python_pool(pools, version)
+        await settle_average(pool, "do=none", 100)
+        slow = started(pool, "name=slow&do=sleep&s=1")
+        await async_wait_for(lambda: ran(runs, "slow"), message="the slow request to start")
+        await asyncio.sleep(0.05)  # it has run well past the fast-function window (5 ms)
+        quick = body(await pool.invoke(invocation(query="name=quick")))
+        assert not slow.done()  # answered on the idle instance, not queued behind it
+        assert quick["pid"] != body(await slow)["pid"]
+        assert pool.pipelined == 0
+
+    functions.run(scenario)
+
+
+def test_a_slow_function_wakes_an_idle_instance_rather_than_queue(
+    functions: Functions, runs: Path
+) -> None:
+    version = counted(functions, runs, min_warm=2, max_instances=2)
+
+    async def scenario(pools: PoolRegistry) -> None:
+        pool = await python_pool(pools, version)
+        await settle_average(pool, "do=sleep&s=0.01", 40)
+        outcomes = await asyncio.gather(
+            *(pool.invoke(invocation(query=f"name=s{i}&do=sleep&s=0.01")) for i in range(2))
+        )
+        assert len({body(o)["pid"] for o in outcomes}) == 2
+        assert pool.pipelined == 0
+
+    functions.run(scenario)

@@ -67,13 +67,34 @@ def test_a_queued_calls_time_limit_starts_when_it_starts() -> None:
         loop = asyncio.get_running_loop()
         calls = CallQueue(lambda: None)
         running, queued = calls.add(5.0), calls.add(0.2)
-        assert queued.timer is None  # no clock runs while it is queued
         await asyncio.sleep(0.3)  # queued for longer than its limit
+        assert not queued.future.done()  # no clock runs while it is queued
         calls.answer({}, over=True)
-        assert queued.timer is not None and queued.timer.when() > loop.time() + 0.1
+        started = loop.time()
         with pytest.raises(CallTimeout):
             await queued.future
+        assert loop.time() - started >= 0.19  # its whole limit, counted from its start
         assert running.future.result() == {}
+
+    run(scenario)
+
+
+def test_a_call_that_starts_as_another_ends_gets_its_whole_time_limit() -> None:
+    """One timer per instance: armed for the first call's deadline, it finds the
+    next call running when it fires and waits for that call's deadline."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        calls = CallQueue(lambda: None)
+        first = calls.add(0.2)
+        await asyncio.sleep(0.1)
+        calls.answer({}, over=True)  # in time
+        second = calls.add(0.2)
+        started = loop.time()
+        with pytest.raises(CallTimeout):
+            await second.future
+        assert loop.time() - started >= 0.19
+        assert first.future.result() == {}
 
     run(scenario)
 

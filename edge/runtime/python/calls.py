@@ -15,6 +15,12 @@ order their frames were written, and knows which one the instance is running:
 
 A reply with ``error == "memory"`` is the instance's last words (it exits
 right after): nothing queued behind it starts.
+
+Time limits are checked by one timer per instance, not one per call: it is
+armed for the running call's deadline and, when it fires, expires that call or
+(a later call is running by then) is armed again for the later deadline. A
+call that ends in time then costs no timer handle to create and cancel, and
+the timer fires at most once per time limit.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ class Call:
             read and thrown away when it comes.
     """
 
-    __slots__ = ("answered", "dropped", "future", "started", "timeout", "timer")
+    __slots__ = ("answered", "dropped", "future", "started", "timeout")
 
     def __init__(self, future: asyncio.Future[Any], timeout: float) -> None:
         self.future = future
@@ -56,7 +62,6 @@ class Call:
         self.started = 0.0
         self.answered = False
         self.dropped = False
-        self.timer: asyncio.TimerHandle | None = None
 
 
 class CallQueue:
@@ -71,6 +76,8 @@ class CallQueue:
         self._calls: collections.deque[Call] = collections.deque()
         self._on_dropped_timeout = on_dropped_timeout
         self._last_words = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0  # ``time.perf_counter()`` the timer is armed for
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -94,8 +101,6 @@ class CallQueue:
         it stays current until :meth:`end`). Returns the call."""
         call = self._calls[0]
         call.answered = True
-        if call.timer is not None:
-            call.timer.cancel()
         if not call.future.done():
             call.future.set_result(message)
         if message.__class__ is dict and message.get("error") == "memory":
@@ -115,18 +120,34 @@ class CallQueue:
         """The instance is gone: the running call gets ``exc``, the queued ones
         :class:`NotStarted`."""
         calls, self._calls = self._calls, collections.deque()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for call in calls:
-            if call.timer is not None:
-                call.timer.cancel()
             if not call.future.done():
                 call.future.set_exception(exc if call.started else NotStarted(str(exc)))
 
     def _start(self, call: Call) -> None:
-        call.started = time.perf_counter()
-        call.timer = asyncio.get_running_loop().call_later(call.timeout, self._expire, call)
+        call.started = now = time.perf_counter()
+        deadline = now + call.timeout
+        if self._timer is None or deadline < self._deadline:  # else armed in time
+            if self._timer is not None:
+                self._timer.cancel()
+            self._deadline = deadline
+            self._timer = asyncio.get_running_loop().call_later(call.timeout, self._check)
 
-    def _expire(self, call: Call) -> None:
-        if call.dropped:
+    def _check(self) -> None:
+        """The timer fired: expire the running call if it is past its deadline,
+        else wait for that deadline."""
+        self._timer = None
+        call = self.current
+        if call is None or call.answered:
+            return  # nothing runs (the next call to start arms the timer)
+        left = call.started + call.timeout - time.perf_counter()
+        if left > 0:
+            self._deadline = call.started + call.timeout
+            self._timer = asyncio.get_running_loop().call_later(left, self._check)
+        elif call.dropped:
             self._on_dropped_timeout()
         elif not call.future.done():
             call.future.set_exception(CallTimeout())

@@ -44,6 +44,17 @@ def parse_reply(
     return status, _parse_headers(reply.get("headers")), body, error, parse_logs(reply.get("logs"))
 
 
+def reply_time(reply: dict[str, Any]) -> float | None:
+    """How long the instance says the handler took (seconds), if it says so plausibly.
+
+    Only the function's own pool uses it (to pipeline a fast function, see
+    :mod:`edge.runtime.python.slots`): a function that lies about it only
+    delays its own requests.
+    """
+    took = reply.get("t")
+    return took if took.__class__ is float and 0.0 <= took < 3600.0 else None
+
+
 def parse_head(reply: dict[str, Any]) -> tuple[int, list[tuple[str, str]]]:
     """Check a streamed reply's head frame: ``(status, headers)``.
 

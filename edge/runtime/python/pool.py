@@ -50,7 +50,13 @@ from edge.runtime.python.cgroups import Cgroups, Group
 from edge.runtime.python.client import Zygote
 from edge.runtime.python.control import ExitInfo, SpawnError
 from edge.runtime.python.failures import FaultAnswers
-from edge.runtime.python.frames import InvalidReply, parse_head, parse_reply, request_frame
+from edge.runtime.python.frames import (
+    InvalidReply,
+    parse_head,
+    parse_reply,
+    reply_time,
+    request_frame,
+)
 from edge.runtime.python.process.sandbox import Limits
 from edge.runtime.python.slots import CLOSED, EXPIRED, PIPELINE_DEPTH, RESERVED, Slots
 from edge.runtime.python.sockets import CallTimeout, InstanceChannel, NotStarted
@@ -301,11 +307,12 @@ class PythonPool:
     async def _lease(
         self, invocation: Invocation, *, pipeline: bool = True
     ) -> tuple[InstanceChannel, float | None]:
-        """An instance for this request: idle, new, busy (queued behind its
+        """An instance for this request: for a fast function, a busy one with room
+        behind its young running request; else idle, new, busy (queued behind its
         running request), or the first whole one to free up. A retry (not
         ``pipeline``) is neither pipelined nor refused for a full queue."""
         slots = self._slots
-        instance = slots.lease_idle()
+        instance = (pipeline and slots.lease_fast(self._queue_limit)) or slots.lease_idle()
         if instance is not None:
             return instance, None
         if slots.reserve():
@@ -380,6 +387,9 @@ class PythonPool:
             return self._faults.memory(instance, invocation, logs)
         if instance.calls % SAMPLE_EVERY == 0:
             self._sample_memory(instance)
+        took = reply_time(reply)
+        if took is not None:
+            self._slots.observe(took)
         self._slots.release(instance)
         if error == "exception":
             outcome = fault_outcome("exception", self.version, invocation.request_id, logs=logs)

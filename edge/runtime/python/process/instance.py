@@ -8,10 +8,12 @@ socket are length-prefixed msgpack (``edge.runtime.wire``):
   worker may write the next request before this one is answered (pipelining):
   it is run right after the reply, and one found while reading a tagged frame
   mid-request (a KV answer, a stream ack) is kept for then;
-* reply: ``{status, headers, body, logs, error}`` where ``logs`` is a list of
-  ``[ts, level, message]`` and ``error`` is ``None``, ``"exception"`` (an
+* reply: ``{status, headers, body, logs, error, t}`` where ``logs`` is a list of
+  ``[ts, level, message]``, ``error`` is ``None``, ``"exception"`` (an
   uncaught exception, answered 500 with a generic body) or ``"memory"`` (the
-  instance then exits with :data:`EXIT_MEMORY`);
+  instance then exits with :data:`EXIT_MEMORY`), and ``t`` the handler's
+  wall time in seconds (how the worker tells a fast function, which it
+  pipelines: ``edge.runtime.python.slots``);
 * or, when the handler returns a generator, a streamed reply: ``head``,
   ``chunk`` frames and an ``end`` frame, each tagged with a kind ``k``, paced
   by the worker's ``ack`` frames (``edge.runtime.python.process.stream``).
@@ -314,11 +316,13 @@ class Instance:
             request_id=message["id"],
         )
         self.capture.take()
+        started = time.perf_counter()
         try:
             reply = self._call(request)
             if isinstance(reply, bytes):
                 return reply  # a streamed reply's end frame
-            return encode({**reply, "logs": self.capture.take()})
+            took = time.perf_counter() - started  # the worker's pipelining uses it
+            return encode({**reply, "logs": self.capture.take(), "t": took})
         except (MemoryError, ClientGone):
             raise
         except BaseException:  # any failure of function code is a 500

@@ -37,6 +37,9 @@ class PoolRegistry:
         max_response: the largest buffered Python response body, in bytes.
         cgroups: the install's cgroups; each Python version gets a group.
         kv: runs the KV operations of Python functions.
+        parallel: instances of a fast Python function that run at once before
+            its requests queue behind running ones (``edge.runtime.python.slots``):
+            the worker's share of the node's CPUs.
     """
 
     def __init__(
@@ -51,8 +54,10 @@ class PoolRegistry:
         on_evict: Callable[[FunctionVersion], None] | None = None,
         max_response: int = 32 * 1024 * 1024,
         cgroups: Cgroups | None = None,
+        parallel: int = 1,
     ) -> None:
         self._max_response = max_response
+        self._parallel = parallel
         self._zygote = zygote if isinstance(zygote, Zygote) else None
         self._zygote_factory = None if isinstance(zygote, Zygote) else zygote
         self.max_pools = max_pools
@@ -149,6 +154,7 @@ class PoolRegistry:
                 kv=self._kv,
                 max_response=self._max_response,
                 cgroups=self._cgroups,
+                parallel=self._parallel,
             )
         if version.runtime == "js" and self._js_factory is not None:
             return self._js_factory(version)

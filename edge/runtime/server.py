@@ -125,6 +125,7 @@ def build_pools(
         max_response=config.max_response_bytes,
         cgroups=cgroups,
         kv=kv,
+        parallel=max(1, len(os.sched_getaffinity(0)) // config.runtime_workers),
     )
     return pools, hosts
 

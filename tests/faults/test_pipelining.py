@@ -331,3 +331,22 @@ def test_a_slow_function_wakes_an_idle_instance_rather_than_queue(
         assert pool.pipelined == 0
 
     functions.run(scenario)
+
+
+def test_a_fast_function_runs_its_workers_share_of_cpus_at_once_before_it_queues(
+    functions: Functions, runs: Path
+) -> None:
+    version = counted(functions, runs, min_warm=4, max_instances=4)
+
+    async def scenario(pools: PoolRegistry) -> None:
+        pool = await python_pool(pools, version)
+        await settle_average(pool, "do=none", 100)
+        names = [f"burst{i}" for i in range(4)]
+        outcomes = await asyncio.gather(
+            *(pool.invoke(invocation(query=f"name={n}")) for n in names)
+        )
+        pids = {body(o)["pid"] for o in outcomes}
+        assert len(pids) >= 2  # two run at once: the share of this worker
+        assert pool.pipelined == len(names) - len(pids) >= 1
+
+    functions.run(scenario, parallel=2)

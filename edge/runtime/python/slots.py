@@ -11,17 +11,18 @@ for a place, and a place in a socket at most the time limit of the request
 ahead of it.
 
 A *fast* function (its calls take under :data:`FAST_S` on average) is
-pipelined before its idle instances are woken: a request queues behind a
-running one that started less than :data:`FAST_S` ago, up to as many as fit
-in :data:`FAST_S` of the function's average time (at most
-:data:`FAST_DEPTH`). Waking an idle instance costs two process wake-ups and
-their cache misses, more than a hello request's own work; an instance that
-finds its next request already in its socket runs it without sleeping, and
-its replies come back several per wake-up of the worker (README.md,
-Benchmarks, has the figures). Like a Workers isolate, a
-fast function's instance then serves a burst in turn; a request that turns
-out slow holds up at most the few queued behind it in its first
-:data:`FAST_S`, and no more are queued behind it after that.
+pipelined before its idle instances are woken, once it has ``parallel``
+instances running (the worker's share of the node's CPUs: more would not run
+at once anyway): a request queues behind a running one that started less
+than :data:`FAST_S` ago, up to as many as fit in :data:`FAST_S` of the
+function's average time (at most :data:`FAST_DEPTH`). Waking an idle
+instance costs two process wake-ups and their cache misses, more than a
+hello request's own work; an instance that finds its next request already in
+its socket runs it without sleeping, and its replies come back several per
+wake-up of the worker (README.md, Benchmarks, has the figures). Like a
+Workers isolate, a fast function's instance then serves a burst in turn; a
+request that turns out slow holds up at most the few queued behind it in its
+first :data:`FAST_S`, and no more are queued behind it after that.
 
 Everything here runs on the worker's event loop and never blocks.
 """
@@ -60,6 +61,8 @@ class Slots:
         unreserve: gives back a reserved slot nobody will fill (the pool's,
             which then hands it on).
         depth: requests that may be queued behind a running one (0: no pipelining).
+        parallel: instances of a fast function that run at once before its
+            requests queue behind running ones.
 
     Attributes:
         idle: live instances with nothing to run (last released last).
@@ -70,10 +73,15 @@ class Slots:
     """
 
     def __init__(
-        self, max_instances: int, unreserve: Callable[[], None], depth: int = PIPELINE_DEPTH
+        self,
+        max_instances: int,
+        unreserve: Callable[[], None],
+        depth: int = PIPELINE_DEPTH,
+        parallel: int = 1,
     ) -> None:
         self._max = max_instances
         self._depth = depth
+        self._parallel = parallel
         self._unreserve = unreserve
         self.idle: list[InstanceChannel] = []
         self.busy: set[InstanceChannel] = set()
@@ -134,11 +142,13 @@ class Slots:
     def lease_fast(self, queue_limit: int) -> InstanceChannel | None:
         """For a fast function, a busy instance to queue a request behind before
         an idle one is woken (leased); ``None`` if the function is not fast,
-        streams, has requests waiting or ``queue_limit`` queued, or no running
-        request is young enough to have room behind it. Of those with room, the
+        streams, runs fewer than ``parallel`` instances, has requests waiting or
+        ``queue_limit`` queued, or no running request is young enough to have
+        room behind it. Of those with room, the
         one with the fewest queued, then the oldest running request."""
         if (
             self.call_s >= FAST_S
+            or len(self.busy) < self._parallel
             or not self._depth
             or self._waiters
             or self.streams_seen

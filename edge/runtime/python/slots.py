@@ -72,7 +72,7 @@ class Slots:
         busy: instances leased to at least one request.
         starting: reserved slots whose instance is starting.
         pipelined: requests queued behind a running one so far.
-        call_s: the running average of a call's time (from its start to its reply).
+        call_s: the running average of a call's handler time, as its instances report it.
     """
 
     def __init__(
@@ -176,7 +176,7 @@ class Slots:
         return best
 
     def observe(self, seconds: float) -> None:
-        """Count one answered call's time (start to reply) in :attr:`call_s`."""
+        """Count one answered call's handler time in :attr:`call_s`."""
         self.call_s += (seconds - self.call_s) * AVERAGE_WEIGHT
 
     def release(self, instance: InstanceChannel, *, answered: bool = True) -> None:

@@ -264,11 +264,21 @@ def test_a_queued_request_whose_client_left_runs_and_its_reply_is_dropped(
     functions.run(scenario)
 
 
-async def settle_average(pool: PythonPool, query: str, calls: int) -> None:
-    """Run ``calls`` sequential requests, so the pool's average call time is the
-    function's own (it starts as unknown: slow)."""
+async def settled_pool(
+    pools: PoolRegistry, version: FunctionVersion, query: str, calls: int
+) -> PythonPool:
+    """The version's pool after ``calls`` sequential requests, so that its average
+    call time is the function's own (it starts as unknown: slow)."""
+    pool = await python_pool(pools, version)
     for i in range(calls):
         body(await pool.invoke(invocation(query=f"name=warm{i}&{query}")))
+    return pool
+
+
+async def burst(pool: PythonPool, queries: list[str]) -> list[dict]:
+    """Send every query at once; their answers, in order."""
+    outcomes = await asyncio.gather(*(pool.invoke(invocation(query=q)) for q in queries))
+    return [body(o) for o in outcomes]
 
 
 def test_a_fast_functions_burst_queues_behind_a_running_request_before_idle_instances_wake(
@@ -277,14 +287,10 @@ def test_a_fast_functions_burst_queues_behind_a_running_request_before_idle_inst
     version = counted(functions, runs, min_warm=4, max_instances=4)
 
     async def scenario(pools: PoolRegistry) -> None:
-        pool = await python_pool(pools, version)
-        await settle_average(pool, "do=none", 100)
+        pool = await settled_pool(pools, version, "do=none", 100)
         assert pool.pipelined == 0  # one at a time: nothing to queue behind
         names = [f"burst{i}" for i in range(4)]
-        outcomes = await asyncio.gather(
-            *(pool.invoke(invocation(query=f"name={n}")) for n in names)
-        )
-        answers = [body(o) for o in outcomes]
+        answers = await burst(pool, [f"name={n}" for n in names])
         assert [a["name"] for a in answers] == names  # no reply went astray
         for name, answer in zip(names, answers, strict=True):
             assert ran(runs, name) == [answer["pid"]]  # each ran once, where it says
@@ -303,8 +309,7 @@ def test_a_fast_functions_request_that_turns_slow_holds_up_nobody_sent_after_it(
     version = counted(functions, runs, min_warm=2, max_instances=2)
 
     async def scenario(pools: PoolRegistry) -> None:
-        pool = await python_pool(pools, version)
-        await settle_average(pool, "do=none", 100)
+        pool = await settled_pool(pools, version, "do=none", 100)
         slow = started(pool, "name=slow&do=sleep&s=1")
         await async_wait_for(lambda: ran(runs, "slow"), message="the slow request to start")
         await asyncio.sleep(0.05)  # it has run well past the fast-function window (5 ms)
@@ -322,12 +327,9 @@ def test_a_slow_function_wakes_an_idle_instance_rather_than_queue(
     version = counted(functions, runs, min_warm=2, max_instances=2)
 
     async def scenario(pools: PoolRegistry) -> None:
-        pool = await python_pool(pools, version)
-        await settle_average(pool, "do=sleep&s=0.01", 40)
-        outcomes = await asyncio.gather(
-            *(pool.invoke(invocation(query=f"name=s{i}&do=sleep&s=0.01")) for i in range(2))
-        )
-        assert len({body(o)["pid"] for o in outcomes}) == 2
+        pool = await settled_pool(pools, version, "do=sleep&s=0.01", 40)
+        answers = await burst(pool, [f"name=s{i}&do=sleep&s=0.01" for i in range(2)])
+        assert len({a["pid"] for a in answers}) == 2
         assert pool.pipelined == 0
 
     functions.run(scenario)
@@ -339,13 +341,9 @@ def test_a_fast_function_runs_its_workers_share_of_cpus_at_once_before_it_queues
     version = counted(functions, runs, min_warm=4, max_instances=4)
 
     async def scenario(pools: PoolRegistry) -> None:
-        pool = await python_pool(pools, version)
-        await settle_average(pool, "do=none", 100)
+        pool = await settled_pool(pools, version, "do=none", 100)
         names = [f"burst{i}" for i in range(4)]
-        outcomes = await asyncio.gather(
-            *(pool.invoke(invocation(query=f"name={n}")) for n in names)
-        )
-        pids = {body(o)["pid"] for o in outcomes}
+        pids = {a["pid"] for a in await burst(pool, [f"name={n}" for n in names])}
         assert len(pids) >= 2  # two run at once: the share of this worker
         assert pool.pipelined == len(names) - len(pids) >= 1
 

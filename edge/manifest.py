@@ -20,23 +20,21 @@ Choices others rely on:
 from __future__ import annotations
 
 import difflib
-import json
-import keyword
 import re
 import tomllib
 from dataclasses import dataclass, fields
-from pathlib import PurePosixPath
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
+from edge.entries import Runtime, entry_file_problem, parse_entry
 from edge.errors import ManifestError
 from edge.routes import RouteError, RoutePattern, parse_route
 from edge.snapshot import LABEL_RULE, is_label
 from edge.sources import Source
+from edge.tomlquote import child_path, show
 
 MANIFEST_FILE = "edge.toml"
 MAX_MANIFEST_BYTES = 1 << 20
-Runtime = Literal["python", "js"]
 
 MIN_MEMORY_MB = 16
 MAX_TIMEOUT_MS = 30_000
@@ -65,9 +63,7 @@ _FUNCTION_KEYS = (
     "kind",
 )
 KINDS = ("handler", "wsgi", "asgi")
-_RUNTIMES: dict[str, Runtime] = {".py": "python", ".js": "js", ".mjs": "js"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
 @dataclass(frozen=True)
@@ -159,9 +155,9 @@ class Manifest:
 def app_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be an app name, or ``None`` if it can."""
     if not is_label(name):
-        return f"{_show(name)} is not a valid app name ({LABEL_RULE})"
+        return f"{show(name)} is not a valid app name ({LABEL_RULE})"
     if "--" in name:
-        return f"{_show(name)} must not contain '--' (preview hosts are <branch>--<app>)"
+        return f"{show(name)} must not contain '--' (preview hosts are <branch>--<app>)"
     return None
 
 
@@ -199,7 +195,7 @@ def load_manifest(source: Source, *, max_memory_mb: int = 512) -> Manifest:
     check = _Check(MANIFEST_FILE, max_memory_mb)
     manifest = check.run(_read_manifest(source))
     for key_path, path in check.entry_paths:
-        problem = _entry_file_problem(source, path)
+        problem = entry_file_problem(source, path)
         if problem:
             check.add(key_path, problem)
     if manifest is None or check.problems:
@@ -222,76 +218,6 @@ def _read_manifest(source: Source) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ManifestError(f"{MANIFEST_FILE}: not valid UTF-8 (byte {exc.start})") from None
-
-
-def _entry_file_problem(source: Source, path: str) -> str | None:
-    """APPSEC: the entry and every folder above it are real, inside the repo."""
-    parts = path.split("/")
-    for depth in range(1, len(parts) + 1):
-        prefix = "/".join(parts[:depth])
-        kind = source.kind(prefix)
-        if kind == "symlink":
-            return f"{prefix} is a symlink (entry files must be regular files in the repo)"
-        if kind is None:
-            return f"{prefix} not found in the repo (commit it or fix the path)"
-        if depth < len(parts) and kind != "dir":
-            return f"{prefix} is not a folder"
-    return None if kind == "file" else f"{path} is not a regular file"
-
-
-def _show(value: object, limit: int = 40, depth: int = 0) -> str:
-    """A short, single-line, terminal-safe rendering of a TOML value."""
-    if isinstance(value, str):
-        return json.dumps(value if len(value) <= limit else value[:limit] + "...")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        if depth > 1:
-            return "[...]"
-        items = [_show(item, 12, depth + 1) for item in value[:3]]
-        return "[" + ", ".join(items + (["..."] if len(value) > 3 else [])) + "]"
-    if isinstance(value, dict):
-        return "{...}"
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _join(parent: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{parent}[{key}]"
-    shown = key if _BARE_KEY.fullmatch(key) else _show(key, 30)
-    return f"{parent}.{shown}" if parent else shown
-
-
-def _parse_entry(entry: str) -> tuple[str, str, Runtime]:
-    """(normalised path, handler, runtime), or ``ValueError`` with the rule broken."""
-    path, sep, handler = entry.rpartition(":") if ":" in entry else (entry, "", "")
-    runtime = _RUNTIMES.get(PurePosixPath(path).suffix)
-    if runtime is None:
-        raise ValueError("must end in .py, .js or .mjs (then optionally :name for Python)")
-    if runtime == "js" and sep:
-        raise ValueError("takes no :name (a JS entry must `export default { fetch }`)")
-    if runtime == "python":
-        handler = handler if sep else "handle"
-        if not handler.isidentifier() or keyword.iskeyword(handler):
-            raise ValueError(f"names handler {_show(handler)}, not a Python identifier")
-    return _normalise_entry_path(path), handler, runtime
-
-
-def _normalise_entry_path(path: str) -> str:
-    """APPSEC: entry paths stay inside the repo."""
-    if path.startswith("/"):
-        raise ValueError("must be relative to the repo root, not absolute")
-    if "\\" in path:
-        raise ValueError("must use '/' between folders, not '\\'")
-    if any(ord(char) < 32 or ord(char) == 127 for char in path):
-        raise ValueError("must not contain control characters")
-    parts = path.split("/")
-    if "" in parts:
-        raise ValueError("has an empty path component ('//' or a trailing '/')")
-    if ".." in parts:
-        raise ValueError("must not contain '..' (entries stay inside the repo)")
-    return "/".join(part for part in parts if part != ".")
 
 
 class _Check:
@@ -336,17 +262,17 @@ class _Check:
                 continue
             close = difflib.get_close_matches(key[:64].lower(), allowed, n=1)
             hint = f"did you mean {close[0]}?" if close else f"allowed: {', '.join(allowed)}"
-            self.add(_join(path, key), f"unknown key ({hint})")
+            self.add(child_path(path, key), f"unknown key ({hint})")
 
     def table(self, value: object, path: str, example: str) -> dict[str, Any] | None:
         if isinstance(value, dict):
             return value
-        self.add(path, f"{_show(value)} must be a table, e.g. {example}")
+        self.add(path, f"{show(value)} must be a table, e.g. {example}")
         return None
 
     def app(self, value: object) -> str | None:
         if not isinstance(value, str):
-            self.add("app", f"{_show(value)} must be a string")
+            self.add("app", f"{show(value)} must be a string")
             return None
         problem = app_name_problem(value)
         if problem:
@@ -358,7 +284,7 @@ class _Check:
         if table is None:
             return {}
         for name, item in table.items():
-            key_path = _join(path, name)
+            key_path = child_path(path, name)
             if not _ENV_NAME.fullmatch(name):
                 self.add(
                     key_path,
@@ -366,7 +292,7 @@ class _Check:
                     "not starting with a digit)",
                 )
             if not isinstance(item, str):
-                self.add(key_path, f"{_show(item)} must be a string (quote it)")
+                self.add(key_path, f"{show(item)} must be a string (quote it)")
             elif "\0" in item:
                 self.add(key_path, "must not contain a NUL character")
         return {k: v for k, v in table.items() if isinstance(v, str)}
@@ -394,7 +320,7 @@ class _Check:
             "max_instances": lambda p, v: self.integer(p, v, 1, MAX_INSTANCES_CAP),
         }
         return {
-            key: check(_join(path, key), table[key])
+            key: check(child_path(path, key), table[key])
             for key, check in checks.items()
             if key in table
         }
@@ -405,7 +331,7 @@ class _Check:
         if isinstance(value, bool) or not isinstance(value, int):
             digits = isinstance(value, str) and value.strip().isascii() and value.strip().isdigit()
             hint = f" (write {str(value).strip()} without quotes)" if digits else ""
-            self.add(path, f"{_show(value)} must be an integer{hint}")
+            self.add(path, f"{show(value)} must be an integer{hint}")
             return None
         if value < low:
             self.add(path, f"{value} < {low} (the minimum; raise it)")
@@ -418,16 +344,18 @@ class _Check:
     def regions(self, path: str, value: object) -> tuple[str, ...] | None:
         if not isinstance(value, list) or not value:
             self.add(
-                path, f'{_show(value)} must be a non-empty list of region names, e.g. ["us-east"]'
+                path, f'{show(value)} must be a non-empty list of region names, e.g. ["us-east"]'
             )
             return None
         ok = True
         for i, region in enumerate(value):
             if not isinstance(region, str) or not is_label(region):
-                self.add(_join(path, i), f"{_show(region)} is not a region name ({LABEL_RULE})")
+                self.add(child_path(path, i), f"{show(region)} is not a region name ({LABEL_RULE})")
                 ok = False
             elif value.index(region) < i:
-                self.add(_join(path, i), f"{_show(region)} repeats {path}[{value.index(region)}]")
+                self.add(
+                    child_path(path, i), f"{show(region)} repeats {path}[{value.index(region)}]"
+                )
                 ok = False
         return tuple(value) if ok else None
 
@@ -456,7 +384,7 @@ class _Check:
     def function(
         self, name: str, value: object, env: dict[str, str], defaults: dict[str, Any]
     ) -> dict[str, Any] | None:
-        path = _join("functions", name)
+        path = child_path("functions", name)
         if not is_label(name):
             self.add(path, f"invalid function name ({LABEL_RULE})")
         table = self.table(value, path, f"[{path}] with entry and routes")
@@ -469,10 +397,10 @@ class _Check:
         if "min_warm" in policy or "max_instances" in policy:
             self.warm_within_max({**defaults, **policy}, path)
         spec.update({**defaults, **policy})
-        merged_env = {**env, **self.env(table.get("env", {}), _join(path, "env"))}
+        merged_env = {**env, **self.env(table.get("env", {}), child_path(path, "env"))}
         spec["env"] = tuple(sorted(merged_env.items()))
         if "kind" in table:
-            spec["kind"] = self.kind(table["kind"], _join(path, "kind"), spec.get("runtime"))
+            spec["kind"] = self.kind(table["kind"], child_path(path, "kind"), spec.get("runtime"))
         return spec
 
     def kind(self, value: object, path: str, runtime: str | None) -> str:
@@ -484,47 +412,47 @@ class _Check:
             hint = f"did you mean {close[0]!r}?" if close else "use one of them"
             self.add(
                 path,
-                f"{_show(value)} is not a kind (handler: a function of the request; "
+                f"{show(value)} is not a kind (handler: a function of the request; "
                 f"wsgi: a WSGI app such as Flask; asgi: an ASGI app such as FastAPI); {hint}",
             )
             return ""
         return str(value)
 
     def entry(self, table: dict[str, Any], path: str) -> dict[str, Any]:
-        key_path = _join(path, "entry")
+        key_path = child_path(path, "entry")
         value = table.get("entry")
         if value is None:
             self.add(key_path, 'missing, e.g. entry = "functions/hello.py"')
             return {}
         if not isinstance(value, str):
-            self.add(key_path, f"{_show(value)} must be a string")
+            self.add(key_path, f"{show(value)} must be a string")
             return {}
         try:
-            file_path, handler, runtime = _parse_entry(value)
+            file_path, handler, runtime = parse_entry(value)
         except ValueError as exc:
-            self.add(key_path, f"{_show(value)} {exc}")
+            self.add(key_path, f"{show(value)} {exc}")
             return {}
         self.entry_paths.append((key_path, file_path))
         return {"entry": value, "path": file_path, "handler": handler, "runtime": runtime}
 
     def routes(self, table: dict[str, Any], path: str) -> tuple[RoutePattern, ...]:
-        key_path = _join(path, "routes")
+        key_path = child_path(path, "routes")
         value = table.get("routes")
         if not isinstance(value, list) or not value:
-            shown = "missing" if value is None else f"{_show(value)} is not a non-empty list"
+            shown = "missing" if value is None else f"{show(value)} is not a non-empty list"
             self.add(key_path, f'{shown}; add at least one route, e.g. routes = ["/hello"]')
             return ()
         routes = []
         for i, text in enumerate(value):
             if not isinstance(text, str):
-                self.add(_join(key_path, i), f"{_show(text)} must be a string")
+                self.add(child_path(key_path, i), f"{show(text)} must be a string")
                 continue
             try:
                 route = parse_route(text)
             except RouteError as exc:
-                self.add(_join(key_path, i), str(exc))
+                self.add(child_path(key_path, i), str(exc))
                 continue
-            self.unique(route, _join(key_path, i))
+            self.unique(route, child_path(key_path, i))
             routes.append(route)
         return tuple(routes)
 
@@ -534,5 +462,5 @@ class _Check:
         if first_path != key_path:
             self.add(
                 key_path,
-                f"{_show(route.text)} is the same route as {_show(first_text)} ({first_path})",
+                f"{show(route.text)} is the same route as {show(first_text)} ({first_path})",
             )

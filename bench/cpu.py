@@ -9,7 +9,8 @@ workers, the Python function processes (zygote, templates, instances), the V8
 hosts, and the bare falcon workers. It also counts the context switches per
 request of the same processes.
 
-``BENCH_ROUNDS`` rounds; each line is the median over them.
+``BENCH_ROUNDS`` rounds; each line is the median over them. ``BENCH_ONLY`` (keys
+separated by commas, e.g. ``edge-py,falcon``) measures only those targets.
 """
 
 from __future__ import annotations
@@ -152,6 +153,8 @@ def main() -> int:
         check_hello(targets)
         check_realistic(stack)
         targets += realistic_targets(stack, falcon, str(wrk_script(tmp)))
+        only = os.environ.get("BENCH_ONLY", "").split(",")
+        targets = [t for t in targets if t.key in only] if only != [""] else targets
         for target in targets:
             run_wrk(settings, target.url, target.host, settings.warmup, target.script)
         rounds: dict[str, list[tuple[float, dict[str, Usage]]]] = {t.key: [] for t in targets}

@@ -9,7 +9,8 @@ processes spend is not in it, nor time this process waits) per request, the
 function processes' CPU and context switches (all their threads) per request
 (from ``/proc``: the switches are a steadier figure than CPU time on a shared
 machine), and with
-``--profile`` the functions with the most own CPU time (cProfile).
+``--profile`` the functions with the most own CPU time (cProfile; ``BENCH_SORT=cumtime``
+and ``BENCH_TOP=60`` change the order and the count).
 
 With ``--real``, the function is the realistic one of :mod:`bench.realistic`
 (a 2 KB JSON body in, 10 KB of JSON out) instead of hello.
@@ -191,7 +192,8 @@ async def run(
     await harness.pools.close()
     await harness.hosts.close()
     if profiler is not None:
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        order, top = os.environ.get("BENCH_SORT", "tottime"), os.environ.get("BENCH_TOP", "25")
+        pstats.Stats(profiler).sort_stats(order).print_stats(int(top))
     return used / n * 1e6, children_cpu / n * 1e6, switches / n
 
 

@@ -29,6 +29,10 @@ from edge.uids import function_ids
 
 logger = logging.getLogger(__name__)
 
+# How long the instances a closing pool just SIGKILLed get to leave its cgroup
+# before what is left counts as left behind by the function.
+EXIT_GRACE_S = 0.25
+
 
 class LoadFailed(Exception):
     """A template reported that the function failed to load (the message says why)."""
@@ -301,7 +305,7 @@ class TemplateSource:
         if self.group is not None:
             # APPSEC: whatever the function left behind (a setsid'ed daemon, a
             # spinning thread) dies with its version, not by its good will.
-            left = await asyncio.to_thread(self.group.pids)
+            left = await self._left_behind(self.group)
             if left:
                 v = self.version
                 logger.warning(
@@ -309,6 +313,16 @@ class TemplateSource:
                     *(v.app, v.environment, v.name, len(left)),
                 )
             await asyncio.to_thread(self.group.remove)
+
+    @staticmethod
+    async def _left_behind(group: Group) -> set[int]:
+        """The processes still in ``group`` once the instances just killed had
+        ``EXIT_GRACE_S`` to leave it (SIGKILL is not instant; without the wait,
+        every pool closed with live instances reported them as left behind)."""
+        deadline = time.monotonic() + EXIT_GRACE_S
+        while (left := await asyncio.to_thread(group.pids)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return left
 
     async def _start(self) -> TemplateLink:
         spec = self._spec()

@@ -12,7 +12,6 @@ import json
 import logging
 from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from edge.platform.environments import environment_for_branch, hostname, public_
 from edge.platform.envretention import collect_environments
 from edge.platform.functions import compile_python
 from edge.platform.locks import AppLocks
-from edge.platform.pending import PendingDeploys
+from edge.platform.pending import PendingDeploys, PushedRef, undo_ref
 from edge.platform.preflight import Preflight
 from edge.platform.store import ReleaseInfo, Store
 from edge.platform.trees import TreeLimits, check_tree, stored
@@ -44,25 +43,7 @@ from edge.sources import DirSource, GitTreeSource, Source
 
 logger = logging.getLogger(__name__)
 
-ZERO_SHA = b"0" * 40
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class PushedRef:
-    """One ref update of a push, decoded."""
-
-    ref: str
-    old: bytes
-    new: bytes
-
-    @property
-    def branch(self) -> str | None:
-        return self.ref.removeprefix("refs/heads/") if self.ref.startswith("refs/heads/") else None
-
-    @property
-    def deleted(self) -> bool:
-        return self.new == ZERO_SHA
 
 
 class DeployError(EdgeError):
@@ -218,7 +199,7 @@ class Deployer:
             if reason is None:
                 self.collect(app)
                 return release
-            self._undo_ref(repo, pushed)
+            undo_ref(repo, pushed)
             step(
                 f"error: deploy of {pushed.branch} failed: {reason}; the branch was left at "
                 f"{pushed.old.decode()[:7]}: fix it and push again"
@@ -238,15 +219,6 @@ class Deployer:
         if isinstance(exc, EdgeError):
             return str(exc)
         return f"internal error ({type(exc).__name__}), logged by the control plane"
-
-    @staticmethod
-    def _undo_ref(repo: Any, pushed: PushedRef) -> None:
-        """Move the ref back where it was, unless another push has moved it since."""
-        ref = pushed.ref.encode()
-        if pushed.old == ZERO_SHA:
-            repo.refs.remove_if_equals(ref, pushed.new)
-        else:
-            repo.refs.set_if_equals(ref, pushed.new, pushed.old)
 
     def _release(
         self, repo: Any, app: str, env: str, pushed: PushedRef, *, pusher: str, progress: Progress
@@ -506,7 +478,7 @@ class Deployer:
             active = None
         if active is not None and active.commit_sha == pushed.new.decode():
             return
-        self._undo_ref(repo, pushed)
+        undo_ref(repo, pushed)
         logger.warning(
             "push of %s %s to %s died mid-deploy: ref moved back", pushed.ref, pushed.new[:7], app
         )

@@ -25,9 +25,9 @@ from dulwich.web import GunzipFilter, HTTPGitApplication, LimitedInputFilter
 
 from edge.errors import EdgeError
 from edge.platform.auth import authenticate_environ, challenge
-from edge.platform.deploy import ZERO_SHA, Deployer, DeployError
+from edge.platform.deploy import Deployer, DeployError
 from edge.platform.packguard import PackGuard
-from edge.platform.pending import PendingDeploys
+from edge.platform.pending import ZERO_SHA, PendingDeploys
 from edge.platform.repos import AppRepos, check_app_name
 from edge.platform.store import TokenInfo
 

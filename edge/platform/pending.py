@@ -1,4 +1,5 @@
-"""Ref updates whose deploy has not ended yet, so that a push that dies mid-deploy is undone.
+"""A push's ref updates (:class:`PushedRef`), and the ones whose deploy has not ended
+yet, so that a push that dies mid-deploy is undone.
 
 git's order is: objects stored, ``update`` accepts, the ref moves, then
 ``post-receive`` deploys. If the control-plane process dies between the ref
@@ -14,8 +15,37 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+ZERO_SHA = b"0" * 40
+
+
+@dataclass(frozen=True)
+class PushedRef:
+    """One ref update of a push, decoded."""
+
+    ref: str
+    old: bytes
+    new: bytes
+
+    @property
+    def branch(self) -> str | None:
+        return self.ref.removeprefix("refs/heads/") if self.ref.startswith("refs/heads/") else None
+
+    @property
+    def deleted(self) -> bool:
+        return self.new == ZERO_SHA
+
+
+def undo_ref(repo: Any, pushed: PushedRef) -> None:
+    """Move the ref back where it was, unless another push has moved it since."""
+    ref = pushed.ref.encode()
+    if pushed.old == ZERO_SHA:
+        repo.refs.remove_if_equals(ref, pushed.new)
+    else:
+        repo.refs.set_if_equals(ref, pushed.new, pushed.old)
 
 
 class PendingDeploys:

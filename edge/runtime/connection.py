@@ -39,6 +39,7 @@ from typing import Any
 from gunicorn.asgi.protocol import ASGIProtocol, FlowControl
 from gunicorn.workers import gasgi
 from gunicorn.workers.gasgi import ASGIWorker
+from gunicorn_h1c import H1CProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,35 @@ ABORT_KEY = "edge.abort"
 # SO_LINGER on, 0 s: close() resets the connection instead of leaving the kernel
 # to keep offering unsent bytes to a client with a zero window.
 _RESET = struct.pack("ii", 1, 0)
+# What gunicorn_h1c keeps of the bytes behind a finished request (its default
+# limit_remaining); gunicorn closes the connection when it had to drop more.
+C_PARSER_TAIL = 64 * 1024
+
+
+class HeldParser(H1CProtocol):
+    """gunicorn's C parser, holding the next request's bytes while one is answered.
+
+    A finished request's parser keeps at most :data:`C_PARSER_TAIL` bytes behind
+    it, until gunicorn resets it for the next request; past that gunicorn closes
+    the connection without an answer. A keep-alive client that sends a large
+    request the moment a response arrives (or pipelines one) loses it that way.
+    :class:`EdgeProtocol` feeds it in slices of at most that size and, once a
+    request is complete, keeps what follows in :attr:`held` (bounded by
+    gunicorn's read backpressure); :meth:`remaining` hands both back to
+    gunicorn, which resets the parser and feeds them to it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.held = bytearray()
+
+    def remaining(self) -> bytes:
+        tail: bytes = super().remaining()
+        return tail + self.held if self.held else tail
+
+    def reset(self) -> None:
+        super().reset()
+        self.held = bytearray()
 
 
 class TimedFlowControl(FlowControl):
@@ -92,6 +122,29 @@ class EdgeProtocol(ASGIProtocol):
             self._flow_control = TimedFlowControl(transport, worker.send_timeout)
         if self._callback_parser is not None:  # HTTP/1 (HTTP/2 has its own settings timer)
             self._header_timer = worker.loop.call_later(worker.header_timeout, self._header_expired)
+
+    def _feed_callback_parser(self, data: bytes) -> bool:
+        parser = self._callback_parser
+        if parser.__class__ is not HeldParser:
+            return bool(super()._feed_callback_parser(data))
+        if parser.is_complete:  # the request before is still being answered
+            parser.held += data
+            return True
+        if len(data) <= C_PARSER_TAIL:
+            return bool(super()._feed_callback_parser(data))
+        view = memoryview(data)
+        for start in range(0, len(view), C_PARSER_TAIL):
+            if parser.is_complete:
+                parser.held += view[start:]
+                return True
+            if not super()._feed_callback_parser(view[start : start + C_PARSER_TAIL]):
+                return False
+        return True
+
+    def _http1_buffered(self) -> int:
+        held = super()._http1_buffered()
+        parser = self._callback_parser
+        return int(held + len(parser.held) if parser.__class__ is HeldParser else held)
 
     def _on_headers_complete(self) -> Any:
         if self._header_timer is not None:
@@ -157,9 +210,13 @@ def prefer_c_parser() -> bool:
     gunicorn 27 records whether the C parser is usable on the class it is asked
     through, then reads it from ``ASGIProtocol`` itself: asked only through a
     subclass, it silently parses in Python (8 us more per request, measured).
-    Asking the base class once, per worker, is enough.
+    Asking the base class once, per worker, is enough. The parser it builds is
+    then :class:`HeldParser`, which never drops a request queued behind another.
     """
-    return bool(ASGIProtocol._check_h1c_protocol_available() and ASGIProtocol._h1c_has_limits)
+    if not (ASGIProtocol._check_h1c_protocol_available() and ASGIProtocol._h1c_has_limits):
+        return False
+    ASGIProtocol._h1c_protocol_class = HeldParser
+    return True
 
 
 def worker_class(send_timeout: float, header_timeout: float) -> type[EdgeWorker]:

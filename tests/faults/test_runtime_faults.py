@@ -636,6 +636,30 @@ def test_a_connection_that_got_413_is_closed_cleanly_or_stays_usable(faults: Fau
     )
 
 
+def test_a_large_request_queued_behind_a_slow_one_on_its_connection_is_answered(
+    faults: Faults,
+) -> None:
+    """HTTP/1.1 pipelining, or a keep-alive client that sends its next request the
+    moment a response arrives: the next request's bytes come in while the one before
+    is still being answered. A 200 KB body there must wait its turn, not close the
+    connection (gunicorn's C parser keeps at most 64 KB behind a finished request)."""
+    port = faults.stack.config.runtime_port
+    body = b"x" * (200 * 1024)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(
+            f"GET /sleep HTTP/1.1\r\nHost: {faults.host}\r\n\r\n".encode()
+            + f"POST /ok HTTP/1.1\r\nHost: {faults.host}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        first = _read_response(sock)
+        second = _read_response(sock)
+    assert first is not None and first.startswith("HTTP/1.1 504"), first
+    assert second is not None and second.startswith("HTTP/1.1 200"), (
+        "the request behind the slow one got no answer"
+    )
+
+
 # -- deploys -----------------------------------------------------------------
 
 

@@ -43,7 +43,7 @@ PIPELINE_DEPTH = 1
 # A function whose calls take less than this on average is fast (see above);
 # until its first calls are in it counts as taking a second.
 FAST_S = 0.005
-# Paired python -m bench.quick runs (2026-11-28 18:10-18:30 UTC): hello Python
+# Paired python -m bench.quick runs (2026-11-28 17:25-17:45 UTC): hello Python
 # 0.42x bare falcon at 4, 0.51x / 0.50x at 12, 0.52x at 24; realistic 0.60x,
 # 0.66x / 0.64x, 0.65x; the hello p99 29 / 30 / 4.9 / 5.1 ms, noise on either side.
 # Fewer instances woken per burst is the gain; 12 bounds what one stalled

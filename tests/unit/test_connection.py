@@ -8,15 +8,20 @@ from types import SimpleNamespace
 
 from gunicorn.config import Config
 
-from edge.runtime.connection import EdgeProtocol, HeldParser, prefer_c_parser
+from edge.runtime.connection import C_PARSER_TAIL, EdgeProtocol, HeldParser, prefer_c_parser
+
+
+def edge_protocol() -> EdgeProtocol:
+    """A runtime protocol as a worker builds it (no connection yet)."""
+    worker = SimpleNamespace(
+        cfg=Config(), log=logging.getLogger(__name__), asgi=None, loop=None, state={}
+    )
+    return EdgeProtocol(worker)  # type: ignore[arg-type]
 
 
 def test_the_runtime_protocol_parses_http_with_the_c_parser() -> None:
     assert prefer_c_parser()
-    worker = SimpleNamespace(
-        cfg=Config(), log=logging.getLogger(__name__), asgi=None, loop=None, state={}
-    )
-    protocol = EdgeProtocol(worker)  # type: ignore[arg-type]
+    protocol = edge_protocol()
     protocol._setup_callback_parser()
     assert isinstance(protocol._callback_parser, HeldParser)
 
@@ -25,10 +30,7 @@ def test_a_large_request_behind_a_finished_one_is_held_whole() -> None:
     """Behind a finished request (still being answered), the next one's bytes are
     kept whole, however large, and handed back in order: nothing is dropped."""
     prefer_c_parser()
-    worker = SimpleNamespace(
-        cfg=Config(), log=logging.getLogger(__name__), asgi=None, loop=None, state={}
-    )
-    protocol = EdgeProtocol(worker)  # type: ignore[arg-type]
+    protocol = edge_protocol()
     bodies: list[bytes] = []
     protocol._callback_parser = HeldParser(
         on_headers_complete=lambda: False,
@@ -43,7 +45,7 @@ def test_a_large_request_behind_a_finished_one_is_held_whole() -> None:
     parser = protocol._callback_parser
     assert parser.is_complete and not parser.remaining_truncated
     assert b"".join(bodies) == b"hello"
-    assert protocol._http1_buffered() >= len(second) - 64 * 1024
+    assert protocol._http1_buffered() >= len(second) - C_PARSER_TAIL
     assert parser.remaining() == second
     parser.reset()
     assert parser.remaining() == b"" and protocol._http1_buffered() == 0

@@ -79,7 +79,6 @@ logger = logging.getLogger(__name__)
 # every process of the version whichever instance samples it.
 SAMPLE_EVERY = 16
 SAMPLE_GAP_S = 0.05
-# Requests that may be queued in a busy instance's socket behind the running one.
 TEMPLATE_EXIT_WAIT_S = 2.0
 MIN_TEMPLATE_LIFE_S = 1.0
 # A reply frame holds the body plus headers and up to 1000 log lines of 16 KiB.

@@ -11,6 +11,7 @@ import the entry, resolve the handler or app) and answers the template's own
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: ``python -S -P -m edge.runtime.python.process.check <fd>``."""
     args = sys.argv[1:] if argv is None else argv
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=int(args[0]))
-    sys.exit(LoadCheck(sock, {}).check())
+    sys.exit(LoadCheck(sock, {}, os.getppid()).check())
 
 
 if __name__ == "__main__":

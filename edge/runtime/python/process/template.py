@@ -76,9 +76,10 @@ class Template(Supervisor):
             ``nofile``, ``nproc``).
     """
 
-    def __init__(self, sock: socket.socket, spec: dict[str, Any]) -> None:
+    def __init__(self, sock: socket.socket, spec: dict[str, Any], parent: int) -> None:
         super().__init__(sock)
         self.spec = spec
+        self.parent = parent  # the zygote's pid, read before the fork
         self.capture = Capture()
         self.pins = sandbox.PathPins()
         self.handler: Handler | None = None
@@ -137,7 +138,7 @@ class Template(Supervisor):
             uid = spec["uid"] or function_ids(spec["app"])[0]
             sandbox.drop_privileges(uid, uid)
         sandbox.harden()
-        sandbox.die_with_parent(os.getppid())
+        sandbox.die_with_parent(self.parent)
         sandbox.become_subreaper()
         imports.restrict(path)
         self.pins.apply()
@@ -207,6 +208,9 @@ class Template(Supervisor):
     def _fork_instance(self) -> tuple[int, socket.socket] | None:
         """Fork an instance; returns its pid and our end of its socket."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Read before the fork: a child that asked getppid() after its parent had
+        # died would take init for its parent and outlive the template.
+        parent = os.getpid()
         try:
             pid = os.fork()
         except OSError:  # e.g. RLIMIT_NPROC reached
@@ -217,14 +221,13 @@ class Template(Supervisor):
             code = 1
             try:
                 ours.close()
-                code = self._instance(theirs)
+                code = self._instance(theirs, parent)
             finally:
                 os._exit(code)
         theirs.close()
         return pid, ours
 
-    def _instance(self, sock: socket.socket) -> int:
-        parent = os.getppid()
+    def _instance(self, sock: socket.socket, parent: int) -> int:
         self.forget_signals()
         os.setpgid(0, 0)  # its own group: killing it kills what it forked
         sandbox.close_inherited_fds([sock.fileno(), *self.pins.fds()])

@@ -67,6 +67,7 @@ class ZygoteServer(Supervisor):
             return
         assert isinstance(spec, dict)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        me = os.getpid()  # the template's parent, read before the fork (see Template)
         try:
             pid = os.fork()
         except OSError as exc:
@@ -86,7 +87,7 @@ class ZygoteServer(Supervisor):
                 ours.close()
                 self.forget_signals()
                 join_cgroups(theirs, spec["cgroups"])
-                code = Template(theirs, spec).main()
+                code = Template(theirs, spec, me).main()
             finally:
                 os._exit(code)
         theirs.close()

@@ -24,8 +24,7 @@ from falcon.util.uri import parse_host
 
 from edge.config import Config
 from edge.logstream import outcome_entries
-from edge.runtime.connection import ABORT_KEY, CLOSED_KEY
-from edge.runtime.faults import fault_message, fault_response
+from edge.runtime.faults import fault_message
 from edge.runtime.invocation import (
     FunctionLoadError,
     FunctionVersion,
@@ -33,6 +32,7 @@ from edge.runtime.invocation import (
     LogRecord,
     Outcome,
 )
+from edge.runtime.replies import ABORT_KEY, CLOSED_KEY, AsgiReply, Reply, fault_head
 from edge.runtime.scrape import on_metrics_socket
 from edge.runtime.streaming import DISCONNECTED, BodyStream
 from edge.runtime.table import Site, Target
@@ -46,9 +46,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 RESERVED_HEADERS = frozenset(
     {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "date", "server"}
 )
-# A buffered body past this is sent in slices of it, so the socket's write
-# buffer (and with it the worker's memory) stays bounded for a slow client.
-SLICE = 256 * 1024
 COLD = (b"x-edge-cold-start", b"true")
 WARM = (b"x-edge-cold-start", b"false")
 CLOSE = (b"connection", b"close")
@@ -122,11 +119,12 @@ class FunctionPath:
         method, path = scope["method"], scope["path"] or "/"
         raw = scope.get("raw_path")
         match = site.router.match(method, raw.decode("latin-1") if raw else path)
+        reply = AsgiReply(send, scope.get(CLOSED_KEY), scope.get(ABORT_KEY))
         if match is None:
             message = (
                 f"no route for {method} {path} in {site.app} ({site.environment}, v{site.release})"
             )
-            await self._fault(send, self.ids.next(), "not_found", message)
+            await reply.send(*fault_head(self.ids.next(), "not_found", message))
             return
         target = match[0]
         if target.version is None:  # another region's function: falcon's side forwards it
@@ -134,39 +132,61 @@ class FunctionPath:
             await self.fallback(scope, receive, send)
             return
         routed = Routed(method, path, host, hostname, headers, site, target, match[1])
-        await self._invoke(scope, receive, send, routed)
+        body = await self._body(receive, headers)
+        if body is None:
+            request_id = self.ids.next()
+            message = fault_message("too_large", limit_mb=self.config.max_body_bytes >> 20)
+            release = (b"x-edge-release", f"v{target.release}".encode())
+            await reply.send(*fault_head(request_id, "too_large", message, release, CLOSE))
+            return
+        query = scope["query_string"].decode()
+        await self.answer(routed, scope.get("scheme", "http"), query, body, reply)
 
-    async def _invoke(self, scope: Scope, receive: Receive, send: Send, routed: Routed) -> None:
-        """Run the matched function and answer with its outcome."""
+    def on_metrics_port(self, port: Any) -> bool:
+        """Whether a connection to this local port came in on ``EDGE_METRICS_BIND``."""
+        bind = self.config.metrics_bind
+        return bind is not None and port == bind[1]
+
+    def local(
+        self, hostname: str, method: str, raw_path: str
+    ) -> tuple[Site, Target, dict[str, str]] | None:
+        """The function of this node that answers a request, if any: ``None``
+        when another region's node, the falcon side or a fault answers it."""
+        site = self.worker.table.site(hostname) if hostname else None
+        if site is None:
+            return None
+        match = site.router.match(method, raw_path)
+        if match is None or match[0].version is None:
+            return None
+        return site, match[0], match[1]
+
+    async def answer(
+        self, routed: Routed, scheme: str, query: str, body: bytes, reply: Reply
+    ) -> None:
+        """Run the matched function on ``body`` and answer with its outcome."""
         method, path, host, hostname, headers, site, target, params = routed
         version = target.version
         assert version is not None
         request_id = self.ids.next()
         release = (b"x-edge-release", f"v{target.release}".encode())
-        body = await self._body(receive, headers)
-        if body is None:
-            message = fault_message("too_large", limit_mb=self.config.max_body_bytes >> 20)
-            await self._fault(send, request_id, "too_large", message, release, CLOSE)
-            return
-        query = scope["query_string"].decode()
-        url = f"{scope.get('scheme', 'http')}://{host}{path}" + (f"?{query}" if query else "")
+        url = f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
         invocation = Invocation(method, url, path, query, headers, body, params, request_id)
         try:
             pool = self.worker.pools.get(version.key) or await self.worker.pool(version)
         except FunctionLoadError as exc:
             message = fault_message("load", function=target.name, reason=exc)
-            await self._fault(send, request_id, "load", message, release)
+            await reply.send(*fault_head(request_id, "load", message, release))
             return
         outcome = await pool.invoke(invocation)
         where = (request_id, hostname, method, path, site.app, site.environment, target)
         stream = outcome.stream
         if stream is None:
             self._record(version, where, outcome, len(outcome.body))
-            await self._respond(send, outcome, request_id, release)
+            await reply.send(outcome.status, self._head(outcome, request_id, release), outcome.body)
             return
-        stream.start(self.config.max_stream_s, scope.get(CLOSED_KEY), scope.get(ABORT_KEY))
+        stream.start(self.config.max_stream_s, reply.closed, reply.abort)
         stream.on_done(lambda body: self._stream_over(version, where, outcome, body))
-        await self._respond_stream(send, outcome, stream, request_id, release)
+        await reply.send_stream(outcome.status, self._head(outcome, request_id, release), stream)
 
     async def _body(self, receive: Receive, headers: list[tuple[str, str]]) -> bytes | None:
         """The whole request body, or ``None`` if it is over ``EDGE_MAX_BODY_MB``.
@@ -215,56 +235,6 @@ class FunctionPath:
             head.append((b"x-edge-cold-start-ms", f"{outcome.cold_ms:.2f}".encode()))
         head.append((b"x-edge-duration-ms", f"{outcome.duration_ms:.2f}".encode()))
         return head
-
-    async def _respond(
-        self, send: Send, outcome: Outcome, request_id: str, release: tuple[bytes, bytes]
-    ) -> None:
-        body = outcome.body
-        head = self._head(outcome, request_id, release)
-        head.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": outcome.status, "headers": head})
-        if len(body) <= SLICE:
-            await send({"type": "http.response.body", "body": body})
-            return
-        view = memoryview(body)
-        for start in range(0, len(view), SLICE):
-            end = start + SLICE
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": view[start:end],
-                    "more_body": end < len(view),
-                }
-            )
-
-    async def _respond_stream(
-        self,
-        send: Send,
-        outcome: Outcome,
-        stream: BodyStream,
-        request_id: str,
-        release: tuple[bytes, bytes],
-    ) -> None:
-        """Send a streamed body as it comes (chunked); the stream is closed whatever happens."""
-        head = self._head(outcome, request_id, release)
-        try:
-            await send({"type": "http.response.start", "status": outcome.status, "headers": head})
-            async for chunk in stream:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        finally:
-            await stream.close()
-        await send({"type": "http.response.body", "body": b""})
-
-    async def _fault(
-        self, send: Send, request_id: str, fault: str, message: str, *extra: tuple[bytes, bytes]
-    ) -> None:
-        """Answer with a platform fault (one JSON shape, see ``edge.runtime.faults``)."""
-        status, headers, body = fault_response(fault, request_id, message)
-        head = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-        head += [(b"x-edge-request-id", request_id.encode()), *extra]
-        head.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": head})
-        await send({"type": "http.response.body", "body": body})
 
     def _stream_over(
         self, version: FunctionVersion, where: tuple[Any, ...], outcome: Outcome, body: BodyStream

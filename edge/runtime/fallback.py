@@ -36,8 +36,8 @@ from redis.exceptions import RedisError
 
 from edge.keyring import Keyring
 from edge.nodes import Node, live_nodes
-from edge.runtime.connection import ABORT_KEY
 from edge.runtime.faults import fault_message, fault_response
+from edge.runtime.replies import ABORT_KEY
 
 logger = logging.getLogger(__name__)
 

@@ -116,6 +116,7 @@ class Dispatcher:
                 "region": self.config.region,
                 "worker": self.worker.worker_id,
                 "sites": len(self.worker.table.sites),
+                "direct_requests": self.worker.direct_requests,
             }
             return
         if req.path == "/metrics":

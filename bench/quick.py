@@ -4,10 +4,13 @@ Starts the platform and bare falcon as ``make bench`` does, then runs
 ``BENCH_ROUNDS`` rounds of wrk over hello Python, hello JS, bare falcon and the
 realistic rows, with each row's ratio taken inside its round (no workerd, no
 cold starts, streams or pushes). Prints one line per round and the medians.
+``BENCH_ONLY=key,key`` measures only those rows (with bare falcon and their
+baselines).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from bench.__main__ import (
@@ -37,6 +40,10 @@ def main() -> int:
         check_hello(targets)
         check_realistic(stack)
         targets += realistic_targets(stack, falcon, str(wrk_script(tmp)))
+        only = [key for key in os.environ.get("BENCH_ONLY", "").split(",") if key]
+        if only:  # the rows asked for, with bare falcon and their baselines
+            keep = {"falcon", *only, *(t.baseline for t in targets if t.key in only)}
+            targets = [t for t in targets if t.key in keep]
         warm_up(targets, settings)
         results = measure(targets, "falcon", settings)
     say("")

@@ -217,11 +217,17 @@ class EdgeProtocol(ASGIProtocol):
     # Connection: close, HTTP/1.0, unknown hosts and routes, other regions.
 
     def _idle(self) -> bool:
-        """Whether gunicorn's loop waits for a request and nothing else runs."""
+        """Whether no request is under way on this connection.
+
+        gunicorn's loop need not be parked yet: it may still be on its way back
+        from a request whose response is out (its ASGI app returns after its
+        last ``send``), or not have started. It then parks without looking at
+        the parser, which holds nothing of the direct request by then, and its
+        arming of the keep-alive timer is ignored while the direct request runs.
+        """
         worker = self._edge_worker
         return (
-            self._awaiting_request
-            and self._direct is None
+            self._direct is None
             and self._current_request is None
             and not self._finishing_calls
             and not self._closed
@@ -320,7 +326,7 @@ class EdgeProtocol(ASGIProtocol):
 
     def _direct_over(self, close: bool) -> None:
         """A direct request is answered: ready the connection for the next one."""
-        self._direct = None
+        self._direct = None  # first: the keep-alive timer is armed below
         self._direct_task = None
         assert self._path is not None
         self._path.worker.direct_requests += 1
@@ -353,6 +359,8 @@ class EdgeProtocol(ASGIProtocol):
     # to set it).
 
     def _arm_keepalive_timer(self) -> None:
+        if self._direct is not None:  # gunicorn's loop parks while a direct request runs
+            return
         loop = self._edge_worker.loop
         self._idle_since = loop.time()
         self._keepalive_armed = True

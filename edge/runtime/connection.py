@@ -148,6 +148,11 @@ class EdgeProtocol(ASGIProtocol):
         self._peer: Any = None
         self._idle_since = 0.0
         self._keepalive_armed = False
+        # A direct request's body: the bound on a stall (gunicorn's worker timeout,
+        # as its own body receiver has), when a byte last came, the timer.
+        self._body_timeout = float(getattr(self.cfg, "timeout", 30) or 30)
+        self._body_seen = 0.0
+        self._body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -201,6 +206,8 @@ class EdgeProtocol(ASGIProtocol):
             return super()._on_headers_complete()
         self._cancel_keepalive_timer()
         self._direct = call
+        if self._callback_parser.content_length:
+            self._watch_body()
         return False  # the body follows
 
     # -- the direct path -----------------------------------------------------
@@ -296,12 +303,37 @@ class EdgeProtocol(ASGIProtocol):
             super()._on_body(chunk)
         elif chunk:
             call.chunks.append(chunk)
+            self._body_seen = self._edge_worker.loop.time()
+
+    def _watch_body(self) -> None:
+        """Close the connection if the direct request's body stalls (no byte for
+        :attr:`_body_timeout` seconds): unanswered, as a request never finished."""
+        loop = self._edge_worker.loop
+        self._body_seen = loop.time()
+        self._body_timer = loop.call_at(self._body_seen + self._body_timeout, self._body_due)
+
+    def _body_due(self) -> None:
+        self._body_timer = None
+        if self._direct is None or self._direct_task is not None or self._closed:
+            return
+        loop = self._edge_worker.loop
+        due = self._body_seen + self._body_timeout
+        if loop.time() < due:
+            self._body_timer = loop.call_at(due, self._body_due)
+            return
+        logger.info("client %s sent no body bytes for %g s: closed", self._peer, self._body_timeout)
+        self._direct = None
+        self._close_transport()
+        self._request_ready.set()  # gunicorn's loop sees the close and ends
 
     def _on_message_complete(self) -> None:
         call = self._direct
         if call is None:
             super()._on_message_complete()
             return
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
         self._direct_task = self._edge_worker.loop.create_task(self._answer(call))
 
     async def _answer(self, call: DirectCall) -> None:
@@ -416,9 +448,10 @@ class EdgeProtocol(ASGIProtocol):
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
-        if self._keepalive_handle is not None:
-            self._keepalive_handle.cancel()
-            self._keepalive_handle = None
+        for timer in (self._keepalive_handle, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._keepalive_handle = self._body_timer = None
         super().connection_lost(exc)
         task = self._direct_task
         if task is not None and not task.done():

@@ -1,22 +1,49 @@
 """The runtime's HTTP protocol parses with gunicorn's C parser (holding what
-queues behind a request)."""
+queues behind a request), and bounds a stalled body on the direct path."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from types import SimpleNamespace
+from typing import Any
 
 from gunicorn.config import Config
 
-from edge.runtime.connection import C_PARSER_TAIL, EdgeProtocol, HeldParser, prefer_c_parser
+from edge.runtime.connection import (
+    C_PARSER_TAIL,
+    DirectCall,
+    EdgeProtocol,
+    HeldParser,
+    prefer_c_parser,
+)
 
 
-def edge_protocol() -> EdgeProtocol:
+def edge_protocol(loop: asyncio.AbstractEventLoop | None = None) -> EdgeProtocol:
     """A runtime protocol as a worker builds it (no connection yet)."""
     worker = SimpleNamespace(
-        cfg=Config(), log=logging.getLogger(__name__), asgi=None, loop=None, state={}
+        cfg=Config(), log=logging.getLogger(__name__), asgi=None, loop=loop, state={}
     )
     return EdgeProtocol(worker)  # type: ignore[arg-type]
+
+
+class Transport:
+    """What closing a connection calls on its transport."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> Any:
+        return None
 
 
 def test_the_runtime_protocol_parses_http_with_the_c_parser() -> None:
@@ -49,3 +76,27 @@ def test_a_large_request_behind_a_finished_one_is_held_whole() -> None:
     assert parser.remaining() == second
     parser.reset()
     assert parser.remaining() == b"" and protocol._http1_buffered() == 0
+
+
+def test_a_direct_request_whose_body_stalls_is_closed_unanswered() -> None:
+    """Body bytes that keep coming keep the request alive past the bound; a gap
+    as long as the bound closes the connection (gunicorn's own path bounds it
+    the same way)."""
+    loop = asyncio.new_event_loop()
+    try:
+        protocol = edge_protocol(loop)
+        transport = Transport()
+        protocol.transport = transport
+        protocol._request_ready = asyncio.Event()
+        protocol._body_timeout = 0.1
+        protocol._direct = DirectCall(None, "http", "")  # type: ignore[arg-type]
+        protocol._watch_body()
+        for _ in range(6):  # 0.24 s in all, a byte every 0.04 s
+            loop.run_until_complete(asyncio.sleep(0.04))
+            protocol._on_body(b"x")
+        assert not transport.closed and protocol._direct is not None
+        loop.run_until_complete(asyncio.sleep(0.2))
+        assert transport.closed and protocol._direct is None
+        assert protocol._request_ready.is_set()  # gunicorn's loop wakes to end
+    finally:
+        loop.close()

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -40,11 +41,16 @@ class RedisServer:
     Args:
         socket_path: where to put the socket (kept short: Unix sockets allow ~100 bytes).
         data_dir: the server's working folder (no persistence is configured).
+        popen_options: more ``subprocess.Popen`` arguments (``edge up`` starts it
+            in a process group of its own, to die with ``edge up``).
     """
 
-    def __init__(self, socket_path: Path, data_dir: Path) -> None:
+    def __init__(
+        self, socket_path: Path, data_dir: Path, popen_options: dict[str, Any] | None = None
+    ) -> None:
         self.socket_path = socket_path
         self.data_dir = data_dir
+        self._popen_options = popen_options or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -75,7 +81,7 @@ class RedisServer:
             "--logfile",
             str(self.data_dir / "redis.log"),
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, **self._popen_options)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -304,9 +304,10 @@ class Foreground:
         self.lines: list[str] = []
         stdout = self.proc.stdout
         assert stdout is not None
-        threading.Thread(
+        self._reader = threading.Thread(
             target=lambda: self.lines.extend(iter(stdout.readline, "")), daemon=True
-        ).start()
+        )
+        self._reader.start()
 
     @property
     def output(self) -> str:
@@ -331,5 +332,8 @@ class Foreground:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        # edge up's children (process groups of their own) stop when it dies; the
+        # output ends when the last of them has.
+        self._reader.join(timeout=60)
         if self.proc.stdout:
             self.proc.stdout.close()

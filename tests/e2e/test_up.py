@@ -1,5 +1,5 @@
 """`edge up --demo` (what `make run` runs): everything starts, the sample app answers,
-Ctrl-C stops every process."""
+Ctrl-C stops every process, in order; a SIGKILLed `edge up` leaves none behind."""
 
 from __future__ import annotations
 
@@ -43,7 +43,13 @@ def test_edge_up_demo_serves_the_sample_app_and_stops_cleanly(tmp_path: Path) ->
         assert js == {"message": "Hello, ci!", "runtime": "v8"}
         children = descendants(up.proc.pid)
         assert len(children) >= 5  # redis, platform and runtime masters, their workers
+        serving = len(up.output)
         assert up.interrupt() == 0
+        # Ctrl-C reaches edge up alone, which stops the servers before Redis: none
+        # of them was cut short (gunicorn's SIGINT) or lost Redis under its last flush.
+        stopping = up.output[serving:]
+        assert "redis unreachable" not in stopping, stopping
+        assert "Traceback" not in stopping, stopping
     wait_for(
         lambda: not [p for p in children if running(p)],
         timeout=30,
@@ -58,3 +64,20 @@ def running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def test_no_process_outlives_a_killed_edge_up(tmp_path: Path) -> None:
+    """Its children run in process groups of their own (so that Ctrl-C reaches
+    edge up alone); they still die with it, by PR_SET_PDEATHSIG."""
+    env = local_env(tmp_path / "home")
+    with Foreground(["up"], tmp_path, env) as up:
+        up.wait_for_line("Ctrl-C stops everything", timeout=120)
+        children = descendants(up.proc.pid)
+        assert len(children) >= 5
+        up.proc.kill()
+        up.proc.wait()
+        wait_for(
+            lambda: not [p for p in children if running(p)],
+            timeout=40,
+            message="every child of the SIGKILLed edge up to exit",
+        )

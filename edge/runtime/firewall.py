@@ -176,8 +176,12 @@ def installed(config: Config, policy: EgressPolicy) -> Iterator[bool]:
         logger.error("could not install the egress rules (%s); Python egress is open", detail)
         yield False
         return
+    owner = os.getpid()
     try:
         yield True
     finally:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            _nft(f"delete table inet {table}\n")
+        # Processes forked inside the block (gunicorn's workers) leave through it
+        # too: only the one that installed the rules removes them.
+        if os.getpid() == owner:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                _nft(f"delete table inet {table}\n")

@@ -178,11 +178,16 @@ def run(config: Config, source: SourceFactory) -> None:
     hooks = (
         {"pre_fork": pre_fork, "post_fork": post_fork} if pin_cpus(config.runtime_workers) else {}
     )
+    master = os.getpid()
     try:
         with firewall.installed(config, egress_policy(config)):
             _serve(config, source, hooks)
     finally:
-        sweep(config)
+        # gunicorn's workers are forked in _serve() and leave by SystemExit, up
+        # through this frame: only the master may sweep the node's functions
+        # (a worker's exit killed every other worker's templates).
+        if os.getpid() == master:
+            sweep(config)
 
 
 def _serve(config: Config, source: SourceFactory, hooks: dict[str, Any]) -> None:

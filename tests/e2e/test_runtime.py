@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import threading
 import uuid
 from pathlib import Path
@@ -12,6 +14,7 @@ import httpx
 from stack import ROOT, Stack, Workdir, wait_for
 
 from edge.redisserver import RedisServer
+from edge.runtime import firewall
 
 PID_MANIFEST = """
 [functions.stable]
@@ -296,3 +299,61 @@ def test_a_deploy_is_the_whole_new_route_table(runtime_stack: Stack, tmp_path: P
         timeout=30,
         message="the removed function's instance to be retired",
     )
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (its zygote, templates, instances, V8 host)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def test_a_worker_that_exits_leaves_the_other_workers_functions_and_the_firewall(
+    own_stack: tuple[Stack, RedisServer], tmp_path: Path
+) -> None:
+    """gunicorn's workers leave through the master's frames (SystemExit after the
+    fork): the master's cleanup there, killing every function process of the node
+    and removing the egress rules, must run in the master only."""
+    stack, _ = own_stack
+    stack.start("platform")
+    master = stack.start("runtime")
+    app = app_name()
+    work = Workdir(tmp_path / app)
+    pid_app(work, "s1", "c1")
+    work.push(stack.remote(app))
+    host = stack.host(app)
+    workers = sorted(worker_pids(master.pid))
+    assert len(workers) == 2
+    victim, survivor = workers
+    wait_for(lambda: len(descendants(survivor)) >= 3, message="the survivor's function processes")
+    theirs = descendants(survivor)
+    table = firewall.table_name(stack.config, master.pid)
+    guarded = os.geteuid() == 0 and shutil.which("nft") is not None
+    if guarded:
+        assert table in nft_tables()
+    os.kill(victim, signal.SIGTERM)  # a graceful exit, as gunicorn recycles a worker
+    wait_for(lambda: victim not in worker_pids(master.pid), message="the victim to exit")
+    wait_for(lambda: len(worker_pids(master.pid)) == 2, timeout=30, message="a replacement worker")
+    assert theirs <= descendants(survivor), "the survivor lost function processes"
+    if guarded:
+        assert table in nft_tables(), "the egress rules went with the worker"
+    for _ in range(20):
+        assert stack.get(host, "/stable").json()["v"] == "s1"
+
+
+def nft_tables() -> str:
+    return subprocess.run(
+        ["nft", "list", "tables"], capture_output=True, text=True, check=True
+    ).stdout

@@ -46,10 +46,11 @@ def test_edge_up_demo_serves_the_sample_app_and_stops_cleanly(tmp_path: Path) ->
         serving = len(up.output)
         assert up.interrupt() == 0
         # Ctrl-C reaches edge up alone, which stops the servers before Redis: none
-        # of them was cut short (gunicorn's SIGINT) or lost Redis under its last flush.
+        # of them was cut short (gunicorn's SIGINT) or lost Redis under its last
+        # flush, and no worker's exit killed another's function templates.
         stopping = up.output[serving:]
-        assert "redis unreachable" not in stopping, stopping
-        assert "Traceback" not in stopping, stopping
+        for bad in ("WARNING", "ERROR", "Traceback"):
+            assert bad not in stopping, stopping
     wait_for(
         lambda: not [p for p in children if running(p)],
         timeout=30,

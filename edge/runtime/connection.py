@@ -23,8 +23,9 @@ and nothing bounds how long a client may take to send its request headers.
   with a traceback in the log for every such stream).
 
 Buffered bodies are bounded by the dispatcher, which sends large ones in
-slices (``edge.runtime.app``), so the write buffer never holds much more than
-the high-water mark.
+slices (``edge.runtime.replies``), so the write buffer never holds much more
+than the high-water mark. Function requests on kept-alive connections are
+answered at the protocol, without gunicorn's ASGI loop (``edge.runtime.direct``).
 """
 
 from __future__ import annotations
@@ -36,20 +37,13 @@ import socket
 import struct
 from typing import Any
 
-from falcon.util.uri import parse_host
-from gunicorn.asgi.parser import CallbackRequest
-from gunicorn.asgi.protocol import (
-    ASGIProtocol,
-    FlowControl,
-    _RequestHeaderPolicy,
-    secure_scheme_names,
-)
+from gunicorn.asgi.protocol import ASGIProtocol, FlowControl
 from gunicorn.workers import gasgi
 from gunicorn.workers.gasgi import ASGIWorker
 from gunicorn_h1c import H1CProtocol
 
-from edge.runtime.dispatch import FunctionPath, Routed
-from edge.runtime.replies import ABORT_KEY, CLOSED_KEY, DirectReply
+from edge.runtime.direct import DirectProtocol
+from edge.runtime.replies import ABORT_KEY, CLOSED_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +53,6 @@ _RESET = struct.pack("ii", 1, 0)
 # What gunicorn_h1c keeps of the bytes behind a finished request (its default
 # limit_remaining); gunicorn closes the connection when it had to drop more.
 C_PARSER_TAIL = 64 * 1024
-# Request headers that leave a request to gunicorn's own loop (it answers the
-# 100 of an Expect, and an Upgrade may take the connection over).
-_NOT_DIRECT = frozenset({b"upgrade", b"expect"})
 
 
 class HeldParser(H1CProtocol):
@@ -113,66 +104,24 @@ class TimedFlowControl(FlowControl):
             self._transport.abort()  # connection_lost() then releases every waiter
 
 
-class DirectCall:
-    """A request :class:`EdgeProtocol` answers itself: routed, its body coming in."""
-
-    __slots__ = ("chunks", "query", "routed", "scheme")
-
-    def __init__(self, routed: Routed, scheme: str, query: str) -> None:
-        self.routed = routed
-        self.scheme = scheme
-        self.query = query
-        self.chunks: list[bytes] = []
-
-
-class EdgeProtocol(ASGIProtocol):
+class EdgeProtocol(DirectProtocol):
     """gunicorn's HTTP/1 protocol with the send and header timeouts above, and
-    the direct path for function requests (see :meth:`_direct_call`)."""
+    the direct path for function requests (:mod:`edge.runtime.direct`)."""
 
     _flow_control: FlowControl | None
-    _closed: bool
-    _forwarded_trust: Any
-    _keepalive_handle: asyncio.TimerHandle | None
-    _secure_names: Any
 
     def __init__(self, worker: EdgeWorker) -> None:
         super().__init__(worker)
         self._edge_worker = worker
-        self._closed_future: asyncio.Future[None] | None = None
         self._header_timer: asyncio.TimerHandle | None = None
-        app = worker.asgi
-        self._path = app if isinstance(app, FunctionPath) else None
-        self._direct_ok = False  # this connection may take the direct path
-        self._direct: DirectCall | None = None
-        self._direct_task: asyncio.Task[None] | None = None
-        self._peer: Any = None
-        self._idle_since = 0.0
-        self._keepalive_armed = False
-        # A direct request's body: the bound on a stall (gunicorn's worker timeout,
-        # as its own body receiver has), when a byte last came, the timer.
-        self._body_timeout = float(getattr(self.cfg, "timeout", 30) or 30)
-        self._body_seen = 0.0
-        self._body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         worker = self._edge_worker
-        self._closed_future = worker.loop.create_future()
         if self._flow_control is not None:
             self._flow_control = TimedFlowControl(transport, worker.send_timeout)
         if self._callback_parser is not None:  # HTTP/1 (HTTP/2 has its own settings timer)
             self._header_timer = worker.loop.call_later(worker.header_timeout, self._header_expired)
-            path = self._path
-            self._peer = transport.get_extra_info("peername")
-            sockname = transport.get_extra_info("sockname")
-            self._direct_ok = (
-                path is not None
-                and isinstance(sockname, tuple)
-                and not path.on_metrics_port(sockname[1])
-                and self._pre_request is None
-                and self._post_request is None
-                and not self._uses_uwsgi
-            )
 
     def _feed_callback_parser(self, data: bytes) -> bool:
         parser = self._callback_parser
@@ -201,239 +150,7 @@ class EdgeProtocol(ASGIProtocol):
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
-        call = self._direct_call() if self._direct_ok and self._idle() else None
-        if call is None:
-            return super()._on_headers_complete()
-        self._cancel_keepalive_timer()
-        self._direct = call
-        if self._callback_parser.content_length:
-            self._watch_body()
-        return False  # the body follows
-
-    # -- the direct path -----------------------------------------------------
-    #
-    # A keep-alive HTTP/1.1 request for a function of this node, arriving while
-    # the connection is idle, is answered here instead of through gunicorn's
-    # connection loop: the parser's callbacks collect it, one task runs
-    # FunctionPath.answer() with a DirectReply that writes the response on the
-    # transport, and the connection is made ready for the next request as
-    # gunicorn's loop would (parser reset, reading resumed, keep-alive timer
-    # armed, what came in behind fed on). gunicorn's loop stays parked, waiting
-    # for a request, and takes any request the direct path does not: the first
-    # on a connection, HEAD, chunked or over-limit bodies, Expect, Upgrade,
-    # Connection: close, HTTP/1.0, unknown hosts and routes, other regions.
-
-    def _idle(self) -> bool:
-        """Whether no request is under way on this connection.
-
-        gunicorn's loop need not be parked yet: it may still be on its way back
-        from a request whose response is out (its ASGI app returns after its
-        last ``send``), or not have started. It then parks without looking at
-        the parser, which holds nothing of the direct request by then, and its
-        arming of the keep-alive timer is ignored while the direct request runs.
-        """
-        worker = self._edge_worker
-        return (
-            self._direct is None
-            and self._current_request is None
-            and not self._finishing_calls
-            and not self._closed
-            and worker.alive
-            and worker.nr + 1 < worker.max_requests
-        )
-
-    def _direct_call(self) -> DirectCall | None:
-        """The request whose headers just came in, if the direct path takes it."""
-        parser = self._callback_parser
-        path = self._path
-        assert path is not None
-        if parser.http_version != (1, 1) or parser.is_chunked or not parser.should_keep_alive:
-            return None
-        if (parser.content_length or 0) > path.config.max_body_bytes or parser.method == b"HEAD":
-            return None
-        host = b""
-        for name, value in parser.asgi_headers:
-            if name == b"host":
-                host = value
-            elif name in _NOT_DIRECT:
-                return None
-        raw_path = parser.path.partition(b"?")[0]
-        if not host or not raw_path.startswith(b"/"):
-            return None
-        hostname = parse_host(host.decode("latin-1"))[0].lower()
-        local = path.local(hostname, parser.method.decode("latin-1"), raw_path.decode("latin-1"))
-        if local is None:
-            return None
-        # gunicorn's own checks and header policy, as for any request (raising here
-        # answers 400 and closes, as it does). The policy acts only on scheme
-        # headers and names with "_": without them it would change nothing.
-        request = CallbackRequest.from_parser(parser, is_ssl=self._is_ssl)
-        if self._forwarded_trust is None:
-            self._policy(request).apply(request)  # works out (and keeps) the trust
-        else:
-            names = self._secure_names
-            for name, _ in request.headers_bytes:
-                if b"_" in name or name in names:
-                    self._policy(request).apply(request, self._forwarded_trust, names)
-                    break
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers_bytes]
-        site, target, params = local
-        routed = Routed(
-            request.method,
-            request.path or "/",
-            host.decode("latin-1"),
-            hostname,
-            headers,
-            site,
-            target,
-            params,
-        )
-        return DirectCall(routed, request.scheme, request.query)
-
-    def _policy(self, request: CallbackRequest) -> _RequestHeaderPolicy:
-        policy = _RequestHeaderPolicy(self.cfg, self._peer, request.scheme, request.version)
-        if self._forwarded_trust is None:
-            self._forwarded_trust = policy._peer_trusted_for_forwarded()
-            self._secure_names = secure_scheme_names(self._forwarded_trust[0])
-        return policy
-
-    def _on_body(self, chunk: bytes) -> None:
-        call = self._direct
-        if call is None:
-            super()._on_body(chunk)
-        elif chunk:
-            call.chunks.append(chunk)
-            self._body_seen = self._edge_worker.loop.time()
-
-    def _watch_body(self) -> None:
-        """Close the connection if the direct request's body stalls (no byte for
-        :attr:`_body_timeout` seconds): unanswered, as a request never finished."""
-        loop = self._edge_worker.loop
-        self._body_seen = loop.time()
-        self._body_timer = loop.call_at(self._body_seen + self._body_timeout, self._body_due)
-
-    def _body_due(self) -> None:
-        self._body_timer = None
-        if self._direct is None or self._direct_task is not None or self._closed:
-            return
-        loop = self._edge_worker.loop
-        due = self._body_seen + self._body_timeout
-        if loop.time() < due:
-            self._body_timer = loop.call_at(due, self._body_due)
-            return
-        logger.info("client %s sent no body bytes for %g s: closed", self._peer, self._body_timeout)
-        self._direct = None
-        self._close_transport()
-        self._request_ready.set()  # gunicorn's loop sees the close and ends
-
-    def _on_message_complete(self) -> None:
-        call = self._direct
-        if call is None:
-            super()._on_message_complete()
-            return
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
-        self._direct_task = self._edge_worker.loop.create_task(self._answer(call))
-
-    async def _answer(self, call: DirectCall) -> None:
-        path = self._path
-        assert path is not None
-        reply = DirectReply(self)
-        chunks = call.chunks
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        close = False
-        try:
-            await path.answer(call.routed, call.scheme, call.query, body, reply)
-        except asyncio.CancelledError:  # the client left, and its grace period is over
-            close = True
-        except Exception:
-            routed = call.routed
-            logger.exception("answering %s %s on %s", routed.method, routed.path, routed.host)
-            if not reply.sent:
-                self._send_error_response(500, "Internal Server Error")
-            close = True
-        finally:
-            self._direct_over(close or reply.close)
-
-    def _direct_over(self, close: bool) -> None:
-        """A direct request is answered: ready the connection for the next one."""
-        self._direct = None  # first: the keep-alive timer is armed below
-        self._direct_task = None
-        assert self._path is not None
-        self._path.worker.direct_requests += 1
-        worker = self._edge_worker
-        worker.nr += 1
-        if worker.nr >= worker.max_requests:
-            self.log.info("Autorestarting worker after current request.")
-            worker.alive = False
-        parser = self._callback_parser
-        if close or self._closed or not worker.alive or parser.remaining_truncated:
-            self._close_transport()
-            self._request_ready.set()  # gunicorn's loop sees the close and ends
-            return
-        pipelined = parser.remaining()
-        parser.reset()
-        self._resume_reading()
-        self._arm_keepalive_timer()
-        if pipelined and not self._feed_callback_parser(pipelined):
-            self._request_ready.set()  # it answered 400 and closed
-
-    # -- one keep-alive timer per connection -----------------------------------
-    #
-    # gunicorn arms a timer after every response and cancels it when the next
-    # request's headers are in: a TimerHandle made and cancelled per request
-    # (3% of a worker's CPU on the direct path). Here the timer outlives
-    # requests: arming notes when the connection went idle, cancelling notes
-    # that it is busy, and the timer, when it fires, closes the connection only
-    # if it is still idle and has been for the whole keep-alive time; if not,
-    # it sets itself for when that would be (or, busy, leaves the next arming
-    # to set it).
-
-    def _arm_keepalive_timer(self) -> None:
-        if self._direct is not None:  # gunicorn's loop parks while a direct request runs
-            return
-        loop = self._edge_worker.loop
-        self._idle_since = loop.time()
-        self._keepalive_armed = True
-        if self._keepalive_handle is None and self._keepalive > 0:
-            due = self._idle_since + self._keepalive
-            self._keepalive_handle = loop.call_at(due, self._keepalive_due)
-
-    def _cancel_keepalive_timer(self) -> None:
-        self._keepalive_armed = False
-
-    def _keepalive_due(self) -> None:
-        self._keepalive_handle = None
-        if not self._keepalive_armed or self._closed:
-            return
-        loop = self._edge_worker.loop
-        due = self._idle_since + self._keepalive
-        if loop.time() < due:
-            self._keepalive_handle = loop.call_at(due, self._keepalive_due)
-            return
-        self._keepalive_timeout()
-
-    # -- what DirectReply needs of the connection ----------------------------
-
-    @property
-    def closed_future(self) -> asyncio.Future[None] | None:
-        return self._closed_future
-
-    def abort(self) -> None:
-        self._abort()
-
-    def is_closed(self) -> bool:
-        return self._closed
-
-    def will_close(self) -> bool:
-        worker = self._edge_worker
-        return not worker.alive or worker.nr + 1 >= worker.max_requests
-
-    async def drain(self) -> None:
-        flow = self._flow_control
-        if flow is not None and flow.write_paused:
-            await flow.drain()
+        return super()._on_headers_complete()
 
     def _header_expired(self) -> None:
         self._header_timer = None
@@ -448,32 +165,15 @@ class EdgeProtocol(ASGIProtocol):
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
-        for timer in (self._keepalive_handle, self._body_timer):
-            if timer is not None:
-                timer.cancel()
-        self._keepalive_handle = self._body_timer = None
         super().connection_lost(exc)
-        task = self._direct_task
-        if task is not None and not task.done():
-            # As gunicorn does for an ASGI call: the function may finish within
-            # the grace period (its answer goes nowhere), then it is cancelled.
-            grace = getattr(self.cfg, "asgi_disconnect_grace_period", 3)
-            self._edge_worker.loop.call_later(max(grace, 0), task.cancel)
         if self._flow_control is not None:
             self._flow_control.resume_writing()  # a send() waiting on this client returns
-        if self._closed_future is not None and not self._closed_future.done():
-            self._closed_future.set_result(None)
 
     def _build_http_scope(self, request: Any, sockname: Any, peername: Any) -> dict[str, Any]:
         scope: dict[str, Any] = super()._build_http_scope(request, sockname, peername)
         scope[CLOSED_KEY] = self._closed_future
-        scope[ABORT_KEY] = self._abort
+        scope[ABORT_KEY] = self.abort
         return scope
-
-    def _abort(self) -> None:
-        if self.transport is not None and not self._closed:
-            self._closed = True  # gunicorn's send() is a no-op from now on
-            self.transport.abort()
 
 
 class EdgeWorker(ASGIWorker):

@@ -10,13 +10,8 @@ from typing import Any
 
 from gunicorn.config import Config
 
-from edge.runtime.connection import (
-    C_PARSER_TAIL,
-    DirectCall,
-    EdgeProtocol,
-    HeldParser,
-    prefer_c_parser,
-)
+from edge.runtime.connection import C_PARSER_TAIL, EdgeProtocol, HeldParser, prefer_c_parser
+from edge.runtime.direct import DirectCall
 
 
 def edge_protocol(loop: asyncio.AbstractEventLoop | None = None) -> EdgeProtocol:

@@ -53,6 +53,10 @@ CLOSE = (b"connection", b"close")
 TARGET_KEY = "edge.target"
 
 
+class ClientGone(Exception):
+    """The client went away before its request body was complete."""
+
+
 class Routed(NamedTuple):
     """A request the route table matched to a function of this node."""
 
@@ -132,7 +136,12 @@ class FunctionPath:
             await self.fallback(scope, receive, send)
             return
         routed = Routed(method, path, host, hostname, headers, site, target, match[1])
-        body = await self._body(receive, headers)
+        try:
+            body = await self._body(receive, headers)
+        except ClientGone:  # gone, or stalled past gunicorn's body timeout: no answer
+            if reply.abort is not None:
+                reply.abort()
+            return
         if body is None:
             request_id = self.ids.next()
             message = fault_message("too_large", limit_mb=self.config.max_body_bytes >> 20)
@@ -192,6 +201,11 @@ class FunctionPath:
         """The whole request body, or ``None`` if it is over ``EDGE_MAX_BODY_MB``.
 
         Over the limit, the rest stays unread: the caller's answer closes the connection.
+
+        Raises:
+            ClientGone: the client left (or its body stalled past gunicorn's worker
+                timeout) before the body was complete: the function must not run
+                on a part of it.
         """
         limit = self.config.max_body_bytes
         for name, value in headers:
@@ -207,6 +221,8 @@ class FunctionPath:
         size = 0
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
             chunk = message.get("body", b"")
             if chunk:
                 chunks.append(chunk)

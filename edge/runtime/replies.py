@@ -49,6 +49,7 @@ NO_COPY = 64 * 1024
 _HTTP11 = (1, 1)
 _CLOSE = b"Connection: close\r\n"
 _CHUNKED = b"transfer-encoding: chunked\r\n"
+_NO_BODY = (204, 304)  # RFC 9110 15.3.5, 15.4.5
 
 
 class Reply(Protocol):
@@ -189,11 +190,17 @@ class DirectReply:
         await conn.drain()
 
     async def send_stream(self, status: int, head: Head, stream: BodyStream) -> None:
-        """The head goes out with the first chunk (or the end), in one write."""
+        """The head goes out with the first chunk (or the end), in one write. A
+        status that allows no body (1xx, 204, 304) gets the head alone, and the
+        stream is stopped."""
         conn = self._conn
         pending = b""
         try:
             if conn.is_closed():
+                return
+            if status in _NO_BODY or status < 200:
+                self.sent = True
+                conn.transport.write(b"".join(self._head(status, head, b"")))
                 return
             self.sent = True
             pending = b"".join(self._head(status, head, _CHUNKED))

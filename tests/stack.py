@@ -274,6 +274,35 @@ class Workdir:
         shutil.copytree(folder, self.path, dirs_exist_ok=True)
 
 
+def descendants(pid: int) -> set[int]:
+    """Every live (not zombie) process below ``pid``: for ``edge up`` its servers,
+    for a runtime worker its zygote, templates, instances and V8 host."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def local_env(home: Path, **settings: str) -> dict[str, str]:
     """This process's environment without EDGE_*, plus a fresh home and free ports."""
     return {

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import httpx
-from stack import ROOT, Stack, Workdir, wait_for
+from stack import ROOT, Stack, Workdir, descendants, wait_for
 
 from edge.redisserver import RedisServer
 from edge.runtime import firewall
@@ -43,6 +43,21 @@ def pid_app(work: Workdir, stable: str, changing: str) -> None:
             "functions/changing.py": PID_FUNCTION % changing,
         },
     )
+
+
+def serving_pid_app(
+    stack: Stack, tmp_path: Path, *changing: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the stack's control plane and runtime and push a pid app once per
+    ``changing`` version; returns the runtime's master and the app's host."""
+    stack.start("platform")
+    master = stack.start("runtime")
+    app = app_name()
+    work = Workdir(tmp_path / app)
+    for version in changing:
+        pid_app(work, "s1", version)
+        work.push(stack.remote(app))
+    return master, stack.host(app)
 
 
 def worker_pids(master: int) -> set[int]:
@@ -216,15 +231,7 @@ def test_sigkill_of_a_worker_loses_only_that_worker(
     own_stack: tuple[Stack, RedisServer], tmp_path: Path
 ) -> None:
     stack, _ = own_stack
-    stack.start("platform")
-    master = stack.start("runtime")
-    app = app_name()
-    work = Workdir(tmp_path / app)
-    pid_app(work, "s1", "c1")
-    work.push(stack.remote(app))
-    pid_app(work, "s1", "c2")
-    work.push(stack.remote(app))
-    host = stack.host(app)
+    master, host = serving_pid_app(stack, tmp_path, "c1", "c2")
     workers = worker_pids(master.pid)
     assert len(workers) == 2
     victim = sorted(workers)[0]
@@ -301,25 +308,6 @@ def test_a_deploy_is_the_whole_new_route_table(runtime_stack: Stack, tmp_path: P
     )
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (its zygote, templates, instances, V8 host)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if fields[0] != "Z":
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
 def test_a_worker_that_exits_leaves_the_other_workers_functions_and_the_firewall(
     own_stack: tuple[Stack, RedisServer], tmp_path: Path
 ) -> None:
@@ -327,13 +315,7 @@ def test_a_worker_that_exits_leaves_the_other_workers_functions_and_the_firewall
     fork): the master's cleanup there, killing every function process of the node
     and removing the egress rules, must run in the master only."""
     stack, _ = own_stack
-    stack.start("platform")
-    master = stack.start("runtime")
-    app = app_name()
-    work = Workdir(tmp_path / app)
-    pid_app(work, "s1", "c1")
-    work.push(stack.remote(app))
-    host = stack.host(app)
+    master, host = serving_pid_app(stack, tmp_path, "c1")
     workers = sorted(worker_pids(master.pid))
     assert len(workers) == 2
     victim, survivor = workers

@@ -6,24 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from stack import Foreground, local_env, wait_for
-
-
-def descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
+from stack import Foreground, descendants, local_env, running, wait_for
 
 
 def test_edge_up_demo_serves_the_sample_app_and_stops_cleanly(tmp_path: Path) -> None:
@@ -56,15 +39,6 @@ def test_edge_up_demo_serves_the_sample_app_and_stops_cleanly(tmp_path: Path) ->
         timeout=30,
         message="every process of edge up to exit",
     )
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def test_no_process_outlives_a_killed_edge_up(tmp_path: Path) -> None:

@@ -4,12 +4,15 @@ Host -> app environment (``<app>.<domain>``, ``<branch>--<app>.<domain>``),
 method + path -> function through the current :class:`RouteTable` snapshot,
 then the function's pool runs it in a separate process (or V8 isolate).
 
-This is the runtime's hot path, so it talks ASGI directly: it reads the scope
-once, sends the head and body itself and records the request by appending to
-buffers. Everything else (``/healthz``, ``/metrics``, unknown hosts, functions
-answered by another region) goes on to the falcon app
-(:mod:`edge.runtime.app`). The README's Benchmarks section has the worker's
-CPU per request before and after this path (``python -m bench.dispatch_cpu``).
+This is the runtime's hot path. :meth:`FunctionPath.answer` runs a function
+and answers through a :class:`~edge.runtime.replies.Reply`, recording the
+request by appending to buffers. Most requests reach it straight from the
+HTTP/1 protocol (:mod:`edge.runtime.direct`, kept-alive connections); the rest
+come through gunicorn as raw ASGI (:meth:`FunctionPath.__call__`), which reads
+the scope once. Everything else (``/healthz``, ``/metrics``, unknown hosts,
+functions answered by another region) goes on to the falcon app
+(:mod:`edge.runtime.app`). The README's Benchmarks section has the worker's CPU
+per request at each step (``python -m bench.cpu``, ``bench.dispatch_cpu``).
 """
 
 from __future__ import annotations

@@ -189,3 +189,32 @@ def test_a_function_from_a_spare_gets_its_own_memory_limit() -> None:
     assert fits == (200, {"held": 40}), "40 MB fit in 96 MB, not in the spare's 16 MB"
     assert small == (200, {"held": 4})
     assert bomb == (500, "memory"), "200 MB is past the 24 MB limit"
+
+
+def test_each_isolate_thread_keeps_one_python_thread_state_until_it_is_freed() -> None:
+    """V8 reports results from each isolate's own thread; that thread keeps the
+    Python thread state of its first callback (edge.runtime.js.threadstate), and
+    the state goes when the isolate is freed, however many come and go."""
+
+    async def scenario(host: V8Host) -> Any:
+        await spare_ready(host)
+        await load(host, "counter", COUNTER)
+        for _ in range(20):
+            await get(host, "counter")
+        serving = await spare_ready(host)
+        for i in range(8):
+            name = f"churn{i}"
+            await load(host, name, COUNTER)
+            await get(host, name)
+            host.unload(name)
+            await spare_ready(host)
+        for _ in range(20):
+            await get(host, "counter")
+        return serving, await spare_ready(host)
+
+    serving, after = run(scenario)
+    # The function's isolate and the spare: one state each, kept across 20 requests.
+    assert serving["isolate_thread_states"] == 2, serving
+    # Eight more isolates were started, served and freed: none left a state behind.
+    assert after["isolate_thread_states"] == 2, after
+    assert after["spares_taken"] == 9

@@ -44,7 +44,7 @@ from typing import Any
 import uvloop
 from py_mini_racer import init_mini_racer
 
-from edge.runtime.js import modules
+from edge.runtime.js import modules, threadstate
 from edge.runtime.js.buffers import SWEEP_FLAG, BufferLimits
 from edge.runtime.js.client import FrameProtocol
 from edge.runtime.js.isolate import FAULT_STATUS, Isolate
@@ -164,12 +164,14 @@ class Host:
         self.send(["ok", rid, {**info, "spare": isolate.from_ready_spare}])
 
     def stats(self) -> dict[str, Any]:
-        """What the ``stats`` frame answers: isolates, and how cold starts found the spare."""
+        """What the ``stats`` frame answers: isolates, how cold starts found the
+        spare, and the Python thread states the isolates' threads keep."""
         return {
             "isolates": len(self.isolates),
             "spare_ready": self.spares.ready,
             "spares_taken": self.spares.taken,
             "spares_taken_ready": self.spares.taken_ready,
+            "isolate_thread_states": threadstate.foreign_states(),
         }
 
     def budget(self) -> None:

@@ -31,6 +31,7 @@ from py_mini_racer import JSEvalException, JSMappedObject, MiniRacer, mini_racer
 from edge.manifest import MIN_MEMORY_MB
 from edge.runtime.js.buffers import BufferLimits, BufferWatch
 from edge.runtime.js.modules import LoadError, first_line
+from edge.runtime.js.threadstate import Pin
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,10 @@ def _new_racer(
 ) -> tuple[MiniRacer, BufferWatch | None]:
     """A context whose callbacks land on ``loop``, and its ArrayBuffer limit
     (called in a thread: it blocks ~3 ms)."""
+    pin = Pin()
+    stack.callback(pin.release)  # once the context is freed (the stack unwinds LIFO)
     mr = stack.enter_context(mini_racer(event_loop=loop))
+    pin.attach(mr)
     # APPSEC: watched before any code but the platform's runs in it.
     watch = buffers.watch(mr, SPARE_MEMORY_MB * MIB)
     if watch is not None:

@@ -204,6 +204,29 @@ export default {
     ], "each log line reaches its own request"
 
 
+def test_a_function_that_replaces_the_json_globals_is_still_served(tmp_path: Path) -> None:
+    """The dispatcher parses each batch and serialises its results with the
+    JSON functions it captured before any function code ran."""
+    source = """\
+JSON.parse = () => { throw new Error("my parse"); };
+JSON.stringify = () => "my stringify";
+export default {
+  async fetch(request) {
+    return new Response(`${request.method} ${new URL(request.url).pathname}`);
+  },
+};
+"""
+
+    async def scenario(host: V8Host) -> list[Outcome]:
+        pool = await started(tmp_path, "json.js", source, host)
+        return await asyncio.gather(*(pool.invoke(request(f"/n{n}")) for n in range(5)))
+
+    outcomes = run(scenario)
+    assert [(o.status, o.body) for o in outcomes] == [
+        (200, f"GET /n{n}".encode()) for n in range(5)
+    ]
+
+
 def test_console_levels_are_captured_per_invocation(tmp_path: Path) -> None:
     source = """\
 console.log("loading");

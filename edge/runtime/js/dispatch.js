@@ -1,8 +1,8 @@
 // The host's side of an isolate: runs batches of requests through the module's
 // fetch handler and hands back finished responses (see edge/runtime/js/host.py).
 //
-// __edge.d(payload) is the only entry point the host calls per batch:
-//   payload = [batch, forget, check, settle, credit, release]
+// __edge.d(text) is the only entry point the host calls per batch:
+//   text = JSON of [batch, forget, check, settle, credit, release]
 //     batch:  [[id, method, url, headerPairs, bodyKind, body, params], ...]
 //             bodyKind 0 = none, 1 = text (string), 2 = bytes (base64)
 //     forget: ids the host gave up on (timed out); their late results are dropped
@@ -47,7 +47,7 @@
 (function () {
   "use strict";
   const internal = globalThis.__edgeInternal;
-  const stringify = JSON.stringify;  // captured: user code may replace globals
+  const stringify = JSON.stringify, parse = JSON.parse;  // captured: user code may replace globals
   const MAX_LOG_LINES = 200;
   const WINDOW = 256 * 1024, CHUNK_MAX = 64 * 1024;
   const state = {
@@ -328,8 +328,8 @@
     return settled;
   }
 
-  function d(payload) {
-    const [batch, forget, check, settle = [], credits = [], release = []] = payload;
+  function d(text) {
+    const [batch, forget, check, settle = [], credits = [], release = []] = parse(text);
     for (const key of release) state.bytes.delete(key);
     state.inTask = true;
     state.current = null;

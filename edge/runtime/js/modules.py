@@ -81,7 +81,7 @@ RUNTIME_FILES = (
     "dispatch.js",
 )
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
-COLLECT = "__edge.d([[], [], [], [], [], []])"
+COLLECT = '__edge.d("[[],[],[],[],[],[]]")'
 RESPONSE_ERRORS = (TypeError, ValueError, binascii.Error)
 STREAMED = 3  # the bodyKind of a streamed response's head (js/dispatch.js)
 

@@ -302,11 +302,12 @@ class Isolate:
         mr = self.mr
         assert mr is not None
         first = asyncio.ensure_future(mr.eval_cancelable(code))
-        # Async handlers settle in V8's microtask checkpoint right after ``first``.
-        # Under load (a batch of several), queue the collecting d() right away, so
-        # V8 runs it without waiting for this loop; alone, a request is faster
-        # without the second task contending for the GIL.
-        pipelined = self._async and len(batch) > 1
+        # Async handlers settle in V8's microtask checkpoint right after ``first``:
+        # queue the collecting d() right away, so V8 runs it without waiting for
+        # this loop. Even for one request that is cheaper than being pinged and
+        # collecting then (one V8 -> Python callback less): 215 against 325 us of
+        # CPU, 212 against 350 us to the response (measured, one at a time).
+        pipelined = self._async and bool(batch)
         then = asyncio.ensure_future(mr.eval_cancelable(modules.COLLECT)) if pipelined else None
         try:
             raw = await modules.dispatch_result(first, self.spec.name)

@@ -8,6 +8,7 @@ regions (forwarded to a node that runs them, ``edge.runtime.fallback``).
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -117,6 +118,7 @@ class Dispatcher:
                 "worker": self.worker.worker_id,
                 "sites": len(self.worker.table.sites),
                 "direct_requests": self.worker.direct_requests,
+                "gc_frozen": gc.get_freeze_count(),
             }
             return
         if req.path == "/metrics":

@@ -10,6 +10,7 @@ never imports the control plane.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -58,7 +59,13 @@ def load_app(config: Config, source: SourceFactory) -> object:
     pools, v8hosts = build_pools(config, logs, kv, bindings.call)
     worker = Worker(config, source(config), redis, pools, closing=[v8hosts.close], logs=logs)
     worker.fallback = build_fallback(config, worker)
-    return create_app(config, worker)
+    app = create_app(config, worker)
+    # What the worker has built by now lives as long as it does: out of the
+    # collector's reach, a full collection scans the objects requests make, not
+    # ~100,000 of startup's (measured under wrk: 40-47 ms per full collection,
+    # every worker's connections stalled, against ~2 ms frozen).
+    gc.freeze()
+    return app
 
 
 def build_fallback(config: Config, worker: Worker) -> Fallback:

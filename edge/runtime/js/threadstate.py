@@ -28,14 +28,6 @@ from py_mini_racer import MiniRacer
 from py_mini_racer._context import Context
 
 _api = ctypes.pythonapi
-_api.PyGILState_GetThisThreadState.restype = ctypes.c_void_p
-_api.PyThreadState_Clear.argtypes = [ctypes.c_void_p]
-_api.PyThreadState_Delete.argtypes = [ctypes.c_void_p]
-_api.PyInterpreterState_Get.restype = ctypes.c_void_p
-_api.PyInterpreterState_ThreadHead.argtypes = [ctypes.c_void_p]
-_api.PyInterpreterState_ThreadHead.restype = ctypes.c_void_p
-_api.PyThreadState_Next.argtypes = [ctypes.c_void_p]
-_api.PyThreadState_Next.restype = ctypes.c_void_p
 
 # id(Context) -> its Pin, for the contexts whose thread keeps its state.
 _pins: dict[int, Pin] = {}
@@ -81,6 +73,7 @@ class Pin:
 def foreign_states() -> int:
     """Thread states of threads Python did not start: the isolates' threads that
     keep one (read without the interpreter's lock, so only while the host is idle)."""
+    _install()
     count = 0
     state = _api.PyInterpreterState_ThreadHead(_api.PyInterpreterState_Get())
     while state:
@@ -90,12 +83,21 @@ def foreign_states() -> int:
 
 
 def _install() -> None:
-    """Wrap mini-racer's callback entry once (mini-racer 0.14, pinned in
-    pyproject.toml, has no hook for it)."""
+    """Declare the C API's signatures and wrap mini-racer's callback entry, once
+    per process, on first use (mini-racer 0.14, pinned in pyproject.toml, has no
+    hook for it)."""
     global _original  # noqa: PLW0603 - one wrapper per process, installed on first use
     with _lock:
         if _original is not None:
             return
+        _api.PyGILState_GetThisThreadState.restype = ctypes.c_void_p
+        _api.PyThreadState_Clear.argtypes = [ctypes.c_void_p]
+        _api.PyThreadState_Delete.argtypes = [ctypes.c_void_p]
+        _api.PyInterpreterState_Get.restype = ctypes.c_void_p
+        _api.PyInterpreterState_ThreadHead.argtypes = [ctypes.c_void_p]
+        _api.PyInterpreterState_ThreadHead.restype = ctypes.c_void_p
+        _api.PyThreadState_Next.argtypes = [ctypes.c_void_p]
+        _api.PyThreadState_Next.restype = ctypes.c_void_p
         _original = Context.handle_callback_from_v8
 
         def handle_callback_from_v8(self: Context, callback_id: int, raw: Any) -> None:

@@ -19,6 +19,8 @@ routing snapshot in :mod:`edge.snapshot`), plain frozen dataclasses that hold no
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -105,10 +107,33 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any, *, foreign_keys: bool) 
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    _set_wal(cursor)
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
     cursor.close()
+
+
+def _set_wal(cursor: Any) -> None:
+    """Switch the database to WAL (persistent: a no-op once any connection did it).
+
+    The switch reads the header under a shared lock, then upgrades to a write
+    lock; SQLite never calls the busy handler for that upgrade (waiting could
+    deadlock against another connection doing the same), so processes opening a
+    fresh database together get "database is locked" at once. We retry, as the
+    busy handler would, until ``busy_timeout`` runs out.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        else:
+            return
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:

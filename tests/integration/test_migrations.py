@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -102,3 +103,37 @@ def test_processes_starting_together_migrate_once(database_url: str) -> None:
     assert [child.returncode for child in children] == [0] * 4, outcomes
     assert [out.strip() for out, _ in outcomes] == ["0"] * 4
     assert _schema_diff(database_url) == []
+
+
+def test_processes_opening_a_fresh_sqlite_database_together(tmp_path: Path) -> None:
+    """Switching to WAL skips SQLite's busy handler; make_engine retries it."""
+    code = (
+        "import sqlite3, sys; from edge.platform.models import make_engine; "
+        # Everything but the first statement happens before the release, so that the
+        # switches to WAL race (as alembic's did in CI).
+        "raw = sqlite3.connect(sys.argv[2]); "
+        "engine = make_engine(sys.argv[1], creator=lambda: raw); "
+        "print('ready', flush=True); sys.stdin.read(); engine.connect().close()"
+    )
+    for round_ in range(3):
+        path = tmp_path / f"fresh{round_}.db"
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, f"sqlite:///{path}", str(path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(8)
+        ]
+        for child in children:
+            assert child.stdout.readline() == "ready\n"
+        for child in children:  # release them all at once
+            child.stdin.close()
+        codes = [child.wait(timeout=60) for child in children]
+        errors = [child.stderr.read() for child in children]
+        for child in children:
+            child.stdout.close()
+            child.stderr.close()
+        assert codes == [0] * 8, errors

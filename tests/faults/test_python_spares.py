@@ -14,14 +14,19 @@ import contextlib
 import json
 import os
 import signal
+import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from function_harness import Functions, async_wait_for, invocation
 
 from edge.runtime.invocation import Outcome
+from edge.runtime.python.control import SpawnError
 from edge.runtime.python.pool import PythonPool
+from edge.runtime.python.sockets import verify
 from edge.runtime.registry import PoolRegistry
 
 PID = """
@@ -65,14 +70,20 @@ async def held_spare(pool: PythonPool) -> int:
     return spare
 
 
-def test_a_cold_start_takes_the_held_spare_without_the_template(functions: Functions) -> None:
+def test_a_cold_start_takes_the_held_spare_without_the_template(
+    functions: Functions, monkeypatch: pytest.MonkeyPatch
+) -> None:
     version = functions.version(PID, min_warm=0)
+
+    def forbidden(*_: object) -> NoReturn:
+        raise AssertionError("the spare was verified when it came, not on the cold start")
 
     async def scenario(pools: PoolRegistry) -> None:
         pool = await pools.get_or_start(version)
         assert isinstance(pool, PythonPool) and pool.template_pid is not None
         spare = await held_spare(pool)
-        with stopped(pool.template_pid):
+        with stopped(pool.template_pid), monkeypatch.context() as patch:
+            patch.setattr(os, "pidfd_open", forbidden)  # nor /proc: verify() opens both
             outcome = await asyncio.wait_for(pool.invoke(invocation()), 5)
         assert outcome.cold and pid_of(outcome) == spare
         # The template forks the next spare, and the next cold start takes it.
@@ -119,3 +130,24 @@ def test_a_burst_of_cold_starts_gets_an_instance_each(functions: Functions) -> N
         assert sorted(pool.instance_pids()) == sorted(pids)
 
     functions.run(scenario)
+
+
+def test_an_instance_pid_that_is_not_the_templates_child_is_refused() -> None:
+    """APPSEC: a template names the pid of each instance it sends; the worker
+    would signal and measure that pid, so it must be a live child of the template."""
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        ours, theirs = socket.socketpair()
+        verified = verify(ours, child.pid, parent=os.getpid())
+        assert verified.pid == child.pid and verified.rss_kb > 0
+        verified.close()
+        theirs.close()
+        for pid, parent in ((child.pid, 1), (os.getpid(), child.pid), (2**22 + 7, os.getpid())):
+            ours, theirs = socket.socketpair()
+            with pytest.raises(SpawnError):
+                verify(ours, pid, parent)
+            assert ours.fileno() == -1  # closed: the instance would read EOF and exit
+            theirs.close()
+    finally:
+        child.kill()
+        child.wait()

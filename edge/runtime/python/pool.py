@@ -455,18 +455,14 @@ class PythonPool:
 
     async def _spawn(self) -> InstanceChannel:
         template = await self._templates.get()
-        sock, pid = template.take_spare() or await template.spawn()
-        try:
-            instance = await InstanceChannel.attach(
-                sock, pid, template.pid, self._on_lost, self._max_response + REPLY_SLACK
-            )
-        except BaseException:
-            sock.close()  # the instance reads EOF and exits
-            raise
+        verified = template.take_spare() or await template.spawn()
+        instance = await InstanceChannel.attach(
+            verified, self._on_lost, self._max_response + REPLY_SLACK
+        )
         instance.last_used = time.monotonic()
         if self._side is not None:
             instance.handle("kv", self._side.handler(instance.send_frame))
-        self._by_pid[pid] = instance
+        self._by_pid[verified.pid] = instance
         return instance
 
     def _on_lost(self, instance: InstanceChannel) -> None:

@@ -27,6 +27,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 from edge.runtime.python.calls import Call, CallQueue, CallTimeout, NotStarted
@@ -42,7 +43,7 @@ from edge.runtime.wire import (
     encode,
 )
 
-__all__ = ["CallTimeout", "InstanceChannel", "NotStarted"]
+__all__ = ["CallTimeout", "InstanceChannel", "NotStarted", "Verified", "verify"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,52 @@ MAX_HELD = WINDOW + 2 * CHUNK_MAX
 # The kinds ``k`` of a streamed reply's frames (edge.runtime.python.process.stream);
 # other kinds go to the handler registered with InstanceChannel.handle().
 STREAM_KINDS = frozenset({"head", "chunk", "end"})
+
+
+@dataclass(frozen=True)
+class Verified:
+    """An instance socket from a template, with its pid checked (APPSEC: the pid
+    comes from an untrusted template, and must name a live child of it, else we
+    would signal or measure a stranger) and pinned by a pidfd.
+
+    Made by :func:`verify` when the template sends the socket, so that a cold
+    start that takes a held spare makes no system call for it: opening the
+    pidfd and ``/proc/<pid>/status`` stalled the worker for 7-18 ms now and
+    then, right after a fork or exit elsewhere (``perf trace``, 2026-11-29).
+    """
+
+    sock: socket.socket
+    pid: int
+    pidfd: int
+    status_fd: int
+    rss_kb: int
+    peak_kb: int
+
+    def close(self) -> None:
+        """Give it up unused: the instance reads EOF and exits."""
+        self.sock.close()
+        close_fds([self.pidfd, self.status_fd])
+
+
+def verify(sock: socket.socket, pid: int, parent: int) -> Verified:
+    """Check that ``pid`` is a live child of template ``parent``; ``sock`` is
+    closed if not.
+
+    Raises:
+        SpawnError: the pid is not the template's child, or it is gone.
+    """
+    pidfd = status_fd = -1
+    try:
+        pidfd = os.pidfd_open(pid)
+        status_fd = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+        status = _read_status(status_fd)
+        if status.get(b"Tgid") != pid or status.get(b"PPid") != parent:
+            raise SpawnError(f"pid {pid} is not an instance of template {parent}")
+    except (OSError, SpawnError) as exc:
+        close_fds([fd for fd in (pidfd, status_fd) if fd >= 0])
+        sock.close()
+        raise SpawnError(str(exc)) from None
+    return Verified(sock, pid, pidfd, status_fd, status.get(b"VmRSS", 0), status.get(b"VmHWM", 0))
 
 
 class InstanceChannel(asyncio.Protocol):
@@ -111,37 +158,22 @@ class InstanceChannel(asyncio.Protocol):
     @classmethod
     async def attach(
         cls,
-        sock: socket.socket,
-        pid: int,
-        parent: int,
+        instance: Verified,
         on_lost: Callable[[InstanceChannel], None],
         limit: int | None = None,
     ) -> InstanceChannel:
-        """Take over an instance socket received from template ``parent``
-        (``limit``: the largest frame accepted from it).
-
-        APPSEC: the pid comes from an untrusted template: it must name a live
-        child of that template, else we would signal or measure a stranger.
-
-        Raises:
-            SpawnError: the pid is not the template's child, or it is gone.
-        """
-        pidfd = status_fd = -1
-        try:
-            pidfd = os.pidfd_open(pid)
-            status_fd = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
-            status = _read_status(status_fd)
-            if status.get(b"Tgid") != pid or status.get(b"PPid") != parent:
-                raise SpawnError(f"pid {pid} is not an instance of template {parent}")
-        except (OSError, SpawnError) as exc:
-            close_fds([fd for fd in (pidfd, status_fd) if fd >= 0])
-            sock.close()
-            raise SpawnError(str(exc)) from None
-        channel = cls(pid, pidfd, status_fd, on_lost, limit)
-        channel.base_rss_kb = status.get(b"VmRSS", 0)
-        channel.memory_peak_kb = status.get(b"VmHWM", 0)
+        """Take over a verified instance socket (``limit``: the largest frame
+        accepted from it). Its descriptors are the channel's from here on, even
+        if this raises."""
+        channel = cls(instance.pid, instance.pidfd, instance.status_fd, on_lost, limit)
+        channel.base_rss_kb = instance.rss_kb
+        channel.memory_peak_kb = instance.peak_kb
         loop = asyncio.get_running_loop()
-        await loop.connect_accepted_socket(lambda: channel, sock)
+        try:
+            await loop.connect_accepted_socket(lambda: channel, instance.sock)
+        except BaseException:
+            instance.close()
+            raise
         return channel
 
     # -- asyncio.Protocol ----------------------------------------------------

@@ -24,6 +24,7 @@ from edge.runtime.python.client import Zygote, ZygoteError
 from edge.runtime.python.control import ControlChannel, ExitInfo, SpawnError
 from edge.runtime.python.frames import parse_logs
 from edge.runtime.python.process.sandbox import Limits
+from edge.runtime.python.sockets import Verified, verify
 from edge.runtime.wire import PeerClosed, close_fds
 from edge.uids import function_ids
 
@@ -87,15 +88,13 @@ class TemplateLink:
         self._on_lost = on_lost
         self._channel = ControlChannel(sock, self._message, self._closed, maxfds=1)
         self._ready: asyncio.Future[list[LogRecord]] | None = None
-        self._spawns: collections.deque[asyncio.Future[tuple[socket.socket, int]]] = (
-            collections.deque()
-        )
-        self._spare: tuple[socket.socket, int] | None = None
+        self._spawns: collections.deque[asyncio.Future[Verified]] = collections.deque()
+        self._spare: Verified | None = None
 
     @property
     def spare_pid(self) -> int | None:
         """The pid of the spare instance held here, if any."""
-        return self._spare[1] if self._spare is not None else None
+        return self._spare.pid if self._spare is not None else None
 
     def start(self) -> None:
         self._ready = asyncio.get_running_loop().create_future()
@@ -112,9 +111,10 @@ class TemplateLink:
         assert self._ready is not None
         return await asyncio.wait_for(asyncio.shield(self._ready), timeout)
 
-    def take_spare(self) -> tuple[socket.socket, int] | None:
-        """The spare instance held here (its socket and pid), if any: a cold
-        start with no message to wait for. The template then forks the next.
+    def take_spare(self) -> Verified | None:
+        """The spare instance held here, verified when it came, if any: a cold
+        start with no message to wait for and no system call but the peek
+        below. The template then forks the next.
 
         Raises:
             PeerClosed: the template is gone.
@@ -122,18 +122,18 @@ class TemplateLink:
         spare, self._spare = self._spare, None
         if spare is None:
             return None
-        if _hung_up(spare[0]):  # it died before its exit report came
-            spare[0].close()
+        if _hung_up(spare.sock):  # it died before its exit report came
+            spare.close()
             return None
         try:
             self._channel.send({"op": "spare_taken"})
         except PeerClosed:
-            spare[0].close()
+            spare.close()
             raise
         return spare
 
-    async def spawn(self) -> tuple[socket.socket, int]:
-        """Fork an instance; returns its (worker-side) socket and pid.
+    async def spawn(self) -> Verified:
+        """Fork an instance; returns its (worker-side) socket, verified.
 
         Raises:
             SpawnError: the template could not fork.
@@ -146,7 +146,7 @@ class TemplateLink:
             return await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled() and future.exception() is None:
-                future.result()[0].close()  # cancelled as it arrived: the instance gets EOF
+                future.result().close()  # cancelled as it arrived: the instance gets EOF
             raise
 
     def close(self) -> None:
@@ -167,7 +167,7 @@ class TemplateLink:
                 future.set_exception(SpawnError(str(message.get("message"))[:500]))
         elif op == "exit":
             info = ExitInfo.parse(message)
-            if info is not None and self._spare is not None and info.pid == self._spare[1]:
+            if info is not None and self._spare is not None and info.pid == self._spare.pid:
                 self._drop_spare()
             elif info is not None:
                 self._on_exit(info)
@@ -189,11 +189,14 @@ class TemplateLink:
         if future is None or future.done() or not isinstance(pid, int) or pid <= 0:
             sock.close()  # nobody waits (cancelled) or a lie: the instance gets EOF and exits
             return
-        future.set_result((sock, pid))
+        try:
+            future.set_result(verify(sock, pid, self.pid))
+        except SpawnError as exc:
+            future.set_exception(exc)
 
     def _keep_spare(self, message: dict[str, Any], fd: int) -> None:
-        """Hold the spare the template sent (APPSEC: its pid is checked when it is
-        attached; one spare at a time, a second one is refused)."""
+        """Hold the spare the template sent, verified now (APPSEC: its pid must be
+        the template's child; one spare at a time, a second one is refused)."""
         pid = message.get("pid")
         try:
             sock = _wrap_stream_socket(fd)
@@ -203,11 +206,14 @@ class TemplateLink:
         if self._spare is not None or not isinstance(pid, int) or pid <= 0:
             sock.close()  # the instance gets EOF and exits
             return
-        self._spare = (sock, pid)
+        try:
+            self._spare = verify(sock, pid, self.pid)
+        except SpawnError as exc:
+            logger.warning("template %d: refused its spare: %s", self.pid, exc)
 
     def _drop_spare(self) -> None:
         if self._spare is not None:
-            self._spare[0].close()
+            self._spare.close()
             self._spare = None
 
     def _closed(self) -> None:

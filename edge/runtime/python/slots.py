@@ -8,7 +8,11 @@ see :mod:`edge.runtime.python.pool`). A request that finds no place waits, in
 arrival order, for a whole instance: the places behind running requests go to
 newcomers only while nobody waits. So a request waits at most ``timeout_ms``
 for a place, and a place in a socket at most the time limit of the request
-ahead of it.
+ahead of it. A fast function's waiting requests (not retries, which wait for a
+whole instance) also get places behind a running one as its instance moves on
+to its next request, in arrival order: without that, a fast function that once
+had requests waiting kept them waiting, each for a whole instance, for as long
+as the load lasted (one request per instance at a time, all instances awake).
 
 A *fast* function (its calls take under :data:`FAST_S` on average) is
 pipelined before its idle instances are woken, once it has ``parallel``
@@ -93,6 +97,7 @@ class Slots:
         self.starting = 0
         self.pipelined = 0
         self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._whole: set[asyncio.Future[Any]] = set()  # waiting retries: no place behind
         self._leased = 0  # leases of busy instances: running plus queued requests
         self.streams_seen = False
         self.call_s = UNKNOWN_S
@@ -194,17 +199,36 @@ class Slots:
 
     def hand_on(self, instance: InstanceChannel) -> None:
         """A live instance with nothing left to run goes to the first waiting
-        request, else idle."""
+        request, else idle; for a fast function, more waiting requests queue behind."""
         if instance.leases:
+            self._queue_waiters(instance)
             return
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 self.take(instance)
                 waiter.set_result(instance)
+                self._queue_waiters(instance)
                 return
         self.busy.discard(instance)
         self.idle.append(instance)
+
+    def _queue_waiters(self, instance: InstanceChannel) -> None:
+        """A fast function's waiting requests, first come first, queued behind
+        ``instance`` (which starts its next request now) while it has room; a
+        retry at the head of the line waits for a whole instance."""
+        if self.call_s >= FAST_S or not self._depth or self.streams_seen or instance.streaming:
+            return
+        depth = min(FAST_DEPTH, int(FAST_S / self.call_s))
+        while self._waiters and instance.leases <= depth:
+            waiter = self._waiters[0]
+            if waiter in self._whole:
+                return
+            self._waiters.popleft()
+            if not waiter.done():
+                self.take(instance)
+                self.pipelined += 1
+                waiter.set_result(instance)
 
     def lost(self, instance: InstanceChannel) -> bool:
         """Forget a dead instance; whether it held a slot."""
@@ -228,6 +252,7 @@ class Slots:
         waiter = loop.create_future()
         if first:
             self._waiters.appendleft(waiter)
+            self._whole.add(waiter)
         else:
             self._waiters.append(waiter)
         timer = loop.call_later(timeout, self._expire, waiter)
@@ -238,6 +263,7 @@ class Slots:
             raise
         finally:
             timer.cancel()
+            self._whole.discard(waiter)
 
     def grant(self) -> None:
         """Reserve free slots for waiting requests (each starts an instance)."""

@@ -156,16 +156,14 @@ class Slots:
         ``queue_limit`` queued, or no running request is young enough to have
         room behind it. Of those with room, the
         one with the fewest queued, then the oldest running request."""
+        depth = self._fast_depth()
         if (
-            self.call_s >= FAST_S
+            not depth
             or len(self.busy) < self._parallel
-            or not self._depth
             or self._waiters
-            or self.streams_seen
             or self.waiting() >= queue_limit
         ):
             return None
-        depth = min(FAST_DEPTH, int(FAST_S / self.call_s))
         young = time.perf_counter() - FAST_S
         best = None
         for instance in self.busy:
@@ -181,6 +179,14 @@ class Slots:
             self.take(best)
             self.pipelined += 1
         return best
+
+    def _fast_depth(self) -> int:
+        """How many requests may queue behind a running one of a fast function:
+        as many as fit in :data:`FAST_S` of its average call, at most
+        :data:`FAST_DEPTH`; 0 if it is not fast, streams, or is not pipelined."""
+        if self.call_s >= FAST_S or not self._depth or self.streams_seen:
+            return 0
+        return min(FAST_DEPTH, int(FAST_S / self.call_s))  # >= 1: call_s < FAST_S
 
     def observe(self, seconds: float) -> None:
         """Count one answered call's handler time in :attr:`call_s`."""
@@ -217,9 +223,9 @@ class Slots:
         """A fast function's waiting requests, first come first, queued behind
         ``instance`` (which starts its next request now) while it has room; a
         retry at the head of the line waits for a whole instance."""
-        if self.call_s >= FAST_S or not self._depth or self.streams_seen or instance.streaming:
+        depth = self._fast_depth()
+        if not depth or instance.streaming:
             return
-        depth = min(FAST_DEPTH, int(FAST_S / self.call_s))
         while self._waiters and instance.leases <= depth:
             waiter = self._waiters[0]
             if waiter in self._whole:

@@ -307,6 +307,70 @@ export default {
     assert outcome.body == b"inner body|Body has already been used|inner body"
 
 
+def test_text_bodies_of_one_batch_reach_their_own_requests(tmp_path: Path) -> None:
+    """Text bodies leave V8 after the batch's JSON, cut apart by their lengths in
+    UTF-16 units: astral characters count two, and a lone surrogate leaves as
+    U+FFFD (as a Response's text is encoded in Workers), also one left at the
+    end of a body whose neighbour in the batch starts with the other half."""
+    source = r"""
+const TEXTS = ["plain", "", "héllo wörld €", "astral 😀 and 😀", "ends high \ud83d",
+  "\ude00 starts low", "{\"q\":\"a \\\"quote\\\"\\n\"}"];
+export default {
+  fetch(request) {
+    const n = Number(new URL(request.url).searchParams.get("n"));
+    return new Response(TEXTS[n % TEXTS.length]);
+  },
+};
+"""
+    expected = [
+        "plain", "", "héllo wörld €", "astral 😀 and 😀", "ends high \ufffd",
+        "\ufffd starts low", '{"q":"a \\"quote\\"\\n"}',
+    ]  # fmt: skip
+
+    async def scenario(host: V8Host) -> list[Outcome]:
+        pool = await started(tmp_path, "texts.js", source, host, timeout_ms=20_000)
+        return await asyncio.gather(*(pool.invoke(request(query=f"n={n}")) for n in range(35)))
+
+    outcomes = run(scenario)
+    assert [(o.status, o.body) for o in outcomes] == [
+        (200, expected[n % len(expected)].encode()) for n in range(35)
+    ]
+
+
+def test_a_text_body_reads_once_as_well_formed_text(tmp_path: Path) -> None:
+    """A body made from a string is read without a UTF-8 round trip, with the
+    same answers: BOM stripped, lone surrogates replaced, read only once."""
+    source = r"""
+export default {
+  async fetch(request) {
+    const before = request.bodyUsed;
+    const text = await request.text();
+    const again = await request.text().catch((e) => e.message);
+    const made = new Response("\ufeff\ud800x\ufeff");
+    const parsed = await new Response('{"a": [1, "é"]}').json();
+    return Response.json({ before, text, used: request.bodyUsed, again,
+      made: [...await made.text()].map((c) => c.codePointAt(0)), parsed });
+  },
+};
+"""
+
+    async def scenario(host: V8Host) -> Outcome:
+        pool = await started(tmp_path, "text.js", source, host)
+        body = "\ufeffhéllo 😀".encode()
+        return await pool.invoke(request(method="POST", body=body))
+
+    outcome = run(scenario)
+    assert outcome.status == 200, outcome.logs
+    assert json.loads(outcome.body) == {
+        "before": False,
+        "text": "héllo 😀",
+        "used": True,
+        "again": "Body has already been used",
+        "made": [0xFFFD, ord("x"), 0xFEFF],
+        "parsed": {"a": [1, "é"]},
+    }
+
+
 def test_non_response_return_is_a_500(tmp_path: Path) -> None:
     source = 'export default { fetch() { return { not: "a response" } } };\n'
 

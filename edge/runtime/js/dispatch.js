@@ -12,10 +12,12 @@
 //     credit: [[id, bytes], ...] stream bytes the client took; bytes -1 stops
 //             the stream (client gone, time limit)
 //     release: bytesKeys (below) whose bytes the host has copied
-//   returns JSON [done, collectNow, unknown, calls, chunks, bytesKey]
+//   returns JSON [done, collectNow, unknown, calls, chunks, bytesKey], a
+//   newline, then the text bodies of `done` one after the other (tailTexts)
 //     done:   [[id, status, headerPairs, bodyKind, body, logs, error], ...]
 //             error: null, "exception" (500, stack in logs) or "memory";
-//             bodyKind 3 = streamed: body is "", its bytes follow in `chunks`
+//             bodyKind 3 = streamed: body is "", its bytes follow in `chunks`;
+//             bodyKind 4 = text after the JSON: body is its length (UTF-16 units)
 //     collectNow: 1 when handlers of this batch are still pending, so the host
 //             calls d() again right away (it runs after V8's microtask checkpoint)
 //     unknown: the ids from `check` this isolate never started
@@ -56,6 +58,7 @@
     calls: [], waiting: new Map(), nextCall: 1,
     sources: new WeakMap(), streams: new Map(), chunks: [], parts: [], bytes: new Map(), seq: 0,
   };
+  const TAIL = 4;  // bodyKind: the text follows the JSON (tailTexts)
   const KEEP_BYTES = 8;  // d() results whose bytes the host may still take
   internal.setStreamBody = (response, source) => {
     if (!source || typeof source[Symbol.asyncIterator] !== "function") {
@@ -349,7 +352,24 @@
     state.expectCollect = pending > 0;
     state.pinged = false;
     state.inTask = false;
-    return stringify([out, pending > 0 ? 1 : 0, unknown, calls, chunks, keepBytes()]);
+    const texts = tailTexts(out);
+    return stringify([out, pending > 0 ? 1 : 0, unknown, calls, chunks, keepBytes()]) + "\n" + texts;
+  }
+  // Text bodies leave after the JSON, not inside it: escaping a body as a JSON
+  // string here and unescaping it in the host cost more than the rest of a
+  // JSON-building request's round trip. Each such item's body becomes its
+  // length (UTF-16 code units) and its kind TAIL; the host cuts the texts out
+  // in order. Well-formed, since the host decodes what leaves as UTF-8.
+  function tailTexts(out) {
+    let texts = "";
+    for (const item of out) {
+      if (item[3] === 1 && item[4].length) {
+        texts += item[4].toWellFormed();
+        item[3] = TAIL;
+        item[4] = item[4].length;
+      }
+    }
+    return texts;
   }
   // The chunks' bytes of this d(), joined, kept for __edge.b(key); 0 if none.
   function keepBytes() {

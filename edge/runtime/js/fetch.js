@@ -178,7 +178,16 @@
   class Body {
     get body() { return streamOf(this[BODY]); }
     get bodyUsed() { return disturbed(this[BODY]); }
-    async text() { return internal.utf8Decode(await consume(this)).replace(/^\ufeff/, ""); }
+    async text() {
+      // A body made from a string decodes to that string, well-formed: skip the
+      // UTF-8 round trip (a request's text body arrives as a string).
+      const slot = this[BODY];
+      if (typeof slot.source === "string" && slot.stream === null && !slot.used) {
+        slot.used = true;
+        return slot.source.toWellFormed().replace(/^\ufeff/, "");
+      }
+      return internal.utf8Decode(await consume(this)).replace(/^\ufeff/, "");
+    }
     async bytes() { return consume(this); }
     async arrayBuffer() { return (await consume(this)).buffer; }
     async json() { return JSON.parse(await this.text()); }

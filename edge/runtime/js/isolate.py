@@ -386,7 +386,7 @@ class Isolate:
 
     async def _with_bytes(self, mr: MiniRacer, raw: str) -> tuple[list[Any], bytes | None]:
         """A d() result, parsed, and its stream bytes (copied out of V8, then released)."""
-        result = json.loads(raw)
+        result = modules.parse_result(raw)
         key = result[5] if isinstance(result, list) and len(result) == 6 else 0
         data = await modules.dispatch_bytes(mr, key) if key else None
         if data is not None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import codecs
 import json
 import logging
 import os
@@ -84,6 +85,10 @@ LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
 COLLECT = '__edge.d("[[],[],[],[],[],[]]")'
 RESPONSE_ERRORS = (TypeError, ValueError, binascii.Error)
 STREAMED = 3  # the bodyKind of a streamed response's head (js/dispatch.js)
+TAIL = 4  # the bodyKind of a text body sent after d()'s JSON (js/dispatch.js)
+BODY_KINDS = frozenset({0, 1, 2, STREAMED})
+# Looked up now: the V8 host imports nothing once its sandbox is up.
+_UTF16 = codecs.lookup("utf-16-le")
 
 
 class ModuleSourceError(Exception):
@@ -374,6 +379,47 @@ async def dispatch_result(task: asyncio.Future[Any], name: str) -> str | bool | 
         return False
 
 
+def parse_result(raw: str) -> Any:
+    """A d() result: its JSON, with the text bodies that follow it put back in
+    their items (bodyKind :data:`TAIL` becomes 1, its length the text).
+
+    A length that does not fit the texts leaves its item with an unknown kind,
+    which :func:`response_fields` refuses.
+
+    Raises:
+        ValueError: the JSON is malformed.
+    """
+    head, _, texts = raw.partition("\n")
+    result = json.loads(head)
+    if texts and result.__class__ is list and result and result[0].__class__ is list:
+        _put_texts(result[0], texts)
+    return result
+
+
+def _put_texts(done: list[Any], texts: str) -> None:
+    # Lengths count UTF-16 code units, as JavaScript does: the same as Python's
+    # code points unless a text holds a character outside the BMP.
+    wide = not texts.isascii()
+    units: str | bytes = _UTF16.encode(texts)[0] if wide else texts
+    step = 2 if wide else 1
+    at = 0
+    for item in done:
+        if item.__class__ is not list or len(item) != 7 or item[3] != TAIL:
+            continue
+        size = item[4]
+        if type(size) is not int or size < 0 or at + size * step > len(units):
+            item[3] = -1
+            continue
+        piece = units[at : at + size * step]
+        at += size * step
+        try:
+            item[4] = _UTF16.decode(piece)[0] if isinstance(piece, bytes) else piece
+        except UnicodeDecodeError:
+            item[3] = -1
+            continue
+        item[3] = 1
+
+
 def response_fields(item: list[Any]) -> tuple[int, list[list[str]], bytes, list[Any], str | None]:
     """Type-check one finished response from d() (untrusted, from the function).
 
@@ -383,6 +429,8 @@ def response_fields(item: list[Any]) -> tuple[int, list[list[str]], bytes, list[
     _, status, headers, kind, body, logs, error = item
     if type(status) is not int or not 200 <= status <= 599:
         raise ValueError(f"bad status {status!r}")
+    if kind not in BODY_KINDS:
+        raise ValueError(f"bad body kind {kind!r}")
     pairs = []
     for name, value in headers:
         if not (isinstance(name, str) and isinstance(value, str)):

@@ -55,7 +55,12 @@ logger = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 NOBODY = 65534
-LATE_IMPORTS = ("concurrent.futures.thread", "encodings.ascii", "encodings.latin_1")
+LATE_IMPORTS = (
+    "concurrent.futures.thread",
+    "encodings.ascii",
+    "encodings.latin_1",
+    "encodings.utf_16_le",  # modules.parse_result, for texts outside the BMP
+)
 ISOLATE_DATA = 96 * MIB  # address space one isolate maps (thread stacks, heap reservations)
 CALL_THREADS = 2
 DATA_SLACK = 512 * MIB  # this interpreter, frames in flight, an isolate being replaced
@@ -63,8 +68,12 @@ DATA_SLACK = 512 * MIB  # this interpreter, frames in flight, an isolate being r
 # stops it (V8 14.4 runs one every ~160 MB of ArrayBuffer growth, measured).
 BUFFER_STEP = 192 * MIB
 # mini-racer's default (one thread per isolate, no V8 worker threads), and
-# buffers swept in the GC's pause, as the ArrayBuffer limits need.
-V8_FLAGS = ("--single-threaded", SWEEP_FLAG)
+# buffers swept in the GC's pause, as the ArrayBuffer limits need. No
+# compilation cache: every d() is a new script (its batch inlined) that runs
+# once, and the cache kept each one's source alive: an isolate taking bodies
+# grew until its memory limit replaced it (a 16 KB batch at a time, 128 MB
+# after ~4,500 batches when little else allocated; measured).
+V8_FLAGS = ("--single-threaded", "--no-compilation-cache", SWEEP_FLAG)
 
 
 def _data_size() -> int:

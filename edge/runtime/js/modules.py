@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import codecs
 import json
 import logging
 import os
@@ -87,8 +86,6 @@ RESPONSE_ERRORS = (TypeError, ValueError, binascii.Error)
 STREAMED = 3  # the bodyKind of a streamed response's head (js/dispatch.js)
 TAIL = 4  # the bodyKind of a text body sent after d()'s JSON (js/dispatch.js)
 BODY_KINDS = frozenset({0, 1, 2, STREAMED})
-# Looked up now: the V8 host imports nothing once its sandbox is up.
-_UTF16 = codecs.lookup("utf-16-le")
 
 
 class ModuleSourceError(Exception):
@@ -400,7 +397,7 @@ def _put_texts(done: list[Any], texts: str) -> None:
     # Lengths count UTF-16 code units, as JavaScript does: the same as Python's
     # code points unless a text holds a character outside the BMP.
     wide = not texts.isascii()
-    units: str | bytes = _UTF16.encode(texts)[0] if wide else texts
+    units: str | bytes = texts.encode("utf-16-le") if wide else texts
     step = 2 if wide else 1
     at = 0
     for item in done:
@@ -413,7 +410,7 @@ def _put_texts(done: list[Any], texts: str) -> None:
         piece = units[at : at + size * step]
         at += size * step
         try:
-            item[4] = _UTF16.decode(piece)[0] if isinstance(piece, bytes) else piece
+            item[4] = piece.decode("utf-16-le") if isinstance(piece, bytes) else piece
         except UnicodeDecodeError:
             item[3] = -1
             continue

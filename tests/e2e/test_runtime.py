@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import httpx
-from stack import ROOT, Stack, Workdir, descendants, wait_for
+from stack import ROOT, Stack, Workdir, descendants, running, wait_for
 
 from edge.redisserver import RedisServer
 from edge.runtime import firewall
@@ -306,6 +306,24 @@ def test_a_deploy_is_the_whole_new_route_table(runtime_stack: Stack, tmp_path: P
         timeout=30,
         message="the removed function's instance to be retired",
     )
+
+
+def test_workers_and_function_processes_run_sched_batch(
+    own_stack: tuple[Stack, RedisServer], tmp_path: Path
+) -> None:
+    """No process of the runtime preempts another when woken: a worker woken by a
+    reply lets the instance on its CPU run on to its next queued request, and an
+    instance woken by a request lets the worker finish its turn."""
+    stack, _ = own_stack
+    master, host = serving_pid_app(stack, tmp_path, "c1")
+    assert stack.get(host, "/stable").json()["v"] == "s1"
+    workers = worker_pids(master.pid)
+    assert len(workers) == 2
+    functions = set().union(*(descendants(worker) for worker in workers))
+    assert functions, "no function processes"
+    policies = {pid: os.sched_getscheduler(pid) for pid in workers | functions if running(pid)}
+    assert set(policies.values()) == {os.SCHED_BATCH}, policies
+    assert os.sched_getscheduler(master.pid) == os.SCHED_OTHER  # the master is not a router
 
 
 def test_a_worker_that_exits_leaves_the_other_workers_functions_and_the_firewall(

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from stack import wait_for
+
 from edge.runtime.invocation import FunctionVersion, Invocation
 from edge.runtime.python.client import Zygote
 from edge.runtime.python.process.sandbox import Limits
@@ -26,18 +28,6 @@ from edge.uids import function_ids
 
 T = TypeVar("T")
 AS_ROOT = os.geteuid() == 0
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, message: str = "") -> Any:
-    """Poll ``condition`` until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message or condition}")
-        time.sleep(0.01)
 
 
 async def async_wait_for(

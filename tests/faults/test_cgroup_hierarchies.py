@@ -14,7 +14,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from function_harness import alive, wait_for
+from function_harness import alive
+from stack import wait_for
 
 from edge.runtime.python.cgroups import V1, V1_CONTROLLERS, V2, Group, Hierarchy
 

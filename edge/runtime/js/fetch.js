@@ -182,11 +182,10 @@
       // A body made from a string decodes to that string, well-formed: skip the
       // UTF-8 round trip (a request's text body arrives as a string).
       const slot = this[BODY];
-      if (typeof slot.source === "string" && slot.stream === null && !slot.used) {
-        slot.used = true;
-        return slot.source.toWellFormed().replace(/^\ufeff/, "");
-      }
-      return internal.utf8Decode(await consume(this)).replace(/^\ufeff/, "");
+      const direct = typeof slot.source === "string" && slot.stream === null && !slot.used;
+      if (direct) slot.used = true;
+      const text = direct ? slot.source.toWellFormed() : internal.utf8Decode(await consume(this));
+      return text.replace(/^\ufeff/, "");
     }
     async bytes() { return consume(this); }
     async arrayBuffer() { return (await consume(this)).buffer; }

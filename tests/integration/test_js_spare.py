@@ -218,3 +218,45 @@ def test_each_isolate_thread_keeps_one_python_thread_state_until_it_is_freed() -
     # Eight more isolates were started, served and freed: none left a state behind.
     assert after["isolate_thread_states"] == 2, after
     assert after["spares_taken"] == 9
+
+
+# What a function could find of the requests a spare rehearses (js/dispatch.js).
+REHEARSAL_LOOKER = """\
+let served = 0;
+export default {
+  fetch(request) {
+    served++;
+    return Response.json({
+      served,
+      url: request.url,
+      rehearse: typeof __edgeInternal.rehearse,
+    });
+  },
+};
+"""
+
+
+def test_a_spares_rehearsal_leaves_nothing_behind() -> None:
+    """A spare runs two platform requests through the dispatcher before it is
+    taken; the function's own first requests get their own answers, and
+    it cannot run the rehearsal again."""
+
+    async def scenario(host: V8Host) -> Any:
+        await spare_ready(host)
+        info = await load(host, "looker", REHEARSAL_LOOKER)
+        answers = [await get(host, "looker", f"n={i}") for i in range(3)]
+        return info, answers
+
+    info, answers = run(scenario)
+    assert info["spare"] is True
+    assert answers == [
+        (
+            200,
+            {
+                "served": i + 1,
+                "url": f"http://shop.edge.localhost/looker?n={i}",
+                "rehearse": "undefined",
+            },
+        )
+        for i in range(3)
+    ]

@@ -94,6 +94,7 @@ class Host:
         self._calls: dict[int, tuple[Isolate, object, int]] = {}
         self._next_call = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._freeing: set[Isolate] = set()  # closed, their contexts not yet freed
         # Host calls (Web Crypto, zlib) get threads of their own, so a slow one (an RSA
         # key generation) never holds up the threads that start isolates.
         self._calls_pool = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="host-call")
@@ -123,8 +124,7 @@ class Host:
             elif op == "unload":
                 isolate = self.isolates.pop(key, None)
                 if isolate is not None:
-                    isolate.close()
-                    self.budget()
+                    self._retire(isolate)
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
             logger.error("dropping malformed frame: %s", exc)
 
@@ -154,7 +154,7 @@ class Host:
         isolate = self.isolates.get(key)
         if isolate is None or isolate.spec != spec:
             if isolate is not None:
-                isolate.close()
+                self._retire(isolate)
             relay = functools.partial(self._relay, key)
             isolate = Isolate(spec, self.spares, self.send, relay, self._calls_pool)
             self.isolates[key] = isolate
@@ -171,6 +171,20 @@ class Host:
             return
         info = {"cold_ms": cold_ms, "memory_peak_kb": isolate.peak_kb}
         self.send(["ok", rid, {**info, "spare": isolate.from_ready_spare}])
+
+    def _retire(self, isolate: Isolate) -> None:
+        """Close an isolate that left ``isolates``; it stays in the budget until its
+        context is freed (off this loop: :meth:`Isolate._free`)."""
+        isolate.close()
+        self._freeing.add(isolate)
+        task = asyncio.ensure_future(isolate.wait_closed())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._freed(isolate))
+
+    def _freed(self, isolate: Isolate) -> None:
+        self._freeing.discard(isolate)
+        self.budget()
 
     def stats(self) -> dict[str, Any]:
         """What the ``stats`` frame answers: isolates, how cold starts found the
@@ -210,7 +224,7 @@ class Host:
             + 2 * SPARE_MEMORY_MB * MIB  # the spare
             + sum(
                 ISOLATE_DATA + 2 * isolate.spec.memory_mb * MIB
-                for isolate in self.isolates.values()
+                for isolate in [*self.isolates.values(), *self._freeing]
             )
         )
         _, hard = resource.getrlimit(resource.RLIMIT_DATA)
@@ -222,7 +236,7 @@ class Host:
         self.isolates.clear()
         for isolate in isolates:
             isolate.close()
-        for isolate in isolates:
+        for isolate in [*isolates, *self._freeing]:
             await isolate.wait_closed()
         await self.spares.close()
         self._calls_pool.shutdown(wait=False, cancel_futures=True)

@@ -85,6 +85,7 @@ class Isolate:
         self.zlib = ZlibStreams()  # this isolate's (de)compression streams
         self._local_calls = 0  # host calls of this isolate running here now
         self._spares = spares
+        self._freer = spares.freer
         self.from_ready_spare = False  # the last start found the prelude evaluated
         self._send = send
         self._relay = relay  # host calls (KV, fetch) to the worker: relay(isolate, calls)
@@ -106,7 +107,7 @@ class Isolate:
         self.starting: asyncio.Future[float] | None = None
         self._load_ping = asyncio.Event()
         self.memory = IsolateMemory(spec.memory_mb * 1024)
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Future[None]] = set()  # contexts being freed
         self.closed = False
 
     @property
@@ -124,6 +125,10 @@ class Isolate:
         return self.starting
 
     async def _start(self) -> float:
+        with self._freer.starting():  # no context is freed beside it
+            return await self._take_and_load()
+
+    async def _take_and_load(self) -> float:
         began = time.perf_counter()
         try:
             racer, self.from_ready_spare = await self._spares.take()
@@ -187,16 +192,21 @@ class Isolate:
             self._expiry.cancel()
         if racer is None:
             return
-        stack = racer.stack
         if task is None or task.done():
-            stack.close()  # TerminateExecution, then joins the isolate's thread
+            self._free(racer)
             return
         # Free the context only once the eval's callback is unregistered: a
         # callback delivered after mr_free_context would read freed memory.
         task.cancel()
-        task.add_done_callback(lambda _: stack.close())
+        task.add_done_callback(lambda _: self._free(racer))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+    def _free(self, racer: Racer) -> None:
+        """Free a context off this loop (:class:`~edge.runtime.js.spare.Freer`)."""
+        freeing = self._freer.free(racer.stack)
+        self._closing.add(freeing)
+        freeing.add_done_callback(self._closing.discard)
 
     async def wait_closed(self) -> None:
         """Wait until every disposed context is freed."""

@@ -23,7 +23,7 @@ from bench.apps import bench_app, cold_paths, live_app
 from bench.baselines import Unavailable, install_workerd, start_falcon, start_workerd
 from bench.client import get, post
 from bench.coldstart import spaced_and_burst
-from bench.edgestack import EdgeStack, start_edge
+from bench.edgestack import EdgeStack, node_cpu_ms, start_edge
 from bench.facts import load_average, machine_facts
 from bench.gitwork import Workdir
 from bench.kvbench import deploy_kv, measure_kv
@@ -67,7 +67,8 @@ def edge_targets(stack: EdgeStack, settings: Settings) -> list[Target]:
     return [
         Target(
             "edge-py",
-            f"Edge, hello Python function ({workers}, {settings.min_warm} warm instances each)",
+            f"Edge, hello Python function ({workers}, {settings.min_warm} warm instances each, "
+            f"EDGE_APP_CPU_MS={node_cpu_ms()})",
             stack.runtime_port,
             "/py",
             stack.host("bench"),
@@ -95,7 +96,8 @@ def realistic_targets(stack: EdgeStack, falcon: Target, script: str) -> list[Tar
         ),
         Target(
             "edge-real-py",
-            "Edge, realistic Python function (ratio against falcon doing the same work)",
+            "Edge, realistic Python function (ratio against falcon doing the same work; "
+            f"app CPU quota EDGE_APP_CPU_MS={node_cpu_ms()})",
             stack.runtime_port,
             "/real/py",
             stack.host("bench"),

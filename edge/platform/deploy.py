@@ -454,6 +454,18 @@ class Deployer:
 
     # -- pushes that died ---------------------------------------------------
 
+    def _abandon(self, app: str, env: str, release: ReleaseInfo) -> None:
+        """Fail a release whose deploy died before the runtime confirmed it, and
+        serve the environment's previous active release again (if it has one)."""
+        previous = next(
+            (r for r in self.store.list_releases(app, env) if r.status == "active"), None
+        )
+        self.store.mark_failed(
+            release.id, "the control plane stopped before the runtime confirmed the release"
+        )
+        if previous is not None:
+            self.notify(self.store.point_environment(previous.id))
+
     def recover(self, repo: Any, app: str) -> None:
         """Undo the ref moves of pushes whose process died before their deploy ended.
 
@@ -477,7 +489,12 @@ class Deployer:
         except EdgeError:
             active = None
         if active is not None and active.commit_sha == pushed.new.decode():
-            return
+            if active.status != "deploying":
+                return  # its deploy ended (live) before the push's process died
+            # It died in go_live: the environment points at the release, but the
+            # runtime never confirmed it. Left so, the branch would stay at a
+            # commit no deploy finished, and a re-push would find nothing to send.
+            self._abandon(app, env, active)
         undo_ref(repo, pushed)
         logger.warning(
             "push of %s %s to %s died mid-deploy: ref moved back", pushed.ref, pushed.new[:7], app

@@ -10,8 +10,12 @@ import uuid
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
+from dulwich.repo import Repo
 from stack import Stack, Workdir, wait_for
 
+from edge.platform.models import Release
+from edge.platform.pending import PendingDeploys
 from edge.platform.store import Store
 
 MANIFEST = """
@@ -321,3 +325,39 @@ def test_a_revoked_token_stops_working_at_once(stack: Stack, tmp_path: Path) -> 
     out = work.push(stack.remote(app, token=token), check=False)
     assert out.returncode != 0
     assert served_version(stack, app) == "one"
+
+
+def test_a_push_that_died_before_the_runtime_confirmed_it_is_undone_by_the_next(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """What a control plane killed mid-``go_live`` leaves: the branch moved, the
+    environment pointing at a release still ``deploying``, and the push's marker.
+    The next push moves the branch back, fails that release, serves the previous
+    one again, then deploys the commit anew (the chaos suite kills a real push;
+    this sets the same state up without its timing)."""
+    app = app_name()
+    work = deploy(stack, tmp_path, app, "1")
+    first = work.git("rev-parse", "HEAD").stdout.strip()
+    second = work.commit("2", hello_files("2"))
+    assert "v2 live at" in work.push(stack.remote(app), "main").stderr
+    engine = sa.create_engine(stack.config.database_url)
+    try:
+        with engine.begin() as db:
+            for version, status in ((1, "active"), (2, "deploying")):
+                db.execute(
+                    sa.update(Release)
+                    .where(Release.commit_sha == (first, second)[version - 1])
+                    .values(status=status)
+                )
+    finally:
+        engine.dispose()
+    repo = Repo(str(stack.config.repos_dir / f"{app}.git"))
+    PendingDeploys(repo).mark("refs/heads/main", first.encode(), second.encode())
+
+    retried = work.push(stack.remote(app), "main")
+
+    assert "v3 live at http://" in retried.stderr, retried.stderr
+    assert served_version(stack, app) == "2"
+    statuses = {r["version"]: r["status"] for r in releases(stack, app)}
+    assert statuses == {1: "superseded", 2: "failed", 3: "active"}
+    assert not PendingDeploys(repo).refs()

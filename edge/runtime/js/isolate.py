@@ -347,8 +347,9 @@ class Isolate:
             self.check.extend(call.rid for call in batch if call.rid in self.live)
         if self.memory.buffers_failed:
             # An ArrayBuffer allocation failed against the host's budget: free this
-            # isolate's buffers now, not at its next GC, so that the budget is
-            # never left exhausted for the app's other isolates.
+            # isolate's buffers now (the Freer's next free, after the replacement's
+            # start), not at its next GC, so that the budget is never left
+            # exhausted for the app's other isolates.
             self._reset("memory")
             return
         self.memory.track(mr)

@@ -32,7 +32,7 @@ from edge.platform.environments import environment_for_branch, hostname, public_
 from edge.platform.envretention import collect_environments
 from edge.platform.functions import compile_python
 from edge.platform.locks import AppLocks
-from edge.platform.pending import PendingDeploys, PushedRef, undo_ref
+from edge.platform.pending import PushedRef, undo_ref
 from edge.platform.preflight import Preflight
 from edge.platform.store import ReleaseInfo, Store
 from edge.platform.trees import TreeLimits, check_tree, stored
@@ -451,58 +451,3 @@ class Deployer:
         the end of its deploy, and the deploy takes it again.
         """
         return self.locks.hold(app)
-
-    # -- pushes that died ---------------------------------------------------
-
-    def _abandon(self, app: str, env: str, release: ReleaseInfo) -> None:
-        """Fail a release whose deploy died before the runtime confirmed it, and
-        serve the environment's previous active release again (if it has one)."""
-        previous = next(
-            (r for r in self.store.list_releases(app, env) if r.status == "active"), None
-        )
-        self.store.mark_failed(
-            release.id, "the control plane stopped before the runtime confirmed the release"
-        )
-        if previous is not None:
-            self.notify(self.store.point_environment(previous.id))
-
-    def recover(self, repo: Any, app: str) -> None:
-        """Undo the ref moves of pushes whose process died before their deploy ended.
-
-        Their markers are stale only while no push of the app holds its lock:
-        a push in flight keeps its own.
-        """
-        pending = PendingDeploys(repo)
-        if not pending.refs():
-            return
-        with self.locks.attempt(app) as free:
-            if not free:
-                return
-            for ref, old, new in pending.refs():
-                self._recover(repo, app, PushedRef(ref, old, new))
-                pending.clear(ref)
-
-    def _recover(self, repo: Any, app: str, pushed: PushedRef) -> None:
-        env = environment_for_branch(pushed.branch or "", app)
-        try:
-            active = self.store.active_release(app, env)
-        except EdgeError:
-            active = None
-        if active is not None and active.commit_sha == pushed.new.decode():
-            if active.status != "deploying":
-                return  # its deploy ended (live) before the push's process died
-            # It died in go_live: the environment points at the release, but the
-            # runtime never confirmed it. Left so, the branch would stay at a
-            # commit no deploy finished, and a re-push would find nothing to send.
-            self._abandon(app, env, active)
-        undo_ref(repo, pushed)
-        logger.warning(
-            "push of %s %s to %s died mid-deploy: ref moved back", pushed.ref, pushed.new[:7], app
-        )
-        self.event(
-            app,
-            env,
-            f"push of {pushed.branch} {pushed.new.decode()[:7]} was interrupted before its "
-            f"deploy finished; the branch is back at {pushed.old.decode()[:7]}: push again",
-            level="error",
-        )

@@ -24,6 +24,7 @@ from dulwich.server import Backend, ReceivePackHandler, UploadPackHandler
 from dulwich.web import GunzipFilter, HTTPGitApplication, LimitedInputFilter
 
 from edge.errors import EdgeError
+from edge.platform import recovery
 from edge.platform.auth import authenticate_environ, challenge
 from edge.platform.deploy import Deployer, DeployError
 from edge.platform.packguard import PackGuard
@@ -341,7 +342,7 @@ class GitServer:
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         environ["PATH_INFO"] = GIT_PATH.match(environ["PATH_INFO"])["rest"] or "/"  # type: ignore[index]
         environ["wsgi.input"] = _LimitedInput(environ["wsgi.input"], self.max_push_bytes)
-        self.deployer.recover(self.repos.open(app), app)
+        recovery.recover(self.deployer, self.repos.open(app), app)
         handler = receive_handler(self.deployer, app, identity.name)
         git_app = HTTPGitApplication(
             AppBackend(self.repos, app),

@@ -7,7 +7,8 @@ move and the release (SIGKILL, OOM, a host reboot), the ref points at a
 commit that was never deployed and a re-push says "Everything up-to-date".
 receive-pack therefore writes a marker per accepted ref in ``update`` and
 removes it when the push ends; a marker found while no push holds the app's
-lock belongs to a push that died (:meth:`Deployer.recover` moves its ref back).
+lock belongs to a push that died (:func:`edge.platform.recovery.recover` moves its
+ref back).
 """
 
 from __future__ import annotations

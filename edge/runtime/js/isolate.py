@@ -126,10 +126,9 @@ class Isolate:
 
     async def _start(self) -> float:
         with self._freer.starting():  # no context is freed beside it
-            return await self._take_and_load()
+            return await self._take_and_load(time.perf_counter())
 
-    async def _take_and_load(self) -> float:
-        began = time.perf_counter()
+    async def _take_and_load(self, began: float) -> float:
         try:
             racer, self.from_ready_spare = await self._spares.take()
         except LoadError as exc:

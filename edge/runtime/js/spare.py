@@ -157,12 +157,9 @@ class Freer:
 
     def free(self, stack: ExitStack) -> asyncio.Future[None]:
         """Close ``stack`` (a context's) soon; the future is done once it is."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((stack, done))
         self._next()
-        if self._queue and self._overdue is None:
-            self._overdue = loop.call_later(self.MAX_WAIT_S, self._next, True)
         return done
 
     @contextlib.contextmanager
@@ -176,14 +173,22 @@ class Freer:
             self._next()
 
     def _next(self, overdue: bool = False) -> None:
+        """Start the next free unless one runs or a cold start holds them (not
+        past ``MAX_WAIT_S``); keep the overdue timer set while any waits."""
+        loop = asyncio.get_running_loop()
         if overdue:
             self._overdue = None
-        if self._busy or not self._queue or (self._starts and not overdue):
-            return
-        stack, done = self._queue.popleft()
-        self._busy = True
-        running = asyncio.get_running_loop().run_in_executor(self._thread, stack.close)
-        running.add_done_callback(lambda r: self._freed(r, done))
+        held = self._starts and not overdue
+        if self._queue and not self._busy and not held:
+            stack, done = self._queue.popleft()
+            self._busy = True
+            running = loop.run_in_executor(self._thread, stack.close)
+            running.add_done_callback(lambda r: self._freed(r, done))
+        if self._queue and self._overdue is None:
+            self._overdue = loop.call_later(self.MAX_WAIT_S, self._next, True)
+        elif not self._queue and self._overdue is not None:
+            self._overdue.cancel()
+            self._overdue = None
 
     def _freed(self, running: asyncio.Future[None], done: asyncio.Future[None]) -> None:
         self._busy = False
@@ -194,12 +199,6 @@ class Freer:
             else:
                 done.set_exception(error)
         self._next()
-        if not self._queue and self._overdue is not None:
-            self._overdue.cancel()
-            self._overdue = None
-        elif self._queue and self._overdue is None:
-            loop = asyncio.get_running_loop()
-            self._overdue = loop.call_later(self.MAX_WAIT_S, self._next, True)
 
     def close(self) -> None:
         """Once nothing is queued: let the thread go."""

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 import pytest
@@ -594,25 +595,27 @@ def test_a_request_body_over_the_limit_is_413(faults: Faults) -> None:
         assert resp.json()["message"] == f"request body exceeds the {MAX_BODY_MB} MB limit"
 
 
-def _read_response(sock: socket.socket) -> str | None:
-    """One HTTP/1.1 response's head (its body is read and dropped); None on EOF."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
+def _read_response(reader: BinaryIO) -> str | None:
+    """One HTTP/1.1 response's head (its body is read and dropped); None on EOF.
+
+    ``reader`` is the socket's buffered file (``sock.makefile("rb")``): a second
+    response that arrives in the same segment as the first stays buffered for
+    the next call (read straight from the socket, it was dropped with the first
+    body's excess, and the test then waited for it until keep-alive closed).
+    """
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = reader.readline()
+        if not line:
             return None
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+        head += line
     length = next(
         int(line.split(b":", 1)[1])
         for line in head.split(b"\r\n")
         if line.lower().startswith(b"content-length:")
     )
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return None
-        body += chunk
+    if len(reader.read(length)) < length:
+        return None
     return head.decode("latin-1")
 
 
@@ -620,17 +623,18 @@ def test_a_connection_that_got_413_is_closed_cleanly_or_stays_usable(faults: Fau
     limit = MAX_BODY_MB * 1024 * 1024
     port = faults.stack.config.runtime_port
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        reader = sock.makefile("rb")
         sock.sendall(
             f"POST /ok HTTP/1.1\r\nHost: {faults.host}\r\n"
             f"Content-Length: {limit + 1}\r\n\r\n".encode()
             + b"x" * (limit + 1)
         )
-        head = _read_response(sock)
+        head = _read_response(reader)
         assert head is not None and head.startswith("HTTP/1.1 413")
         if "connection: close" in head.lower():
             return  # announced: a client opens a new connection
         sock.sendall(f"GET /ok HTTP/1.1\r\nHost: {faults.host}\r\n\r\n".encode())
-        second = _read_response(sock)
+        second = _read_response(reader)
     assert second is not None and second.startswith("HTTP/1.1 200"), (
         "the connection was closed after the 413 without 'Connection: close'"
     )
@@ -646,14 +650,15 @@ def test_a_large_request_queued_behind_a_slow_one_on_its_connection_is_answered(
     port = faults.stack.config.runtime_port
     body = b"x" * (200 * 1024)
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        reader = sock.makefile("rb")
         sock.sendall(
             f"GET /sleep HTTP/1.1\r\nHost: {faults.host}\r\n\r\n".encode()
             + f"POST /ok HTTP/1.1\r\nHost: {faults.host}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
-        first = _read_response(sock)
-        second = _read_response(sock)
+        first = _read_response(reader)
+        second = _read_response(reader)
     assert first is not None and first.startswith("HTTP/1.1 504"), first
     assert second is not None and second.startswith("HTTP/1.1 200"), (
         "the request behind the slow one got no answer"

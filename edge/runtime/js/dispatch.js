@@ -390,6 +390,30 @@
     return buffer === undefined ? null : buffer;
   }
 
+  // The host's way in for a batch (edge/runtime/js/entry.py): it writes d()'s
+  // text into `inbox` (a length, 4 bytes little-endian, then the text as ASCII:
+  // JSON with every other character escaped) and calls fromInbox, a function it
+  // holds a handle to, with no arguments. No script is compiled per batch: an
+  // eval of `__edge.d("...")` compiled its batch inlined as a string literal
+  // every time, 11% of the host's CPU under load (measured with perf). The host
+  // takes the three from internal.entries, and deletes it, before any function code runs; only
+  // its handles keep them, so function code cannot call them or read the inbox.
+  const INBOX_BYTES = 64 * 1024, SLICE = 8192;
+  const inbox = new ArrayBuffer(INBOX_BYTES);
+  const Bytes = Uint8Array, apply = Reflect.apply, fromCharCode = String.fromCharCode;
+  const lengthBytes = new Bytes(inbox, 0, 4);
+  const EMPTY = stringify([[], [], [], [], [], []]);
+  function fromInbox() {
+    const end = 4 + (lengthBytes[0] | lengthBytes[1] << 8 | lengthBytes[2] << 16 | lengthBytes[3] << 24);
+    let text = "";
+    for (let at = 4; at < end; at += SLICE) {
+      text += apply(fromCharCode, null, new Bytes(inbox, at, end - at < SLICE ? end - at : SLICE));
+    }
+    return d(text);
+  }
+  const collect = () => d(EMPTY);
+  internal.entries = [inbox, fromInbox, collect];
+
   // The host puts its ping function on internal.ping right after this script;
   // setup() moves it out of reach, since user code can see __edgeInternal.
   internal.setup = (cfg) => {

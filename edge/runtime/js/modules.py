@@ -81,7 +81,6 @@ RUNTIME_FILES = (
     "dispatch.js",
 )
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
-COLLECT = '__edge.d("[[],[],[],[],[],[]]")'
 RESPONSE_ERRORS = (TypeError, ValueError, binascii.Error)
 STREAMED = 3  # the bodyKind of a streamed response's head (js/dispatch.js)
 TAIL = 4  # the bodyKind of a text body sent after d()'s JSON (js/dispatch.js)

@@ -33,6 +33,7 @@ from py_mini_racer import JSEvalException, JSMappedObject, MiniRacer, mini_racer
 
 from edge.manifest import MIN_MEMORY_MB
 from edge.runtime.js.buffers import BufferLimits, BufferWatch
+from edge.runtime.js.entry import Entry
 from edge.runtime.js.modules import LoadError, first_line
 from edge.runtime.js.threadstate import Pin
 
@@ -61,6 +62,7 @@ class Racer:
             JS->Python notification ``js/dispatch.js`` announces results with)
             is registered already and calls :attr:`on_ping`.
         prelude_kb: V8 heap in use after the prelude, before any function code.
+        entry: how batches enter it (:mod:`edge.runtime.js.entry`).
         buffers: its ArrayBuffer limit (``None``: unwatched, see :mod:`edge.runtime.js.buffers`).
         on_ping: set by the taker.
     """
@@ -69,6 +71,7 @@ class Racer:
     stack: ExitStack
     internal: JSMappedObject
     prelude_kb: int
+    entry: Entry
     buffers: BufferWatch | None = None
     on_ping: Callable[[Any], None] | None = None
 
@@ -113,8 +116,10 @@ async def prepare(runtime_js: str, buffers: BufferLimits) -> Racer:
         internal = await asyncio.wait_for(mr.eval_cancelable(runtime_js), PRELUDE_TIMEOUT_S)
         assert isinstance(internal, JSMappedObject) and mr._ctx is not None
         await asyncio.wait_for(mr.eval_cancelable(REHEARSAL), PRELUDE_TIMEOUT_S)
+        entry = await asyncio.wait_for(Entry.take(mr), PRELUDE_TIMEOUT_S)
+        stack.callback(entry.close)  # before the context is freed (the stack unwinds LIFO)
         used_kb = int(mr.heap_stats()["used_heap_size"]) // 1024
-        racer = Racer(mr, stack, internal, used_kb, buffers=watch)
+        racer = Racer(mr, stack, internal, used_kb, entry, buffers=watch)
         # mini-racer 0.14 (pinned in pyproject) has no public API for a JS->Python
         # notification that does not block its loop; this private one is the same
         # mechanism its Promise support uses.

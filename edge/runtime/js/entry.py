@@ -41,9 +41,14 @@ TAKE = (
     "(() => { const e = __edgeInternal.entries; delete __edgeInternal.entries; return e[2]; })()",
     "[]",  # the arguments array of every call: none
 )
-# Built once: json.dumps with any option builds an encoder (and runs its
-# Python-level iterencode) on every call. ASCII: JSON's escapes carry the rest.
+# ASCII JSON (escapes carry the rest), from an encoder built once: json.dumps
+# with any option builds one on every call, and JSONEncoder.encode builds its C
+# encoder on every call too (12 against 8 us for a batch of ten requests).
+# No circular-reference markers: payloads are the host's own lists.
 _JSON = json.JSONEncoder(separators=(",", ":"))
+_encode_ascii = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, _JSON.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+)
 
 
 class Entry:
@@ -76,7 +81,7 @@ class Entry:
 
     def d(self, payload: list[Any]) -> Awaitable[Any] | None:
         """Run d() on ``payload``; ``None`` if it does not fit the inbox (eval it)."""
-        data = _JSON.encode(payload).encode("ascii")
+        data = "".join(_encode_ascii(payload, 0)).encode("ascii")
         size = len(data)
         inbox = self._inbox
         if inbox is None or size > INBOX_BYTES - HEADER:

@@ -82,6 +82,12 @@ RUNTIME_FILES = (
 )
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
 RESPONSE_ERRORS = (TypeError, ValueError, binascii.Error)
+# Header pairs already checked, and whether each passes: a function sends the
+# same few again and again (0.66 us a check, 0.09 looked up). Short pairs only,
+# so that the cache stays small; cleared when full.
+CHECKED_HEADERS = 1024
+CHECKED_SIZE = 256
+_checked: dict[tuple[str, str], bool] = {}
 STREAMED = 3  # the bodyKind of a streamed response's head (js/dispatch.js)
 TAIL = 4  # the bodyKind of a text body sent after d()'s JSON (js/dispatch.js)
 BODY_KINDS = frozenset({0, 1, 2, STREAMED})
@@ -431,7 +437,14 @@ def response_fields(item: list[Any]) -> tuple[int, list[list[str]], bytes, list[
     for name, value in headers:
         if not (isinstance(name, str) and isinstance(value, str)):
             raise TypeError("a header is not a [name, value] pair of strings")
-        if check_header(name, value):  # APPSEC: see edge.runtime.headers
+        passes = _checked.get((name, value))
+        if passes is None:
+            passes = check_header(name, value)  # APPSEC: see edge.runtime.headers
+            if len(name) + len(value) <= CHECKED_SIZE:
+                if len(_checked) >= CHECKED_HEADERS:
+                    _checked.clear()
+                _checked[name, value] = passes
+        if passes:
             pairs.append([name, value])
     data = body.encode("utf-8") if kind == 1 else b""
     if kind == 2:
@@ -441,6 +454,8 @@ def response_fields(item: list[Any]) -> tuple[int, list[list[str]], bytes, list[
 
 def log_records(logs: list[Any]) -> list[list[Any]]:
     """Log lines from d() (``[ms, level, message]``) as ``[s, level, message]``."""
+    if not logs:
+        return []
     return [
         [float(ts) / 1000, level if level in LOG_LEVELS else "info", str(msg)]
         for ts, level, msg in logs
@@ -465,6 +480,8 @@ def stream_chunks(items: list[Any], data: bytes | None) -> list[Any]:
     """A d() result's stream items with each chunk's ``[id, length]`` made
     ``[id, bytes]`` from ``data``, or ``[id, False]`` when its bytes are missing or
     its length is wrong (the relay refuses those). Ends pass as they are."""
+    if not items:
+        return []
     out: list[Any] = []
     at = 0
     for item in items:

@@ -1,7 +1,10 @@
 """Response headers a function sets: what passes through to the client.
 
 Shared by both languages: :mod:`edge.runtime.python.frames` checks Python
-replies with it, :func:`edge.runtime.js.modules.response_fields` JavaScript ones.
+replies with it; JavaScript ones are checked in the V8 host
+(:func:`edge.runtime.js.modules.response_fields`, which tells the function why)
+and again in the worker (:mod:`edge.runtime.js.pool`), as the host runs
+untrusted code.
 
 APPSEC: headers come from untrusted code. A name must be an HTTP token and a
 value must be what HTTP/1.1 can carry (latin-1 text without control characters
@@ -51,3 +54,27 @@ def check_header(name: str, value: str) -> bool:
         )
     lower = name.lower()
     return lower not in HOP_BY_HOP and not lower.startswith(PLATFORM_PREFIX)
+
+
+# Pairs already checked, and whether each passes: a function sends the same few
+# again and again (0.66 us a check, 0.09 looked up). Short pairs only, so that
+# the memory stays small; cleared when full. A pair that raises is not kept.
+CHECKED_PAIRS = 1024
+CHECKED_SIZE = 256
+_checked: dict[tuple[str, str], bool] = {}
+
+
+def header_passes(name: str, value: str) -> bool:
+    """:func:`check_header`, remembered for pairs seen before (both must be ``str``).
+
+    Raises:
+        ValueError: as :func:`check_header`.
+    """
+    passes = _checked.get((name, value))
+    if passes is None:
+        passes = check_header(name, value)
+        if len(name) + len(value) <= CHECKED_SIZE:
+            if len(_checked) >= CHECKED_PAIRS:
+                _checked.clear()
+            _checked[name, value] = passes
+    return passes

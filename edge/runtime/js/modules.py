@@ -45,7 +45,7 @@ from typing import Any, BinaryIO
 from py_mini_racer import JSEvalException, JSOOMException, JSParseException, MiniRacer
 from py_mini_racer._exc import JSTerminatedException
 
-from edge.runtime.headers import check_header
+from edge.runtime.headers import header_passes
 from edge.runtime.js.client import host_command, host_env
 from edge.runtime.wire import CHUNK_MAX
 
@@ -82,12 +82,6 @@ RUNTIME_FILES = (
 )
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
 RESPONSE_ERRORS = (TypeError, ValueError, binascii.Error)
-# Header pairs already checked, and whether each passes: a function sends the
-# same few again and again (0.66 us a check, 0.09 looked up). Short pairs only,
-# so that the cache stays small; cleared when full.
-CHECKED_HEADERS = 1024
-CHECKED_SIZE = 256
-_checked: dict[tuple[str, str], bool] = {}
 STREAMED = 3  # the bodyKind of a streamed response's head (js/dispatch.js)
 TAIL = 4  # the bodyKind of a text body sent after d()'s JSON (js/dispatch.js)
 BODY_KINDS = frozenset({0, 1, 2, STREAMED})
@@ -437,14 +431,7 @@ def response_fields(item: list[Any]) -> tuple[int, list[list[str]], bytes, list[
     for name, value in headers:
         if not (isinstance(name, str) and isinstance(value, str)):
             raise TypeError("a header is not a [name, value] pair of strings")
-        passes = _checked.get((name, value))
-        if passes is None:
-            passes = check_header(name, value)  # APPSEC: see edge.runtime.headers
-            if len(name) + len(value) <= CHECKED_SIZE:
-                if len(_checked) >= CHECKED_HEADERS:
-                    _checked.clear()
-                _checked[name, value] = passes
-        if passes:
+        if header_passes(name, value):  # APPSEC: see edge.runtime.headers
             pairs.append([name, value])
     data = body.encode("utf-8") if kind == 1 else b""
     if kind == 2:

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from edge.runtime.faults import fault_outcome
+from edge.runtime.headers import header_passes
 from edge.runtime.invocation import (
     FunctionLoadError,
     FunctionVersion,
@@ -47,6 +48,19 @@ HOST_DIED = "crashed: the V8 host process died"
 def _records(logs: Any) -> list[LogRecord]:
     """Log lines from the V8 host (APPSEC: shape-checked like its replies)."""
     return [LogRecord(float(ts), str(level), str(msg)) for ts, level, msg in logs]
+
+
+def _headers(headers: Any) -> list[tuple[str, str]]:
+    """A reply's headers, checked again here. APPSEC: the V8 host checks them
+    too, but it runs untrusted code: if one escaped V8 it could send a CR or LF
+    in a header and split the response on the client's connection."""
+    pairs = []
+    for name, value in headers:
+        if not (type(name) is str and type(value) is str):
+            raise TypeError("a header is not a pair of strings")
+        if header_passes(name, value):
+            pairs.append((name, value))
+    return pairs
 
 
 def _request_url(inv: Invocation) -> str:
@@ -164,7 +178,7 @@ class JsPool:
                     limit_mb=self._max_response // MIB,
                 )
             elif error is None:
-                pairs = [(str(k), str(v)) for k, v in headers]
+                pairs = _headers(headers)
                 outcome = Outcome(status, pairs, body or b"")
                 if streamed:
                     outcome.stream = self._stream(rid)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.runtime.headers import check_header
+from edge.runtime.headers import header_passes
 from edge.runtime.invocation import Invocation, LogRecord
 from edge.runtime.wire import encode
 
@@ -107,7 +107,7 @@ def _parse_headers(raw: Any) -> list[tuple[str, str]]:
             raise InvalidReply("a header is not a [name, value] pair of strings")
         name, value = item
         try:
-            passes = check_header(name, value)
+            passes = header_passes(name, value)
         except ValueError as exc:
             raise InvalidReply(str(exc)) from None
         if passes:

@@ -364,7 +364,7 @@ def request_body(body: bytes) -> tuple[int, str]:
         return 2, base64.b64encode(body).decode("ascii")
 
 
-async def dispatch_result(task: asyncio.Future[Any], name: str) -> str | bool | None:
+async def dispatch_result(task: Awaitable[Any], name: str) -> str | bool | None:
     """A d() call's JSON, ``None`` if it was terminated, ``False`` if it failed."""
     try:
         return str(await task)

@@ -110,7 +110,7 @@ class FrameProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         self._frames.feed(data)
@@ -124,7 +124,7 @@ class FrameProtocol(asyncio.Protocol):
     def send(self, message: Any) -> None:
         if self.transport is not None and not self.transport.is_closing():
             if not self._out:
-                self._loop.call_soon(self._flush)
+                self.loop.call_soon(self._flush)
             self._out.append(encode(message))
 
     def _flush(self) -> None:
@@ -261,7 +261,8 @@ class V8Host:
     async def _call(self, frame: list[Any]) -> list[Any]:
         conn = self._conn or await self._connection()
         rid = frame[1] = self._new_id()
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        # The connection's loop: 3.11's asyncio.get_running_loop() calls getpid().
+        fut: asyncio.Future[Any] = conn.loop.create_future()
         self._pending[rid] = fut
         try:
             conn.send(frame)

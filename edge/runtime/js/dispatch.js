@@ -50,6 +50,7 @@
   "use strict";
   const internal = globalThis.__edgeInternal;
   const stringify = JSON.stringify, parse = JSON.parse;  // captured: user code may replace globals
+  const defineProperty = Object.defineProperty;
   const MAX_LOG_LINES = 200;
   const WINDOW = 256 * 1024, CHUNK_MAX = 64 * 1024;
   const state = {
@@ -299,16 +300,18 @@
         return false;
       }
     }
-    const name = `__edge_request_${id}`;
-    ({
-      async [name]() {
-        try {
-          const res = await result;
-          const data = await (sent || bodyOf(res));
-          finish(rec, res, null, false, data);
-        } catch (e) { finish(rec, null, e, true); }
-      },
-    })[name]();
+    const run = async () => {
+      try {
+        const res = await result;
+        const data = await (sent || bodyOf(res));
+        finish(rec, res, null, false, data);
+      } catch (e) { finish(rec, null, e, true); }
+    };
+    // Named after the request for fromAsyncStack: V8's stack frames show a
+    // function's own "name". Not a method with a computed name: each new name
+    // made the literal a new hidden class, ~2% of the host's CPU (perf).
+    defineProperty(run, "name", { value: `__edge_request_${id}` });
+    run();
     return true;
   }
 

@@ -1,7 +1,8 @@
 // The host's side of an isolate: runs batches of requests through the module's
 // fetch handler and hands back finished responses (see edge/runtime/js/host.py).
 //
-// __edge.d(text) is the only entry point the host calls per batch:
+// d(text) is what the host runs per batch (through fromInbox, below, or as
+// __edge.d(text) for a batch past the inbox):
 //   text = JSON of [batch, forget, check, settle, credit, release]
 //     batch:  [[id, method, url, headerPairs, bodyKind, body, params], ...]
 //             bodyKind 0 = none, 1 = text (string), 2 = bytes (base64)

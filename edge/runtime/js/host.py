@@ -7,9 +7,9 @@ V8 is initialised only here, in a fresh process that never forks.
 One :class:`~edge.runtime.js.isolate.Isolate` (a ``MiniRacer`` context on this
 process's loop) per function version, started from a spare context that has the
 Web API prelude evaluated already (:mod:`edge.runtime.js.spare`). Requests queue
-per isolate and enter V8 in batches: one ``eval`` of ``__edge.d(...)``
-(``js/dispatch.js``) starts every queued request and returns every finished
-response, so a busy function pays one thread hand-off per batch, not per request.
+per isolate and enter V8 in batches: one call of ``__edge.d()`` (``js/dispatch.js``,
+through :mod:`edge.runtime.js.entry`) starts every queued request and returns
+every finished response, so a busy function pays one thread hand-off per batch, not per request.
 Handlers that finish later send a ping; the next ``d()`` collects them. Limits
 are enforced from outside the JavaScript:
 
@@ -69,8 +69,9 @@ DATA_SLACK = 512 * MIB  # this interpreter, frames in flight, an isolate being r
 BUFFER_STEP = 192 * MIB
 # mini-racer's default (one thread per isolate, no V8 worker threads), and
 # buffers swept in the GC's pause, as the ArrayBuffer limits need. No
-# compilation cache: every d() is a new script (its batch inlined) that runs
-# once, and the cache kept each one's source alive: an isolate taking bodies
+# compilation cache: a batch past the inbox (edge.runtime.js.entry) is a new
+# script (its batch inlined) that runs once, and the cache kept each one's
+# source alive: an isolate taking bodies
 # grew until its memory limit replaced it (a 16 KB batch at a time, 128 MB
 # after ~4,500 batches when little else allocated; measured).
 V8_FLAGS = ("--single-threaded", "--no-compilation-cache", SWEEP_FLAG)

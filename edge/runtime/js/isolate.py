@@ -1,10 +1,11 @@
 """One function version's isolate in the V8 host: its queue, its d() batches, its limits.
 
 Runs in the V8 host process (:mod:`edge.runtime.js.host`), on the host's event
-loop. Requests queue per isolate and enter V8 in batches: one ``eval`` of
-``__edge.d(...)`` (``js/dispatch.js``) starts every queued request and returns
-every finished response. Limits are enforced from outside the JavaScript: V8's
-hard heap limit, the same limit on the isolate's ArrayBuffers
+loop. Requests queue per isolate and enter V8 in batches: one call of
+``__edge.d()`` (``js/dispatch.js``, entered through :mod:`edge.runtime.js.entry`)
+starts every queued request and returns every finished response. Limits are
+enforced from outside the JavaScript: V8's hard heap limit, the same limit on
+the isolate's ArrayBuffers
 (:mod:`edge.runtime.js.buffers`), a deadline per request (terminate, then
 replace a runaway), and the host's process-wide budget behind them (see
 :meth:`edge.runtime.js.host.Host.budget`).

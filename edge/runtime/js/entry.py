@@ -57,11 +57,12 @@ class Entry:
 
     A call starts in the isolate when :meth:`d` or :meth:`collect` is called,
     not when its result is first awaited: that saves the loop the turns of a
-    task starting it (and V8 the wait). Its result is awaited from the returned
-    coroutine, which cancels the call (TerminateExecution if it is running)
-    when it is cancelled itself. :meth:`close` forgets every call still out,
-    before the context is freed: mini-racer reads a result's memory when its
-    callback runs, and a freed context's memory is gone.
+    task starting it (and V8 the wait). The :class:`Running` returned is
+    awaited for the result; cancelling it, or the task awaiting it, cancels the
+    call (TerminateExecution if it is running) and forgets its callback at once.
+    :meth:`close` forgets every call still out, before the context is freed:
+    mini-racer reads a result's memory when its callback runs, and a freed
+    context's memory is gone.
     """
 
     def __init__(

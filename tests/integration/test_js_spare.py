@@ -230,6 +230,7 @@ export default {
       served,
       url: request.url,
       rehearse: typeof __edgeInternal.rehearse,
+      entries: typeof __edgeInternal.entries,
     });
   },
 };
@@ -239,7 +240,8 @@ export default {
 def test_a_spares_rehearsal_leaves_nothing_behind() -> None:
     """A spare runs two platform requests through the dispatcher before it is
     taken; the function's own first requests get their own answers, and
-    it cannot run the rehearsal again."""
+    it cannot run the rehearsal again, nor reach the host's entry functions and
+    buffers (edge.runtime.js.entry), taken before any function code ran."""
 
     async def scenario(host: V8Host) -> Any:
         await spare_ready(host)
@@ -256,6 +258,7 @@ def test_a_spares_rehearsal_leaves_nothing_behind() -> None:
                 "served": i + 1,
                 "url": f"http://shop.edge.localhost/looker?n={i}",
                 "rehearse": "undefined",
+                "entries": "undefined",
             },
         )
         for i in range(3)

@@ -400,8 +400,9 @@
   // holds a handle to, with no arguments. No script is compiled per batch: an
   // eval of `__edge.d("...")` compiled its batch inlined as a string literal
   // every time, 11% of the host's CPU under load (measured with perf). The host
-  // takes the three from internal.entries, and deletes it, before any function code runs; only
-  // its handles keep them, so function code cannot call them or read the inbox.
+  // takes the three from internal.entries, and deletes it, before any function
+  // code runs; only its handles keep them, so function code can neither call
+  // them nor read the inbox.
   const INBOX_BYTES = 64 * 1024, SLICE = 8192;
   const inbox = new ArrayBuffer(INBOX_BYTES);
   const Bytes = Uint8Array, apply = Reflect.apply, fromCharCode = String.fromCharCode;

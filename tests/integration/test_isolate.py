@@ -180,54 +180,41 @@ export default {
     ]
 
 
-def test_many_requests_in_flight_get_their_own_responses(tmp_path: Path) -> None:
-    source = """\
-export default {
-  async fetch(request) {
+@pytest.mark.parametrize(
+    ("wait", "count"),
+    [
+        ("await new Promise((r) => setTimeout(r, (n * 7) % 13));", 60),
+        # A continuation after a host call (settled by a later d()) runs with no
+        # request current: its log line is told apart by the request-named async
+        # function on its stack (js/dispatch.js, fromAsyncStack).
+        ('await crypto.subtle.digest("SHA-256", new TextEncoder().encode(String(n)));', 30),
+    ],
+    ids=["timer", "host call"],
+)
+def test_many_requests_in_flight_get_their_own_responses(
+    tmp_path: Path, wait: str, count: int
+) -> None:
+    source = f"""\
+export default {{
+  async fetch(request) {{
     const n = Number(new URL(request.url).searchParams.get("n"));
-    await new Promise((r) => setTimeout(r, (n * 7) % 13));
+    {wait}
     console.log("request", n);
     return new Response(String(n * n));
-  },
-};
+  }},
+}};
 """
 
     async def scenario(host: V8Host) -> list[Outcome]:
         # A generous limit: this is about ordering, and CI machines are shared.
         pool = await started(tmp_path, "square.js", source, host, timeout_ms=20_000)
-        return await asyncio.gather(*(pool.invoke(request(query=f"n={n}")) for n in range(60)))
+        return await asyncio.gather(*(pool.invoke(request(query=f"n={n}")) for n in range(count)))
 
     outcomes = run(scenario)
-    assert [o.body for o in outcomes] == [str(n * n).encode() for n in range(60)]
+    assert [o.body for o in outcomes] == [str(n * n).encode() for n in range(count)]
     assert [[log.message for log in o.logs] for o in outcomes] == [
-        [f"request {n}"] for n in range(60)
+        [f"request {n}"] for n in range(count)
     ], "each log line reaches its own request"
-
-
-def test_a_log_line_after_a_host_call_reaches_its_own_request(tmp_path: Path) -> None:
-    """A handler's continuation after a host call (settled by a later d()) runs
-    with no request current; its log line is told apart by the request-named
-    async function on its stack (js/dispatch.js, fromAsyncStack)."""
-    source = """\
-export default {
-  async fetch(request) {
-    const n = Number(new URL(request.url).searchParams.get("n"));
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(String(n)));
-    console.log("request", n);
-    return new Response(String(n * n));
-  },
-};
-"""
-
-    async def scenario(host: V8Host) -> list[Outcome]:
-        pool = await started(tmp_path, "digest.js", source, host, timeout_ms=20_000)
-        return await asyncio.gather(*(pool.invoke(request(query=f"n={n}")) for n in range(30)))
-
-    outcomes = run(scenario)
-    assert [o.body for o in outcomes] == [str(n * n).encode() for n in range(30)]
-    assert [[log.message for log in o.logs] for o in outcomes] == [
-        [f"request {n}"] for n in range(30)
-    ]
 
 
 def test_a_function_that_replaces_the_json_globals_is_still_served(tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from function_harness import invocation
 
-from edge.runtime.invocation import FunctionVersion, Invocation, Outcome
+from edge.runtime.invocation import FunctionVersion, Outcome
 from edge.runtime.js.pool import JsPool
 
 
@@ -54,17 +55,7 @@ def answer(tmp_path: Path, headers: Any) -> Outcome:
         timeout_ms=1000,
     )
     pool = JsPool(version, ForgingHost(headers))  # type: ignore[arg-type]
-    invocation = Invocation(
-        method="GET",
-        url="http://shop.edge.localhost/",
-        path="/",
-        query_string="",
-        headers=[("host", "shop.edge.localhost")],
-        body=b"",
-        params={},
-        request_id="req-1",
-    )
-    return asyncio.run(pool.invoke(invocation))
+    return asyncio.run(pool.invoke(invocation()))
 
 
 @pytest.mark.parametrize(

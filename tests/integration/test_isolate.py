@@ -560,6 +560,35 @@ def test_module_errors_fail_start(tmp_path: Path) -> None:
     assert "has no fetch(request, env, ctx) method" in no_fetch_msg
 
 
+def test_a_module_is_served_once_its_top_level_awaits_are_over(tmp_path: Path) -> None:
+    """A module body that ran to its end at once is bound in the call that ran
+    it; one that awaits at its top level (after its default export here) is not
+    served until it has finished, nor is one that throws after an await."""
+    waits = (
+        "let ready = false;\n"
+        "export default { fetch() { return new Response(ready ? 'ready' : 'early'); } };\n"
+        "await new Promise((resolve) => setTimeout(resolve, 50));\n"
+        "await crypto.subtle.digest('SHA-256', new Uint8Array(4));\n"
+        "ready = true;\n"
+    )
+    throws = (
+        "export default { fetch() { return new Response('served'); } };\n"
+        "await null;\n"
+        "throw new Error('failed after an await');\n"
+    )
+
+    async def scenario(host: V8Host) -> tuple[Outcome, str]:
+        pool = await started(tmp_path, "waits.js", waits, host)
+        outcome = await pool.invoke(request())
+        with pytest.raises(FunctionLoadError) as info:
+            await started(tmp_path, "throws.js", throws, host)
+        return outcome, str(info.value)
+
+    outcome, message = run(scenario)
+    assert (outcome.status, outcome.body) == (200, b"ready")
+    assert message.startswith("functions/throws.js:") and "failed after an await" in message
+
+
 def test_idle_isolate_is_reaped_and_cold_started_again(tmp_path: Path) -> None:
     source = 'export default { fetch() { return new Response("up") } };\n'
 

@@ -231,6 +231,7 @@ export default {
       url: request.url,
       rehearse: typeof __edgeInternal.rehearse,
       entries: typeof __edgeInternal.entries,
+      random: Array.from(crypto.getRandomValues(new Uint8Array(16))).join(","),
     });
   },
 };
@@ -238,28 +239,36 @@ export default {
 
 
 def test_a_spares_rehearsal_leaves_nothing_behind() -> None:
-    """A spare runs two platform requests through the dispatcher before it is
-    taken; the function's own first requests get their own answers, and
-    it cannot run the rehearsal again, nor reach the host's entry functions and
-    buffers (edge.runtime.js.entry), taken before any function code ran."""
+    """A spare runs two platform requests and a module load of its own through
+    the dispatcher before it is taken; the function's own first requests get
+    their own answers, crypto.* is seeded anew for each function (the rehearsal
+    seeds it with a constant), and it cannot run the rehearsal again, nor reach
+    the host's entry functions and buffers (edge.runtime.js.entry), taken before
+    any function code ran."""
 
     async def scenario(host: V8Host) -> Any:
-        await spare_ready(host)
-        info = await load(host, "looker", REHEARSAL_LOOKER)
-        answers = [await get(host, "looker", f"n={i}") for i in range(3)]
-        return info, answers
+        loaded = []
+        for name in ("looker", "other"):
+            await spare_ready(host)
+            info = await load(host, name, REHEARSAL_LOOKER)
+            loaded.append((info, [await get(host, name, f"n={i}") for i in range(3)]))
+        return loaded
 
-    info, answers = run(scenario)
-    assert info["spare"] is True
-    assert answers == [
-        (
-            200,
-            {
-                "served": i + 1,
-                "url": f"http://shop.edge.localhost/looker?n={i}",
-                "rehearse": "undefined",
-                "entries": "undefined",
-            },
-        )
-        for i in range(3)
-    ]
+    loaded = run(scenario)
+    randoms = []
+    for name, (info, answers) in zip(("looker", "other"), loaded, strict=True):
+        assert info["spare"] is True
+        randoms += [body.pop("random") for _, body in answers]
+        assert answers == [
+            (
+                200,
+                {
+                    "served": i + 1,
+                    "url": f"http://shop.edge.localhost/{name}?n={i}",
+                    "rehearse": "undefined",
+                    "entries": "undefined",
+                },
+            )
+            for i in range(3)
+        ]
+    assert len(set(randoms)) == len(randoms), randoms

@@ -118,6 +118,7 @@ class Dispatcher:
                 "worker": self.worker.worker_id,
                 "sites": len(self.worker.table.sites),
                 "direct_requests": self.worker.direct_requests,
+                "direct_callbacks": self.worker.direct_callbacks,
                 "gc_frozen": gc.get_freeze_count(),
             }
             return

@@ -5,7 +5,9 @@ nothing else is under way on its connection, is answered by
 :class:`DirectProtocol` instead of gunicorn's connection loop: the C parser's
 callbacks collect it, one task runs :meth:`FunctionPath.answer` (the code the
 ASGI path runs too) with a :class:`~edge.runtime.replies.DirectReply` that
-writes the response on the transport, and the connection is made ready for
+writes the response on the transport (no task at all for a JavaScript function
+whose isolate is loaded: :meth:`FunctionPath.answer_soon` writes it as the V8
+host's reply is read), and the connection is made ready for
 its next request as gunicorn's loop would (parser reset, reading resumed,
 keep-alive timer armed, what came in behind fed on). gunicorn's loop stays
 parked and takes any request the direct path does not: HEAD, chunked or
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from falcon.util.uri import parse_host
@@ -214,27 +217,49 @@ class DirectProtocol(ASGIProtocol):
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
-        self._direct_task = self.worker.loop.create_task(self._answer(call))
-
-    async def _answer(self, call: DirectCall) -> None:
         path = self._path
         assert path is not None
         reply = DirectReply(self)
         chunks = call.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        routed, scheme, query = call.routed, call.scheme, call.query
+
+        def answered(left: Coroutine[Any, Any, None] | None, error: Exception | None) -> None:
+            if left is not None:
+                self._direct_task = self.worker.loop.create_task(self._answer(call, left, reply))
+            elif error is not None:
+                self._failed(call, reply, error)
+                self._direct_over(True)
+            else:
+                self._direct_over(reply.close)
+
+        if path.answer_soon(routed, scheme, query, body, reply, answered=answered):
+            path.worker.direct_callbacks += 1
+            return
+        answering = path.answer(routed, scheme, query, body, reply)
+        self._direct_task = self.worker.loop.create_task(self._answer(call, answering, reply))
+
+    async def _answer(
+        self, call: DirectCall, answering: Coroutine[Any, Any, None], reply: DirectReply
+    ) -> None:
         close = False
         try:
-            await path.answer(call.routed, call.scheme, call.query, body, reply)
+            await answering
         except asyncio.CancelledError:  # the client left, and its grace period is over
             close = True
-        except Exception:
-            routed = call.routed
-            logger.exception("answering %s %s on %s", routed.method, routed.path, routed.host)
-            if not reply.sent:
-                self._send_error_response(500, "Internal Server Error")
+        except Exception as exc:
+            self._failed(call, reply, exc)
             close = True
         finally:
             self._direct_over(close or reply.close)
+
+    def _failed(self, call: DirectCall, reply: DirectReply, error: Exception) -> None:
+        routed = call.routed
+        logger.error(
+            "answering %s %s on %s", routed.method, routed.path, routed.host, exc_info=error
+        )
+        if not reply.sent:
+            self._send_error_response(500, "Internal Server Error")
 
     def _direct_over(self, close: bool) -> None:
         """A direct request is answered: ready the connection for the next one."""
@@ -317,6 +342,10 @@ class DirectProtocol(ASGIProtocol):
         flow = self._flow_control
         if flow is not None and flow.write_paused:
             await flow.drain()
+
+    def write_paused(self) -> bool:
+        flow = self._flow_control
+        return flow is not None and bool(flow.write_paused)
 
     def connection_lost(self, exc: Exception | None) -> None:
         for timer in (self._keepalive_handle, self._body_timer):

@@ -6,7 +6,7 @@ Shared by Python pools (``edge.runtime.python.pool``) and JavaScript pools
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -125,6 +125,10 @@ class FunctionPool(Protocol):
 
     async def invoke(self, invocation: Invocation) -> Outcome:
         """Run one request; never raises for function faults (they become 5xx Outcomes)."""
+
+    def submit(self, invocation: Invocation, done: Callable[[Outcome], None]) -> bool:
+        """Start one request without a task if the pool can at once: ``done`` gets
+        its outcome. False, and nothing started, when it cannot: await :meth:`invoke`."""
 
     def reap_idle(self, now: float, ttl: float) -> int:
         """Stop instances idle longer than ``ttl`` seconds, keeping ``min_warm``;

@@ -21,7 +21,7 @@ neither validates them again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from gunicorn.asgi.protocol import (
@@ -140,6 +140,9 @@ class Connection(Protocol):
         """Return once the write buffer is below its high-water mark (or the
         client is gone, or took nothing for the send timeout)."""
 
+    def write_paused(self) -> bool:
+        """Whether the write buffer is past its high-water mark (:meth:`drain` waits)."""
+
 
 class DirectReply:
     """A :class:`Reply` written straight onto an HTTP/1.1 connection.
@@ -172,13 +175,20 @@ class DirectReply:
         return parts
 
     async def send(self, status: int, head: Head, body: bytes) -> None:
+        draining = self.write(status, head, body)
+        if draining is not None:
+            await draining
+
+    def write(self, status: int, head: Head, body: bytes) -> Coroutine[Any, Any, None] | None:
+        """:meth:`send` without waiting: ``None`` when nothing is left to wait
+        for, else the wait for the write buffer to drain (to be awaited)."""
         conn = self._conn
         if conn.is_closed():
-            return
+            return None
         self.sent = True
         if status == 204 or status < 200:  # RFC 9110 6.4.2: no body, no length
             conn.transport.write(b"".join(self._head(status, head, b"")))
-            return
+            return None
         parts = self._head(status, head, b"content-length: %d\r\n" % len(body))
         if status == 304 or not body:
             conn.transport.write(b"".join(parts))
@@ -187,7 +197,7 @@ class DirectReply:
             conn.transport.write(b"".join(parts))
         else:
             conn.transport.writelines((b"".join(parts), body))
-        await conn.drain()
+        return conn.drain() if conn.write_paused() else None
 
     async def send_stream(self, status: int, head: Head, stream: BodyStream) -> None:
         """The head goes out with the first chunk (or the end), in one write. A

@@ -84,8 +84,10 @@ class Worker:
         self.table = RouteTable.empty()
         self.node_name = f"{socket.gethostname()}:{config.runtime_port}"
         self.worker_id = f"{self.node_name}:{os.getpid()}"
-        # Requests answered on the direct path (edge.runtime.connection), in /healthz.
+        # Requests answered on the direct path (edge.runtime.connection), and of
+        # them those answered with no task (FunctionPath.answer_soon), in /healthz.
         self.direct_requests = 0
+        self.direct_callbacks = 0
         self.logs = logs if logs is not None else LogWriter(redis_client, config.log_stream_len)
         self.metrics = MetricsRecorder(redis_client, self.node_name)
         self.access = AccessLog(config.access_log)

@@ -47,6 +47,27 @@ routes = ["/stream"]
 entry = "functions/slow.py"
 routes = ["/slow"]
 timeout_ms = 10000
+
+[functions.jsecho]
+entry = "functions/echo.js"
+routes = ["/js/echo", "/js/echo/:word"]
+
+[functions.jsstatus]
+entry = "functions/status.js"
+routes = ["/js/status/:code"]
+
+[functions.jsbig]
+entry = "functions/big.js"
+routes = ["/js/big"]
+
+[functions.jsstream]
+entry = "functions/stream.js"
+routes = ["/js/stream"]
+
+[functions.jsslow]
+entry = "functions/slow.js"
+routes = ["/js/slow"]
+timeout_ms = 10000
 """
 ECHO = """
 import hashlib
@@ -86,6 +107,64 @@ def handle(request):
     time.sleep(float(request.query["s"]))
     return "slept"
 """
+# The same functions in JavaScript: a warm isolate's requests are answered with
+# no task (FunctionPath.answer_soon), as the V8 host's replies are read.
+ECHO_JS = """
+export default {
+  async fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    const body = new Uint8Array(await request.arrayBuffer());
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
+    return Response.json({
+      method: request.method,
+      url: request.url,
+      params: ctx.params,
+      query: Object.fromEntries(url.searchParams),
+      size: body.length,
+      sha: Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join(""),
+      agent: request.headers.get("x-test"),
+    });
+  },
+};
+"""
+STATUS_JS = """
+export default {
+  fetch(request, env, ctx) {
+    const status = Number(ctx.params.code);
+    const body = status === 204 || status === 304 ? null : "x";  // null-body statuses
+    return new Response(body, { status, headers: { "x-kind": "status" } });
+  },
+};
+"""
+BIG_JS = """
+const big = new Uint8Array(256 * 1200).map((_, i) => i % 256);
+export default { fetch() { return new Response(big); } };
+"""
+STREAM_JS = """
+export default {
+  fetch(request) {
+    const n = Number(new URL(request.url).searchParams.get("n") ?? "5");
+    const encoder = new TextEncoder();
+    let i = 0;
+    return new Response(new ReadableStream({
+      pull(controller) {
+        if (i < n) controller.enqueue(encoder.encode(`part ${i++}\\n`));
+        else controller.close();
+      },
+    }));
+  },
+};
+"""
+SLOW_JS = """
+export default {
+  async fetch(request) {
+    const s = Number(new URL(request.url).searchParams.get("s"));
+    await new Promise((resolve) => setTimeout(resolve, s * 1000));
+    return new Response("slept");
+  },
+};
+"""
+LANGUAGES = pytest.mark.parametrize("prefix", ["", "/js"], ids=["python", "js"])
 # Headers that differ per request, whichever path answers.
 VARYING = {"date", "x-edge-request-id", "x-edge-duration-ms", "x-edge-cold-start", "connection"}
 KEEPALIVE_S = 5  # edge.runtime.server: gunicorn's keepalive
@@ -104,6 +183,11 @@ def host(runtime_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str:
             "functions/big.py": BIG,
             "functions/stream.py": STREAM,
             "functions/slow.py": SLOW,
+            "functions/echo.js": ECHO_JS,
+            "functions/status.js": STATUS_JS,
+            "functions/big.js": BIG_JS,
+            "functions/stream.js": STREAM_JS,
+            "functions/slow.js": SLOW_JS,
         },
     )
     out = work.push(runtime_stack.remote(app))
@@ -137,33 +221,47 @@ def fetch(
     return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
 
 
-def direct_count(conn: http.client.HTTPConnection, host: str) -> int:
-    """This connection's worker's count of direct requests (/healthz is not one)."""
+def direct_count(conn: http.client.HTTPConnection, host: str) -> tuple[int, int]:
+    """This connection's worker's count of direct requests (/healthz is not one),
+    and of those answered with no task."""
     status, _, data = fetch(conn, "127.0.0.1", "/healthz")
     assert status == 200
-    return int(json.loads(data)["direct_requests"])
+    counts = json.loads(data)
+    return int(counts["direct_requests"]), int(counts["direct_callbacks"])
+
+
+def counted(prefix: str, requests: int) -> tuple[int, int]:
+    """What :func:`direct_count` grows by for ``requests`` warm requests: a
+    JavaScript function's are answered with no task, a Python function's not."""
+    return requests, requests if prefix else 0
+
+
+def grew(before: tuple[int, int], after: tuple[int, int]) -> tuple[int, int]:
+    return after[0] - before[0], after[1] - before[1]
 
 
 def stable(headers: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k not in VARYING}
 
 
+@LANGUAGES
 def test_kept_alive_function_requests_take_the_direct_path_and_answer_as_gunicorns_does(
-    conn: http.client.HTTPConnection, host: str
+    conn: http.client.HTTPConnection, host: str, prefix: str
 ) -> None:
+    fetch(conn, host, f"{prefix}/echo")  # warm: a first request may load the function
     before = direct_count(conn, host)
     payload = b"\x00\xffbody" * 1000
     answers = [
-        fetch(conn, host, "/echo/hi?a=1&b=%20x", headers={"x-test": "one"}),
-        fetch(conn, host, "/echo", method="POST", body=payload, headers={"x-test": "two"}),
-        fetch(conn, host, "/echo", method="DELETE"),
+        fetch(conn, host, f"{prefix}/echo/hi?a=1&b=%20x", headers={"x-test": "one"}),
+        fetch(conn, host, f"{prefix}/echo", method="POST", body=payload, headers={"x-test": "two"}),
+        fetch(conn, host, f"{prefix}/echo", method="DELETE"),
     ]
-    assert direct_count(conn, host) == before + 3
+    assert grew(before, direct_count(conn, host)) == counted(prefix, 3)
     status, headers, data = answers[0]
     assert status == 200
     assert json.loads(data) == {
         "method": "GET",
-        "url": f"http://{host}/echo/hi?a=1&b=%20x",
+        "url": f"http://{host}{prefix}/echo/hi?a=1&b=%20x",
         "params": {"word": "hi"},
         "query": {"a": "1", "b": " x"},
         "size": 0,
@@ -174,7 +272,7 @@ def test_kept_alive_function_requests_take_the_direct_path_and_answer_as_gunicor
     assert json.loads(answers[2][2])["method"] == "DELETE"
     # gunicorn's path, for the same request: Connection: close keeps it there.
     closing = fetch(
-        conn, host, "/echo/hi?a=1&b=%20x", headers={"x-test": "one", "Connection": "close"}
+        conn, host, f"{prefix}/echo/hi?a=1&b=%20x", headers={"x-test": "one", "Connection": "close"}
     )
     assert closing[0] == status and closing[2] == data
     assert closing[1]["connection"] == "close"
@@ -210,43 +308,71 @@ def read_responses(sock: socket.socket, count: int) -> list[tuple[str, dict[str,
     return out
 
 
+@LANGUAGES
 def test_pipelined_requests_are_answered_in_order_with_http_framing(
-    runtime_stack: Stack, host: str
+    runtime_stack: Stack, host: str, prefix: str
 ) -> None:
     """204 has neither length nor body, 304 keeps its length without the body
-    (RFC 9110 6.4.2, 15.4.5), others carry theirs: three requests in one write."""
-    request = "GET /status/{code} HTTP/1.1\r\nHost: " + host + "\r\n\r\n"
+    (RFC 9110 6.4.2, 15.4.5), others carry theirs: three requests in one write.
+    (A JavaScript Response may not have a body with 204 or 304: its length is 0.)"""
+    request = "GET " + prefix + "/status/{code} HTTP/1.1\r\nHost: " + host + "\r\n\r\n"
     with socket.create_connection(("127.0.0.1", runtime_stack.config.runtime_port)) as sock:
         sock.sendall("".join(request.format(code=c) for c in (204, 304, 201, 204)).encode())
         answers = read_responses(sock, 4)
     assert [a[0] for a in answers] == ["204", "304", "201", "204"]
     no_content, not_modified, created, _ = answers
     assert "content-length" not in no_content[1] and "transfer-encoding" not in no_content[1]
-    assert not_modified[1]["content-length"] == "1" and not_modified[2] == b""
+    length = "0" if prefix else "1"
+    assert not_modified[1]["content-length"] == length and not_modified[2] == b""
     assert created[1]["content-length"] == "1" and created[2] == b"x"
     assert all(a[1]["x-kind"] == "status" for a in answers)
 
 
+@LANGUAGES
 def test_large_and_streamed_bodies_arrive_whole_on_a_kept_alive_connection(
-    conn: http.client.HTTPConnection, host: str
+    conn: http.client.HTTPConnection, host: str, prefix: str
 ) -> None:
+    for path in ("/big", "/stream?n=1"):  # warm: a first request may load the function
+        fetch(conn, host, prefix + path)
     before = direct_count(conn, host)
     for _ in range(2):
-        status, headers, data = fetch(conn, host, "/big")
+        status, headers, data = fetch(conn, host, f"{prefix}/big")
         assert status == 200 and data == bytes(range(256)) * 1200
         assert headers["content-length"] == str(len(data))
-        status, headers, data = fetch(conn, host, "/stream?n=40")
+        status, headers, data = fetch(conn, host, f"{prefix}/stream?n=40")
         assert status == 200 and headers["transfer-encoding"] == "chunked"
         assert data == "".join(f"part {i}\n" for i in range(40)).encode()
-        status, headers, data = fetch(conn, host, "/stream?n=0")
+        status, headers, data = fetch(conn, host, f"{prefix}/stream?n=0")
         assert status == 200 and data == b""
-    assert direct_count(conn, host) == before + 6
+    assert grew(before, direct_count(conn, host)) == counted(prefix, 6)
 
 
-def test_a_request_longer_than_the_keepalive_time_is_answered_then_idle_closes(
-    runtime_stack: Stack, host: str
+@LANGUAGES
+def test_a_big_response_to_a_client_that_reads_slowly_arrives_whole(
+    runtime_stack: Stack, host: str, prefix: str
 ) -> None:
-    request = f"GET /slow?s={{s}} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+    """32 pipelined 300 KB responses (9.6 MB, past what the kernel's buffers
+    take on loopback) to a client that reads nothing for a second: the write
+    buffer passes its high-water mark, and an answer waits for it to drain
+    before the connection takes its next request (a JavaScript answer, written
+    with no task, makes one for that wait)."""
+    count = 32
+    request = f"GET {prefix}/big HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # before the handshake
+        sock.connect(("127.0.0.1", runtime_stack.config.runtime_port))
+        sock.sendall(request * count)
+        time.sleep(1.0)  # the stall under test: the server's buffers fill meanwhile
+        answers = read_responses(sock, count)
+    big = bytes(range(256)) * 1200
+    assert [(a[0], a[2] == big) for a in answers] == [("200", True)] * count
+
+
+@LANGUAGES
+def test_a_request_longer_than_the_keepalive_time_is_answered_then_idle_closes(
+    runtime_stack: Stack, host: str, prefix: str
+) -> None:
+    request = f"GET {prefix}/slow?s={{s}} HTTP/1.1\r\nHost: {host}\r\n\r\n"
     with socket.create_connection(("127.0.0.1", runtime_stack.config.runtime_port)) as sock:
         sock.settimeout(30)
         sock.sendall(request.format(s=0).encode())

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edge.runtime.invocation import FunctionVersion, Invocation, Outcome
 from edge.runtime.js.client import V8Host
 from edge.runtime.js.pool import JsPool
@@ -306,14 +308,22 @@ def test_loop_inside_a_busy_batch_is_stopped(tmp_path: Path) -> None:
     assert (after.status, after.body) == (200, b"fine")
 
 
-def test_killed_host_fails_in_flight_requests_and_restarts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["awaited", "callback"])
+def test_killed_host_fails_in_flight_requests_and_restarts(tmp_path: Path, how: str) -> None:
+    """Whether the request is awaited (JsPool.invoke) or answered to a callback
+    (JsPool.submit, the direct path's way for a loaded isolate)."""
+
     async def scenario(bad: JsPool, neighbour: JsPool, host: V8Host) -> Any:
         first_pid = host.pid
         assert first_pid is not None
-        in_flight = asyncio.ensure_future(bad.invoke(request("/slow")))
+        if how == "awaited":
+            in_flight = asyncio.ensure_future(bad.invoke(request("/slow")))
+        else:
+            in_flight = asyncio.get_running_loop().create_future()
+            assert bad.submit(request("/slow"), in_flight.set_result)
         await asyncio.sleep(0.1)
         os.kill(first_pid, signal.SIGKILL)
-        failed = await in_flight
+        failed = await asyncio.wait_for(in_flight, 10)
         deadline = time.monotonic() + 10
         while host.pid is not None:  # the worker notices the host is gone
             assert time.monotonic() < deadline, "the worker never noticed the dead host"
@@ -326,3 +336,22 @@ def test_killed_host_fails_in_flight_requests_and_restarts(tmp_path: Path) -> No
     assert (again.status, again.body) == (200, b"neighbour")
     assert again.cold and again.cold_ms > 0, "the isolate was recreated in the new host"
     assert pid is not None and pid != first_pid and restarts == 1
+
+
+def test_a_reply_callback_that_raises_stops_no_other_reply(tmp_path: Path) -> None:
+    """A callback of JsPool.submit runs as the host's frames are read: what it
+    raises is logged, and the replies read after it still reach theirs."""
+
+    def fails(_: Outcome) -> None:
+        raise RuntimeError("a callback failed")
+
+    async def scenario(bad: JsPool, neighbour: JsPool, host: V8Host) -> Any:
+        answered = asyncio.get_running_loop().create_future()
+        assert neighbour.submit(request("/"), fails)
+        assert neighbour.submit(request("/"), answered.set_result)
+        outcome = await asyncio.wait_for(answered, 10)
+        return outcome, await neighbour.invoke(request("/"))
+
+    outcome, again = run(tmp_path, scenario)
+    assert (outcome.status, outcome.body) == (200, b"neighbour")
+    assert (again.status, again.body) == (200, b"neighbour")

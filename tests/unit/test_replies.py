@@ -41,6 +41,9 @@ class Connection:
     async def drain(self) -> None:
         pass
 
+    def write_paused(self) -> bool:
+        return False
+
 
 def parse(data: bytes) -> tuple[str, dict[str, str], bytes]:
     head, _, body = data.partition(b"\r\n\r\n")

@@ -175,6 +175,8 @@ class V8Host:
         self._conn: FrameProtocol | None = None
         self._starting: asyncio.Future[FrameProtocol] | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        # Requests sent by submit(): the callback of each, called with its reply.
+        self._callbacks: dict[int, Callable[[list[Any] | None], None]] = {}
         self._next_id = 0
         self._specs: dict[str, tuple[dict[str, Any], int]] = {}
         self._loaded: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -257,6 +259,23 @@ class V8Host:
     async def invoke(self, key: str, frame: list[Any]) -> list[Any]:
         """Send one ``invoke`` frame (its rid is filled in) and await the reply."""
         return await self._call(["invoke", 0, key, *frame])
+
+    def submit(
+        self, key: str, frame: list[Any], on_reply: Callable[[list[Any] | None], None]
+    ) -> bool:
+        """:meth:`invoke` without a future, for a version loaded in a running host:
+        ``on_reply`` is called with the reply frame as it is read (``None``: the
+        host died first). False, and nothing sent, when ``key`` is not loaded or
+        no host is connected: :meth:`invoke` loads it."""
+        conn = self._conn
+        loaded = self._loaded.get(key)
+        if conn is None or loaded is None or not loaded.done() or loaded.exception() is not None:
+            return False
+        self._next_id += 1
+        rid = self._next_id
+        self._callbacks[rid] = on_reply
+        conn.send(["invoke", rid, key, *frame])
+        return True
 
     async def _call(self, frame: list[Any]) -> list[Any]:
         conn = self._conn or await self._connection()
@@ -347,11 +366,15 @@ class V8Host:
         if frame[0] in ("chunk", "end"):
             self._stream_frame(rid, frame)
             return
-        fut = self._pending.pop(rid, None)
-        if fut is not None and not fut.done():
+        callback = self._callbacks.pop(rid, None)
+        fut = self._pending.pop(rid, None) if callback is None else None
+        if callback is not None or (fut is not None and not fut.done()):
             if frame[0] == "resp" and len(frame) > 4 and frame[4] is None:
                 self._streams[rid] = []  # a streamed head: hold its frames for the sink
-            fut.set_result(frame)
+            if fut is not None:
+                fut.set_result(frame)
+            elif callback is not None:
+                _called_back(callback, frame)
 
     def _stream_frame(self, rid: int, frame: list[Any]) -> None:
         target = self._streams.get(rid)
@@ -395,6 +418,9 @@ class V8Host:
         for fut in pending.values():
             if not fut.done():
                 fut.set_exception(HostDiedError("the V8 host process died"))
+        callbacks, self._callbacks = self._callbacks, {}
+        for callback in callbacks.values():
+            _called_back(callback, None)
         proc, self._proc = self._proc, None
         if proc is not None:
             self.restarts += 1
@@ -429,6 +455,15 @@ class V8Host:
             await proc.wait()
         if self._reapers:
             await asyncio.gather(*self._reapers, return_exceptions=True)
+
+
+def _called_back(callback: Callable[[list[Any] | None], None], frame: list[Any] | None) -> None:
+    """Call a :meth:`V8Host.submit` callback; what it raises is logged, never let
+    into the host connection's frame reading."""
+    try:
+        callback(frame)
+    except Exception:
+        logger.exception("a V8 host reply's callback failed")
 
 
 class V8Hosts:

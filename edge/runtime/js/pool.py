@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from edge.runtime.faults import fault_outcome
@@ -69,6 +70,12 @@ def _request_url(inv: Invocation) -> str:
     host = next((v for k, v in inv.headers if k.lower() == "host"), "localhost")
     query = f"?{inv.query_string}" if inv.query_string else ""
     return f"http://{host}{inv.path}{query}"
+
+
+def _frame(inv: Invocation) -> list[Any]:
+    """An ``invoke`` frame's fields after its key: the request as the host takes it."""
+    headers = [[k.lower(), v] for k, v in inv.headers]
+    return [inv.method, _request_url(inv), headers, inv.body, inv.params]
 
 
 class JsPool:
@@ -143,10 +150,34 @@ class JsPool:
             if self._inflight == 0:
                 self._idle.set()
 
+    def submit(self, invocation: Invocation, done: Callable[[Outcome], None]) -> bool:
+        """:meth:`invoke` for a version whose isolate is loaded, without a task or a
+        future: ``done`` gets the outcome, called as the V8 host's reply is read.
+        False, and nothing sent, when the isolate is not loaded (or the pool is
+        closed or full): :meth:`invoke` then loads it, or answers the fault."""
+        if self._closed or self._inflight >= MAX_INFLIGHT or not self._registered:
+            return False
+        started = time.perf_counter()
+
+        def on_reply(reply: list[Any] | None) -> None:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+            if reply is None:
+                done(self._fault("crash", invocation, started, reason=HOST_DIED))
+            else:
+                done(self._outcome(invocation, reply, 0.0, started))
+
+        if not self._host.submit(self.version.key, _frame(invocation), on_reply):
+            return False
+        self.last_used = time.monotonic()
+        self._inflight += 1
+        self._idle.clear()
+        return True
+
     async def _invoke(self, inv: Invocation, started: float) -> Outcome:
         key = self.version.key
-        headers = [[k.lower(), v] for k, v in inv.headers]
-        frame = [inv.method, _request_url(inv), headers, inv.body, inv.params]
+        frame = _frame(inv)
         try:
             self._register()
             info, cold = await self._host.load(key)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from edge.runtime.faults import fault_outcome
@@ -173,6 +173,10 @@ class PythonPool:
         while len(warm) < self.version.min_warm and self._slots.reserve():
             warm.append(self._prewarm())
         await asyncio.gather(*warm)
+
+    def submit(self, invocation: Invocation, done: Callable[[Outcome], None]) -> bool:
+        """Not taken here: a request waits for an instance (see :meth:`invoke`)."""
+        return False
 
     async def invoke(self, invocation: Invocation) -> Outcome:
         """Run one request; function faults become 5xx Outcomes, never exceptions."""

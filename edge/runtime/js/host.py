@@ -46,8 +46,8 @@ from py_mini_racer import init_mini_racer
 
 from edge.runtime.js import modules, threadstate
 from edge.runtime.js.buffers import SWEEP_FLAG, BufferLimits
-from edge.runtime.js.client import FrameProtocol
 from edge.runtime.js.isolate import FAULT_STATUS, Isolate
+from edge.runtime.js.link import FrameProtocol
 from edge.runtime.js.modules import LoadError, ModuleSpec
 from edge.runtime.js.spare import SPARE_MEMORY_MB, Spares
 

@@ -204,11 +204,11 @@ class FunctionPath:
             return
         outcome = await pool.invoke(invocation)
         where = _where(routed, request_id)
+        head = self._head(outcome, request_id, release)
         if outcome.stream is None:
             self._record(version, where, outcome, len(outcome.body))
-            await reply.send(outcome.status, self._head(outcome, request_id, release), outcome.body)
+            await reply.send(outcome.status, head, outcome.body)
             return
-        head = self._head(outcome, request_id, release)
         await self._send_stream(version, where, outcome, head, reply)
 
     def answer_soon(

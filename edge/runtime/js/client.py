@@ -214,11 +214,9 @@ class V8Host:
         host died first). False, and nothing sent, when ``key`` is not loaded or
         no host is connected: :meth:`invoke` loads it."""
         conn = self._conn
-        loaded = self._loaded.get(key)
-        if conn is None or loaded is None or not loaded.done() or loaded.exception() is not None:
+        if conn is None or not self.is_loaded(key):
             return False
-        self._next_id += 1
-        rid = self._next_id
+        rid = self._new_id()
         self._callbacks[rid] = on_reply
         conn.send(["invoke", rid, key, *frame])
         return True

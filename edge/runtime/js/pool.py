@@ -141,14 +141,11 @@ class JsPool:
             return self._fault("unavailable", invocation, started, reason="it is shutting down")
         if self._inflight >= MAX_INFLIGHT:
             return self._fault("overloaded", invocation, started, limit=MAX_INFLIGHT)
-        self._inflight += 1
-        self._idle.clear()
+        self._enter()
         try:
             return await self._invoke(invocation, started)
         finally:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.set()
+            self._leave()
 
     def submit(self, invocation: Invocation, done: Callable[[Outcome], None]) -> bool:
         """:meth:`invoke` for a version whose isolate is loaded, without a task or a
@@ -160,9 +157,7 @@ class JsPool:
         started = time.perf_counter()
 
         def on_reply(reply: list[Any] | None) -> None:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.set()
+            self._leave()
             if reply is None:
                 done(self._fault("crash", invocation, started, reason=HOST_DIED))
             else:
@@ -171,8 +166,7 @@ class JsPool:
         if not self._host.submit(self.version.key, _frame(invocation), on_reply):
             return False
         self.last_used = time.monotonic()
-        self._inflight += 1
-        self._idle.clear()
+        self._enter()
         return True
 
     async def _invoke(self, inv: Invocation, started: float) -> Outcome:
@@ -236,8 +230,7 @@ class JsPool:
     def _stream(self, rid: int) -> BodyStream:
         """The body of streamed response ``rid``, fed by the V8 host."""
         key, host = self.version.key, self._host
-        self._inflight += 1  # until the stream is over: a drain waits for it
-        self._idle.clear()
+        self._enter()  # until the stream is over: a drain waits for it
         body = BodyStream(lambda size: host.ack(key, rid, size), lambda _: host.cancel(key, rid))
 
         def sink(frame: list[Any] | None) -> None:
@@ -254,11 +247,16 @@ class JsPool:
                 logger.error("%s: invalid stream from the V8 host: %s", self.version.name, exc)
                 body.stop("invalid_response")
 
-        body.on_done(lambda _: self._stream_over())
+        body.on_done(lambda _: self._leave())
         host.stream_to(rid, sink)
         return body
 
-    def _stream_over(self) -> None:
+    def _enter(self) -> None:
+        """A request (or a streamed body) is in flight: a drain waits for it."""
+        self._inflight += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
         self._inflight -= 1
         if self._inflight == 0:
             self._idle.set()

@@ -1,10 +1,10 @@
 """The spare instance a template forks ahead and sends to the worker.
 
-A cold start takes the spare the worker holds, with nothing asked of the
-template; a spare that died before its exit was reported is never given a
-request; a burst of cold starts beyond the one spare still gets an instance each.
-Real processes throughout; the template is stopped with SIGSTOP to show what
-does and does not depend on it.
+A cold start takes the spare the worker holds, with nothing asked of the template
+and nothing awaited (the worker attached it to its loop as it came); a spare that
+died before its exit was reported is never given a request; a burst of cold starts
+beyond the one spare still gets an instance each. Real processes throughout; the
+template is stopped with SIGSTOP to show what does and does not depend on it.
 """
 
 from __future__ import annotations
@@ -94,6 +94,26 @@ def test_a_cold_start_takes_the_held_spare_without_the_template(
         assert pool.reap_idle(float("inf"), ttl=0) == 1
         again = await pool.invoke(invocation())
         assert again.cold and pid_of(again) == next_spare
+
+    functions.run(scenario)
+
+
+def test_a_cold_start_that_takes_the_spare_does_not_wait_for_the_loop(
+    functions: Functions,
+) -> None:
+    """The spare was made a channel on the loop when it came: the request that
+    takes it is leased to it, and its frame on the way, in the request's first step."""
+    version = functions.version(PID, min_warm=0)
+
+    async def scenario(pools: PoolRegistry) -> None:
+        pool = await pools.get_or_start(version)
+        assert isinstance(pool, PythonPool)
+        spare = await held_spare(pool)
+        call = asyncio.ensure_future(pool.invoke(invocation()))
+        await asyncio.sleep(0)  # one loop turn: the call's first step, no more
+        assert pool.instance_pids() == [spare]
+        outcome = await asyncio.wait_for(call, 5)
+        assert outcome.cold and pid_of(outcome) == spare
 
     functions.run(scenario)
 

@@ -62,9 +62,9 @@ from edge.runtime.python.frames import (
 )
 from edge.runtime.python.process.sandbox import Limits
 from edge.runtime.python.slots import CLOSED, EXPIRED, PIPELINE_DEPTH, RESERVED, Slots
-from edge.runtime.python.sockets import CallTimeout, InstanceChannel, NotStarted
+from edge.runtime.python.sockets import CallTimeout, InstanceChannel, NotStarted, Verified
 from edge.runtime.python.streamed import InstanceStream
-from edge.runtime.python.templates import TemplateLink, TemplateSource
+from edge.runtime.python.templates import TemplateLink, TemplateSource, discard
 from edge.runtime.streaming import BodyStream
 from edge.runtime.wire import MIB, FrameTooLarge, PeerClosed, ProtocolError
 
@@ -149,6 +149,7 @@ class PythonPool:
             load_timeout=load_timeout,
             on_exit=self._on_instance_exit,
             on_lost=self._on_template_lost,
+            attach=self._attach,
             cgroups=cgroups,
         )
         self._slots = Slots(version.max_instances, self._unreserve, pipeline_depth, parallel)
@@ -459,15 +460,25 @@ class PythonPool:
 
     async def _spawn(self) -> InstanceChannel:
         template = await self._templates.get()
-        verified = template.take_spare() or await template.spawn()
-        instance = await InstanceChannel.attach(
-            verified, self._on_lost, self._max_response + REPLY_SLACK
-        )
+        spare = template.take_spare()
+        if spare is None:
+            instance = await self._attach(await template.spawn())
+        elif spare.done():  # the rule: a cold start that awaits nothing
+            instance = spare.result()
+        else:  # it came within this loop turn
+            try:
+                instance = await asyncio.shield(spare)
+            except asyncio.CancelledError:
+                discard(spare)
+                raise
         instance.last_used = time.monotonic()
         if self._side is not None:
             instance.handle("kv", self._side.handler(instance.send_frame))
-        self._by_pid[verified.pid] = instance
+        self._by_pid[instance.pid] = instance
         return instance
+
+    def _attach(self, instance: Verified) -> Coroutine[Any, Any, InstanceChannel]:
+        return InstanceChannel.attach(instance, self._on_lost, self._max_response + REPLY_SLACK)
 
     def _on_lost(self, instance: InstanceChannel) -> None:
         if self._slots.lost(instance):

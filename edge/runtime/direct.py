@@ -6,8 +6,9 @@ nothing else is under way on its connection, is answered by
 callbacks collect it, one task runs :meth:`FunctionPath.answer` (the code the
 ASGI path runs too) with a :class:`~edge.runtime.replies.DirectReply` that
 writes the response on the transport (no task at all for a JavaScript function
-whose isolate is loaded: :meth:`FunctionPath.answer_soon` writes it as the V8
-host's reply is read), and the connection is made ready for
+whose isolate is loaded, or a Python function with an instance at hand:
+:meth:`FunctionPath.answer_soon` writes it as the reply is read), and the
+connection is made ready for
 its next request as gunicorn's loop would (parser reset, reading resumed,
 keep-alive timer armed, what came in behind fed on). gunicorn's loop stays
 parked and takes any request the direct path does not: HEAD, chunked or

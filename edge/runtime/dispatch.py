@@ -222,8 +222,9 @@ class FunctionPath:
         answered: Callable[[Coroutine[Any, Any, None] | None, Exception | None], None],
     ) -> bool:
         """:meth:`answer`, with no task, when the function's pool takes the request
-        at once (a JavaScript version whose isolate is loaded): the response is
-        written as the V8 host's reply is read, then ``answered`` is called with
+        at once (a JavaScript version whose isolate is loaded; a Python version
+        with an instance at hand): the response is written as the reply is read
+        from the V8 host or the instance, then ``answered`` is called with
         what is left to await (a stream, or the wait for the write buffer to
         drain; else ``None``) or the exception that stopped it. False when the
         pool cannot: nothing is done, and :meth:`answer` is to be awaited.

@@ -95,8 +95,18 @@ async def python_pool(pools: PoolRegistry, version: FunctionVersion) -> PythonPo
     return pool
 
 
-def started(pool: PythonPool, query: str) -> asyncio.Future[Outcome]:
-    return asyncio.ensure_future(pool.invoke(invocation(query=query)))
+# The two ways in: the awaited one (PythonPool.invoke, in a task) and the one with
+# no task (PythonPool.submit, which the direct path tries first). Tests of a
+# request's fate run both; a "submitted" request must be taken by submit.
+WAYS = pytest.mark.parametrize("way", ["awaited", "submitted"])
+
+
+def started(pool: PythonPool, query: str, way: str = "awaited") -> asyncio.Future[Outcome]:
+    if way == "awaited":
+        return asyncio.ensure_future(pool.invoke(invocation(query=query)))
+    answered: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+    assert pool.submit(invocation(query=query), answered.set_result), f"{query}: not submitted"
+    return answered
 
 
 def test_concurrent_requests_are_pipelined_and_each_gets_its_own_answer(
@@ -121,16 +131,17 @@ def test_concurrent_requests_are_pipelined_and_each_gets_its_own_answer(
     functions.run(scenario)
 
 
+@WAYS
 def test_a_pipelined_requests_time_limit_starts_when_it_starts(
-    functions: Functions, runs: Path
+    functions: Functions, runs: Path, way: str
 ) -> None:
     version = counted(functions, runs, min_warm=1, max_instances=1, timeout_ms=1000)
 
     async def scenario(pools: PoolRegistry) -> None:
         pool = await python_pool(pools, version)
-        ahead = started(pool, "name=a&do=sleep&s=0.7")
+        ahead = started(pool, "name=a&do=sleep&s=0.7", way)
         await async_wait_for(lambda: ran(runs, "a"), message="the first request to start")
-        behind = started(pool, "name=b&do=sleep&s=0.7")
+        behind = started(pool, "name=b&do=sleep&s=0.7", way)
         # b waits ~0.7 s in the socket, then runs 0.7 s: 1.4 s after it was queued.
         first, second = await asyncio.gather(ahead, behind)
         assert body(first)["pid"] == body(second)["pid"]
@@ -139,9 +150,10 @@ def test_a_pipelined_requests_time_limit_starts_when_it_starts(
     functions.run(scenario)
 
 
+@WAYS
 @pytest.mark.parametrize("fault", ["timeout", "killed", "memory"])
 def test_a_pipelined_request_whose_instance_dies_first_runs_once_elsewhere(
-    functions: Functions, runs: Path, fault: str
+    functions: Functions, runs: Path, fault: str, way: str
 ) -> None:
     version = counted(functions, runs, min_warm=2, max_instances=2, timeout_ms=1000)
     doomed_query = {"timeout": "do=spin", "killed": "do=sleep&s=5", "memory": "do=bomb&s=0.3"}
@@ -149,13 +161,13 @@ def test_a_pipelined_request_whose_instance_dies_first_runs_once_elsewhere(
     async def scenario(pools: PoolRegistry) -> None:
         pool = await python_pool(pools, version)
         # The doomed request starts first, so the queued one goes behind it.
-        doomed = started(pool, f"name=doomed&{doomed_query[fault]}")
+        doomed = started(pool, f"name=doomed&{doomed_query[fault]}", way)
         await async_wait_for(lambda: ran(runs, "doomed"), message="the doomed request to start")
         # Long enough to still be running when `queued` comes on a loaded machine
         # (if it were done, `queued` would find an idle instance), short of the timeout.
-        other = started(pool, "name=other&do=sleep&s=0.6")
+        other = started(pool, "name=other&do=sleep&s=0.6", way)
         await async_wait_for(lambda: ran(runs, "other"), message="the other request to start")
-        queued = started(pool, "name=queued")
+        queued = started(pool, "name=queued", way)
         await async_wait_for(lambda: pool.pipelined == 1, message="the request to be pipelined")
         (doomed_pid,) = ran(runs, "doomed")
         if fault == "killed":
@@ -172,17 +184,18 @@ def test_a_pipelined_request_whose_instance_dies_first_runs_once_elsewhere(
     functions.run(scenario)
 
 
+@WAYS
 @pytest.mark.parametrize(("fault", "error"), [("exit", "crash"), ("spin", "timeout")])
 def test_a_pipelined_request_that_started_gets_the_fault_and_is_never_run_twice(
-    functions: Functions, runs: Path, fault: str, error: str
+    functions: Functions, runs: Path, fault: str, error: str, way: str
 ) -> None:
     version = counted(functions, runs, min_warm=1, max_instances=1, timeout_ms=1000)
 
     async def scenario(pools: PoolRegistry) -> None:
         pool = await python_pool(pools, version)
-        ahead = started(pool, "name=ahead&do=sleep&s=0.3")
+        ahead = started(pool, "name=ahead&do=sleep&s=0.3", way)
         await async_wait_for(lambda: ran(runs, "ahead"), message="the first request to start")
-        behind = started(pool, f"name=behind&do={fault}")
+        behind = started(pool, f"name=behind&do={fault}", way)
         first, second = await asyncio.gather(ahead, behind)
         assert body(first)["name"] == "ahead"
         assert second.error == error

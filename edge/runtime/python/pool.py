@@ -161,6 +161,7 @@ class PythonPool:
         self._killing = False
         self._close_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._finishing: set[asyncio.Task[None]] = set()  # submitted requests' faults
         self._young_deaths = 0
         self._group_peak_kb = 0
         self._sample_due = 0.0  # time.monotonic() from which to sample memory again
@@ -176,8 +177,82 @@ class PythonPool:
         await asyncio.gather(*warm)
 
     def submit(self, invocation: Invocation, done: Callable[[Outcome], None]) -> bool:
-        """Not taken here: a request waits for an instance (see :meth:`invoke`)."""
-        return False
+        """:meth:`invoke` without a task, when an instance takes the request at once
+        (idle; a busy one with room behind, as :meth:`_lease` picks): its reply's future
+        calls back, and ``done`` gets the outcome. A fault that must wait (a crash's
+        exit report, a retry elsewhere) finishes in a task. False, and nothing
+        done, when no instance is at hand: :meth:`invoke` then waits or starts one.
+
+        Nobody cancels such a request: a client that leaves does not stop it; it
+        runs to its reply or its time limit (as a JavaScript request does).
+        """
+        if self._closing:
+            return False
+        slots = self._slots
+        instance = slots.lease_fast(self._queue_limit) or slots.lease_idle()
+        if instance is None and slots.full() and slots.waiting() < self._queue_limit:
+            instance = slots.lease_behind()  # as _lease does once no instance may start
+        if instance is None:
+            return False
+        try:
+            call = instance.submit(request_frame(invocation), self.version.timeout_ms / 1000)
+        except NotStarted:
+            slots.release(instance, answered=False)
+            return False
+        self.last_used = time.monotonic()
+        self._inflight += 1
+
+        def settled(future: asyncio.Future[Any]) -> None:
+            exc = future.exception()
+            if exc is not None:
+                self._finish(self._submitted_failed(instance, invocation, exc), invocation, done)
+                return
+            duration_ms = (time.perf_counter() - call.started) * 1000
+            try:
+                outcome = self._answer(instance, invocation, future.result(), duration_ms)
+            except Exception:
+                logger.exception("function %s: reading a reply", self._label)
+                outcome = self._faults.unavailable(invocation, "its reply could not be read")
+            finally:
+                self._leave()
+            done(outcome)
+
+        call.future.add_done_callback(settled)
+        return True
+
+    async def _submitted_failed(
+        self, instance: InstanceChannel, invocation: Invocation, exc: BaseException
+    ) -> Outcome:
+        if isinstance(exc, NotStarted):
+            return await self._retry(instance, invocation, retried=False)
+        return await self._call_failed(instance, invocation, exc)
+
+    def _finish(
+        self,
+        finishing: Coroutine[Any, Any, Outcome],
+        invocation: Invocation,
+        done: Callable[[Outcome], None],
+    ) -> None:
+        """Await a submitted request's fault in a task, then call ``done``."""
+
+        async def finish() -> None:
+            try:
+                outcome = await finishing
+            except Exception:
+                logger.exception("function %s: answering a failed call", self._label)
+                outcome = self._faults.unavailable(invocation, "its call failed")
+            finally:
+                self._leave()
+            done(outcome)
+
+        task = asyncio.get_running_loop().create_task(finish())
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    def _leave(self) -> None:
+        self._inflight -= 1
+        if not self._inflight:
+            self._drained.set()
 
     async def invoke(self, invocation: Invocation) -> Outcome:
         """Run one request; function faults become 5xx Outcomes, never exceptions."""
@@ -188,9 +263,7 @@ class PythonPool:
         try:
             return await self._attempt(invocation)
         finally:
-            self._inflight -= 1
-            if not self._inflight:
-                self._drained.set()
+            self._leave()
 
     async def _attempt(self, invocation: Invocation, *, retry: bool = False) -> Outcome:
         try:
@@ -368,22 +441,30 @@ class PythonPool:
             )
         except NotStarted:
             raise
-        except CallTimeout:
-            return self._faults.timeout(instance, invocation)
-        except PeerClosed:
-            if self._closing:
-                return self._faults.shutting_down(invocation)
-            return await self._faults.died(instance, invocation)
-        except FrameTooLarge:
-            return self._faults.too_large(instance, invocation)
-        except ProtocolError as exc:
-            return self._faults.invalid(instance, invocation, str(exc))
+        except (CallTimeout, ProtocolError) as exc:  # PeerClosed is a ProtocolError
+            return await self._call_failed(instance, invocation, exc)
         except asyncio.CancelledError:
             # The channel killed it (the request had started) or will drop the
             # reply (it was queued): either way this request's place is free.
             self._slots.release(instance, answered=False)
             raise
         return self._answer(instance, invocation, reply, (time.perf_counter() - started) * 1000)
+
+    async def _call_failed(
+        self, instance: InstanceChannel, invocation: Invocation, exc: BaseException
+    ) -> Outcome:
+        """The fault answer for a call that raised (not :class:`NotStarted`)."""
+        if isinstance(exc, CallTimeout):
+            return self._faults.timeout(instance, invocation)
+        if isinstance(exc, PeerClosed):
+            if self._closing:
+                return self._faults.shutting_down(invocation)
+            return await self._faults.died(instance, invocation)
+        if isinstance(exc, FrameTooLarge):
+            return self._faults.too_large(instance, invocation)
+        if isinstance(exc, ProtocolError):
+            return self._faults.invalid(instance, invocation, str(exc))
+        raise exc
 
     def _answer(
         self, instance: InstanceChannel, invocation: Invocation, reply: Any, duration_ms: float

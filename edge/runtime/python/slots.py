@@ -110,9 +110,13 @@ class Slots:
         """Requests without a running instance: queued in sockets or waiting."""
         return len(self._waiters) + self._leased - len(self.busy)
 
+    def full(self) -> bool:
+        """Whether ``max_instances`` are running or starting: none may start."""
+        return self.total() >= self._max
+
     def reserve(self) -> bool:
         """Take a slot for an instance about to start, if ``max_instances`` allows."""
-        if self.total() >= self._max:
+        if self.full():
             return False
         self.starting += 1
         return True

@@ -324,16 +324,27 @@ class InstanceChannel(asyncio.Protocol):
             PeerClosed: the instance went away while running it.
             ProtocolError: it sent something that is not one reply frame.
         """
-        if not self.alive or self._transport is None:
-            raise NotStarted("the instance is gone")
-        call = self._calls.add(timeout)
-        self._write(frame)
+        call = self.submit(frame, timeout)
         try:
             reply = await call.future
         except asyncio.CancelledError:
             self._abandon(call)
             raise
         return reply, call.started
+
+    def submit(self, frame: bytes, timeout: float) -> Call:
+        """:meth:`call` without a coroutine: the call, whose future settles as
+        :meth:`call` would return or raise. Nobody can cancel it: it runs to its
+        reply or its time limit.
+
+        Raises:
+            NotStarted: the instance is gone (nothing was written).
+        """
+        if not self.alive or self._transport is None:
+            raise NotStarted("the instance is gone")
+        call = self._calls.add(timeout)
+        self._write(frame)
+        return call
 
     def _write(self, frame: bytes) -> None:
         if not self._out:

@@ -76,7 +76,7 @@ def encode(message: Any) -> bytes:
     return HEADER.pack(len(payload)) + payload
 
 
-def decode(payload: bytes) -> Any:
+def decode(payload: bytes | memoryview) -> Any:
     """A frame's payload as Python data (maps, lists, str, bytes, numbers only)."""
     try:
         return msgpack.unpackb(payload, raw=False, strict_map_key=True)
@@ -118,6 +118,41 @@ class FrameBuffer:
         payload = bytes(buf[HEADER.size : end])
         del buf[:end]  # front deletion of a bytearray is amortised O(1) in CPython
         return payload
+
+    def split(self, data: bytes) -> list[memoryview] | list[bytes]:
+        """Feed ``data`` and take every complete payload out at once.
+
+        With nothing buffered (the usual case: a peer's write arrives whole),
+        the payloads are views of ``data`` itself, not copies, and only a
+        partial frame at its end is buffered: a 10 KB reply was copied three
+        times on its way to the decoder.
+
+        Raises:
+            ProtocolError: a frame announces more than ``limit`` bytes (the
+                payloads before it in ``data`` are dropped with the connection).
+        """
+        if self._buf:
+            self._buf += data
+            payloads = []
+            while (payload := self.next()) is not None:
+                payloads.append(payload)
+            return payloads
+        view = memoryview(data)
+        views = []
+        at, total, limit = 0, len(data), self._limit
+        unpack, header = HEADER.unpack_from, HEADER.size
+        while total - at >= header:
+            (size,) = unpack(data, at)
+            if size > limit:
+                raise FrameTooLarge(f"frame of {size} bytes exceeds the {limit}-byte limit")
+            end = at + header + size
+            if end > total:
+                break
+            views.append(view[at + header : end])
+            at = end
+        if at < total:
+            self._buf += view[at:]
+        return views
 
     @property
     def pending(self) -> int:

@@ -41,9 +41,8 @@ class FrameProtocol(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
-        self._frames.feed(data)
         try:
-            while (payload := self._frames.next()) is not None:
+            for payload in self._frames.split(data):
                 self._on_frame(decode(payload))
         except ProtocolError as exc:
             logger.error("closing connection: %s", exc)

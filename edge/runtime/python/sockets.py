@@ -184,18 +184,18 @@ class InstanceChannel(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         frames = self._frames
-        frames.feed(data)
         try:
-            payload = frames.next()
+            payloads = frames.split(data)
         except ProtocolError as exc:
             self._fail(exc)
             return
-        if payload is None:
+        if not payloads:
             return
         call = self._calls.current
-        if frames.pending or call is None or call.answered:
-            self._receive_many(payload)  # several frames (replies, pipelined) or a stream
+        if len(payloads) > 1 or frames.pending or call is None or call.answered:
+            self._receive_many(payloads)  # several frames (replies, pipelined) or a stream
             return
+        payload = payloads[0]
         try:
             reply = decode(payload)
             if reply.__class__ is not dict or "k" in reply:
@@ -206,12 +206,13 @@ class InstanceChannel(asyncio.Protocol):
             return
         self._calls.answer(reply, over=True)
 
-    def _receive_many(self, payload: bytes | None) -> None:
+    def _receive_many(self, payloads: list[memoryview] | list[bytes]) -> None:
         """The slow path: several frames at once, or a streamed reply."""
         try:
-            while payload is not None and self.alive:
+            for payload in payloads:
+                if not self.alive:
+                    return
                 self._receive(decode(payload), len(payload))
-                payload = self._frames.next()
         except ProtocolError as exc:
             self._fail(exc)
 

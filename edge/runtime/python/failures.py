@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 from edge.runtime.faults import fault_outcome
 from edge.runtime.invocation import FunctionVersion, Invocation, LogRecord, Outcome
+from edge.runtime.python.calls import CallTimeout
 from edge.runtime.python.cgroups import Group
 from edge.runtime.python.sockets import InstanceChannel
-from edge.runtime.wire import MIB
+from edge.runtime.wire import MIB, FrameTooLarge, PeerClosed, ProtocolError
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,28 @@ class FaultAnswers:
         self._max_response = max_response
         self._group = group
         self._oom_kills = 0
+
+    async def of_call(
+        self,
+        instance: InstanceChannel,
+        invocation: Invocation,
+        exc: BaseException,
+        *,
+        closing: bool,
+    ) -> Outcome:
+        """The answer for a call that raised ``exc`` (not a NotStarted, which is
+        retried; ``closing``: the pool is, and killed it). Other exceptions re-raise."""
+        if isinstance(exc, CallTimeout):
+            return self.timeout(instance, invocation)
+        if isinstance(exc, PeerClosed):
+            return (
+                self.shutting_down(invocation) if closing else await self.died(instance, invocation)
+            )
+        if isinstance(exc, FrameTooLarge):
+            return self.too_large(instance, invocation)
+        if isinstance(exc, ProtocolError):
+            return self.invalid(instance, invocation, str(exc))
+        raise exc
 
     def timeout(self, instance: InstanceChannel, invocation: Invocation) -> Outcome:
         """The request ran past ``timeout_ms``: 504, and the instance is killed."""

@@ -64,9 +64,9 @@ from edge.runtime.python.process.sandbox import Limits
 from edge.runtime.python.slots import CLOSED, EXPIRED, PIPELINE_DEPTH, RESERVED, Slots
 from edge.runtime.python.sockets import CallTimeout, InstanceChannel, NotStarted, Verified
 from edge.runtime.python.streamed import InstanceStream
-from edge.runtime.python.templates import TemplateLink, TemplateSource, discard
+from edge.runtime.python.templates import TemplateLink, TemplateSource
 from edge.runtime.streaming import BodyStream
-from edge.runtime.wire import MIB, FrameTooLarge, PeerClosed, ProtocolError
+from edge.runtime.wire import MIB, PeerClosed, ProtocolError
 
 __all__ = ["PythonPool", "Zygote"]
 
@@ -225,7 +225,7 @@ class PythonPool:
     ) -> Outcome:
         if isinstance(exc, NotStarted):
             return await self._retry(instance, invocation, retried=False)
-        return await self._call_failed(instance, invocation, exc)
+        return await self._faults.of_call(instance, invocation, exc, closing=self._closing)
 
     def _finish(
         self,
@@ -442,29 +442,13 @@ class PythonPool:
         except NotStarted:
             raise
         except (CallTimeout, ProtocolError) as exc:  # PeerClosed is a ProtocolError
-            return await self._call_failed(instance, invocation, exc)
+            return await self._faults.of_call(instance, invocation, exc, closing=self._closing)
         except asyncio.CancelledError:
             # The channel killed it (the request had started) or will drop the
             # reply (it was queued): either way this request's place is free.
             self._slots.release(instance, answered=False)
             raise
         return self._answer(instance, invocation, reply, (time.perf_counter() - started) * 1000)
-
-    async def _call_failed(
-        self, instance: InstanceChannel, invocation: Invocation, exc: BaseException
-    ) -> Outcome:
-        """The fault answer for a call that raised (not :class:`NotStarted`)."""
-        if isinstance(exc, CallTimeout):
-            return self._faults.timeout(instance, invocation)
-        if isinstance(exc, PeerClosed):
-            if self._closing:
-                return self._faults.shutting_down(invocation)
-            return await self._faults.died(instance, invocation)
-        if isinstance(exc, FrameTooLarge):
-            return self._faults.too_large(instance, invocation)
-        if isinstance(exc, ProtocolError):
-            return self._faults.invalid(instance, invocation, str(exc))
-        raise exc
 
     def _answer(
         self, instance: InstanceChannel, invocation: Invocation, reply: Any, duration_ms: float
@@ -540,18 +524,7 @@ class PythonPool:
         self._slots.hand_on(instance)
 
     async def _spawn(self) -> InstanceChannel:
-        template = await self._templates.get()
-        spare = template.take_spare()
-        if spare is None:
-            instance = await self._attach(await template.spawn())
-        elif spare.done():  # the rule: a cold start that awaits nothing
-            instance = spare.result()
-        else:  # it came within this loop turn
-            try:
-                instance = await asyncio.shield(spare)
-            except asyncio.CancelledError:
-                discard(spare)
-                raise
+        instance = await (await self._templates.get()).instance()
         instance.last_used = time.monotonic()
         if self._side is not None:
             instance.handle("kv", self._side.handler(instance.send_frame))

@@ -158,6 +158,25 @@ class TemplateLink:
         with contextlib.suppress(PeerClosed):  # its instances go with it: on_lost says so
             self._channel.send({"op": "spare_taken"})
 
+    async def instance(self) -> InstanceChannel:
+        """An instance on the loop: the held spare (attached when it came, so this
+        awaits nothing), or, with none held, one forked now and attached.
+
+        Raises:
+            SpawnError: the template could not fork.
+            PeerClosed: the template is gone.
+        """
+        spare = self.take_spare()
+        if spare is None:
+            return await self._attach(await self.spawn())
+        if spare.done():  # the rule
+            return spare.result()
+        try:  # it came within this loop turn
+            return await asyncio.shield(spare)
+        except asyncio.CancelledError:
+            discard(spare)
+            raise
+
     async def spawn(self) -> Verified:
         """Fork an instance; returns its (worker-side) socket, verified.
 

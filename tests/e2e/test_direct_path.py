@@ -280,6 +280,58 @@ def test_kept_alive_function_requests_take_the_direct_path_and_answer_as_gunicor
     assert headers["server"] == closing[1]["server"]
 
 
+@LANGUAGES
+def test_targets_and_headers_read_on_the_direct_path_as_on_gunicorns(
+    conn: http.client.HTTPConnection, host: str, prefix: str
+) -> None:
+    """Once a connection's forwarded-header trust is known, a request with no
+    header the policy acts on skips gunicorn's request object; one with such a
+    header goes through it. Each reads as gunicorn's own path reads it."""
+    fetch(conn, host, f"{prefix}/echo")  # warm; the connection's trust is worked out
+    cases = [
+        (f"{prefix}/echo/caf%C3%A9?q=%2F&r=%zz", {"x-test": "encoded"}),  # the fast way
+        (f"{prefix}/echo/u", {"x_test": "underscored", "x-test": "dashed"}),  # "_": the policy
+        (f"{prefix}/echo/f", {"X-Forwarded-Proto": "https", "x-test": "forwarded"}),
+    ]
+    for target, headers in cases:
+        before = direct_count(conn, host)
+        direct = fetch(conn, host, target, headers=headers)
+        assert grew(before, direct_count(conn, host)) == counted(1)
+        gunicorns = fetch(conn, host, target, headers={**headers, "Connection": "close"})
+        assert direct[0] == gunicorns[0] == 200, direct
+        assert json.loads(direct[2]) == json.loads(gunicorns[2])
+    assert json.loads(direct[2])["agent"] == "forwarded"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "GET /echo HTTP/1.1\r\nHost: {host}\r\nHost: {host}\r\n",
+        "GET /echo HTTP/1.1\r\nHost: {host}\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n",
+        "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: gzip\r\n",
+    ],
+    ids=["two-hosts", "two-content-types", "not-chunked"],
+)
+def test_a_request_gunicorn_refuses_is_refused_on_a_kept_alive_connection(
+    runtime_stack: Stack, host: str, head: str
+) -> None:
+    """400 and closed, even after a request that made the connection's trust
+    known. gunicorn's C parser refuses these itself; the direct path's own checks
+    (gunicorn's backstop, for a parser that lets them through) are held in
+    tests/unit/test_direct_scan.py."""
+    first = f"GET /echo HTTP/1.1\r\nHost: {host}\r\n\r\n"
+    bad = head.format(host=host) + "\r\n"
+    with socket.create_connection(("127.0.0.1", runtime_stack.config.runtime_port)) as sock:
+        sock.settimeout(30)
+        sock.sendall(first.encode())
+        assert read_responses(sock, 1)[0][0] == "200"
+        sock.sendall(bad.encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 400"), data[:200]
+
+
 def read_responses(sock: socket.socket, count: int) -> list[tuple[str, dict[str, str], bytes]]:
     """``count`` responses framed by content-length (or none), from a raw socket."""
     data = b""

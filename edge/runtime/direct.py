@@ -12,14 +12,16 @@ connection is made ready for
 its next request as gunicorn's loop would (parser reset, reading resumed,
 keep-alive timer armed, what came in behind fed on). gunicorn's loop stays
 parked and takes any request the direct path does not: HEAD, chunked or
-over-limit bodies, Expect, Upgrade, Connection: close, HTTP/1.0, unknown hosts
-and routes, other regions' functions, ``/healthz`` and ``/metrics``.
+over-limit bodies, Transfer-Encoding, Expect, Upgrade, Connection: close,
+HTTP/1.0, what gunicorn would refuse, unknown hosts and routes, other regions'
+functions, ``/healthz`` and ``/metrics``.
 
-What a request no longer pays (README.md, Benchmarks, fourth pass): gunicorn's
-request object and ASGI scope, the ``send()`` closures, a second task and its
-future, the connection loop's wake-up, and a keep-alive timer made and
-cancelled per request (one timer per connection here re-arms itself only when
-it fires early).
+What a request no longer pays (README.md, Benchmarks, fourth and eleventh
+passes): gunicorn's request object (but for a connection's first request, or
+one with headers its policy acts on) and ASGI scope, the ``send()`` closures, a
+second task and its future, the connection loop's wake-up, and a keep-alive
+timer made and cancelled per request (one timer per connection here re-arms
+itself only when it fires early).
 """
 
 from __future__ import annotations

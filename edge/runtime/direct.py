@@ -59,6 +59,22 @@ class DirectCall:
         self.chunks: list[bytes] = []
 
 
+def _call(
+    line: tuple[str, str],
+    host: tuple[bytes, str],
+    headers: list[tuple[bytes, bytes]],
+    local: Any,
+    scheme_query: tuple[str, str],
+) -> DirectCall:
+    """A :class:`DirectCall` of the request's method and path, its Host (as sent,
+    and its name), its headers and where it is routed (``local``)."""
+    site, target, params = local
+    pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
+    method, path = line
+    routed = Routed(method, path, host[0].decode("latin-1"), host[1], pairs, site, target, params)
+    return DirectCall(routed, *scheme_query)
+
+
 class DirectProtocol(ASGIProtocol):
     """gunicorn's HTTP/1 protocol with the direct path (see the module's docstring)."""
 
@@ -162,19 +178,13 @@ class DirectProtocol(ASGIProtocol):
             return self._policed_call(host, hostname, local)
         if b"%" in raw_path:
             raw_path = unquote_to_bytes(raw_path)
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in parser.asgi_headers]
-        site, target, params = local
-        routed = Routed(
-            parser.method.decode("ascii"),
-            raw_path.decode("utf-8", errors="replace"),
-            host.decode("latin-1"),
-            hostname,
-            headers,
-            site,
-            target,
-            params,
+        return _call(
+            (parser.method.decode("ascii"), raw_path.decode("utf-8", errors="replace")),
+            (host, hostname),
+            parser.asgi_headers,
+            local,
+            ("https" if self._is_ssl else "http", raw_query.decode("latin-1")),
         )
-        return DirectCall(routed, "https" if self._is_ssl else "http", raw_query.decode("latin-1"))
 
     @staticmethod
     def _plain(parser: Any, max_body: int) -> bool:
@@ -218,19 +228,13 @@ class DirectProtocol(ASGIProtocol):
             self._policy(request).apply(request)  # works out (and keeps) the trust
         else:
             self._policy(request).apply(request, self._forwarded_trust, self._secure_names)
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers_bytes]
-        site, target, params = local
-        routed = Routed(
-            request.method,
-            request.path or "/",
-            host.decode("latin-1"),
-            hostname,
-            headers,
-            site,
-            target,
-            params,
+        return _call(
+            (request.method, request.path or "/"),
+            (host, hostname),
+            request.headers_bytes,
+            local,
+            (request.scheme, request.query),
         )
-        return DirectCall(routed, request.scheme, request.query)
 
     def _policy(self, request: CallbackRequest) -> _RequestHeaderPolicy:
         policy = _RequestHeaderPolicy(self.cfg, self._peer, request.scheme, request.version)

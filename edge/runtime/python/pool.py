@@ -211,10 +211,8 @@ class PythonPool:
             try:
                 outcome = self._answer(instance, invocation, future.result(), duration_ms)
             except Exception:
-                logger.exception("function %s: reading a reply", self._label)
-                outcome = self._faults.unavailable(invocation, "its reply could not be read")
-            finally:
-                self._leave()
+                outcome = self._broken(invocation, "reading its reply")
+            self._leave()
             done(outcome)
 
         call.future.add_done_callback(settled)
@@ -239,15 +237,19 @@ class PythonPool:
             try:
                 outcome = await finishing
             except Exception:
-                logger.exception("function %s: answering a failed call", self._label)
-                outcome = self._faults.unavailable(invocation, "its call failed")
-            finally:
-                self._leave()
+                outcome = self._broken(invocation, "answering its failed call")
+            self._leave()
             done(outcome)
 
         task = asyncio.get_running_loop().create_task(finish())
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
+
+    def _broken(self, invocation: Invocation, doing: str) -> Outcome:
+        """Log the exception being handled (a bug of ours, not the function's) and
+        answer 503 for the submitted request it stopped."""
+        logger.exception("function %s: %s", self._label, doing)
+        return self._faults.unavailable(invocation, f"the worker failed {doing}")
 
     def _leave(self) -> None:
         self._inflight -= 1
